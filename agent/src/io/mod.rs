@@ -1,0 +1,1 @@
+//! Small composable I/O adapters, one type a file.

@@ -1,0 +1,47 @@
+//! deployer: a curtin-compatible deployment agent.
+//!
+//! Data flows one way: config -> plan -> disk -> target -> report.
+//!
+//! Entry points and the stage sequence:
+//! - [`cli`]: clap types for `deployer ...` and the multi-call `curtin ...` command line; nothing else.
+//! - [`install`]: the install command, the stages in curtin's order, short enough to read as a checklist.
+//! - [`plan`]: the dry run that says what each stage would do.
+//!
+//! One module a stage (curtin's vocabulary):
+//! - [`block_meta`]: the partitioning stage (storage config v1, simple mode, dd writing).
+//! - [`extract`]: the extract stage (root tarballs into the mounted target).
+//! - [`network`]: rendering network config for the deployed OS.
+//! - [`curthooks`]: the curthooks stage (image hooks or builtin hooks).
+//! - [`hook`]: the hook (finalize) stage.
+//! - [`commands`]: `*_commands` and `write_files`.
+//!
+//! The layers the stages stand on (a lower layer never reaches up into a stage):
+//! - [`source`]: where bytes come from (fetch, resume, detect, decode).
+//! - [`io`]: small composable readers and writers (hash, limit, progress, zero-skipping writer).
+//! - [`write_image`]: the dd pipeline from a source to a disk.
+//! - [`grow`]: moving the GPT backup header and growing the root partition and filesystem.
+//! - [`blockdev`]: block device discovery, safety checks, partition nodes, ioctls.
+//! - [`target`]: mounts, chroot, in-target execution.
+//! - [`report`]: events, webhook and OAuth, progress.
+//! - [`error`]: failure kinds and exit codes.
+//! - [`tools`]: every external command the agent runs, in one place.
+
+pub mod block_meta;
+pub mod blockdev;
+pub mod cli;
+pub mod commands;
+pub mod curthooks;
+pub mod error;
+pub mod extract;
+pub mod grow;
+pub mod hook;
+pub mod install;
+pub mod io;
+pub mod logging;
+pub mod network;
+pub mod plan;
+pub mod report;
+pub mod source;
+pub mod target;
+pub mod tools;
+pub mod write_image;

@@ -1,0 +1,52 @@
+//! The `deployer` binary. Multi-call: invoked as `curtin` (a link to this binary), it answers
+//! curtin's command line, so that configs and hooks that call `curtin ...` run deployer.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+use deployer::cli::{Cli, Command, CurtinCli, Global};
+use deployer::error;
+
+fn main() -> ExitCode {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let name = Path::new(&argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (global, command) = if name == "curtin" {
+        let cli = CurtinCli::parse();
+        (cli.global, cli.command)
+    } else {
+        let cli = Cli::parse();
+        (cli.global, cli.command)
+    };
+    deployer::logging::init(&global);
+    match run(&global, command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{name}: error: {}", error::render(&err));
+            if global.showtrace {
+                eprintln!("{err:?}");
+            }
+            ExitCode::from(error::exit_code(&err) as u8)
+        }
+    }
+}
+
+fn run(global: &Global, command: Command) -> anyhow::Result<()> {
+    use deployer::*;
+    match command {
+        Command::Validate(a) => plan::validate(global, &a),
+        Command::Plan(a) => plan::run(global, &a),
+        Command::Install(a) => install::run(global, &a),
+        Command::WriteImage(a) => write_image::run(global, &a),
+        Command::BlockMeta(a) => block_meta::run(global, &a),
+        Command::Extract(a) => extract::run(global, &a),
+        Command::NetMeta(a) => network::net_meta(global, &a),
+        Command::Curthooks(a) => curthooks::run(global, &a),
+        Command::Hook(a) => hook::run(global, &a),
+        Command::InTarget(a) => target::in_target(global, &a),
+        Command::RenderNetwork(a) => network::render_cmd(global, &a),
+    }
+}

@@ -1,0 +1,1 @@
+//! MAAS-style config generation (issue 7).

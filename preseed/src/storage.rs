@@ -1,0 +1,1 @@
+//! TODO: filled by the config-model work (issue 2).
