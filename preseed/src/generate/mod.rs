@@ -1,1 +1,283 @@
-//! MAAS-style config generation (issue 7).
+//! MAAS-style config generation (issue 7): from a machine and a boot resource, the curtin
+//! config MAAS would compose for that deployment, as its ordered fragments
+//! (maas-preseed.md §1.2) or merged; the ephemeral OS user-data that runs `deployer install`;
+//! and MAAS's upload rules for the resource.
+//!
+//! Everything is built as `serde_yaml::Value` mappings in MAAS's key order, so that what we
+//! print is what the agent loads.
+
+pub mod archive;
+pub mod machine;
+pub mod network;
+pub mod reporting;
+pub mod resource;
+pub mod storage;
+pub mod template;
+pub mod userdata;
+
+use serde_yaml::{Mapping, Value};
+
+pub use machine::Machine;
+pub use resource::{Checked, Resource, ResourceErrors};
+
+/// An input problem, naming the key it is about.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct GenError {
+    pub key: String,
+    pub message: String,
+}
+
+impl GenError {
+    pub fn new(key: &str, message: impl Into<String>) -> Self {
+        GenError {
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why generation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("image: {0}")]
+    Resource(ResourceErrors),
+    #[error("machine: {0}")]
+    Machine(GenError),
+}
+
+pub(crate) fn seq<I: IntoIterator<Item = String>>(items: I) -> Value {
+    Value::Sequence(items.into_iter().map(Value::String).collect())
+}
+
+/// Parse a machine document (YAML or JSON); errors name the file and the key path.
+pub fn parse_machine(origin: &str, text: &str) -> Result<Machine, Error> {
+    parse(origin, text)
+}
+
+/// Parse a boot resource document (YAML or JSON).
+pub fn parse_resource(origin: &str, text: &str) -> Result<Resource, Error> {
+    parse(origin, text)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(origin: &str, text: &str) -> Result<T, Error> {
+    let de = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        Error::Parse {
+            origin: origin.to_string(),
+            message: if path == "." {
+                inner
+            } else {
+                format!("{path}: {inner}")
+            },
+        }
+    })
+}
+
+/// One config part, named as MAAS's composer function is (for the archive's comments).
+#[derive(Debug, Clone)]
+pub struct Fragment {
+    pub name: &'static str,
+    pub value: Value,
+}
+
+/// The generated config.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    /// The install source as MAAS passes it to `curtin install` (`dd-gz:http://...`).
+    pub source: String,
+    /// The parts in MAAS's order; later ones win when merged.
+    pub fragments: Vec<Fragment>,
+    pub checked: Checked,
+}
+
+/// curtin's source string for a type: tarballs MAAS serves bare, everything else prefixed.
+pub fn source_string(source_type: &str, url: &str) -> String {
+    match source_type {
+        "tgz" | "tbz" | "txz" => url.to_string(),
+        t => format!("{t}:{url}"),
+    }
+}
+
+/// The `sources:` fragment: `00_cmdline`, the key curtin gives the positional source. A
+/// mapping when we know a checksum or size (our extension), else MAAS's prefixed string.
+fn sources_fragment(r: &Resource, c: &Checked, url: &str) -> Value {
+    let value = if r.sha256.is_some() || r.size.is_some() {
+        let mut s = Mapping::new();
+        s.insert("type".into(), c.source_type.into());
+        s.insert("uri".into(), url.into());
+        if let Some(h) = &r.sha256 {
+            s.insert("sha256".into(), h.to_ascii_lowercase().into());
+        }
+        if let Some(n) = r.size {
+            s.insert("size".into(), n.into());
+        }
+        Value::Mapping(s)
+    } else {
+        Value::String(source_string(c.source_type, url))
+    };
+    let mut src = Mapping::new();
+    src.insert("00_cmdline".into(), value);
+    let mut out = Mapping::new();
+    out.insert("sources".into(), Value::Mapping(src));
+    Value::Mapping(out)
+}
+
+fn one(key: &str, v: Value) -> Value {
+    let mut m = Mapping::new();
+    m.insert(key.into(), v);
+    Value::Mapping(m)
+}
+
+/// Compose the config parts for this machine and image, in MAAS's order (§1.2), after the
+/// source.
+pub fn generate(m: &Machine, r: &Resource) -> Result<Generated, Error> {
+    let c = resource::check(r).map_err(Error::Resource)?;
+    let url = r.url.as_deref().ok_or_else(|| {
+        Error::Resource(ResourceErrors(vec![
+            "url: missing; generate needs the URL the image is served from".into(),
+        ]))
+    })?;
+    check_machine(m).map_err(Error::Machine)?;
+
+    let mut parts = vec![Fragment {
+        name: "source",
+        value: sources_fragment(r, &c, url),
+    }];
+    let mut push = |name, value| parts.push(Fragment { name, value });
+
+    push("storage", storage::generate(m).map_err(Error::Machine)?);
+    // apt only for Ubuntu bases (MAAS: base os ubuntu or custom-unresolved).
+    if c.base_os == "ubuntu" {
+        push("archive", archive::fragment(m));
+    }
+    push("reporter", reporting::fragment(m));
+    let version = network::version_for(&c.base_os, c.ubuntu_version(), m.force_v1_network);
+    push("network", network::generate(m, version).map_err(Error::Machine)?);
+    if !c.is_custom() {
+        if let Some(size) = m.swap_size {
+            push("swap", one("swap", one("size", format!("{size}B").into())));
+        }
+        if let Some(pkg) = &m.kernel_package {
+            let mut k = Mapping::new();
+            k.insert("package".into(), pkg.clone().into());
+            k.insert("mapping".into(), Value::Mapping(Mapping::new()));
+            push("kernel", one("kernel", Value::Mapping(k)));
+        }
+    }
+    if m.verbose {
+        let mut v = Mapping::new();
+        v.insert("verbosity".into(), 3.into());
+        v.insert("showtrace".into(), true.into());
+        push("verbose", Value::Mapping(v));
+    }
+    push("cloud_config", reporting::cloudconfig(m));
+    push(
+        "kernel_crash_dump",
+        one("kernel-crash-dumps", one("enabled", m.kernel_crash_dumps.into())),
+    );
+    push("userdata", template::fragment(m, &c));
+
+    Ok(Generated {
+        source: source_string(c.source_type, url),
+        fragments: parts,
+        checked: c,
+    })
+}
+
+fn check_machine(m: &Machine) -> Result<(), GenError> {
+    let ok_id = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !ok_id(&m.system_id) {
+        return Err(GenError::new("system_id", format!("{:?} is not a system id", m.system_id)));
+    }
+    if !ok_id(&m.hostname) {
+        return Err(GenError::new("hostname", format!("{:?} is not a host name", m.hostname)));
+    }
+    if !(m.metadata_url.starts_with("http://") || m.metadata_url.starts_with("https://")) {
+        return Err(GenError::new(
+            "metadata_url",
+            format!("{:?} must be an http(s) URL such as http://10.0.0.2:5248/MAAS/metadata/", m.metadata_url),
+        ));
+    }
+    match m.architecture.split_once('/') {
+        Some((a, s)) if !a.is_empty() && !s.is_empty() => {}
+        _ => {
+            return Err(GenError::new(
+                "architecture",
+                format!("{:?} needs to be in form '<arch>/<subarch>'", m.architecture),
+            ))
+        }
+    }
+    for (k, v) in [
+        ("token.consumer_key", &m.token.consumer_key),
+        ("token.token_key", &m.token.token_key),
+        ("token.token_secret", &m.token.token_secret),
+    ] {
+        if v.is_empty() || v.contains(char::is_whitespace) {
+            return Err(GenError::new(k, "must be a non-empty token without spaces"));
+        }
+    }
+    Ok(())
+}
+
+/// curtin's merge: mappings merge key by key, anything else (lists too) is replaced.
+pub fn merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Mapping(b), Value::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+impl Generated {
+    /// All parts folded in order, as `get_curtin_merged_config` does.
+    pub fn merged(&self) -> Value {
+        let mut out = Value::Mapping(Mapping::new());
+        for f in &self.fragments {
+            merge(&mut out, &f.value);
+        }
+        out
+    }
+
+    /// The merged config as one YAML document.
+    pub fn merged_yaml(&self) -> String {
+        format!(
+            "#curtin-config\n# source: {}\n{}",
+            self.source,
+            serde_yaml::to_string(&self.merged()).expect("YAML of a Value")
+        )
+    }
+
+    /// The parts as a `#curtin-config-archive`: a YAML list of `text/curtin-config` items that
+    /// curtin (and deployer) merge in order.
+    pub fn archive_yaml(&self) -> String {
+        let mut items = Vec::new();
+        for (i, f) in self.fragments.iter().enumerate() {
+            let body = serde_yaml::to_string(&f.value).expect("YAML of a Value");
+            let mut item = Mapping::new();
+            item.insert("type".into(), "text/curtin-config".into());
+            item.insert(
+                "content".into(),
+                format!("#curtin-config\n# {i:03} {}\n{body}", f.name).into(),
+            );
+            items.push(Value::Mapping(item));
+        }
+        format!(
+            "#curtin-config-archive\n# source: {}\n{}",
+            self.source,
+            serde_yaml::to_string(&Value::Sequence(items)).expect("YAML of a Value")
+        )
+    }
+}

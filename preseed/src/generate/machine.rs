@@ -1,0 +1,376 @@
+//! The machine description a generator hands us (issue 7's field names; more are accepted).
+//! Unknown keys are refused so that a typo does not silently drop a disk or an address.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer};
+
+/// One machine, as MAAS knows it at deploy time.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Machine {
+    pub system_id: String,
+    pub hostname: String,
+    /// DNS domain; first entry of every search list, as MAAS puts the node's domain first.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// `arch/subarch`, e.g. `amd64/generic`.
+    pub architecture: String,
+    pub boot_mode: BootMode,
+    /// The metadata service root, e.g. `http://10.0.0.2:5248/MAAS/metadata/`.
+    pub metadata_url: String,
+    pub token: Token,
+    pub disks: Vec<Disk>,
+    #[serde(default)]
+    pub layout: Layout,
+    /// Size of an ext4 `/boot` partition (flat and lvm layouts); none by default.
+    #[serde(default, deserialize_with = "opt_size")]
+    pub boot_size: Option<u64>,
+    /// Size of the root partition (flat) or physical volume (lvm); the rest of the disk by default.
+    #[serde(default, deserialize_with = "opt_size")]
+    pub root_size: Option<u64>,
+    /// lvm layout: volume group and logical volume names and the LV size (whole VG by default).
+    #[serde(default)]
+    pub vg_name: Option<String>,
+    #[serde(default)]
+    pub lv_name: Option<String>,
+    #[serde(default, deserialize_with = "opt_size")]
+    pub lv_size: Option<u64>,
+    /// `layout: custom`: the partitions to make, in order.
+    #[serde(default)]
+    pub partitions: Vec<CustomPartition>,
+    #[serde(default)]
+    pub interfaces: Vec<Interface>,
+    #[serde(default)]
+    pub bonds: Vec<Bond>,
+    #[serde(default)]
+    pub vlans: Vec<Vlan>,
+    #[serde(default)]
+    pub bridges: Vec<Bridge>,
+    #[serde(default)]
+    pub dns: Dns,
+    /// The Ubuntu archive the deployed OS uses (Ubuntu bases only).
+    #[serde(default)]
+    pub archive: Option<Archive>,
+    /// HTTP proxy for apt/yum in the deployed OS.
+    #[serde(default)]
+    pub http_proxy: Option<String>,
+    /// `verbosity: 3` and `showtrace: true`, as MAAS's `curtin_verbose` setting.
+    #[serde(default)]
+    pub verbose: bool,
+    #[serde(default)]
+    pub kernel_crash_dumps: bool,
+    /// Swap file size for non-custom images (custom images never get `swap`).
+    #[serde(default, deserialize_with = "opt_size")]
+    pub swap_size: Option<u64>,
+    /// Kernel package for non-custom images (custom images never get `kernel`).
+    #[serde(default)]
+    pub kernel_package: Option<String>,
+    /// Owner e-mail: adds the `maas-ubuntu-sso` cloudconfig entry.
+    #[serde(default)]
+    pub owner_email: Option<String>,
+    /// The rack's syslog `host:port` for the ephemeral OS (default: metadata host, port 5247).
+    #[serde(default)]
+    pub syslog: Option<String>,
+    /// Network config v1 even where MAAS would send v2 (MAAS's `force_v1_network_yaml`).
+    #[serde(default)]
+    pub force_v1_network: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BootMode {
+    Uefi,
+    Bios,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Token {
+    pub consumer_key: String,
+    pub token_key: String,
+    pub token_secret: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disk {
+    pub name: String,
+    #[serde(default)]
+    pub serial: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub wwn: Option<String>,
+    /// A stable path such as `/dev/disk/by-id/...`, used when there is no serial.
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(deserialize_with = "size")]
+    pub size: u64,
+    #[serde(default = "default_block_size")]
+    pub block_size: u64,
+    #[serde(default)]
+    pub boot: bool,
+    /// Partition table for this disk; GPT by default, as MAAS makes new tables.
+    #[serde(default)]
+    pub ptable: Option<PtableKind>,
+}
+
+fn default_block_size() -> u64 {
+    512
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PtableKind {
+    Gpt,
+    Msdos,
+}
+
+impl PtableKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PtableKind::Gpt => "gpt",
+            PtableKind::Msdos => "msdos",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    #[default]
+    Flat,
+    Lvm,
+    Blank,
+    Custom,
+}
+
+/// One partition of `layout: custom`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomPartition {
+    pub disk: String,
+    /// Bytes or a size string; absent means the rest of the disk.
+    #[serde(default, deserialize_with = "opt_size")]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub fstype: Option<String>,
+    #[serde(default)]
+    pub mount: Option<String>,
+    #[serde(default)]
+    pub mount_options: Option<String>,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub bootable: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interface {
+    pub name: String,
+    pub mac: String,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    #[serde(default)]
+    pub addresses: Vec<Address>,
+    /// Extra per-interface keys copied through, e.g. `accept-ra: true`.
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_yaml::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bond {
+    pub name: String,
+    pub members: Vec<String>,
+    pub mode: String,
+    /// Bonding parameters, with or without the `bond-` prefix: miimon, lacp-rate,
+    /// xmit-hash-policy, updelay, downdelay, num-grat-arp, num-unsol-na.
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_yaml::Value>,
+    /// The bond's MAC; the first member's by default.
+    #[serde(default)]
+    pub mac: Option<String>,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    #[serde(default)]
+    pub addresses: Vec<Address>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vlan {
+    /// `<link>.<id>` by default.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub link: String,
+    pub id: u16,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    #[serde(default)]
+    pub addresses: Vec<Address>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bridge {
+    pub name: String,
+    pub members: Vec<String>,
+    #[serde(default)]
+    pub mac: Option<String>,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    #[serde(default)]
+    pub stp: bool,
+    #[serde(default = "default_forward_delay")]
+    pub forward_delay: u32,
+    #[serde(default)]
+    pub addresses: Vec<Address>,
+}
+
+fn default_forward_delay() -> u32 {
+    15
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AddressMode {
+    Static,
+    /// Both families when no `cidr` says which (MAAS's `dhcp`).
+    Dhcp,
+    Dhcp4,
+    Dhcp6,
+    LinkUp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Address {
+    pub mode: AddressMode,
+    /// The subnet, e.g. `10.0.0.0/24`.
+    #[serde(default)]
+    pub cidr: Option<String>,
+    /// The address; may carry its own prefix (`10.0.0.10/24`) when `cidr` is absent.
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub gateway: Option<String>,
+    #[serde(default)]
+    pub dns: Vec<String>,
+    #[serde(default)]
+    pub search: Vec<String>,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub to: String,
+    pub via: String,
+    #[serde(default)]
+    pub metric: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    #[serde(default)]
+    pub servers: Vec<String>,
+    #[serde(default)]
+    pub search: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Archive {
+    pub url: String,
+    /// Keep `deb-src` lines active (MAAS comments them out by default).
+    #[serde(default)]
+    pub enable_sources: bool,
+}
+
+impl Machine {
+    /// The disk MAAS boots from: the one marked `boot`, else the first.
+    pub fn boot_disk(&self) -> Option<&Disk> {
+        self.disks
+            .iter()
+            .find(|d| d.boot)
+            .or_else(|| self.disks.first())
+    }
+
+    /// The part of `architecture` before the `/`.
+    pub fn arch(&self) -> &str {
+        self.architecture
+            .split('/')
+            .next()
+            .unwrap_or(&self.architecture)
+    }
+
+    /// The metadata root with exactly one trailing slash.
+    pub fn metadata_root(&self) -> String {
+        format!("{}/", self.metadata_url.trim_end_matches('/'))
+    }
+}
+
+/// Parse curtin-style sizes: bytes, or a number with a binary unit (`K`, `M`, `G`, `T`, with
+/// an optional `B`/`iB`), as curtin's human2bytes reads them.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let unit = unit.trim();
+    let mult: u64 = match unit.to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        "P" => 1 << 50,
+        _ => return Err(format!("unknown size unit {unit:?} in {text:?}")),
+    };
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 500G or 536870912)"))?;
+    if value < 0.0 {
+        return Err(format!("{text:?} is negative"));
+    }
+    Ok((value * mult as f64) as u64)
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SizeRepr {
+    Int(u64),
+    Text(String),
+}
+
+fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match SizeRepr::deserialize(d)? {
+        SizeRepr::Int(n) => Ok(n),
+        SizeRepr::Text(s) => parse_size(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+fn opt_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    size(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("500G").unwrap(), 500 << 30);
+        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1.5G").unwrap(), 3 << 29);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("big").is_err());
+    }
+}
