@@ -14,7 +14,11 @@ use clap::{Parser, Subcommand};
 use preseed::generate::{self, userdata, Machine, Resource};
 
 #[derive(Debug, Parser)]
-#[command(name = "preseed", version, about = "Generate deployment configs the way MAAS does")]
+#[command(
+    name = "preseed",
+    version,
+    about = "Generate deployment configs the way MAAS does"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -74,7 +78,14 @@ fn run(cli: Cli) -> Result<()> {
             for w in &g.checked.warnings {
                 eprintln!("preseed: warning: {w}");
             }
-            print!("{}", if merged { g.merged_yaml() } else { g.archive_yaml() });
+            print!(
+                "{}",
+                if merged {
+                    g.merged_yaml()
+                } else {
+                    g.archive_yaml()
+                }
+            );
         }
         Command::UserData {
             machine,

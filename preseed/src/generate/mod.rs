@@ -66,7 +66,13 @@ fn parse<T: serde::de::DeserializeOwned>(origin: &str, text: &str) -> Result<T, 
     let de = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
+        let mut inner = e.into_inner().to_string();
+        // serde_yaml prefixes part of the path itself; keep ours, the full one.
+        if let Some((head, rest)) = inner.split_once(": ") {
+            if !head.contains(' ') && path.starts_with(head) {
+                inner = rest.to_string();
+            }
+        }
         Error::Parse {
             origin: origin.to_string(),
             message: if path == "." {
@@ -157,7 +163,10 @@ pub fn generate(m: &Machine, r: &Resource) -> Result<Generated, Error> {
     }
     push("reporter", reporting::fragment(m));
     let version = network::version_for(&c.base_os, c.ubuntu_version(), m.force_v1_network);
-    push("network", network::generate(m, version).map_err(Error::Machine)?);
+    push(
+        "network",
+        network::generate(m, version).map_err(Error::Machine)?,
+    );
     if !c.is_custom() {
         if let Some(size) = m.swap_size {
             push("swap", one("swap", one("size", format!("{size}B").into())));
@@ -178,7 +187,10 @@ pub fn generate(m: &Machine, r: &Resource) -> Result<Generated, Error> {
     push("cloud_config", reporting::cloudconfig(m));
     push(
         "kernel_crash_dump",
-        one("kernel-crash-dumps", one("enabled", m.kernel_crash_dumps.into())),
+        one(
+            "kernel-crash-dumps",
+            one("enabled", m.kernel_crash_dumps.into()),
+        ),
     );
     push("userdata", template::fragment(m, &c));
 
@@ -190,17 +202,30 @@ pub fn generate(m: &Machine, r: &Resource) -> Result<Generated, Error> {
 }
 
 fn check_machine(m: &Machine) -> Result<(), GenError> {
-    let ok_id = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let ok_id = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
     if !ok_id(&m.system_id) {
-        return Err(GenError::new("system_id", format!("{:?} is not a system id", m.system_id)));
+        return Err(GenError::new(
+            "system_id",
+            format!("{:?} is not a system id", m.system_id),
+        ));
     }
     if !ok_id(&m.hostname) {
-        return Err(GenError::new("hostname", format!("{:?} is not a host name", m.hostname)));
+        return Err(GenError::new(
+            "hostname",
+            format!("{:?} is not a host name", m.hostname),
+        ));
     }
     if !(m.metadata_url.starts_with("http://") || m.metadata_url.starts_with("https://")) {
         return Err(GenError::new(
             "metadata_url",
-            format!("{:?} must be an http(s) URL such as http://10.0.0.2:5248/MAAS/metadata/", m.metadata_url),
+            format!(
+                "{:?} must be an http(s) URL such as http://10.0.0.2:5248/MAAS/metadata/",
+                m.metadata_url
+            ),
         ));
     }
     match m.architecture.split_once('/') {
@@ -208,7 +233,10 @@ fn check_machine(m: &Machine) -> Result<(), GenError> {
         _ => {
             return Err(GenError::new(
                 "architecture",
-                format!("{:?} needs to be in form '<arch>/<subarch>'", m.architecture),
+                format!(
+                    "{:?} needs to be in form '<arch>/<subarch>'",
+                    m.architecture
+                ),
             ))
         }
     }

@@ -21,8 +21,12 @@ pub fn version_for(base_os: &str, ubuntu: Option<(u32, u32)>, force_v1: bool) ->
         return Version::V1;
     }
     match ubuntu {
-        Some(v) if v >= (18, 4) => Version::V2 { source_routing: true },
-        Some(v) if v >= (16, 4) => Version::V2 { source_routing: false },
+        Some(v) if v >= (18, 4) => Version::V2 {
+            source_routing: true,
+        },
+        Some(v) if v >= (16, 4) => Version::V2 {
+            source_routing: false,
+        },
         _ => Version::V1,
     }
 }
@@ -118,15 +122,25 @@ fn default_search(m: &Machine) -> Vec<String> {
 
 fn check_mac(key: &str, mac: &str) -> Result<String, GenError> {
     let parts: Vec<&str> = mac.split(':').collect();
-    if parts.len() != 6 || !parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit())) {
-        return Err(GenError::new(key, format!("{mac:?} is not a MAC address (aa:bb:cc:dd:ee:ff)")));
+    if parts.len() != 6
+        || !parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        return Err(GenError::new(
+            key,
+            format!("{mac:?} is not a MAC address (aa:bb:cc:dd:ee:ff)"),
+        ));
     }
     Ok(mac.to_ascii_lowercase())
 }
 
 fn check_name(key: &str, name: &str) -> Result<(), GenError> {
     if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', ':']) {
-        return Err(GenError::new(key, format!("{name:?} is not an interface name (1-15 characters, no '/', ':' or spaces)")));
+        return Err(GenError::new(
+            key,
+            format!("{name:?} is not an interface name (1-15 characters, no '/', ':' or spaces)"),
+        ));
     }
     Ok(())
 }
@@ -164,15 +178,25 @@ fn collect(m: &Machine) -> Result<Vec<Iface<'_>>, GenError> {
         if !BOND_MODES.contains(&b.mode.as_str()) {
             return Err(GenError::new(
                 &format!("{key}.mode"),
-                format!("unknown bond mode {:?}; expected one of {}", b.mode, BOND_MODES.join(", ")),
+                format!(
+                    "unknown bond mode {:?}; expected one of {}",
+                    b.mode,
+                    BOND_MODES.join(", ")
+                ),
             ));
         }
         if b.members.is_empty() {
-            return Err(GenError::new(&format!("{key}.members"), "a bond needs members"));
+            return Err(GenError::new(
+                &format!("{key}.members"),
+                "a bond needs members",
+            ));
         }
         let mut bond_params = Vec::new();
         for (k, v) in &b.params {
-            let canon = k.trim_start_matches("bond-").trim_start_matches("bond_").replace('_', "-");
+            let canon = k
+                .trim_start_matches("bond-")
+                .trim_start_matches("bond_")
+                .replace('_', "-");
             let known = [
                 "miimon",
                 "lacp-rate",
@@ -185,18 +209,27 @@ fn collect(m: &Machine) -> Result<Vec<Iface<'_>>, GenError> {
             if !known.contains(&canon.as_str()) {
                 return Err(GenError::new(
                     &format!("{key}.params.{k}"),
-                    format!("unknown bond parameter; expected one of {}", known.join(", ")),
+                    format!(
+                        "unknown bond parameter; expected one of {}",
+                        known.join(", ")
+                    ),
                 ));
             }
             let text = scalar(v);
             if canon == "xmit-hash-policy" && !HASH_POLICIES.contains(&text.as_str()) {
                 return Err(GenError::new(
                     &format!("{key}.params.{k}"),
-                    format!("unknown hash policy {text:?}; expected one of {}", HASH_POLICIES.join(", ")),
+                    format!(
+                        "unknown hash policy {text:?}; expected one of {}",
+                        HASH_POLICIES.join(", ")
+                    ),
                 ));
             }
             if canon == "lacp-rate" && !["fast", "slow"].contains(&text.as_str()) {
-                return Err(GenError::new(&format!("{key}.params.{k}"), format!("{text:?} is not fast or slow")));
+                return Err(GenError::new(
+                    &format!("{key}.params.{k}"),
+                    format!("{text:?} is not fast or slow"),
+                ));
             }
             // MAAS drops parameters that do not apply to the mode.
             if canon == "lacp-rate" && b.mode != "802.3ad" {
@@ -229,9 +262,15 @@ fn collect(m: &Machine) -> Result<Vec<Iface<'_>>, GenError> {
     for (i, v) in m.vlans.iter().enumerate() {
         let key = format!("vlans[{i}]");
         if v.id == 0 || v.id > 4094 {
-            return Err(GenError::new(&format!("{key}.id"), format!("{} is not a VLAN id (1-4094)", v.id)));
+            return Err(GenError::new(
+                &format!("{key}.id"),
+                format!("{} is not a VLAN id (1-4094)", v.id),
+            ));
         }
-        let name = v.name.clone().unwrap_or_else(|| format!("{}.{}", v.link, v.id));
+        let name = v
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}.{}", v.link, v.id));
         check_name(&format!("{key}.name"), &name)?;
         out.push(Iface {
             kind: Kind::Vlan,
@@ -252,7 +291,10 @@ fn collect(m: &Machine) -> Result<Vec<Iface<'_>>, GenError> {
         let key = format!("bridges[{i}]");
         check_name(&format!("{key}.name"), &b.name)?;
         if b.members.is_empty() {
-            return Err(GenError::new(&format!("{key}.members"), "a bridge needs members"));
+            return Err(GenError::new(
+                &format!("{key}.members"),
+                "a bridge needs members",
+            ));
         }
         let mac = match &b.mac {
             Some(mac) => Some(check_mac(&format!("{key}.mac"), mac)?),
@@ -276,12 +318,22 @@ fn collect(m: &Machine) -> Result<Vec<Iface<'_>>, GenError> {
     // Names unique; parents exist; a physical or bond is enslaved at most once.
     for (i, f) in out.iter().enumerate() {
         if out[..i].iter().any(|o| o.name == f.name) {
-            return Err(GenError::new(&format!("{}.name", f.key), format!("interface {} is defined twice", f.name)));
+            return Err(GenError::new(
+                &format!("{}.name", f.key),
+                format!("interface {} is defined twice", f.name),
+            ));
         }
         for p in &f.parents {
             if !out.iter().any(|o| &o.name == p) {
-                let field = if f.kind == Kind::Vlan { "link" } else { "members" };
-                return Err(GenError::new(&format!("{}.{field}", f.key), format!("no interface named {p:?}")));
+                let field = if f.kind == Kind::Vlan {
+                    "link"
+                } else {
+                    "members"
+                };
+                return Err(GenError::new(
+                    &format!("{}.{field}", f.key),
+                    format!("no interface named {p:?}"),
+                ));
             }
         }
         if f.kind != Kind::Vlan {
@@ -325,7 +377,10 @@ fn parents_first(mut rest: Vec<Iface<'_>>) -> Result<Vec<Iface<'_>>, GenError> {
             .iter()
             .position(|f| f.parents.iter().all(|p| done.iter().any(|d| &d.name == p)))
         else {
-            return Err(GenError::new(&rest[0].key, "interfaces depend on each other in a cycle"));
+            return Err(GenError::new(
+                &rest[0].key,
+                "interfaces depend on each other in a cycle",
+            ));
         };
         done.push(rest.remove(pos));
     }
@@ -337,7 +392,10 @@ fn scalar(v: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.to_string(),
-        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
     }
 }
 
@@ -369,7 +427,11 @@ fn masked(ip: IpAddr, len: u8) -> IpAddr {
             IpAddr::V4((u32::from(a) & m).into())
         }
         IpAddr::V6(a) => {
-            let m = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
             IpAddr::V6((u128::from(a) & m).into())
         }
     }
@@ -396,20 +458,28 @@ fn parse_addr(key: &str, a: &Address) -> Result<Addr, GenError> {
     match a.mode {
         AddressMode::Static => {
             let ipkey = format!("{key}.ip");
-            let text = a
-                .ip
-                .as_deref()
-                .ok_or_else(|| GenError::new(&ipkey, "a static address needs an ip"))?;
+            let text =
+                a.ip.as_deref()
+                    .ok_or_else(|| GenError::new(&ipkey, "a static address needs an ip"))?;
             let (ip, len) = match (text.split_once('/'), net) {
                 (Some(_), _) => parse_cidr(&ipkey, text)?,
                 (None, Some((_, len))) => (parse_ip(&ipkey, text)?, len),
                 (None, None) => {
-                    return Err(GenError::new(&format!("{key}.cidr"), "a static address needs a cidr (or an ip with /prefix)"))
+                    return Err(GenError::new(
+                        &format!("{key}.cidr"),
+                        "a static address needs a cidr (or an ip with /prefix)",
+                    ))
                 }
             };
             if let Some((nip, nlen)) = net {
-                if nlen != len || masked(ip, nlen) != masked(nip, nlen) || ip.is_ipv4() != nip.is_ipv4() {
-                    return Err(GenError::new(&ipkey, format!("{text} is not in {}", a.cidr.as_deref().unwrap_or(""))));
+                if nlen != len
+                    || masked(ip, nlen) != masked(nip, nlen)
+                    || ip.is_ipv4() != nip.is_ipv4()
+                {
+                    return Err(GenError::new(
+                        &ipkey,
+                        format!("{text} is not in {}", a.cidr.as_deref().unwrap_or("")),
+                    ));
                 }
             }
             out.cidr_addr = Some(format!("{ip}/{len}"));
@@ -419,7 +489,10 @@ fn parse_addr(key: &str, a: &Address) -> Result<Addr, GenError> {
                 let gkey = format!("{key}.gateway");
                 let gip = parse_ip(&gkey, g)?;
                 if gip.is_ipv4() != ip.is_ipv4() || masked(gip, len) != masked(ip, len) {
-                    return Err(GenError::new(&gkey, format!("{g} is not in {}/{len}", masked(ip, len))));
+                    return Err(GenError::new(
+                        &gkey,
+                        format!("{g} is not in {}/{len}", masked(ip, len)),
+                    ));
                 }
                 out.gateway = Some(g.clone());
             }
@@ -427,7 +500,11 @@ fn parse_addr(key: &str, a: &Address) -> Result<Addr, GenError> {
                 let rkey = format!("{key}.routes[{k}]");
                 let (rip, rlen) = parse_cidr(&format!("{rkey}.to"), &r.to)?;
                 parse_ip(&format!("{rkey}.via"), &r.via)?;
-                out.routes.push((format!("{}/{rlen}", masked(rip, rlen)), r.via.clone(), r.metric));
+                out.routes.push((
+                    format!("{}/{rlen}", masked(rip, rlen)),
+                    r.via.clone(),
+                    r.metric,
+                ));
             }
         }
         _ => {
@@ -437,7 +514,10 @@ fn parse_addr(key: &str, a: &Address) -> Result<Addr, GenError> {
                 ("routes", !a.routes.is_empty()),
             ] {
                 if set {
-                    return Err(GenError::new(&format!("{key}.{field}"), "only used with mode: static"));
+                    return Err(GenError::new(
+                        &format!("{key}.{field}"),
+                        "only used with mode: static",
+                    ));
                 }
             }
             out.net = a.cidr.clone();
@@ -532,7 +612,11 @@ fn v1(m: &Machine, ifaces: &[Iface], parsed: &[Vec<Addr>], search: &[String]) ->
                     if !a.dns.is_empty() {
                         s.insert("dns_nameservers".into(), seq(a.dns.clone()));
                     }
-                    let srch = if a.search.is_empty() { search.to_vec() } else { a.search.clone() };
+                    let srch = if a.search.is_empty() {
+                        search.to_vec()
+                    } else {
+                        a.search.clone()
+                    };
                     if !srch.is_empty() {
                         s.insert("dns_search".into(), seq(srch));
                     }
@@ -619,7 +703,13 @@ fn netplan_bond_key(k: &str) -> &str {
     }
 }
 
-fn v2(m: &Machine, ifaces: &[Iface], parsed: &[Vec<Addr>], search: &[String], source_routing: bool) -> Value {
+fn v2(
+    m: &Machine,
+    ifaces: &[Iface],
+    parsed: &[Vec<Addr>],
+    search: &[String],
+    source_routing: bool,
+) -> Value {
     let gws = default_gateways(parsed);
     let mut sections: [Mapping; 4] = Default::default();
     let mut table = 0u32;
@@ -670,6 +760,7 @@ fn v2(m: &Machine, ifaces: &[Iface], parsed: &[Vec<Addr>], search: &[String], so
         let mut dns = Vec::new();
         let mut srch: Vec<String> = Vec::new();
         let (mut d4, mut d6) = (false, false);
+        let mut gateways = Vec::new();
         for (k, a) in parsed[i].iter().enumerate() {
             match a.mode {
                 AddressMode::Static => {
@@ -677,12 +768,17 @@ fn v2(m: &Machine, ifaces: &[Iface], parsed: &[Vec<Addr>], search: &[String], so
                     if let Some(g) = &a.gateway {
                         let fam = a.v6 as usize;
                         if gws[fam] == Some((i, k)) {
-                            e.insert(if a.v6 { "gateway6" } else { "gateway4" }.into(), g.clone().into());
+                            gateways.push((if a.v6 { "gateway6" } else { "gateway4" }, g.clone()));
                         } else if source_routing && table < 252 {
                             // A secondary gateway gets its own routing table (MAAS's source routing).
                             table += 1;
                             let net = a.net.clone().unwrap();
-                            routes.push(route(if a.v6 { "::/0" } else { "0.0.0.0/0" }, g, None, Some(table)));
+                            routes.push(route(
+                                if a.v6 { "::/0" } else { "0.0.0.0/0" },
+                                g,
+                                None,
+                                Some(table),
+                            ));
                             for (to, via, metric) in &a.routes {
                                 routes.push(route(to, via, *metric, Some(table)));
                             }
@@ -728,6 +824,9 @@ fn v2(m: &Machine, ifaces: &[Iface], parsed: &[Vec<Addr>], search: &[String], so
         if !addrs.is_empty() {
             e.insert("addresses".into(), seq(addrs.clone()));
         }
+        for (k, g) in gateways {
+            e.insert(k.into(), g.into());
+        }
         // Interfaces with static addresses and no DNS of their own get the defaults.
         if !addrs.is_empty() && dns.is_empty() {
             dns = m.dns.servers.clone();
@@ -763,7 +862,10 @@ fn v2(m: &Machine, ifaces: &[Iface], parsed: &[Vec<Addr>], search: &[String], so
     }
     let mut n = Mapping::new();
     n.insert("version".into(), 2.into());
-    for (name, s) in ["ethernets", "vlans", "bonds", "bridges"].iter().zip(sections) {
+    for (name, s) in ["ethernets", "vlans", "bonds", "bridges"]
+        .iter()
+        .zip(sections)
+    {
         if !s.is_empty() {
             n.insert((*name).into(), Value::Mapping(s));
         }

@@ -235,7 +235,10 @@ pub fn check(r: &Resource) -> Result<Checked, ResourceErrors> {
             },
         }
     } else {
-        if r.base_image.as_deref().is_some_and(|b| !b.trim().is_empty()) {
+        if r.base_image
+            .as_deref()
+            .is_some_and(|b| !b.trim().is_empty())
+        {
             warnings.push(format!(
                 "base_image is ignored for {osystem} images (MAAS stores it empty)"
             ));
@@ -249,10 +252,19 @@ pub fn check(r: &Resource) -> Result<Checked, ResourceErrors> {
         }
     }
     if let Some(url) = &r.url {
-        if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("file://")) {
-            errors.push(format!("url: {url:?} must be an http://, https:// or file:// URL"));
+        if !(url.starts_with("http://")
+            || url.starts_with("https://")
+            || url.starts_with("file://"))
+        {
+            errors.push(format!(
+                "url: {url:?} must be an http://, https:// or file:// URL"
+            ));
         }
-        if url.contains(':') && FILETYPES.iter().any(|(_, t, _)| url.starts_with(&format!("{t}:"))) {
+        if url.contains(':')
+            && FILETYPES
+                .iter()
+                .any(|(_, t, _)| url.starts_with(&format!("{t}:")))
+        {
             errors.push(format!(
                 "url: {url:?} carries a type prefix; give the bare URL and set filetype"
             ));
@@ -364,7 +376,10 @@ mod tests {
         let c = check(&res("custom/jammy-custom", Some("ubuntu/jammy"), "ddgz")).unwrap();
         assert_eq!(c.osystem, "custom");
         assert_eq!(c.series, "jammy-custom");
-        assert_eq!((c.base_os.as_str(), c.base_series.as_str()), ("ubuntu", "jammy"));
+        assert_eq!(
+            (c.base_os.as_str(), c.base_series.as_str()),
+            ("ubuntu", "jammy")
+        );
         assert_eq!(c.source_type, "dd-gz");
         assert_eq!(c.ubuntu_version(), Some((22, 4)));
     }
@@ -399,7 +414,10 @@ mod tests {
     #[test]
     fn non_custom_names() {
         let c = check(&res("centos/8", None, "tgz")).unwrap();
-        assert_eq!((c.base_os.as_str(), c.base_series.as_str()), ("centos", "8"));
+        assert_eq!(
+            (c.base_os.as_str(), c.base_series.as_str()),
+            ("centos", "8")
+        );
         assert!(check(&res("centos/8", None, "ddgz")).is_err());
         assert!(check(&res("windows/2019", None, "tgz")).is_err());
         assert!(check(&res("custom/r", Some("rhel/9.3"), "ddxz")).is_ok());

@@ -63,11 +63,7 @@ fn fs(fstype: &str, label: &str, mount: &str) -> Option<Fs> {
 pub fn generate(m: &Machine) -> Result<Value, GenError> {
     check_disks(m)?;
     let arch = m.arch();
-    let boot_idx = m
-        .disks
-        .iter()
-        .position(|d| d.boot)
-        .unwrap_or(0);
+    let boot_idx = m.disks.iter().position(|d| d.boot).unwrap_or(0);
     let uefi = m.boot_mode == BootMode::Uefi;
 
     let wants = layout_wants(m, boot_idx)?;
@@ -131,7 +127,10 @@ pub fn generate(m: &Machine) -> Result<Value, GenError> {
         if mine.iter().filter(|w| w.size.is_none()).count() > 1 {
             return Err(GenError::new(
                 "partitions",
-                format!("disk {}: only one partition may take the rest of the disk (no size)", d.name),
+                format!(
+                    "disk {}: only one partition may take the rest of the disk (no size)",
+                    d.name
+                ),
             ));
         }
         if fixed > available {
@@ -147,7 +146,10 @@ pub fn generate(m: &Machine) -> Result<Value, GenError> {
         if msdos && mine.len() > 4 {
             return Err(GenError::new(
                 "partitions",
-                format!("disk {}: more than 4 partitions on an msdos table are not supported", d.name),
+                format!(
+                    "disk {}: more than 4 partitions on an msdos table are not supported",
+                    d.name
+                ),
             ));
         }
         let first_number = if bios_grub[i] { 2 } else { 1 };
@@ -160,7 +162,10 @@ pub fn generate(m: &Machine) -> Result<Value, GenError> {
             if size < ALIGN {
                 return Err(GenError::new(
                     &w.origin,
-                    format!("partition {number} on disk {} would be smaller than 4 MiB", d.name),
+                    format!(
+                        "partition {number} on disk {} would be smaller than 4 MiB",
+                        d.name
+                    ),
                 ));
             }
             let id = format!("{}-part{number}", d.name);
@@ -227,7 +232,12 @@ pub fn generate(m: &Machine) -> Result<Value, GenError> {
         l.insert("volgroup".into(), vg.into());
         l.insert("size".into(), bytes(lv_size));
         lvm.push(l);
-        add_fs(&lv_id, &fs("ext4", "root", "/").unwrap(), &mut formats, &mut mounts);
+        add_fs(
+            &lv_id,
+            &fs("ext4", "root", "/").unwrap(),
+            &mut formats,
+            &mut mounts,
+        );
     }
 
     items.extend(lvm);
@@ -309,7 +319,11 @@ fn add_fs(vol: &str, f: &Fs, formats: &mut Vec<Mapping>, mounts: &mut Vec<(Strin
         if let Some(o) = &f.options {
             mm.insert("options".into(), o.clone().into());
         }
-        let key = if swap { "none".to_string() } else { f.mount.clone().unwrap_or_default() };
+        let key = if swap {
+            "none".to_string()
+        } else {
+            f.mount.clone().unwrap_or_default()
+        };
         mounts.push((key, mm));
     }
 }
@@ -328,7 +342,12 @@ fn order_dependencies(items: &mut Vec<Mapping>) {
         }
         out
     };
-    let id = |m: &Mapping| m.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+    let id = |m: &Mapping| {
+        m.get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     // Each move puts an item after one more of its dependencies; bounded for safety.
     for _ in 0..items.len() * items.len() + 1 {
         let mut above: Vec<String> = Vec::new();
@@ -362,19 +381,30 @@ fn check_disks(m: &Machine) -> Result<(), GenError> {
     for (i, d) in m.disks.iter().enumerate() {
         let key = format!("disks[{i}]");
         if d.name.is_empty() || d.name.contains('/') || d.name.contains(char::is_whitespace) {
-            return Err(GenError::new(&format!("{key}.name"), format!("{:?} is not a disk name", d.name)));
+            return Err(GenError::new(
+                &format!("{key}.name"),
+                format!("{:?} is not a disk name", d.name),
+            ));
         }
         if m.disks[..i].iter().any(|o| o.name == d.name) {
-            return Err(GenError::new(&format!("{key}.name"), format!("disk {} is listed twice", d.name)));
+            return Err(GenError::new(
+                &format!("{key}.name"),
+                format!("disk {} is listed twice", d.name),
+            ));
         }
         if d.serial.is_none() && d.path.is_none() && d.wwn.is_none() {
             return Err(GenError::new(
                 &key,
-                format!("disk {} needs a serial, wwn or path so the agent can find it", d.name),
+                format!(
+                    "disk {} needs a serial, wwn or path so the agent can find it",
+                    d.name
+                ),
             ));
         }
         if d.serial.is_some()
-            && m.disks[..i].iter().any(|o| o.serial == d.serial && o.model == d.model)
+            && m.disks[..i]
+                .iter()
+                .any(|o| o.serial == d.serial && o.model == d.model)
         {
             return Err(GenError::new(
                 &format!("{key}.serial"),
@@ -392,7 +422,10 @@ fn check_disks(m: &Machine) -> Result<(), GenError> {
             ));
         }
         if d.size < TABLE_OVERHEAD + ALIGN {
-            return Err(GenError::new(&format!("{key}.size"), format!("{} bytes is too small for a disk", d.size)));
+            return Err(GenError::new(
+                &format!("{key}.size"),
+                format!("{} bytes is too small for a disk", d.size),
+            ));
         }
     }
     Ok(())
@@ -456,18 +489,31 @@ fn layout_wants(m: &Machine, boot: usize) -> Result<Vec<Want>, GenError> {
             });
             // Root must get at least 3 GiB of what is left.
             let d = &m.disks[boot];
-            let overhead = TABLE_OVERHEAD + if !uefi && m.arch() == "amd64" && boot_gpt { BIOS_GRUB_SIZE } else { 0 };
+            let overhead = TABLE_OVERHEAD
+                + if !uefi && m.arch() == "amd64" && boot_gpt {
+                    BIOS_GRUB_SIZE
+                } else {
+                    0
+                };
             let fixed: u64 = wants.iter().filter_map(|w| w.size.map(align_down)).sum();
-            if m.root_size.is_none() && align_down(d.size.saturating_sub(overhead)).saturating_sub(fixed) < MIN_ROOT_SIZE {
+            if m.root_size.is_none()
+                && align_down(d.size.saturating_sub(overhead)).saturating_sub(fixed) < MIN_ROOT_SIZE
+            {
                 return Err(GenError::new(
                     &format!("disks[{boot}].size"),
-                    format!("boot disk {} is too small for the {:?} layout (root needs 3 GiB)", d.name, m.layout),
+                    format!(
+                        "boot disk {} is too small for the {:?} layout (root needs 3 GiB)",
+                        d.name, m.layout
+                    ),
                 ));
             }
         }
         Layout::Custom => {
             if m.partitions.is_empty() {
-                return Err(GenError::new("partitions", "layout: custom needs a partitions list"));
+                return Err(GenError::new(
+                    "partitions",
+                    "layout: custom needs a partitions list",
+                ));
             }
             for (i, p) in m.partitions.iter().enumerate() {
                 wants.push(custom_want(m, i, p)?);
@@ -495,7 +541,12 @@ fn custom_want(m: &Machine, i: usize, p: &CustomPartition) -> Result<Want, GenEr
         .disks
         .iter()
         .position(|d| d.name == p.disk)
-        .ok_or_else(|| GenError::new(&format!("{key}.disk"), format!("no disk named {:?}", p.disk)))?;
+        .ok_or_else(|| {
+            GenError::new(
+                &format!("{key}.disk"),
+                format!("no disk named {:?}", p.disk),
+            )
+        })?;
     const FSTYPES: &[&str] = &[
         "ext2", "ext3", "ext4", "xfs", "btrfs", "vfat", "fat12", "fat16", "fat32", "swap",
     ];
@@ -503,16 +554,28 @@ fn custom_want(m: &Machine, i: usize, p: &CustomPartition) -> Result<Want, GenEr
         Some(t) if !FSTYPES.contains(&t.as_str()) => {
             return Err(GenError::new(
                 &format!("{key}.fstype"),
-                format!("unknown fstype {t:?}; expected one of {}", FSTYPES.join(", ")),
+                format!(
+                    "unknown fstype {t:?}; expected one of {}",
+                    FSTYPES.join(", ")
+                ),
             ))
         }
         Some(t) => {
             if let Some(mp) = &p.mount {
                 if !mp.starts_with('/') {
-                    return Err(GenError::new(&format!("{key}.mount"), format!("{mp:?} is not an absolute path")));
+                    return Err(GenError::new(
+                        &format!("{key}.mount"),
+                        format!("{mp:?} is not an absolute path"),
+                    ));
                 }
-                if m.partitions[..i].iter().any(|o| o.mount.as_deref() == Some(mp)) {
-                    return Err(GenError::new(&format!("{key}.mount"), format!("{mp} is mounted twice")));
+                if m.partitions[..i]
+                    .iter()
+                    .any(|o| o.mount.as_deref() == Some(mp))
+                {
+                    return Err(GenError::new(
+                        &format!("{key}.mount"),
+                        format!("{mp} is mounted twice"),
+                    ));
                 }
             }
             Some(Fs {
@@ -524,7 +587,10 @@ fn custom_want(m: &Machine, i: usize, p: &CustomPartition) -> Result<Want, GenEr
         }
         None => {
             if p.mount.is_some() {
-                return Err(GenError::new(&format!("{key}.mount"), "a mount needs an fstype"));
+                return Err(GenError::new(
+                    &format!("{key}.mount"),
+                    "a mount needs an fstype",
+                ));
             }
             None
         }

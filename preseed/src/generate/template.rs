@@ -11,7 +11,10 @@ use super::seq;
 /// The tools each base OS must carry, in check order (`DEPS_PER_OS`).
 fn deps_for(base_os: &str) -> &'static [(&'static str, &'static str)] {
     match base_os {
-        "ubuntu" => &[("cloud-init", "cloud-init --version"), ("netplan", "netplan info")],
+        "ubuntu" => &[
+            ("cloud-init", "cloud-init --version"),
+            ("netplan", "netplan info"),
+        ],
         _ => &[("cloud-init", "cloud-init --version")],
     }
 }
@@ -47,7 +50,9 @@ fn debconf_maas(m: &Machine) -> String {
     let local = local.replace('\\', "\\\\").replace('\n', "\\n");
     let mut out = String::new();
     for pkg in ["cloud-init", "cloud-init-base"] {
-        out.push_str(&format!("{pkg}   cloud-init/datasources  multiselect MAAS\n"));
+        out.push_str(&format!(
+            "{pkg}   cloud-init/datasources  multiselect MAAS\n"
+        ));
         out.push_str(&format!(
             "{pkg}   cloud-init/maas-metadata-url  string {}\n",
             m.metadata_root()
@@ -55,7 +60,9 @@ fn debconf_maas(m: &Machine) -> String {
         out.push_str(&format!(
             "{pkg}   cloud-init/maas-metadata-credentials  string {creds}\n"
         ));
-        out.push_str(&format!("{pkg}   cloud-init/local-cloud-config  string {local}\n"));
+        out.push_str(&format!(
+            "{pkg}   cloud-init/local-cloud-config  string {local}\n"
+        ));
     }
     out
 }
@@ -74,12 +81,23 @@ pub fn fragment(m: &Machine, c: &Checked) -> Value {
     let netboot_off = format!("{}latest/by-id/{}/", m.metadata_root(), m.system_id);
     late.insert(
         "maas".into(),
-        seq(["wget", "--no-proxy", &netboot_off, "--post-data", "op=netboot_off", "-O", "/dev/null"]
-            .map(String::from)),
+        seq([
+            "wget",
+            "--no-proxy",
+            &netboot_off,
+            "--post-data",
+            "op=netboot_off",
+            "-O",
+            "/dev/null",
+        ]
+        .map(String::from)),
     );
     if m.arch() == "s390x" {
         if let Some(d) = m.boot_disk() {
-            late.insert("maas_00".into(), format!("chreipl node /dev/{}", d.name).into());
+            late.insert(
+                "maas_00".into(),
+                format!("chreipl node /dev/{}", d.name).into(),
+            );
         }
     }
     if ["centos", "rhel", "ol"].contains(&c.base_os.as_str()) {

@@ -40,7 +40,9 @@ fn syslog(m: &Machine) -> String {
 
 /// The script runcmd runs: get the binary and the config, then install.
 fn run_script(m: &Machine, opts: &Options) -> String {
-    let mut s = String::from("#!/bin/sh\n# Written by preseed user-data: install with deployer.\nset -eu\n");
+    let mut s = String::from(
+        "#!/bin/sh\n# Written by preseed user-data: install with deployer.\nset -eu\n",
+    );
     if let Some(url) = &opts.deployer_url {
         s.push_str(&format!(
             "wget -q -O /usr/local/sbin/deployer {}\nchmod 0755 /usr/local/sbin/deployer\n\
