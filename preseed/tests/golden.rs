@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use preseed::generate::{self, merge, userdata};
+use preseed::generate::{self, userdata};
+use preseed::load::{load_documents, merge};
 use serde_yaml::Value;
 
 fn regen() -> bool {
@@ -35,7 +36,7 @@ fn archive_merges_to(archive: &str, merged: &Value) {
         assert_eq!(item["type"], Value::from("text/curtin-config"));
         let content = item["content"].as_str().unwrap();
         assert!(content.starts_with("#curtin-config\n"));
-        merge(&mut out, &serde_yaml::from_str(content).unwrap());
+        merge(&mut out, serde_yaml::from_str(content).unwrap());
     }
     assert_eq!(&out, merged);
 }
@@ -65,6 +66,30 @@ fn golden_cases() {
                 let merged: Value = serde_yaml::from_str(&merged_text).unwrap();
                 assert_eq!(merged, g.merged(), "{name}: merged YAML round trip");
                 archive_merges_to(&g.archive_yaml(), &merged);
+                // What we generate loads and validates through the config model, both forms.
+                for (form, text) in [
+                    ("merged", merged_text.clone()),
+                    ("archive", g.archive_yaml()),
+                ] {
+                    let loaded = load_documents(vec![(format!("{name}/{form}"), text)])
+                        .unwrap_or_else(|e| panic!("{name} ({form}) does not load: {e}"));
+                    let src = loaded.config.sources_sorted().next().expect("a source");
+                    assert_eq!(
+                        src.kind.prefix(),
+                        g.checked.source_type,
+                        "{name}: source type"
+                    );
+                    assert!(g.source.ends_with(&src.uri), "{name}: source uri");
+                    assert!(loaded.config.storage.is_some(), "{name}: storage");
+                    assert!(loaded.config.network.is_some(), "{name}: network");
+                    assert!(
+                        loaded.config.reporting.contains_key("maas"),
+                        "{name}: reporting"
+                    );
+                    for w in &loaded.warnings {
+                        eprintln!("{name} ({form}): warning: {w}");
+                    }
+                }
                 if name == "flat-uefi" {
                     let ud = userdata::render(&m, &g, &Default::default());
                     compare(&dir.join("expected-user-data.yaml"), &ud);

@@ -252,29 +252,12 @@ fn check_machine(m: &Machine) -> Result<(), GenError> {
     Ok(())
 }
 
-/// curtin's merge: mappings merge key by key, anything else (lists too) is replaced.
-pub fn merge(base: &mut Value, over: &Value) {
-    match (base, over) {
-        (Value::Mapping(b), Value::Mapping(o)) => {
-            for (k, v) in o {
-                match b.get_mut(k) {
-                    Some(slot) => merge(slot, v),
-                    None => {
-                        b.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-        }
-        (b, o) => *b = o.clone(),
-    }
-}
-
 impl Generated {
     /// All parts folded in order, as `get_curtin_merged_config` does.
     pub fn merged(&self) -> Value {
         let mut out = Value::Mapping(Mapping::new());
         for f in &self.fragments {
-            merge(&mut out, &f.value);
+            crate::load::merge(&mut out, f.value.clone());
         }
         out
     }
