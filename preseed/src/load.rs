@@ -137,6 +137,11 @@ fn parse_text(origin: &str, text: &str) -> Result<Value> {
             return Ok(v);
         }
     }
+    // libyaml resolves `!!binary` to a core tag that serde_yaml then drops: keep it visible as
+    // a local tag (same length, so line and column stay right) for write_files content.
+    let text = &text
+        .replace(": !!binary", ": !binary ")
+        .replace("- !!binary", "- !binary ");
     let mut docs = serde_yaml::Deserializer::from_str(text);
     let first = match docs.next() {
         Some(d) => d,
@@ -273,7 +278,7 @@ pub fn locate(text: &str, path: &[Seg]) -> Option<(usize, usize)> {
     const HERE: &str = "\u{0}here";
     let de = serde_yaml::Deserializer::from_str(text);
     match (Seek { path }).deserialize(de) {
-        Err(e) if e.to_string().starts_with(HERE) => e.location().map(|l| (l.line(), l.column())),
+        Err(e) if e.to_string().contains(HERE) => e.location().map(|l| (l.line(), l.column())),
         _ => None,
     }
 }
