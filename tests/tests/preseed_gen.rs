@@ -62,7 +62,7 @@ fn generate_every_case() {
                 let expected = std::fs::read_to_string(dir.join("expected-error.txt")).unwrap();
                 let err = text(&out.stderr);
                 // The binary names the file by the path it was given.
-                let want = expected.trim().splitn(2, ": ").nth(1).unwrap();
+                let want = expected.trim().split_once(": ").unwrap().1;
                 assert!(err.contains(want), "{name}: {err:?} lacks {want:?}");
             }
             continue;
