@@ -302,8 +302,8 @@ mod tests {
     #[test]
     fn source_strings_round_trip() {
         for ft in [
-            "tgz", "tbz", "txz", "tzst", "ddtgz", "ddtbz", "ddtxz", "ddtar", "ddbz2", "ddgz", "ddxz",
-            "ddraw", "ddzst",
+            "tgz", "tbz", "txz", "tzst", "ddtgz", "ddtbz", "ddtxz", "ddtar", "ddbz2", "ddgz",
+            "ddxz", "ddraw", "ddzst",
         ] {
             let r = Resource {
                 name: "custom/x".into(),
@@ -320,11 +320,19 @@ mod tests {
             let parsed = crate::sources::parse(&s);
             // MAAS serves tarballs as bare URLs, which curtin reads as tgz (and its smtar,
             // like our magic-byte detection, finds the real compression).
-            let want = if s.starts_with("http") { "tgz" } else { c.source_type };
+            let want = if s.starts_with("http") {
+                "tgz"
+            } else {
+                c.source_type
+            };
             assert_eq!(parsed.kind.prefix(), want, "{ft}: {s}");
             assert_eq!(parsed.uri, "http://h/i");
             assert_eq!(parsed.kind.is_dd(), c.is_dd, "{ft}");
-            assert_eq!(s.starts_with("http"), ["tgz", "tbz", "txz"].contains(&ft), "{ft}");
+            assert_eq!(
+                s.starts_with("http"),
+                ["tgz", "tbz", "txz"].contains(&ft),
+                "{ft}"
+            );
         }
     }
 }
