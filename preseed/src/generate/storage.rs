@@ -16,6 +16,8 @@ pub const ALIGN: u64 = 4 * MIB;
 /// Initial offset plus `END_OF_PARTITION_TABLE_SPACE` (1 MiB, room for the GPT backup).
 pub const TABLE_OVERHEAD: u64 = 5 * MIB;
 pub const BIOS_GRUB_SIZE: u64 = MIB;
+/// The PReP boot partition MAAS makes on ppc64el boot disks.
+pub const PREP_SIZE: u64 = 8 * MIB;
 pub const EFI_SIZE: u64 = 512 * MIB;
 pub const MIN_BOOT_SIZE: u64 = 512 * MIB;
 pub const MIN_ROOT_SIZE: u64 = 3 << 30;
@@ -94,9 +96,29 @@ pub fn generate(m: &Machine) -> Result<Value, GenError> {
         .map(|p| *p == Some(PtableKind::Gpt) && arch == "amd64" && !uefi)
         .collect();
 
+    // ppc64el: grub goes into a PReP partition on the boot disk, not the disk's header.
+    let prep: Vec<bool> = (0..m.disks.len())
+        .map(|i| arch == "ppc64el" && i == boot_idx && ptables[i].is_some())
+        .collect();
+
     let mut items: Vec<Mapping> = Vec::new();
     for (i, d) in m.disks.iter().enumerate() {
-        items.push(disk_item(d, ptables[i], i == boot_idx));
+        items.push(disk_item(d, ptables[i], i == boot_idx && !prep[i]));
+        if prep[i] {
+            let id = format!("{}-part1", d.name);
+            let mut p = Mapping::new();
+            p.insert("id".into(), id.clone().into());
+            p.insert("name".into(), id.into());
+            p.insert("type".into(), "partition".into());
+            p.insert("number".into(), 1.into());
+            p.insert("offset".into(), bytes(INITIAL_OFFSET));
+            p.insert("size".into(), bytes(PREP_SIZE));
+            p.insert("device".into(), d.name.clone().into());
+            p.insert("wipe".into(), "zero".into());
+            p.insert("flag".into(), "prep".into());
+            p.insert("grub_device".into(), true.into());
+            items.push(p);
+        }
         if bios_grub[i] {
             let mut p = Mapping::new();
             p.insert("id".into(), format!("{}-part1", d.name).into());
@@ -121,7 +143,9 @@ pub fn generate(m: &Machine) -> Result<Value, GenError> {
         if mine.is_empty() {
             continue;
         }
-        let overhead = TABLE_OVERHEAD + if bios_grub[i] { BIOS_GRUB_SIZE } else { 0 };
+        let overhead = TABLE_OVERHEAD
+            + if bios_grub[i] { BIOS_GRUB_SIZE } else { 0 }
+            + if prep[i] { PREP_SIZE } else { 0 };
         let available = align_down(d.size.saturating_sub(overhead));
         let fixed: u64 = mine.iter().filter_map(|w| w.size.map(align_down)).sum();
         if mine.iter().filter(|w| w.size.is_none()).count() > 1 {
@@ -152,7 +176,7 @@ pub fn generate(m: &Machine) -> Result<Value, GenError> {
                 ),
             ));
         }
-        let first_number = if bios_grub[i] { 2 } else { 1 };
+        let first_number = if bios_grub[i] || prep[i] { 2 } else { 1 };
         for (k, w) in mine.iter().enumerate() {
             let number = first_number + k as u64;
             let size = match w.size {
@@ -490,10 +514,10 @@ fn layout_wants(m: &Machine, boot: usize) -> Result<Vec<Want>, GenError> {
             // Root must get at least 3 GiB of what is left.
             let d = &m.disks[boot];
             let overhead = TABLE_OVERHEAD
-                + if !uefi && m.arch() == "amd64" && boot_gpt {
-                    BIOS_GRUB_SIZE
-                } else {
-                    0
+                + match m.arch() {
+                    "amd64" if !uefi && boot_gpt => BIOS_GRUB_SIZE,
+                    "ppc64el" => PREP_SIZE,
+                    _ => 0,
                 };
             let fixed: u64 = wants.iter().filter_map(|w| w.size.map(align_down)).sum();
             if m.root_size.is_none()
