@@ -203,3 +203,19 @@ fn image_errors_name_the_key() {
         );
     }
 }
+
+#[test]
+fn ol_base_warns_like_maas() {
+    let m = parse_machine("m", MACHINE).unwrap();
+    let r = parse_resource("i", &IMAGE.replace("ubuntu/jammy", "ol/8")).unwrap();
+    let g = generate(&m, &r).unwrap();
+    assert!(
+        g.checked.warnings[0].starts_with("Custom network configuration is not supported on ol/8")
+    );
+    let merged = g.merged();
+    assert_eq!(merged["network"]["version"], serde_yaml::Value::from(1));
+    assert!(merged.get("apt").is_none());
+    let late = merged["late_commands"].as_mapping().unwrap();
+    assert!(late.contains_key("98-validate-custom-image-has-cloud-init"));
+    assert!(!late.contains_key("99-validate-custom-image-has-netplan"));
+}

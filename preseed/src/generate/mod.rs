@@ -142,7 +142,15 @@ fn one(key: &str, v: Value) -> Value {
 /// Compose the config parts for this machine and image, in MAAS's order (§1.2), after the
 /// source.
 pub fn generate(m: &Machine, r: &Resource) -> Result<Generated, Error> {
-    let c = resource::check(r).map_err(Error::Resource)?;
+    let mut c = resource::check(r).map_err(Error::Resource)?;
+    // MAAS logs this for bases its network code was not written for (ol, suse...).
+    if !["ubuntu", "ubuntu-core", "centos", "rhel", "windows"].contains(&c.base_os.as_str()) {
+        c.warnings.push(format!(
+            "Custom network configuration is not supported on {}/{}: the network config is v1 \
+             and its rendering is left to the image's cloud-init",
+            c.base_os, c.base_series
+        ));
+    }
     let url = r.url.as_deref().ok_or_else(|| {
         Error::Resource(ResourceErrors(vec![
             "url: missing; generate needs the URL the image is served from".into(),
