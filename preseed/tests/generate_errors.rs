@@ -219,3 +219,25 @@ fn ol_base_warns_like_maas() {
     assert!(late.contains_key("98-validate-custom-image-has-cloud-init"));
     assert!(!late.contains_key("99-validate-custom-image-has-netplan"));
 }
+
+#[test]
+fn json_inputs_work_and_errors_name_the_key() {
+    let machine = r#"{"system_id": "4y3h7n", "hostname": "node1", "architecture": "amd64/generic",
+        "boot_mode": "bios", "metadata_url": "http://10.0.0.2:5248/MAAS/metadata/",
+        "token": {"consumer_key": "ck", "token_key": "tk", "token_secret": "ts"},
+        "disks": [{"name": "sda", "serial": "QM00001", "size": 21474836480, "boot": true}],
+        "interfaces": [{"name": "eth0", "mac": "52:54:00:12:34:56", "addresses": [{"mode": "dhcp4"}]}]}"#;
+    let image = r#"{"name": "custom/r9", "architecture": "amd64/generic", "base_image": "rhel/9",
+        "filetype": "tgz", "url": "http://10.0.0.2/root.tgz"}"#;
+    let m = parse_machine("machine.json", machine).unwrap();
+    let r = parse_resource("image.json", image).unwrap();
+    let g = generate(&m, &r).unwrap();
+    assert_eq!(g.source, "http://10.0.0.2/root.tgz");
+    let e = parse_machine(
+        "machine.json",
+        &machine.replace("\"size\": 21474836480", "\"size\": -1"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("machine.json: disks[0].size:"), "{e}");
+}
