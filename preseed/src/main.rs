@@ -33,8 +33,12 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         image: PathBuf,
         /// One merged document instead of the ordered parts.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "out_dir")]
         merged: bool,
+        /// Write the parts as DIR/config-000.cfg, config-001.cfg... (MAAS's installer layout;
+        /// give them to `deployer -c` in that order) and print their paths.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
     },
     /// Print the cloud-config for the ephemeral OS that installs with deployer.
     UserData {
@@ -72,20 +76,27 @@ fn run(cli: Cli) -> Result<()> {
             machine,
             image,
             merged,
+            out_dir,
         } => {
             let (m, r) = inputs(&machine, &image)?;
             let g = generate::generate(&m, &r)?;
             for w in &g.checked.warnings {
                 eprintln!("preseed: warning: {w}");
             }
-            print!(
-                "{}",
-                if merged {
-                    g.merged_yaml()
-                } else {
-                    g.archive_yaml()
+            match out_dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                    for (name, text) in g.parts_yaml() {
+                        let path = dir.join(name);
+                        std::fs::write(&path, text)
+                            .with_context(|| format!("writing {}", path.display()))?;
+                        println!("{}", path.display());
+                    }
                 }
-            );
+                None if merged => print!("{}", g.merged_yaml()),
+                None => print!("{}", g.archive_yaml()),
+            }
         }
         Command::UserData {
             machine,

@@ -183,6 +183,41 @@ fn check_resource() {
     assert!(text(&missing.stderr).contains("reading /nonexistent/image.yaml"));
 }
 
+/// `--out-dir` writes MAAS's numbered parts; given to `deployer -c` in order they merge to the
+/// same config as `--merged`.
+#[test]
+fn numbered_parts_merge_like_merged() {
+    let tmp = tempfile::tempdir().unwrap();
+    for dir in cases() {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("err-") {
+            continue;
+        }
+        let out_dir = tmp.path().join(&name);
+        let out = run(&["generate", "--out-dir", out_dir.to_str().unwrap()], &dir);
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        let paths: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
+        assert!(paths[0].ends_with("/config-000.cfg"), "{name}");
+        let merged_file = tmp.path().join(format!("{name}-merged.yaml"));
+        std::fs::write(&merged_file, run(&["generate", "--merged"], &dir).stdout).unwrap();
+        let print = |files: &[String]| {
+            let mut cmd = Command::new(testkit::deployer_bin());
+            cmd.arg("validate").arg("--print");
+            for f in files {
+                cmd.arg("-c").arg(f);
+            }
+            let o = cmd.output().unwrap();
+            assert!(o.status.success(), "{name}: {}", text(&o.stderr));
+            text(&o.stdout)
+        };
+        assert_eq!(
+            print(&paths),
+            print(&[merged_file.display().to_string()]),
+            "{name}"
+        );
+    }
+}
+
 /// Everything generated passes `deployer validate` and `deployer plan`.
 #[test]
 fn deployer_validates_and_plans_every_case() {

@@ -279,18 +279,30 @@ impl Generated {
         )
     }
 
+    /// The parts as separate documents named as MAAS's installer names them
+    /// (`config-000.cfg`, ...), each a `#curtin-config` YAML document.
+    pub fn parts_yaml(&self) -> Vec<(String, String)> {
+        self.fragments
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let body = serde_yaml::to_string(&f.value).expect("YAML of a Value");
+                (
+                    format!("config-{i:03}.cfg"),
+                    format!("#curtin-config\n# {i:03} {}\n{body}", f.name),
+                )
+            })
+            .collect()
+    }
+
     /// The parts as a `#curtin-config-archive`: a YAML list of `text/curtin-config` items that
     /// curtin (and deployer) merge in order.
     pub fn archive_yaml(&self) -> String {
         let mut items = Vec::new();
-        for (i, f) in self.fragments.iter().enumerate() {
-            let body = serde_yaml::to_string(&f.value).expect("YAML of a Value");
+        for (_, content) in self.parts_yaml() {
             let mut item = Mapping::new();
             item.insert("type".into(), "text/curtin-config".into());
-            item.insert(
-                "content".into(),
-                format!("#curtin-config\n# {i:03} {}\n{body}", f.name).into(),
-            );
+            item.insert("content".into(), content.into());
             items.push(Value::Mapping(item));
         }
         format!(
