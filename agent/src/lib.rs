@@ -25,6 +25,7 @@
 //! - [`report`]: events, webhook and OAuth, progress.
 //! - [`error`]: failure kinds and exit codes.
 //! - [`tools`]: every external command the agent runs, in one place.
+//! - [`workdir`]: curtin's working dir (state files) and the environment of stage commands and hooks.
 
 pub mod block_meta;
 pub mod blockdev;
@@ -44,4 +45,5 @@ pub mod report;
 pub mod source;
 pub mod target;
 pub mod tools;
+pub mod workdir;
 pub mod write_image;
