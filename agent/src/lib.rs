@@ -14,6 +14,7 @@
 //! - [`curthooks`]: the curthooks stage (image hooks or builtin hooks).
 //! - [`hook`]: the hook (finalize) stage.
 //! - [`commands`]: `*_commands` and `write_files`.
+//! - [`image_check`]: the custom image must carry cloud-init (and netplan for Ubuntu), MAAS's check.
 //!
 //! The layers the stages stand on (a lower layer never reaches up into a stage):
 //! - [`source`]: where bytes come from (fetch, resume, detect, decode).
@@ -36,6 +37,7 @@ pub mod error;
 pub mod extract;
 pub mod grow;
 pub mod hook;
+pub mod image_check;
 pub mod install;
 pub mod io;
 pub mod logging;
