@@ -17,30 +17,25 @@ use serde_yaml::Value;
 
 use crate::error::{Kind, KindExt};
 
-/// One command of a `*_commands` mapping.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cmd {
-    /// A string: run with `sh -c`.
-    Shell(String),
-    /// A list: exec'd as given.
-    Exec(Vec<String>),
+/// One command of a `*_commands` mapping (the config model's type): a string runs with
+/// `sh -c`, a list is exec'd.
+pub use preseed::commands::Command as Cmd;
+
+/// The event description curtin uses: `running '<argv joined by spaces>'`.
+pub fn description(cmd: &Cmd) -> String {
+    format!("running '{}'", cmd.display())
 }
 
-impl Cmd {
-    /// The event description curtin uses: `running '<argv joined by spaces>'`.
-    pub fn description(&self) -> String {
-        match self {
-            Cmd::Shell(s) => format!("running '{s}'"),
-            Cmd::Exec(v) => format!("running '{}'", v.join(" ")),
-        }
+fn argv(cmd: &Cmd) -> Vec<String> {
+    match cmd {
+        Cmd::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
+        Cmd::Exec(v) => v.clone(),
     }
+}
 
-    fn argv(&self) -> Vec<String> {
-        match self {
-            Cmd::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
-            Cmd::Exec(v) => v.clone(),
-        }
-    }
+/// The config model's `CommandSet` (already in sorted key order) as a run list.
+pub fn from_set(set: &preseed::commands::CommandSet) -> CommandList {
+    set.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// A stage's commands in run order (sorted keys; `None` = skipped entry).
@@ -52,7 +47,10 @@ pub fn commands_from_value(stage: &str, v: &Value) -> Result<CommandList> {
         Value::Null => return Ok(vec![]),
         Value::Mapping(m) => m,
         _ => {
-            return Err(anyhow!("{stage}_commands must be a mapping of name: command")).kind(Kind::Config)
+            return Err(anyhow!(
+                "{stage}_commands must be a mapping of name: command"
+            ))
+            .kind(Kind::Config)
         }
     };
     let mut out = Vec::new();
@@ -73,15 +71,19 @@ pub fn commands_from_value(stage: &str, v: &Value) -> Result<CommandList> {
                         Value::String(s) => Ok(s.clone()),
                         Value::Number(n) => Ok(n.to_string()),
                         Value::Bool(b) => Ok(b.to_string()),
-                        _ => Err(anyhow!("{stage}_commands.{key}: an argument is not a string")),
+                        _ => Err(anyhow!(
+                            "{stage}_commands.{key}: an argument is not a string"
+                        )),
                     })
                     .collect::<Result<_>>()
                     .kind(Kind::Config)?,
             )),
             Value::Bool(false) => None,
             _ => {
-                return Err(anyhow!("{stage}_commands.{key}: expected a string, a list or null"))
-                    .kind(Kind::Config)
+                return Err(anyhow!(
+                    "{stage}_commands.{key}: expected a string, a list or null"
+                ))
+                .kind(Kind::Config)
             }
         };
         out.push((key, cmd));
@@ -93,8 +95,17 @@ pub fn commands_from_value(stage: &str, v: &Value) -> Result<CommandList> {
 /// What a command run reports (the install helper turns these into events).
 #[derive(Debug, Clone)]
 pub enum CommandEvent<'a> {
-    Start { stage: &'a str, key: &'a str, description: String },
-    Finish { stage: &'a str, key: &'a str, ok: bool, description: String },
+    Start {
+        stage: &'a str,
+        key: &'a str,
+        description: String,
+    },
+    Finish {
+        stage: &'a str,
+        key: &'a str,
+        ok: bool,
+        description: String,
+    },
 }
 
 /// How to run a stage's commands.
@@ -110,7 +121,12 @@ pub struct RunOpts<'a> {
 
 impl Default for RunOpts<'_> {
     fn default() -> Self {
-        RunOpts { env: vec![], log_file: None, echo: true, on_event: None }
+        RunOpts {
+            env: vec![],
+            log_file: None,
+            echo: true,
+            on_event: None,
+        }
     }
 }
 
@@ -118,16 +134,29 @@ impl Default for RunOpts<'_> {
 const ERROR_TAIL: usize = 16 * 1024;
 
 /// Run a stage's commands in order; the first failure stops the stage.
-pub fn run_stage(stage: &str, commands: &[(String, Option<Cmd>)], opts: &mut RunOpts) -> Result<()> {
+pub fn run_stage(
+    stage: &str,
+    commands: &[(String, Option<Cmd>)],
+    opts: &mut RunOpts,
+) -> Result<()> {
     for (key, cmd) in commands {
         let Some(cmd) = cmd else { continue };
-        let description = cmd.description();
+        let description = description(cmd);
         if let Some(f) = opts.on_event.as_mut() {
-            f(CommandEvent::Start { stage, key, description: description.clone() });
+            f(CommandEvent::Start {
+                stage,
+                key,
+                description: description.clone(),
+            });
         }
         let r = run_one(cmd, opts);
         if let Some(f) = opts.on_event.as_mut() {
-            f(CommandEvent::Finish { stage, key, ok: r.is_ok(), description: description.clone() });
+            f(CommandEvent::Finish {
+                stage,
+                key,
+                ok: r.is_ok(),
+                description: description.clone(),
+            });
         }
         r.with_context(|| format!("{stage}_commands.{key} failed"))?;
     }
@@ -136,7 +165,7 @@ pub fn run_stage(stage: &str, commands: &[(String, Option<Cmd>)], opts: &mut Run
 
 /// Run one command with merged output; Err carries the exit status and the output's tail.
 pub fn run_one(cmd: &Cmd, opts: &RunOpts) -> Result<()> {
-    let argv = cmd.argv();
+    let argv = argv(cmd);
     let (rd, wr) = nix::unistd::pipe().context("creating a pipe")?;
     let wr2 = wr.try_clone().context("duplicating a pipe")?;
     let mut c = Command::new(&argv[0]);
@@ -199,13 +228,14 @@ pub fn run_one(cmd: &Cmd, opts: &RunOpts) -> Result<()> {
         Some(c) => format!("exit status {c}"),
         None => format!("{status}"),
     };
-    let shown = match cmd {
-        Cmd::Shell(s) => s.clone(),
-        Cmd::Exec(v) => v.join(" "),
-    };
+    let shown = cmd.display();
     Err(anyhow!(
         "command `{shown}` failed ({code}){}{}",
-        if out.is_empty() { ", no output" } else { "; output:\n" },
+        if out.is_empty() {
+            ", no output"
+        } else {
+            "; output:\n"
+        },
         out
     ))
     .kind(Kind::Hook)
@@ -229,7 +259,9 @@ pub fn write_files_from_value(v: &Value) -> Result<Vec<(String, WriteFile)>> {
     let map = match v {
         Value::Null => return Ok(vec![]),
         Value::Mapping(m) => m,
-        _ => return Err(anyhow!("write_files must be a mapping of name: entry")).kind(Kind::Config),
+        _ => {
+            return Err(anyhow!("write_files must be a mapping of name: entry")).kind(Kind::Config)
+        }
     };
     let s = |e: &Value, k: &str| -> Option<String> {
         match e.get(k)? {
@@ -240,7 +272,10 @@ pub fn write_files_from_value(v: &Value) -> Result<Vec<(String, WriteFile)>> {
     };
     let mut out = Vec::new();
     for (k, e) in map {
-        let name = k.as_str().map(str::to_string).unwrap_or_else(|| format!("{k:?}"));
+        let name = k
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{k:?}"));
         let path = s(e, "path")
             .ok_or_else(|| anyhow!("write_files.{name}: missing `path`"))
             .kind(Kind::Config)?;
@@ -265,6 +300,45 @@ pub fn write_files_from_value(v: &Value) -> Result<Vec<(String, WriteFile)>> {
     Ok(out)
 }
 
+impl From<&preseed::install::WriteFile> for WriteFile {
+    fn from(w: &preseed::install::WriteFile) -> WriteFile {
+        // The model has decoded YAML `!!binary`; `encoding` (b64, gzip) is applied here.
+        let content = match &w.encoding {
+            Some(_) => String::from_utf8_lossy(&w.content).into_owned(),
+            None => String::new(),
+        };
+        WriteFile {
+            path: w.path.clone(),
+            content,
+            permissions: Some(format!("{:o}", w.permissions)),
+            owner: w.owner.clone(),
+            encoding: w.encoding.clone(),
+        }
+    }
+}
+
+/// Write the config model's `write_files` (sorted by name) into `target`.
+pub fn write_model_files(
+    target: &Path,
+    files: &std::collections::BTreeMap<String, preseed::install::WriteFile>,
+) -> Result<()> {
+    for (name, f) in files {
+        let r = if f.encoding.is_some() {
+            write_file(target, &WriteFile::from(f))
+        } else {
+            write_bytes(
+                target,
+                &f.path,
+                &f.content,
+                f.permissions,
+                f.owner.as_deref(),
+            )
+        };
+        r.with_context(|| format!("write_files.{name} ({})", f.path))?;
+    }
+    Ok(())
+}
+
 /// Write every entry into `target` (paths are taken relative to it).
 pub fn write_files(target: &Path, files: &[(String, WriteFile)]) -> Result<()> {
     for (name, f) in files {
@@ -275,17 +349,29 @@ pub fn write_files(target: &Path, files: &[(String, WriteFile)]) -> Result<()> {
 
 /// Write one entry into `target`.
 pub fn write_file(target: &Path, f: &WriteFile) -> Result<()> {
-    let rel = safe_relative(&f.path)?;
-    let dest = target.join(&rel);
     let bytes = decode(&f.content, f.encoding.as_deref())?;
     let mode = match &f.permissions {
         None => 0o644,
         Some(p) => {
             let t = p.trim().trim_start_matches("0o");
-            u32::from_str_radix(t, 8).map_err(|_| anyhow!("permissions {p:?} is not an octal mode"))?
+            u32::from_str_radix(t, 8)
+                .map_err(|_| anyhow!("permissions {p:?} is not an octal mode"))?
         }
     };
-    let (uid, gid) = owner_ids(target, f.owner.as_deref().unwrap_or("root:root"))?;
+    write_bytes(target, &f.path, &bytes, mode, f.owner.as_deref())
+}
+
+/// Write `bytes` at `path` inside `target` with a mode and `user:group` owner.
+pub fn write_bytes(
+    target: &Path,
+    path: &str,
+    bytes: &[u8],
+    mode: u32,
+    owner: Option<&str>,
+) -> Result<()> {
+    let rel = safe_relative(path)?;
+    let dest = target.join(&rel);
+    let (uid, gid) = owner_ids(target, owner.unwrap_or("root:root"))?;
     if let Some(dir) = dest.parent() {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -296,7 +382,8 @@ pub fn write_file(target: &Path, f: &WriteFile) -> Result<()> {
         .mode(mode)
         .open(&dest)
         .with_context(|| format!("opening {}", dest.display()))?;
-    file.write_all(&bytes).with_context(|| format!("writing {}", dest.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("writing {}", dest.display()))?;
     // Owner first: a chown clears set-id bits, so the mode is set after it.
     std::os::unix::fs::chown(&dest, Some(uid), Some(gid))
         .with_context(|| format!("chown {}", dest.display()))?;
@@ -422,10 +509,17 @@ mod tests {
             )),
         )
         .unwrap();
-        let mut opts = RunOpts { log_file: Some(&log), echo: false, ..Default::default() };
+        let mut opts = RunOpts {
+            log_file: Some(&log),
+            echo: false,
+            ..Default::default()
+        };
         let err = run_stage("late", &cmds, &mut opts).unwrap_err();
         let msg = crate::error::render(&err);
-        assert!(msg.contains("late_commands.a") && msg.contains("exit status 3"), "{msg}");
+        assert!(
+            msg.contains("late_commands.a") && msg.contains("exit status 3"),
+            "{msg}"
+        );
         assert!(msg.contains("to-out") && msg.contains("to-err"), "{msg}");
         assert_eq!(crate::error::kind_of(&err), Some(Kind::Hook));
         assert!(!marker.exists(), "later commands must not run");
@@ -439,10 +533,16 @@ mod tests {
         let out = dir.path().join("o");
         let cmds = vec![(
             "x".to_string(),
-            Some(Cmd::Shell(format!("printf %s \"$FOO\" > {}", out.display()))),
+            Some(Cmd::Shell(format!(
+                "printf %s \"$FOO\" > {}",
+                out.display()
+            ))),
         )];
-        let mut opts =
-            RunOpts { env: vec![("FOO".into(), "bar".into())], echo: false, ..Default::default() };
+        let mut opts = RunOpts {
+            env: vec![("FOO".into(), "bar".into())],
+            echo: false,
+            ..Default::default()
+        };
         run_stage("late", &cmds, &mut opts).unwrap();
         assert_eq!(fs::read_to_string(out).unwrap(), "bar");
     }
@@ -452,8 +552,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = dir.path();
         fs::create_dir_all(t.join("etc")).unwrap();
-        fs::write(t.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nubuntu:x:1000:1000::/h:/bin/sh\n")
-            .unwrap();
+        fs::write(
+            t.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nubuntu:x:1000:1000::/h:/bin/sh\n",
+        )
+        .unwrap();
         fs::write(t.join("etc/group"), "root:x:0:\nadm:x:4:\n").unwrap();
         let files = write_files_from_value(&v(
             "{a: {path: /etc/x/a.cfg, content: 'hi\n', permissions: '0600', owner: 'ubuntu:adm'},
@@ -465,9 +568,16 @@ mod tests {
         assert_eq!(md.mode() & 0o7777, 0o600);
         assert_eq!((md.uid(), md.gid()), (1000, 4));
         assert_eq!(fs::read(t.join("b.bin")).unwrap(), b"hello");
-        let bad = WriteFile { path: "../escape".into(), ..Default::default() };
+        let bad = WriteFile {
+            path: "../escape".into(),
+            ..Default::default()
+        };
         assert!(write_file(t, &bad).is_err());
-        let bad = WriteFile { path: "x".into(), owner: Some("nobody9".into()), ..Default::default() };
+        let bad = WriteFile {
+            path: "x".into(),
+            owner: Some("nobody9".into()),
+            ..Default::default()
+        };
         let e = format!("{:#}", write_file(t, &bad).unwrap_err());
         assert!(e.contains("nobody9"), "{e}");
     }

@@ -41,7 +41,12 @@ pub fn run_target_hook(wd: &WorkingDir, hook: &Path) -> Result<()> {
         env.push(("LIBEFIVAR_OPS".into(), v.into()));
     }
     // Our stdout is the install log when run as a stage command (the parent tees it).
-    let opts = RunOpts { env, log_file: None, echo: true, on_event: None };
+    let opts = RunOpts {
+        env,
+        log_file: None,
+        echo: true,
+        on_event: None,
+    };
     let cmd = Cmd::Exec(vec![hook.to_string_lossy().into_owned()]);
     commands::run_one(&cmd, &opts)
         .with_context(|| format!("the image's hook {} failed", hook.display()))

@@ -23,7 +23,10 @@ pub struct Requirements {
 impl Requirements {
     /// MAAS's DEPS_PER_OS: cloud-init always; netplan for Ubuntu bases.
     pub fn for_os(os_id: Option<&str>) -> Requirements {
-        Requirements { cloud_init: true, netplan: os_id == Some("ubuntu") }
+        Requirements {
+            cloud_init: true,
+            netplan: os_id == Some("ubuntu"),
+        }
     }
 }
 
@@ -102,7 +105,10 @@ pub struct TarIndex {
 impl TarIndex {
     /// Normalise an entry path: no leading `./` or `/`, no trailing `/`.
     pub fn normalize(p: &str) -> String {
-        let p = p.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/');
+        let p = p
+            .trim_start_matches("./")
+            .trim_start_matches('/')
+            .trim_end_matches('/');
         p.to_string()
     }
 
@@ -159,7 +165,9 @@ fn merged_alias(rel: &str) -> Option<String> {
 
 /// The root's os-release `ID`.
 pub fn os_id(root: &dyn RootView) -> Option<String> {
-    let text = root.read("etc/os-release").or_else(|| root.read("usr/lib/os-release"))?;
+    let text = root
+        .read("etc/os-release")
+        .or_else(|| root.read("usr/lib/os-release"))?;
     os_release_field(&text, "ID")
 }
 
@@ -245,8 +253,11 @@ mod tests {
         fs::write(r.join("usr/bin/cloud-init"), "#!/bin/sh\n").unwrap();
         // Not executable: does not count.
         assert!(check_target(r, false).is_err());
-        fs::set_permissions(r.join("usr/bin/cloud-init"), fs::Permissions::from_mode(0o755))
-            .unwrap();
+        fs::set_permissions(
+            r.join("usr/bin/cloud-init"),
+            fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
         let e = check_target(r, false).unwrap_err();
         assert_eq!(crate::error::render(&e), missing_message("netplan"));
         fs::create_dir_all(r.join("var/lib/dpkg")).unwrap();

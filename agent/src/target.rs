@@ -82,12 +82,24 @@ impl Chroot {
         if !dst.is_dir() {
             fs::create_dir_all(&dst).with_context(|| format!("creating {}", dst.display()))?;
         }
-        mount(Some(src), &dst, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .with_context(|| format!("bind-mounting {} on {}", src.display(), dst.display()))
-            .kind(Kind::Storage)?;
+        mount(
+            Some(src),
+            &dst,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .with_context(|| format!("bind-mounting {} on {}", src.display(), dst.display()))
+        .kind(Kind::Storage)?;
         self.mounts.push(dst.clone());
         // Private, so that nothing mounted or unmounted here reaches the host.
-        let _ = mount(None::<&str>, &dst, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>);
+        let _ = mount(
+            None::<&str>,
+            &dst,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        );
         Ok(())
     }
 
@@ -108,7 +120,9 @@ impl Chroot {
     fn install_resolv(&mut self) -> Result<()> {
         let host = fs::read("/etc/resolv.conf").ok();
         let etc = self.root.join("etc");
-        let (Some(host), true) = (host, etc.is_dir()) else { return Ok(()) };
+        let (Some(host), true) = (host, etc.is_dir()) else {
+            return Ok(());
+        };
         let ours = self.root.join(RESOLV);
         if fs::symlink_metadata(&ours).is_ok() {
             fs::rename(&ours, self.root.join(RESOLV_SAVED))
@@ -134,8 +148,11 @@ impl Chroot {
             self.policy = PolicyState::Added;
         }
         // Exit 101: "action forbidden by policy" (invoke-rc.d's interface).
-        fs::write(&p, "#!/bin/sh\n# written by deployer: no daemons during install\nexit 101\n")
-            .with_context(|| format!("writing {}", p.display()))?;
+        fs::write(
+            &p,
+            "#!/bin/sh\n# written by deployer: no daemons during install\nexit 101\n",
+        )
+        .with_context(|| format!("writing {}", p.display()))?;
         fs::set_permissions(&p, fs::Permissions::from_mode(0o755))
             .with_context(|| format!("chmod {}", p.display()))
     }
@@ -153,7 +170,9 @@ impl Chroot {
 
     /// A command to run inside the target: chroot + chdir / in the child, SYSTEMD_OFFLINE=1.
     pub fn command<S: AsRef<std::ffi::OsStr>>(&self, argv: &[S]) -> Result<Command> {
-        let Some((prog, args)) = argv.split_first() else { bail!("no command given") };
+        let Some((prog, args)) = argv.split_first() else {
+            bail!("no command given")
+        };
         let mut c = Command::new(prog);
         c.args(args).env("SYSTEMD_OFFLINE", "1");
         let root = self.root.clone();
@@ -182,7 +201,10 @@ impl Chroot {
     /// the output in it.
     pub fn output<S: AsRef<std::ffi::OsStr>>(&self, argv: &[S]) -> Result<String> {
         let mut c = self.command(argv)?;
-        let shown: Vec<String> = argv.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect();
+        let shown: Vec<String> = argv
+            .iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect();
         let out = c
             .output()
             .with_context(|| format!("running {} in {}", shown.join(" "), self.root.display()))
@@ -268,14 +290,19 @@ impl Drop for Chroot {
 
 /// Is `p` a mount point (listed in /proc/self/mountinfo)?
 pub fn is_mountpoint(p: &Path) -> bool {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else { return false };
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
     let want = p.to_string_lossy();
-    info.lines().any(|l| l.split(' ').nth(4).map(unescape_mount) == Some(want.to_string()))
+    info.lines()
+        .any(|l| l.split(' ').nth(4).map(unescape_mount) == Some(want.to_string()))
 }
 
 /// Mount points at or under `root`, from /proc/self/mountinfo.
 pub fn mounts_under(root: &Path) -> Vec<PathBuf> {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else { return vec![] };
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return vec![];
+    };
     info.lines()
         .filter_map(|l| l.split(' ').nth(4).map(unescape_mount))
         .map(PathBuf::from)
@@ -284,7 +311,10 @@ pub fn mounts_under(root: &Path) -> Vec<PathBuf> {
 }
 
 fn unescape_mount(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 /// Resolve `rel` inside `root` the way the target would see it: symlinks (absolute ones
@@ -376,13 +406,19 @@ mod tests {
         let r = d.path();
         fs::create_dir_all(r.join("usr/bin")).unwrap();
         fs::write(r.join("usr/bin/cloud-init"), "#!/bin/sh\n").unwrap();
-        fs::set_permissions(r.join("usr/bin/cloud-init"), fs::Permissions::from_mode(0o755))
-            .unwrap();
+        fs::set_permissions(
+            r.join("usr/bin/cloud-init"),
+            fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
         // usrmerge-style absolute link: must resolve inside the root, not on the host.
         std::os::unix::fs::symlink("/usr/bin", r.join("bin")).unwrap();
         std::os::unix::fs::symlink("../../../../../etc", r.join("usr/bin/up")).unwrap();
         assert!(is_executable_in(r, "bin/cloud-init"));
-        assert_eq!(resolve_in(r, "bin/cloud-init").unwrap(), r.join("usr/bin/cloud-init"));
+        assert_eq!(
+            resolve_in(r, "bin/cloud-init").unwrap(),
+            r.join("usr/bin/cloud-init")
+        );
         assert!(!is_executable_in(r, "bin/nothere"));
         // `..` past the root stays at the root: usr/bin/up -> /etc of the target (missing).
         assert!(resolve_in(r, "usr/bin/up").is_none());

@@ -44,7 +44,9 @@ impl Proxy {
         };
         Proxy {
             http_proxy: get("http_proxy").or_else(|| {
-                cfg.get("http_proxy").and_then(|v| v.as_str()).map(str::to_string)
+                cfg.get("http_proxy")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
             }),
             https_proxy: get("https_proxy"),
             no_proxy: get("no_proxy"),
@@ -138,9 +140,15 @@ impl WorkingDir {
     /// Rebuild from the environment a stage command was started with (curtin's
     /// `load_command_environment`). Missing variables are an error naming them.
     pub fn from_env() -> Result<WorkingDir> {
-        let get = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let get = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         let need = |k: &str| {
-            get(k).with_context(|| format!("${k} is not set: run this as a stage of an install, or pass the paths"))
+            get(k).with_context(|| {
+                format!("${k} is not set: run this as a stage of an install, or pass the paths")
+            })
         };
         let fstab = need(var::FSTAB)?;
         let state = fstab.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -148,8 +156,8 @@ impl WorkingDir {
         let path_first = std::env::var_os("PATH")
             .and_then(|p| std::env::split_paths(&p).next())
             .unwrap_or_default();
-        let pythonpath = std::env::var_os("PYTHONPATH")
-            .and_then(|p| std::env::split_paths(&p).next());
+        let pythonpath =
+            std::env::var_os("PYTHONPATH").and_then(|p| std::env::split_paths(&p).next());
         let proxy = Proxy {
             http_proxy: std::env::var("http_proxy").ok(),
             https_proxy: std::env::var("https_proxy").ok(),
@@ -159,7 +167,8 @@ impl WorkingDir {
             target: need(var::TARGET)?,
             scratch: get(var::SCRATCH).unwrap_or_else(|| top.join("scratch")),
             config: need(var::CONFIG)?,
-            network_config: get(var::NETWORK_CONFIG).unwrap_or_else(|| state.join("network_config")),
+            network_config: get(var::NETWORK_CONFIG)
+                .unwrap_or_else(|| state.join("network_config")),
             network_state: get(var::NETWORK_STATE).unwrap_or_else(|| state.join("network_state")),
             interfaces: get(var::INTERFACES).unwrap_or_else(|| state.join("interfaces")),
             report_stack: std::env::var(var::REPORTSTACK).unwrap_or_default(),
@@ -177,7 +186,10 @@ impl WorkingDir {
 
     /// The state dir (where block-meta leaves crypttab, mdadm.conf ... next to fstab).
     pub fn state_dir(&self) -> PathBuf {
-        self.fstab.parent().map(Path::to_path_buf).unwrap_or_default()
+        self.fstab
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
     }
 
     /// Write the merged config as JSON to `state/config`.
@@ -198,7 +210,10 @@ impl WorkingDir {
 
     /// The same working dir with another event-name prefix (`cmd-install/stage-<name>`).
     pub fn with_report_stack(&self, stack: impl Into<String>) -> WorkingDir {
-        WorkingDir { report_stack: stack.into(), ..self.clone() }
+        WorkingDir {
+            report_stack: stack.into(),
+            ..self.clone()
+        }
     }
 
     /// Make `bin/curtin` a link to the running executable (unless one is there already).
@@ -207,7 +222,8 @@ impl WorkingDir {
         if fs::symlink_metadata(&link).is_ok() {
             return Ok(());
         }
-        fs::create_dir_all(&self.bin).with_context(|| format!("creating {}", self.bin.display()))?;
+        fs::create_dir_all(&self.bin)
+            .with_context(|| format!("creating {}", self.bin.display()))?;
         let exe = std::env::current_exe().context("finding the running executable")?;
         std::os::unix::fs::symlink(&exe, &link)
             .with_context(|| format!("linking {} to {}", link.display(), exe.display()))
@@ -355,7 +371,12 @@ mod tests {
         let cfg: serde_yaml::Value =
             serde_yaml::from_str("{proxy: {http_proxy: 'http://p:3128'}, a: [1]}").unwrap();
         let wd = WorkingDir::create_at(dir.path(), None, &cfg).unwrap();
-        for f in ["state/config", "state/fstab", "state/network_config", "state/network_state"] {
+        for f in [
+            "state/config",
+            "state/fstab",
+            "state/network_config",
+            "state/network_state",
+        ] {
             assert!(dir.path().join(f).is_file(), "{f}");
         }
         assert!(!dir.path().join("state/interfaces").exists());
@@ -364,10 +385,18 @@ mod tests {
             serde_json::from_slice(&fs::read(dir.path().join("state/config")).unwrap()).unwrap();
         assert_eq!(json["a"][0], 1);
         let env: std::collections::BTreeMap<_, _> = wd.env().into_iter().collect();
-        assert_eq!(env["OUTPUT_FSTAB"], dir.path().join("state/fstab").into_os_string());
+        assert_eq!(
+            env["OUTPUT_FSTAB"],
+            dir.path().join("state/fstab").into_os_string()
+        );
         assert_eq!(env["http_proxy"], "http://p:3128");
         let path = env["PATH"].to_string_lossy().into_owned();
-        assert!(path.starts_with(&dir.path().join("bin").display().to_string()), "{path}");
-        assert!(fs::symlink_metadata(dir.path().join("bin/curtin")).unwrap().is_symlink());
+        assert!(
+            path.starts_with(&dir.path().join("bin").display().to_string()),
+            "{path}"
+        );
+        assert!(fs::symlink_metadata(dir.path().join("bin/curtin"))
+            .unwrap()
+            .is_symlink());
     }
 }

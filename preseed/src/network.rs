@@ -182,19 +182,35 @@ impl Cidr {
     pub fn network(&self) -> Cidr {
         let addr = match self.addr {
             IpAddr::V4(a) => {
-                let m = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix as u32) };
+                let m = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix as u32)
+                };
                 IpAddr::V4((u32::from(a) & m).into())
             }
             IpAddr::V6(a) => {
-                let m = if self.prefix == 0 { 0 } else { u128::MAX << (128 - self.prefix as u32) };
+                let m = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix as u32)
+                };
                 IpAddr::V6((u128::from(a) & m).into())
             }
         };
-        Cidr { addr, prefix: self.prefix }
+        Cidr {
+            addr,
+            prefix: self.prefix,
+        }
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        self.network() == (Cidr { addr: ip, prefix: self.prefix }).network()
+        self.network()
+            == (Cidr {
+                addr: ip,
+                prefix: self.prefix,
+            })
+            .network()
     }
 
     pub fn is_v6(&self) -> bool {
@@ -233,7 +249,10 @@ pub fn parse_cidr(
     if prefix > max {
         return Err(format!("prefix /{prefix} is too long for {addr}"));
     }
-    Ok(Cidr { addr, prefix: prefix as u8 })
+    Ok(Cidr {
+        addr,
+        prefix: prefix as u8,
+    })
 }
 
 /// A prefix length given as a number or as a netmask.
@@ -319,7 +338,10 @@ impl Network {
         let raw = v.clone();
         let config = v.get("config");
         if config.and_then(Value::as_str) == Some("disabled") {
-            return Ok(Network { raw, body: Body::Disabled });
+            return Ok(Network {
+                raw,
+                body: Body::Disabled,
+            });
         }
         let version = match v.get("version") {
             Some(Value::Number(n)) => n.as_u64(),
@@ -329,7 +351,12 @@ impl Network {
         };
         match version {
             Some(1) => {}
-            Some(2) => return Ok(Network { raw, body: Body::V2 }),
+            Some(2) => {
+                return Ok(Network {
+                    raw,
+                    body: Body::V2,
+                })
+            }
             Some(n) => return Err(format!("network: unsupported version {n} (1 or 2)")),
             None => return Err("network: missing `version` (1 or 2)".into()),
         }
@@ -346,7 +373,10 @@ impl Network {
             })?;
             entries.push(entry);
         }
-        let net = Network { raw, body: Body::V1(entries) };
+        let net = Network {
+            raw,
+            body: Body::V1(entries),
+        };
         net.validate()?;
         Ok(net)
     }
@@ -361,7 +391,9 @@ impl Network {
 
     /// The keys cloud-init requires per type, and addresses that must parse.
     fn validate(&self) -> Result<(), String> {
-        let Some(entries) = self.v1() else { return Ok(()) };
+        let Some(entries) = self.v1() else {
+            return Ok(());
+        };
         for (i, e) in entries.iter().enumerate() {
             let at = |msg: String| format!("network.config[{i}] ({}): {msg}", e.type_name());
             if let Some(ifc) = e.interface() {
@@ -402,6 +434,20 @@ impl Network {
     }
 }
 
+impl<'de> Deserialize<'de> for Network {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        Network::from_value(&v).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serialises as given (the raw value).
+impl serde::Serialize for Network {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.raw.serialize(s)
+    }
+}
+
 // ---- lenient scalar readers (cloud-init accepts numbers as strings and vice versa) ----
 
 fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -425,7 +471,9 @@ fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
         Some(Value::Number(n)) => Some(
             n.as_u64()
                 .and_then(|n| u32::try_from(n).ok())
-                .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a valid number here")))?,
+                .ok_or_else(|| {
+                    serde::de::Error::custom(format!("{n} is not a valid number here"))
+                })?,
         ),
         Some(Value::String(s)) if s.trim().is_empty() => None,
         Some(Value::String(s)) => Some(
@@ -442,7 +490,8 @@ fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     Ok(match Option::<Value>::deserialize(d)? {
         None | Some(Value::Null) => None,
         Some(v) => Some(
-            value_bool(&v).ok_or_else(|| serde::de::Error::custom(format!("{v:?} is not a boolean")))?,
+            value_bool(&v)
+                .ok_or_else(|| serde::de::Error::custom(format!("{v:?} is not a boolean")))?,
         ),
     })
 }
@@ -507,7 +556,10 @@ config:
         assert_eq!(p.mac_address.as_deref(), Some("aa:bb:cc:dd:ee:ff"));
         assert_eq!(p.accept_ra, Some(true));
         assert_eq!(p.subnets[0].dns_search, vec!["maas", "example.com"]);
-        assert_eq!(p.subnets[0].cidr().unwrap().unwrap().to_string(), "10.0.0.5/24");
+        assert_eq!(
+            p.subnets[0].cidr().unwrap().unwrap().to_string(),
+            "10.0.0.5/24"
+        );
         assert_eq!(p.subnets[1].kind, SubnetType::Dhcp4);
         let Entry::Vlan(v) = &e[2] else { panic!() };
         assert_eq!(v.vlan_id, Some(10));
@@ -519,8 +571,18 @@ config:
 
     #[test]
     fn netmask_and_defaults() {
-        assert_eq!(parse_cidr("192.168.1.10", Some("255.255.0.0"), None).unwrap().prefix, 16);
-        assert_eq!(parse_cidr("192.168.1.10/255.255.255.128", None, None).unwrap().prefix, 25);
+        assert_eq!(
+            parse_cidr("192.168.1.10", Some("255.255.0.0"), None)
+                .unwrap()
+                .prefix,
+            16
+        );
+        assert_eq!(
+            parse_cidr("192.168.1.10/255.255.255.128", None, None)
+                .unwrap()
+                .prefix,
+            25
+        );
         assert_eq!(parse_cidr("192.168.1.10", None, None).unwrap().prefix, 24);
         assert_eq!(parse_cidr("2001:db8::1", None, None).unwrap().prefix, 64);
         assert!(parse_cidr("10.0.0.1", Some("255.0.255.0"), None).is_err());

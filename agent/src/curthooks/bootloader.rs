@@ -17,11 +17,22 @@ struct TargetTool {
     package: &'static str,
 }
 
-const GRUB_INSTALL_BIOS: TargetTool = TargetTool { name: "grub-install", package: "grub-pc" };
-const GRUB_INSTALL_EFI: TargetTool = TargetTool { name: "grub-install", package: "grub-efi-amd64" };
-const UPDATE_GRUB: TargetTool = TargetTool { name: "update-grub", package: "grub2-common" };
-const UPDATE_INITRAMFS: TargetTool =
-    TargetTool { name: "update-initramfs", package: "initramfs-tools" };
+const GRUB_INSTALL_BIOS: TargetTool = TargetTool {
+    name: "grub-install",
+    package: "grub-pc",
+};
+const GRUB_INSTALL_EFI: TargetTool = TargetTool {
+    name: "grub-install",
+    package: "grub-efi-amd64",
+};
+const UPDATE_GRUB: TargetTool = TargetTool {
+    name: "update-grub",
+    package: "grub2-common",
+};
+const UPDATE_INITRAMFS: TargetTool = TargetTool {
+    name: "update-initramfs",
+    package: "initramfs-tools",
+};
 
 fn require(chroot: &Chroot, t: &TargetTool) -> Result<()> {
     let found = ["usr/sbin", "sbin", "usr/bin", "bin", "usr/local/sbin"]
@@ -72,7 +83,12 @@ fn install_devices(cfg: &Value, boot: Option<&Value>) -> Devices {
             Some(Value::Null) => return Devices::None,
             Some(Value::String(s)) => return Devices::List(vec![PathBuf::from(s)]),
             Some(Value::Sequence(seq)) if !has_grub_devices(cfg) => {
-                return Devices::List(seq.iter().filter_map(Value::as_str).map(PathBuf::from).collect())
+                return Devices::List(
+                    seq.iter()
+                        .filter_map(Value::as_str)
+                        .map(PathBuf::from)
+                        .collect(),
+                )
             }
             _ => {}
         }
@@ -89,7 +105,11 @@ fn grub_devices(cfg: &Value) -> Vec<PathBuf> {
     let Some(Value::Sequence(items)) = cfg.get("storage").and_then(|s| s.get("config")) else {
         return vec![];
     };
-    let by_id = |id: &str| items.iter().find(|i| i.get("id").and_then(Value::as_str) == Some(id));
+    let by_id = |id: &str| {
+        items
+            .iter()
+            .find(|i| i.get("id").and_then(Value::as_str) == Some(id))
+    };
     let mut out = vec![];
     for it in items {
         let flagged = it.get("grub_device").and_then(preseed::network::value_bool) == Some(true);
@@ -117,12 +137,10 @@ fn disk_path(disk: &Value) -> Option<PathBuf> {
     }
     let serial = disk.get("serial").and_then(Value::as_str)?;
     let dir = std::fs::read_dir("/dev/disk/by-id").ok()?;
-    dir.filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| {
-            let n = p.file_name().unwrap_or_default().to_string_lossy();
-            n.ends_with(serial) && !n.contains("-part")
-        })
+    dir.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
+        let n = p.file_name().unwrap_or_default().to_string_lossy();
+        n.ends_with(serial) && !n.contains("-part")
+    })
 }
 
 /// The bootloader step.
@@ -171,8 +189,11 @@ pub fn setup(chroot: &Chroot, cfg: &Value) -> Result<()> {
             }
             for d in devs {
                 let d = d.to_string_lossy().into_owned();
-                run_in(chroot, &["grub-install", "--target=i386-pc", "--recheck", &d])
-                    .with_context(|| format!("grub-install {d}"))?;
+                run_in(
+                    chroot,
+                    &["grub-install", "--target=i386-pc", "--recheck", &d],
+                )
+                .with_context(|| format!("grub-install {d}"))?;
             }
         }
     }
@@ -185,7 +206,9 @@ pub fn setup(chroot: &Chroot, cfg: &Value) -> Result<()> {
 fn write_grub_settings(root: &Path, boot: Option<&Value>) -> Result<()> {
     let get = |k: &str| boot.and_then(|b| b.get(k));
     let mut text = String::from("# Written by deployer (curtin's settings)\n");
-    let probe = get("probe_additional_os").and_then(preseed::network::value_bool).unwrap_or(false);
+    let probe = get("probe_additional_os")
+        .and_then(preseed::network::value_bool)
+        .unwrap_or(false);
     if !probe {
         text.push_str("GRUB_DISABLE_OS_PROBER=\"true\"\n");
     }
@@ -217,7 +240,10 @@ mod tests {
             Devices::List(vec!["/dev/vda".into(), "/dev/vdb".into()])
         );
         let cfg2: Value = serde_yaml::from_str("{grub: {install_devices: null}}").unwrap();
-        assert_eq!(install_devices(&cfg2, boot_cfg(&cfg2).unwrap()), Devices::None);
+        assert_eq!(
+            install_devices(&cfg2, boot_cfg(&cfg2).unwrap()),
+            Devices::None
+        );
         let both: Value = serde_yaml::from_str("{grub: {}, boot: {}}").unwrap();
         assert!(boot_cfg(&both).is_err());
     }

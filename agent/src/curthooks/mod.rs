@@ -61,8 +61,10 @@ pub fn run_stage(wd: &WorkingDir, cfg: &Value) -> Result<()> {
     }
     let mode = mode(cfg);
     if !matches!(mode.as_str(), "auto" | "target" | "builtin") {
-        return Err(anyhow!("curthooks.mode {mode:?}: expected auto, target or builtin"))
-            .kind(Kind::Config);
+        return Err(anyhow!(
+            "curthooks.mode {mode:?}: expected auto, target or builtin"
+        ))
+        .kind(Kind::Config);
     }
     let hook = target.join("curtin/curtin-hooks");
     if mode != "builtin" && hook.is_file() {
@@ -92,8 +94,11 @@ pub fn builtin(wd: &WorkingDir, cfg: &Value) -> Result<()> {
     let target = &wd.target;
     let ids = distro(target);
     if ids.is_empty() {
-        return Err(anyhow!("failed to determine the target's distro: no ID in {}/etc/os-release", target.display()))
-            .kind(Kind::Image);
+        return Err(anyhow!(
+            "failed to determine the target's distro: no ID in {}/etc/os-release",
+            target.display()
+        ))
+        .kind(Kind::Image);
     }
     if !ids.iter().any(|i| i == "debian" || i == "ubuntu") {
         return Err(anyhow!(
@@ -117,7 +122,9 @@ pub fn builtin(wd: &WorkingDir, cfg: &Value) -> Result<()> {
 
 /// `cloudconfig: {<key>: {content, path?}}` -> `etc/cloud/cloud.cfg.d/95-cloudconfig-<key>.cfg`.
 pub fn write_cloudconfig(target: &Path, cfg: &Value) -> Result<()> {
-    let Some(Value::Mapping(m)) = cfg.get("cloudconfig") else { return Ok(()) };
+    let Some(Value::Mapping(m)) = cfg.get("cloudconfig") else {
+        return Ok(());
+    };
     let mut items: Vec<(String, &Value)> = m
         .iter()
         .map(|(k, v)| (crate::network::state::scalar_text(k), v))

@@ -11,7 +11,8 @@ use super::state::{scalar_text, Iface, Kind, State};
 pub const PATH: &str = "etc/network/interfaces";
 pub const UDEV_RULES: &str = "etc/udev/rules.d/70-persistent-net.rules";
 
-pub const HEADER: &str = "# Written by deployer from the deployment's network config (version 1).\n";
+pub const HEADER: &str =
+    "# Written by deployer from the deployment's network config (version 1).\n";
 
 fn rank(k: Kind) -> u8 {
     match k {
@@ -29,20 +30,31 @@ pub fn render(st: &State) -> Result<String> {
     let mut stanzas: Vec<Vec<String>> = vec![];
     let mut lo = vec!["auto lo".to_string(), "iface lo inet loopback".to_string()];
     if !st.dns_nameservers.is_empty() {
-        lo.push(format!("    dns-nameservers {}", st.dns_nameservers.join(" ")));
+        lo.push(format!(
+            "    dns-nameservers {}",
+            st.dns_nameservers.join(" ")
+        ));
     }
     if !st.dns_search.is_empty() {
         lo.push(format!("    dns-search {}", st.dns_search.join(" ")));
     }
     stanzas.push(lo);
-    let mut ifaces: Vec<&Iface> = st.ifaces.iter().filter(|i| i.kind != Kind::Loopback).collect();
+    let mut ifaces: Vec<&Iface> = st
+        .ifaces
+        .iter()
+        .filter(|i| i.kind != Kind::Loopback)
+        .collect();
     ifaces.sort_by(|a, b| (rank(a.kind), &a.name).cmp(&(rank(b.kind), &b.name)));
     for i in ifaces {
         stanzas.extend(render_iface(i)?);
     }
     let mut out = String::from(HEADER);
     out.push_str(
-        &stanzas.iter().map(|s| s.join("\n")).collect::<Vec<_>>().join("\n\n"),
+        &stanzas
+            .iter()
+            .map(|s| s.join("\n"))
+            .collect::<Vec<_>>()
+            .join("\n\n"),
     );
     out.push('\n');
     if !st.routes.is_empty() {
@@ -65,7 +77,10 @@ fn attributes(i: &Iface, ipv4_subnet_mtu: bool) -> Vec<String> {
         if k == "bridge-stp" {
             let on = value_bool(v).unwrap_or(false);
             a.push(format!("bridge-stp {}", if on { "on" } else { "off" }));
-        } else if matches!(k.as_str(), "bridge-pathcost" | "bridge-portprio" | "bridge-waitport") {
+        } else if matches!(
+            k.as_str(),
+            "bridge-pathcost" | "bridge-portprio" | "bridge-waitport"
+        ) {
             match v {
                 serde_yaml::Value::Sequence(seq) => {
                     a.extend(seq.iter().map(|x| format!("{k} {}", scalar_text(x))))
@@ -94,7 +109,10 @@ fn attributes(i: &Iface, ipv4_subnet_mtu: bool) -> Vec<String> {
             a.push(format!("vlan-id {id}"));
         }
     }
-    if matches!(i.kind, Kind::Bond | Kind::Bridge | Kind::Infiniband | Kind::Vlan) {
+    if matches!(
+        i.kind,
+        Kind::Bond | Kind::Bridge | Kind::Infiniband | Kind::Vlan
+    ) {
         if let Some(mac) = &i.mac {
             a.push(format!("hwaddress {mac}"));
         }
@@ -110,13 +128,17 @@ fn attributes(i: &Iface, ipv4_subnet_mtu: bool) -> Vec<String> {
 }
 
 fn render_iface(i: &Iface) -> Result<Vec<Vec<String>>> {
-    let ipv4_mtu = i.subnets.iter().any(|s| {
-        s.mtu.is_some() && s.cidr().ok().flatten().is_some_and(|c| !c.is_v6())
-    });
+    let ipv4_mtu = i
+        .subnets
+        .iter()
+        .any(|s| s.mtu.is_some() && s.cidr().ok().flatten().is_some_and(|c| !c.is_v6()));
     let attrs = attributes(i, ipv4_mtu);
     let ind = |l: &String| format!("    {l}");
     if i.subnets.is_empty() {
-        let mut st = vec![format!("auto {}", i.name), format!("iface {} inet manual", i.name)];
+        let mut st = vec![
+            format!("auto {}", i.name),
+            format!("iface {} inet manual", i.name),
+        ];
         st.extend(attrs.iter().map(ind));
         return Ok(vec![st]);
     }
@@ -185,12 +207,20 @@ fn render_iface(i: &Iface) -> Result<Vec<Vec<String>>> {
         };
         let same_family: Vec<&String> = ns
             .iter()
-            .filter(|n| n.parse::<IpAddr>().map(|a| a.is_ipv6() == v6).unwrap_or(false))
+            .filter(|n| {
+                n.parse::<IpAddr>()
+                    .map(|a| a.is_ipv6() == v6)
+                    .unwrap_or(false)
+            })
             .collect();
         if !same_family.is_empty() {
             opts.push(format!(
                 "dns-nameservers {}",
-                same_family.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+                same_family
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
             ));
             if !search.is_empty() {
                 opts.push(format!("dns-search {}", search.join(" ")));
@@ -212,7 +242,11 @@ fn render_iface(i: &Iface) -> Result<Vec<Vec<String>>> {
 /// `post-up ip route add ... || true` and the matching `pre-down ... del`.
 fn route_lines(r: &Route, subnet: Option<&Subnet>) -> Result<Vec<String>> {
     let dest = r.cidr().map_err(|e| anyhow!("route: {e}"))?;
-    let to = if dest.prefix == 0 { "default".to_string() } else { dest.to_string() };
+    let to = if dest.prefix == 0 {
+        "default".to_string()
+    } else {
+        dest.to_string()
+    };
     let fam = if dest.is_v6() { " -family inet6" } else { "" };
     let mut spec = to;
     if let Some(gw) = &r.gateway {
@@ -235,7 +269,11 @@ pub fn udev_rules(st: &State) -> String {
             continue;
         }
         let Some(mac) = &i.mac else { continue };
-        let driver = i.params.get("driver").map(scalar_text).unwrap_or_else(|| "?*".into());
+        let driver = i
+            .params
+            .get("driver")
+            .map(scalar_text)
+            .unwrap_or_else(|| "?*".into());
         out.push_str(&format!(
             "SUBSYSTEM==\"net\", ACTION==\"add\", DRIVERS==\"{driver}\", ATTR{{address}}==\"{mac}\", NAME=\"{}\"\n",
             i.name

@@ -29,7 +29,10 @@ pub const DISABLE_CONTENT: &str = "network: {config: disabled}\n";
 pub fn from_config(cfg: &Value) -> Result<Option<Network>> {
     match cfg.get("network") {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => Network::from_value(v).map(Some).map_err(|e| anyhow!(e)).kind(Kind::Config),
+        Some(v) => Network::from_value(v)
+            .map(Some)
+            .map_err(|e| anyhow!(e))
+            .kind(Kind::Config),
     }
 }
 
@@ -63,9 +66,9 @@ pub fn render_cmd(g: &crate::cli::Global, a: &crate::cli::RenderNetworkArgs) -> 
     let cfg = workdir::stage_config(g)?;
     let net = match from_config(&cfg)? {
         Some(n) => n,
-        None if cfg.get("version").is_some() => {
-            Network::from_value(&cfg).map_err(|e| anyhow!(e)).kind(Kind::Config)?
-        }
+        None if cfg.get("version").is_some() => Network::from_value(&cfg)
+            .map_err(|e| anyhow!(e))
+            .kind(Kind::Config)?,
         None => return Err(anyhow!("the config has no `network:`")).kind(Kind::Config),
     };
     print!("{}", render(&net, a.format)?);
@@ -91,7 +94,9 @@ pub fn net_meta(g: &crate::cli::Global, a: &crate::cli::NetMetaArgs) -> Result<(
             fs::write(&wd.network_config, text)
                 .with_context(|| format!("writing {}", wd.network_config.display()))
         }
-        ("custom", None) => Err(anyhow!("net-meta custom: the config has no `network:`")).kind(Kind::Config),
+        ("custom", None) => {
+            Err(anyhow!("net-meta custom: the config has no `network:`")).kind(Kind::Config)
+        }
         ("copy", _) | ("auto", None) if wd.target.join(eni::PATH).is_file() => {
             tracing::warn!("copying the target's /etc/network/interfaces: this is brittle");
             fs::copy(wd.target.join(eni::PATH), &wd.interfaces)
@@ -104,8 +109,10 @@ pub fn net_meta(g: &crate::cli::Global, a: &crate::cli::NetMetaArgs) -> Result<(
             fs::write(&wd.network_config, text)
                 .with_context(|| format!("writing {}", wd.network_config.display()))
         }
-        (m, _) => Err(anyhow!("net-meta: unknown mode {m:?} (auto, custom, copy, dhcp, disabled)"))
-            .kind(Kind::Config),
+        (m, _) => Err(anyhow!(
+            "net-meta: unknown mode {m:?} (auto, custom, copy, dhcp, disabled)"
+        ))
+        .kind(Kind::Config),
     }
 }
 
@@ -174,8 +181,13 @@ pub fn passthrough_available(chroot: &Chroot) -> bool {
 /// The installed cloud-init's version (major, minor) from the dpkg status file.
 pub fn cloud_init_version(root: &Path) -> Option<(u32, u32)> {
     let status = fs::read_to_string(target::resolve_in(root, "var/lib/dpkg/status")?).ok()?;
-    let para = status.split("\n\n").find(|p| p.lines().any(|l| l.trim() == "Package: cloud-init"))?;
-    let v = para.lines().find_map(|l| l.strip_prefix("Version:"))?.trim();
+    let para = status
+        .split("\n\n")
+        .find(|p| p.lines().any(|l| l.trim() == "Package: cloud-init"))?;
+    let v = para
+        .lines()
+        .find_map(|l| l.strip_prefix("Version:"))?
+        .trim();
     let v = v.split_once(':').map(|x| x.1).unwrap_or(v);
     let mut it = v.split(|c: char| !c.is_ascii_digit());
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
@@ -210,7 +222,9 @@ pub fn apply(chroot: &Chroot, wd: &WorkingDir) -> Result<Applied> {
     let v: Value = serde_yaml::from_str(&text)
         .with_context(|| format!("parsing {}", wd.network_config.display()))
         .kind(Kind::Config)?;
-    let net = Network::from_value(&v).map_err(|e| anyhow!(e)).kind(Kind::Config)?;
+    let net = Network::from_value(&v)
+        .map_err(|e| anyhow!(e))
+        .kind(Kind::Config)?;
     if net.body == Body::Disabled {
         return Ok(Applied::Nothing);
     }
@@ -224,7 +238,9 @@ pub fn apply(chroot: &Chroot, wd: &WorkingDir) -> Result<Applied> {
         );
         match (&net.body, has_netplan) {
             (Body::V1(_), false) => {
-                let Body::V1(e) = &net.body else { unreachable!() };
+                let Body::V1(e) = &net.body else {
+                    unreachable!()
+                };
                 let st = state::State::from_entries(e);
                 write_in(root, eni::PATH, &eni::render(&st)?, 0o644)?;
                 write_in(root, eni::UDEV_RULES, &eni::udev_rules(&st), 0o644)?;
@@ -232,7 +248,12 @@ pub fn apply(chroot: &Chroot, wd: &WorkingDir) -> Result<Applied> {
                 Applied::Eni
             }
             (_, true) => {
-                write_in(root, netplan::PATH, &render(&net, NetworkFormat::Netplan)?, 0o600)?;
+                write_in(
+                    root,
+                    netplan::PATH,
+                    &render(&net, NetworkFormat::Netplan)?,
+                    0o600,
+                )?;
                 write_in(root, DISABLE_PATH, DISABLE_CONTENT, 0o644)?;
                 Applied::Netplan
             }
@@ -252,18 +273,37 @@ pub fn apply(chroot: &Chroot, wd: &WorkingDir) -> Result<Applied> {
 fn cleanup_legacy(root: &Path) {
     let eth0 = root.join("etc/network/interfaces.d/eth0.cfg");
     if let Ok(t) = fs::read_to_string(&eth0) {
-        let lines: Vec<&str> = t.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+        let lines: Vec<&str> = t
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect();
         if lines == ["auto eth0", "iface eth0 inet dhcp"] {
             let _ = fs::remove_file(&eth0);
         }
     }
     let privacy = root.join("etc/sysctl.d/10-ipv6-privacy.conf");
     if let Ok(t) = fs::read_to_string(&privacy) {
-        let lines: Vec<&str> = t.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
-        if lines == ["net.ipv6.conf.all.use_tempaddr = 2", "net.ipv6.conf.default.use_tempaddr = 2"] {
+        let lines: Vec<&str> = t
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        if lines
+            == [
+                "net.ipv6.conf.all.use_tempaddr = 2",
+                "net.ipv6.conf.default.use_tempaddr = 2",
+            ]
+        {
             let commented: String = t
                 .lines()
-                .map(|l| if l.trim().starts_with("net.") { format!("# {l}\n") } else { format!("{l}\n") })
+                .map(|l| {
+                    if l.trim().starts_with("net.") {
+                        format!("# {l}\n")
+                    } else {
+                        format!("{l}\n")
+                    }
+                })
                 .collect();
             let _ = fs::write(&privacy, commented);
         }

@@ -13,7 +13,8 @@ use super::state::{Iface, Kind, State};
 /// Where the rendered file goes in the target.
 pub const PATH: &str = "etc/netplan/50-cloud-init.yaml";
 
-pub const HEADER: &str = "# Written by deployer from the deployment's network config (version 1).\n\
+pub const HEADER: &str =
+    "# Written by deployer from the deployment's network config (version 1).\n\
 # To keep cloud-init from rewriting it, deployer also wrote\n\
 # /etc/cloud/cloud.cfg.d/curtin-disable-cloudinit-networking.cfg (network: {config: disabled}).\n";
 
@@ -86,7 +87,10 @@ pub fn render_value(st: &State) -> Result<Value> {
         let key = match i.kind {
             Kind::Physical => {
                 if let Some(mac) = &i.mac {
-                    o.insert("match".into(), to_value(Obj::from([("macaddress".into(), s(mac))])));
+                    o.insert(
+                        "match".into(),
+                        to_value(Obj::from([("macaddress".into(), s(mac))])),
+                    );
                     o.insert("set-name".into(), s(&i.name));
                 }
                 &mut ethernets
@@ -99,7 +103,10 @@ pub fn render_value(st: &State) -> Result<Value> {
                     .map(|x| x.name.as_str())
                     .collect();
                 slaves.sort();
-                o.insert("interfaces".into(), Value::Sequence(slaves.into_iter().map(s).collect()));
+                o.insert(
+                    "interfaces".into(),
+                    Value::Sequence(slaves.into_iter().map(s).collect()),
+                );
                 let params = bond_params(i);
                 if !params.is_empty() {
                     o.insert("parameters".into(), to_value(params));
@@ -116,7 +123,10 @@ pub fn render_value(st: &State) -> Result<Value> {
                 }
                 let mut ports = i.bridge_ports.clone();
                 ports.sort();
-                o.insert("interfaces".into(), Value::Sequence(ports.into_iter().map(s).collect()));
+                o.insert(
+                    "interfaces".into(),
+                    Value::Sequence(ports.into_iter().map(s).collect()),
+                );
                 let params = bridge_params(i)?;
                 if !params.is_empty() {
                     o.insert("parameters".into(), to_value(params));
@@ -161,7 +171,12 @@ pub fn render_value(st: &State) -> Result<Value> {
     }
     let mut net = Mapping::new();
     net.insert(s("version"), Value::from(2));
-    for (name, section) in [("ethernets", ethernets), ("bonds", bonds), ("bridges", bridges), ("vlans", vlans)] {
+    for (name, section) in [
+        ("ethernets", ethernets),
+        ("bonds", bonds),
+        ("bridges", bridges),
+        ("vlans", vlans),
+    ] {
         if !section.is_empty() {
             net.insert(s(name), to_value(section));
         }
@@ -211,28 +226,32 @@ fn bridge_params(i: &Iface) -> Result<Obj> {
     for (k, v) in &i.params {
         let k = k.replace('-', "_");
         let Some(nk) = bridge_key(&k) else { continue };
-        let v = match nk {
-            "stp" => Value::Bool(value_bool(v).ok_or_else(|| {
-                anyhow!("bridge {}: bridge_stp {v:?} is not on/off/0/1", i.name)
-            })?),
-            "path-cost" | "port-priority" => {
-                // A list of "<port> <value>" strings -> {port: value}.
-                let items: Vec<String> = match v {
-                    Value::Sequence(seq) => seq.iter().map(super::state::scalar_text).collect(),
-                    other => vec![super::state::scalar_text(other)],
-                };
-                let mut m = Obj::new();
-                for it in items {
-                    let mut w = it.split_whitespace();
-                    if let (Some(port), Some(val)) = (w.next(), w.next()) {
-                        let val = val.parse::<i64>().map(Value::from).unwrap_or_else(|_| s(val));
-                        m.insert(port.to_string(), val);
+        let v =
+            match nk {
+                "stp" => Value::Bool(value_bool(v).ok_or_else(|| {
+                    anyhow!("bridge {}: bridge_stp {v:?} is not on/off/0/1", i.name)
+                })?),
+                "path-cost" | "port-priority" => {
+                    // A list of "<port> <value>" strings -> {port: value}.
+                    let items: Vec<String> = match v {
+                        Value::Sequence(seq) => seq.iter().map(super::state::scalar_text).collect(),
+                        other => vec![super::state::scalar_text(other)],
+                    };
+                    let mut m = Obj::new();
+                    for it in items {
+                        let mut w = it.split_whitespace();
+                        if let (Some(port), Some(val)) = (w.next(), w.next()) {
+                            let val = val
+                                .parse::<i64>()
+                                .map(Value::from)
+                                .unwrap_or_else(|_| s(val));
+                            m.insert(port.to_string(), val);
+                        }
                     }
+                    to_value(m)
                 }
-                to_value(m)
-            }
-            _ => v.clone(),
-        };
+                _ => v.clone(),
+            };
         out.insert(nk.to_string(), v);
     }
     Ok(out)
