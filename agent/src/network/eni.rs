@@ -38,6 +38,11 @@ pub fn render(st: &State) -> Result<String> {
     if !st.dns_search.is_empty() {
         lo.push(format!("    dns-search {}", st.dns_search.join(" ")));
     }
+    // Global routes ride on the loopback stanza: ifupdown rejects options outside a stanza,
+    // where cloud-init writes them (docs/compatibility.md).
+    for r in &st.routes {
+        lo.extend(route_lines(r, None)?.into_iter().map(|l| format!("    {l}")));
+    }
     stanzas.push(lo);
     let mut ifaces: Vec<&Iface> = st
         .ifaces
@@ -57,15 +62,6 @@ pub fn render(st: &State) -> Result<String> {
             .join("\n\n"),
     );
     out.push('\n');
-    if !st.routes.is_empty() {
-        out.push('\n');
-        for r in &st.routes {
-            for l in route_lines(r, None)? {
-                out.push_str(&l);
-                out.push('\n');
-            }
-        }
-    }
     Ok(out)
 }
 
