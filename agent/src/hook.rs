@@ -17,10 +17,13 @@ pub fn run(g: &crate::cli::Global, a: &crate::cli::TargetArgs) -> Result<()> {
     let cfg = workdir::stage_config(g)?;
     let wd = workdir::for_stage(a.target_mount.as_deref(), &cfg)?;
     let finalize = wd.target.join("curtin/finalize");
-    if finalize.is_file() {
-        run_target_hook(&wd, &finalize)?;
-    }
-    Ok(())
+    let r = if finalize.is_file() {
+        run_target_hook(&wd, &finalize)
+    } else {
+        Ok(())
+    };
+    wd.finish();
+    r
 }
 
 /// Run one of the image's hooks with the working dir's environment.

@@ -73,6 +73,8 @@ pub struct WorkingDir {
     pub python_curtin: Option<PathBuf>,
     /// The dir holding a `curtin` entry point, put first on PATH.
     pub bin: PathBuf,
+    /// Made for one stage command run alone (removed by [`WorkingDir::finish`]).
+    pub ephemeral: bool,
 }
 
 impl WorkingDir {
@@ -125,6 +127,7 @@ impl WorkingDir {
             proxy: Proxy::from_config(config),
             python_curtin: find_python_curtin(config),
             bin: top.join("bin"),
+            ephemeral: false,
         };
         // curtin touches these so that hooks can open them; `interfaces` is not created.
         for f in [&wd.fstab, &wd.network_config, &wd.network_state] {
@@ -179,6 +182,7 @@ impl WorkingDir {
             proxy,
             python_curtin: pythonpath,
             bin: path_first,
+            ephemeral: false,
             fstab,
             top,
         })
@@ -213,6 +217,13 @@ impl WorkingDir {
         WorkingDir {
             report_stack: stack.into(),
             ..self.clone()
+        }
+    }
+
+    /// Remove the dir if it was made for this one stage command (never the target).
+    pub fn finish(&self) {
+        if self.ephemeral && !self.target.starts_with(&self.top) {
+            let _ = fs::remove_dir_all(&self.top);
         }
     }
 
@@ -313,7 +324,9 @@ pub fn for_stage(target: Option<&Path>, config: &serde_yaml::Value) -> Result<Wo
         bail!("no target: pass --target-mount DIR or set ${}", var::TARGET)
     };
     let parent = std::env::temp_dir();
-    WorkingDir::create(&parent, Some(target), config)
+    let mut wd = WorkingDir::create(&parent, Some(target), config)?;
+    wd.ephemeral = true;
+    Ok(wd)
 }
 
 /// The merged config for a stage command: the `-c` files in order (curtin's merge: mappings

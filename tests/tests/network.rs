@@ -9,7 +9,9 @@ use std::process::Command;
 use serde_yaml::Value;
 
 fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden/network").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("golden/network")
+        .join(name)
 }
 
 fn render(input: &std::path::Path, format: &str) -> std::process::Output {
@@ -35,9 +37,10 @@ fn render_ok(input: &std::path::Path, format: &str) -> String {
 fn check_case(case: &str) {
     let input = golden(&format!("{case}.yaml"));
     let got: Value = serde_yaml::from_str(&render_ok(&input, "netplan")).unwrap();
-    let want: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(golden(&format!("{case}.netplan.yaml"))).unwrap())
-            .unwrap();
+    let want: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(golden(&format!("{case}.netplan.yaml"))).unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         got,
         want,
@@ -48,7 +51,10 @@ fn check_case(case: &str) {
     let got = render_ok(&input, "eni");
     let want = std::fs::read_to_string(golden(&format!("{case}.eni"))).unwrap();
     let strip = |s: &str| -> Vec<String> {
-        s.lines().filter(|l| !l.starts_with("# Written")).map(str::to_string).collect()
+        s.lines()
+            .filter(|l| !l.starts_with("# Written"))
+            .map(str::to_string)
+            .collect()
     };
     assert_eq!(strip(&got), strip(&want), "ENI for {case}:\n{got}");
 }
@@ -102,7 +108,8 @@ fn golden_aliases() {
 fn passthrough_is_the_config_as_given() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.yaml");
-    let net = "network:\n  version: 2\n  ethernets:\n    eth0: {dhcp4: true, mtu: 0, x-unknown: kept}\n";
+    let net =
+        "network:\n  version: 2\n  ethernets:\n    eth0: {dhcp4: true, mtu: 0, x-unknown: kept}\n";
     std::fs::write(&cfg, format!("sources: {{a: 'http://x/y.tgz'}}\n{net}")).unwrap();
     let got: Value = serde_yaml::from_str(&render_ok(&cfg, "passthrough")).unwrap();
     let want: Value = serde_yaml::from_str(net).unwrap();
@@ -127,5 +134,8 @@ fn bad_network_is_named() {
     let out = render(&cfg, "netplan");
     assert_eq!(out.status.code(), Some(2), "config error exit code");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("config[0]") && err.contains("10.0.0.300"), "{err}");
+    assert!(
+        err.contains("config[0]") && err.contains("10.0.0.300"),
+        "{err}"
+    );
 }

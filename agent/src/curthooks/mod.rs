@@ -30,7 +30,9 @@ pub const FSTAB_HEADER: &str = "\
 pub fn run(g: &crate::cli::Global, a: &crate::cli::TargetArgs) -> Result<()> {
     let cfg = workdir::stage_config(g)?;
     let wd = workdir::for_stage(a.target_mount.as_deref(), &cfg)?;
-    run_stage(&wd, &cfg)
+    let r = run_stage(&wd, &cfg);
+    wd.finish();
+    r
 }
 
 /// `curthooks.mode`: auto (default), target or builtin.

@@ -41,7 +41,11 @@ pub fn render(st: &State) -> Result<String> {
     // Global routes ride on the loopback stanza: ifupdown rejects options outside a stanza,
     // where cloud-init writes them (docs/compatibility.md).
     for r in &st.routes {
-        lo.extend(route_lines(r, None)?.into_iter().map(|l| format!("    {l}")));
+        lo.extend(
+            route_lines(r, None)?
+                .into_iter()
+                .map(|l| format!("    {l}")),
+        );
     }
     stanzas.push(lo);
     let mut ifaces: Vec<&Iface> = st

@@ -80,13 +80,19 @@ pub fn net_meta(g: &crate::cli::Global, a: &crate::cli::NetMetaArgs) -> Result<(
     let cfg = workdir::stage_config(g)?;
     let target = a.target.target_mount.clone();
     let wd = workdir::for_stage(target.as_deref(), &cfg)?;
+    let r = net_meta_in(&wd, &cfg, a.mode.as_deref());
+    wd.finish();
+    r
+}
+
+fn net_meta_in(wd: &WorkingDir, cfg: &Value, mode: Option<&str>) -> Result<()> {
     // An image's own network hook replaces the stage (reachable for dd images only).
     let hook = wd.target.join("curtin/network-config");
     if hook.is_file() {
-        return crate::hook::run_target_hook(&wd, &hook);
+        return crate::hook::run_target_hook(wd, &hook);
     }
-    let mode = a.mode.as_deref().unwrap_or("auto");
-    let net = from_config(&cfg)?;
+    let mode = mode.unwrap_or("auto");
+    let net = from_config(cfg)?;
     match (mode, net) {
         ("disabled", _) => Ok(()),
         ("custom" | "auto", Some(net)) => {
