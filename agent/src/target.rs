@@ -161,10 +161,11 @@ impl Chroot {
     fn bind_ischroot(&mut self) {
         let t = self.root.join("usr/bin/true");
         let i = self.root.join("usr/bin/ischroot");
-        if t.is_file() && i.is_file() {
-            if mount(Some(&t), &i, None::<&str>, MsFlags::MS_BIND, None::<&str>).is_ok() {
-                self.mounts.push(i);
-            }
+        if t.is_file()
+            && i.is_file()
+            && mount(Some(&t), &i, None::<&str>, MsFlags::MS_BIND, None::<&str>).is_ok()
+        {
+            self.mounts.push(i);
         }
     }
 

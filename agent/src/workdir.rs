@@ -220,6 +220,17 @@ impl WorkingDir {
         }
     }
 
+    /// The event prefix inside a curtin subcommand: `<parent>/cmd-<name>` (curtin's main
+    /// appends the subcommand to the stack it inherits).
+    pub fn for_subcommand(&self, name: &str) -> WorkingDir {
+        let stack = if self.report_stack.is_empty() {
+            format!("cmd-{name}")
+        } else {
+            format!("{}/cmd-{name}", self.report_stack)
+        };
+        self.with_report_stack(stack)
+    }
+
     /// Remove the dir if it was made for this one stage command (never the target).
     pub fn finish(&self) {
         if self.ephemeral && !self.target.starts_with(&self.top) {

@@ -411,6 +411,7 @@ fn curtin_hooks_get_curtins_environment() {
         state.join("interfaces")
     );
     assert!(env["WORKING_DIR"].ends_with("/scratch"));
+    assert_eq!(env["CURTIN_REPORTSTACK"], "cmd-curthooks");
     assert_eq!(env["http_proxy"], "http://192.0.2.2:3128");
     assert_eq!(env["no_proxy"], "localhost");
     assert_eq!(
@@ -516,7 +517,7 @@ fn finalize_runs_in_the_hook_stage() {
         &[],
     );
     assert!(out.status.success(), "{}", text(&out));
-    assert!(root.read("finalized").starts_with("finalized"));
+    assert_eq!(root.read("finalized"), "finalized cmd-hook\n");
     write_exec(
         &root.path("curtin/finalize"),
         "#!/bin/sh\necho finalize broke\nexit 1\n",

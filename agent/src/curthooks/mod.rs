@@ -29,7 +29,7 @@ pub const FSTAB_HEADER: &str = "\
 /// `deployer curthooks`.
 pub fn run(g: &crate::cli::Global, a: &crate::cli::TargetArgs) -> Result<()> {
     let cfg = workdir::stage_config(g)?;
-    let wd = workdir::for_stage(a.target_mount.as_deref(), &cfg)?;
+    let wd = workdir::for_stage(a.target_mount.as_deref(), &cfg)?.for_subcommand("curthooks");
     let r = run_stage(&wd, &cfg);
     wd.finish();
     r

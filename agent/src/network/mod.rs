@@ -79,7 +79,7 @@ pub fn render_cmd(g: &crate::cli::Global, a: &crate::cli::RenderNetworkArgs) -> 
 pub fn net_meta(g: &crate::cli::Global, a: &crate::cli::NetMetaArgs) -> Result<()> {
     let cfg = workdir::stage_config(g)?;
     let target = a.target.target_mount.clone();
-    let wd = workdir::for_stage(target.as_deref(), &cfg)?;
+    let wd = workdir::for_stage(target.as_deref(), &cfg)?.for_subcommand("net-meta");
     let r = net_meta_in(&wd, &cfg, a.mode.as_deref());
     wd.finish();
     r
