@@ -228,9 +228,16 @@ pub fn check(root: &dyn RootView, req: Requirements) -> Result<()> {
 
 /// Check a mounted target with the requirements of its OS (netplan for Ubuntu), or with
 /// `netplan` forced on when a netplan config must be applied.
+///
+/// A root without os-release (Windows, ESXi, other non-Linux dd images: MAAS does not check
+/// those) is not checked.
 pub fn check_target(root: &Path, need_netplan: bool) -> Result<()> {
     let view = MountedRoot(root);
-    let mut req = Requirements::for_os(os_id(&view).as_deref());
+    let Some(id) = os_id(&view) else {
+        tracing::info!("{}: no os-release, not a Linux root: no cloud-init check", root.display());
+        return Ok(());
+    };
+    let mut req = Requirements::for_os(Some(&id));
     req.netplan |= need_netplan;
     check(&view, req)
 }
@@ -272,6 +279,10 @@ mod tests {
         fs::remove_file(r.join("var/lib/dpkg/status")).unwrap();
         check_target(r, false).unwrap();
         assert!(check_target(r, true).is_err());
+        // Not a Linux root (a Windows or ESXi dd image): not checked.
+        let other = tempfile::tempdir().unwrap();
+        fs::create_dir_all(other.path().join("curtin")).unwrap();
+        check_target(other.path(), false).unwrap();
     }
 
     #[test]

@@ -676,3 +676,35 @@ fn builtin_curthooks_missing_tool_names_the_package() {
     assert!(!out.status.success());
     assert!(text(&out).contains("curtin-hooks"), "{}", text(&out));
 }
+
+#[test]
+fn net_meta_writes_the_config_as_given_or_runs_the_image_hook() {
+    let root = Root::new("ubuntu", Some(true), true);
+    let cfg = "network:\n  version: 2\n  ethernets:\n    eth0: {dhcp4: true, x-kept: 1}\n";
+    let (wd, env) = stage_env(&root, cfg, "");
+    fs::write(&wd.network_config, "").unwrap();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let c = wd.config.to_str().unwrap();
+    let out = deployer(&["net-meta", "custom", "-c", c], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    let got: serde_yaml::Value =
+        serde_yaml::from_str(&fs::read_to_string(&wd.network_config).unwrap()).unwrap();
+    let want: serde_yaml::Value = serde_yaml::from_str(cfg).unwrap();
+    assert_eq!(got, want);
+    // `disabled` writes nothing.
+    fs::write(&wd.network_config, "").unwrap();
+    let out = deployer(&["net-meta", "disabled", "-c", c], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(fs::read_to_string(&wd.network_config).unwrap(), "");
+    // The image's /curtin/network-config replaces the stage.
+    write_exec(
+        &root.path("curtin/network-config"),
+        "#!/bin/sh\necho 'network: {version: 1, config: []}' > \"$OUTPUT_NETWORK_CONFIG\"\n",
+    );
+    let out = deployer(&["net-meta", "custom", "-c", c], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        fs::read_to_string(&wd.network_config).unwrap(),
+        "network: {version: 1, config: []}\n"
+    );
+}
