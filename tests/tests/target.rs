@@ -708,3 +708,38 @@ fn net_meta_writes_the_config_as_given_or_runs_the_image_hook() {
         "network: {version: 1, config: []}\n"
     );
 }
+
+#[test]
+fn ubuntu_core_gets_cloudconfig_and_network_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("target");
+    fs::create_dir_all(t.join("system-data/var/lib/snapd")).unwrap();
+    // A hook is ignored on Ubuntu Core, as in curtin.
+    write_exec(&t.join("curtin/curtin-hooks"), "#!/bin/sh\nexit 1\n");
+    let cfg = dir.path().join("cfg.yaml");
+    fs::write(
+        &cfg,
+        "network: {version: 2, ethernets: {eth0: {dhcp4: true}}}\ncloudconfig: {ds: {content: 'x: 1'}}\n",
+    )
+    .unwrap();
+    let out = deployer(
+        &[
+            "curthooks",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--target-mount",
+            t.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let d = t.join("system-data/etc/cloud/cloud.cfg.d");
+    assert_eq!(
+        fs::read_to_string(d.join("95-cloudconfig-ds.cfg")).unwrap(),
+        "x: 1"
+    );
+    let net: serde_yaml::Value =
+        serde_yaml::from_str(&fs::read_to_string(d.join("50-curtin-networking.cfg")).unwrap())
+            .unwrap();
+    assert_eq!(net["network"]["ethernets"]["eth0"]["dhcp4"], true);
+}
