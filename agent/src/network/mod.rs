@@ -315,3 +315,26 @@ fn cleanup_legacy(root: &Path) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloud_init_version_from_dpkg_status() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("var/lib/dpkg")).unwrap();
+        fs::write(
+            d.path().join("var/lib/dpkg/status"),
+            "Package: bash\nVersion: 5.2\n\nPackage: cloud-init\nStatus: install ok installed\nVersion: 22.4.2-1+deb12u1\n",
+        )
+        .unwrap();
+        assert_eq!(cloud_init_version(d.path()), Some((22, 4)));
+        fs::write(
+            d.path().join("var/lib/dpkg/status"),
+            "Package: cloud-init\nVersion: 1:18.3-0ubuntu1\n",
+        )
+        .unwrap();
+        assert_eq!(cloud_init_version(d.path()), Some((18, 3)));
+    }
+}
