@@ -195,6 +195,33 @@ fn curtin_in_target_runs_chrooted_and_unmounts_everything() {
     assert!(!root.path("usr/sbin/policy-rc.d").exists());
     assert_eq!(root.extra_mounts(), Vec::<String>::new());
 
+    // Its own PID namespace and /proc: the command is PID 1, and a daemon it leaves behind dies
+    // with it, so nothing holds the target afterwards.
+    let started = std::time::Instant::now();
+    let out = curtin(&[
+        "in-target",
+        "-t",
+        &t,
+        "--",
+        "sh",
+        "-c",
+        "echo pid=$$; ls /proc | grep -c '^[0-9]' > /nprocs; sleep 300 & echo bg",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("pid=1"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        root.read("nprocs").trim().parse::<u32>().unwrap() < 5,
+        "own /proc"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    let stray = sh("ps -eo args | grep -c '^sleep 300$' || true");
+    assert_eq!(stray.trim(), "0", "the background sleep was killed");
+    assert_eq!(root.extra_mounts(), Vec::<String>::new());
+
     // The exit code passes through, and a failure tears down too.
     let out = curtin(&[
         "in-target",
