@@ -241,6 +241,10 @@ fn curtin_in_target_runs_chrooted_and_unmounts_everything() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
+    // Without `--` (curtin allows it), and options of the command are the command's.
+    let out = curtin(&["in-target", "-t", &t, "ls", "-a", "/etc"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("os-release"));
     // A missing target is a clear error.
     let out = curtin(&["in-target", "-t", "/nonexistent/target", "--", "true"]);
     assert!(!out.status.success());
