@@ -633,9 +633,9 @@ fn builtin_curthooks_passthrough_cloudconfig_fstab_bootloader() {
             "update-grub"
         ],
     );
-    assert!(root
-        .read("etc/default/grub.d/50-curtin-settings.cfg")
-        .contains("GRUB_DISABLE_OS_PROBER=\"true\""));
+    let grub = root.read("etc/default/grub.d/50-curtin-settings.cfg");
+    assert!(grub.contains("GRUB_DISABLE_OS_PROBER=\"true\""), "{grub}");
+    assert!(grub.contains("GRUB_CMDLINE_LINUX_DEFAULT="), "{grub}");
     assert_eq!(root.extra_mounts(), Vec::<String>::new());
 }
 
