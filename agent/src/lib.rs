@@ -33,6 +33,7 @@ pub mod commands;
 pub mod curthooks;
 pub mod error;
 pub mod extract;
+pub mod fetch_config;
 pub mod grow;
 pub mod hook;
 pub mod install;

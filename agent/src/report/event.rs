@@ -93,7 +93,12 @@ impl Event {
 
     /// One line for humans (the `print` and `log` handlers).
     pub fn line(&self) -> String {
-        let mut s = format!("{}: {} {}", self.event_type_str(), self.name, self.description);
+        let mut s = format!(
+            "{}: {} {}",
+            self.event_type_str(),
+            self.name,
+            self.description
+        );
         if let Some(r) = self.result {
             s = format!("{s} [{}]", outcome_str(r));
         }

@@ -6,12 +6,10 @@ use super::event::{Event, Level};
 
 const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
 
+/// curtin's LogHandler logs at DEBUG: events show with `-v`, failures are reported by
+/// whoever handles the error.
 pub fn log(ev: &Event) {
-    match ev.level {
-        Level::Error => tracing::error!("{}", ev.line()),
-        Level::Warn => tracing::warn!("{}", ev.line()),
-        _ => tracing::debug!("{}", ev.line()),
-    }
+    tracing::debug!("{}", ev.line());
 }
 
 pub fn print(ev: &Event) {

@@ -8,8 +8,8 @@
 //! install posts `cmd-install/stage-partitioning/builtin/cmd-block-meta` directly.
 
 pub mod event;
-pub mod oauth;
 mod handlers;
+pub mod oauth;
 mod webhook;
 
 use std::path::PathBuf;
@@ -63,7 +63,8 @@ fn reporter() -> Arc<Reporter> {
 pub fn init(cfg: &Value) -> anyhow::Result<()> {
     let handlers = parse_handlers(cfg.get("reporting")).kind(Kind::Config)?;
     let image = image_identity(cfg);
-    *REPORTER.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(Reporter { handlers, image }));
+    *REPORTER.write().unwrap_or_else(|e| e.into_inner()) =
+        Some(Arc::new(Reporter { handlers, image }));
     Ok(())
 }
 
@@ -88,10 +89,9 @@ fn parse_handlers(reporting: Option<&Value>) -> anyhow::Result<Vec<Handler>> {
         if is_falsy(h) {
             continue;
         }
-        let ty = h
-            .get("type")
-            .and_then(|t| t.as_str())
-            .with_context(|| format!("reporting.{name}: missing 'type' (log, print, webhook or journald)"))?;
+        let ty = h.get("type").and_then(|t| t.as_str()).with_context(|| {
+            format!("reporting.{name}: missing 'type' (log, print, webhook or journald)")
+        })?;
         out.push(match ty {
             "log" => Handler::Log,
             "print" => Handler::Print,
@@ -121,7 +121,11 @@ fn webhook_config(name: &str, h: &Value) -> anyhow::Result<WebhookConfig> {
     url::Url::parse(endpoint)
         .with_context(|| format!("reporting.{name}: endpoint '{endpoint}' is not a URL"))?;
     let oauth = OauthCreds::from_value(h).with_context(|| format!("reporting.{name}"))?;
-    let secs = |v: &Value| v.as_f64().filter(|s| *s >= 0.0).map(Duration::from_secs_f64);
+    let secs = |v: &Value| {
+        v.as_f64()
+            .filter(|s| *s >= 0.0)
+            .map(Duration::from_secs_f64)
+    };
     let timeout = h
         .get("timeout")
         .and_then(secs)
@@ -130,7 +134,11 @@ fn webhook_config(name: &str, h: &Value) -> anyhow::Result<WebhookConfig> {
         None | Some(Value::Null) => vec![Duration::from_secs(1)],
         Some(Value::Sequence(s)) => s
             .iter()
-            .map(|v| secs(v).with_context(|| format!("reporting.{name}.retries: not a number of seconds: {v:?}")))
+            .map(|v| {
+                secs(v).with_context(|| {
+                    format!("reporting.{name}.retries: not a number of seconds: {v:?}")
+                })
+            })
             .collect::<anyhow::Result<_>>()?,
         Some(v) => anyhow::bail!("reporting.{name}.retries: expected a list of seconds, got {v:?}"),
     };
@@ -216,6 +224,26 @@ pub fn flush(timeout: Duration) -> bool {
     })
 }
 
+/// Before starting a child process that reports too: let queued events go out first (so the
+/// server sees them in order), but never wait on an endpoint that is down. Returns the env
+/// pair that tells the child which endpoints are down.
+pub fn sync_before_child() -> (&'static str, String) {
+    let r = reporter();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut down = Vec::new();
+    for h in &r.handlers {
+        if let Handler::Webhook(w) = h {
+            if !w.is_down() {
+                w.flush(deadline);
+            }
+            if w.is_down() {
+                down.push(w.endpoint().to_string());
+            }
+        }
+    }
+    (webhook::DOWN_ENV, down.join(" "))
+}
+
 /// The innermost open event name of this process, or `$CURTIN_REPORTSTACK`: where progress
 /// and sub-events of the running stage belong.
 pub fn current_name() -> String {
@@ -259,9 +287,16 @@ impl Stack {
         )
     }
 
-    fn open(name: String, description: &str, level: Level, parent: Option<Arc<Mutex<Outcome>>>) -> Stack {
+    fn open(
+        name: String,
+        description: &str,
+        level: Level,
+        parent: Option<Arc<Mutex<Outcome>>>,
+    ) -> Stack {
         publish(Event::new(&name, description, EventType::Start, level));
-        OPEN.lock().unwrap_or_else(|e| e.into_inner()).push(name.clone());
+        OPEN.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(name.clone());
         Stack {
             name,
             description: description.to_string(),
@@ -363,7 +398,11 @@ pub fn command_scope<T>(sub: &str, f: impl FnOnce() -> anyhow::Result<T>) -> any
             }
         }
     }
-    let stack = Stack::root(&format!("cmd-{sub}"), &format!("curtin command {sub}"), Level::Debug);
+    let stack = Stack::root(
+        &format!("cmd-{sub}"),
+        &format!("curtin command {sub}"),
+        Level::Debug,
+    );
     std::env::set_var(REPORTSTACK_ENV, stack.name());
     let r = f();
     stack.finish_result(&r);
@@ -434,7 +473,10 @@ impl Progress {
         let mut ev = Event::new(&self.name, &desc, EventType::Progress, Level::Debug);
         let mut p = Map::new();
         p.insert("bytes".into(), done.into());
-        p.insert("total".into(), self.total.map(Json::from).unwrap_or(Json::Null));
+        p.insert(
+            "total".into(),
+            self.total.map(Json::from).unwrap_or(Json::Null),
+        );
         p.insert("rate".into(), rate.into());
         ev.extra.insert("progress".into(), Json::Object(p));
         publish(ev);

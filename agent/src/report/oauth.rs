@@ -40,11 +40,7 @@ impl OauthCreds {
     pub fn header(&self, url: &str) -> String {
         let ts = (unix_now() + skew_for(url)).max(0);
         let nonce = uuid::Uuid::new_v4().simple().to_string();
-        let sig = format!(
-            "{}&{}",
-            pct(&self.consumer_secret),
-            pct(&self.token_secret)
-        );
+        let sig = format!("{}&{}", pct(&self.consumer_secret), pct(&self.token_secret));
         let params = [
             ("oauth_nonce", nonce),
             ("oauth_timestamp", ts.to_string()),

@@ -2,6 +2,8 @@
 //! slow endpoint never stalls the install. Bounded queue, bounded per-request timeouts, few
 //! retries, and a flush with a deadline at the end.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -30,7 +32,14 @@ enum Msg {
 pub struct Webhook {
     tx: Sender<Msg>,
     endpoint: String,
+    timeout: Duration,
+    /// Set while the endpoint fails every attempt; shared with children through
+    /// `$DEPLOYER_REPORT_DOWN` so that they do not wait on it either.
+    down: Arc<AtomicBool>,
 }
+
+/// Endpoints a parent process found down (space-separated), inherited by children.
+pub const DOWN_ENV: &str = "DEPLOYER_REPORT_DOWN";
 
 impl Webhook {
     pub fn start(cfg: WebhookConfig) -> anyhow::Result<Self> {
@@ -41,10 +50,21 @@ impl Webhook {
             .build()?;
         let (tx, rx) = bounded(QUEUE);
         let endpoint = cfg.endpoint.clone();
+        let timeout = cfg.timeout;
+        let inherited = std::env::var(DOWN_ENV)
+            .map(|v| v.split_whitespace().any(|e| e == endpoint))
+            .unwrap_or(false);
+        let down = Arc::new(AtomicBool::new(inherited));
+        let d = down.clone();
         std::thread::Builder::new()
             .name("report-webhook".into())
-            .spawn(move || worker(client, cfg, rx))?;
-        Ok(Webhook { tx, endpoint })
+            .spawn(move || worker(client, cfg, rx, d))?;
+        Ok(Webhook {
+            tx,
+            endpoint,
+            timeout,
+            down,
+        })
     }
 
     pub fn publish(&self, ev: &Event) {
@@ -63,37 +83,75 @@ impl Webhook {
         }
     }
 
-    /// Wait until every queued event was sent (or given up on), at most until `deadline`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::SeqCst)
+    }
+
+    /// Wait until every queued event was sent (or given up on), at most until `deadline`;
+    /// while the endpoint is down, at most one request timeout more.
     pub fn flush(&self, deadline: Instant) -> bool {
+        let start = Instant::now();
         let (done_tx, done_rx) = bounded(1);
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.saturating_duration_since(start);
         if self.tx.send_timeout(Msg::Flush(done_tx), left).is_err() {
             return false;
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        done_rx.recv_timeout(left).is_ok()
+        loop {
+            let now = Instant::now();
+            let mut until = deadline;
+            if self.is_down() {
+                until = until.min(start + self.timeout + Duration::from_secs(1));
+            }
+            if now >= until {
+                return false;
+            }
+            let step = (until - now).min(Duration::from_millis(50));
+            match done_rx.recv_timeout(step) {
+                Ok(()) => return true,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+                Err(_) => return false,
+            }
+        }
     }
 }
 
-fn worker(client: reqwest::blocking::Client, cfg: WebhookConfig, rx: Receiver<Msg>) {
+fn worker(
+    client: reqwest::blocking::Client,
+    cfg: WebhookConfig,
+    rx: Receiver<Msg>,
+    down: Arc<AtomicBool>,
+) {
     // After an event failed every attempt, the endpoint is presumed down: later events get a
     // single attempt until one succeeds, so the queue drains in bounded time.
-    let mut down = false;
     for msg in rx {
         match msg {
             Msg::Flush(done) => {
                 let _ = done.send(());
             }
             Msg::Event(ev) => {
-                let ok = post(&client, &cfg, &ev, if down { 0 } else { cfg.retries.len() });
-                down = !ok;
+                let retries = if down.load(Ordering::SeqCst) {
+                    0
+                } else {
+                    cfg.retries.len()
+                };
+                let ok = post(&client, &cfg, &ev, retries);
+                down.store(!ok, Ordering::SeqCst);
             }
         }
     }
 }
 
 /// POST one event, retrying `retries` times. Failures are logged, never raised.
-fn post(client: &reqwest::blocking::Client, cfg: &WebhookConfig, ev: &Event, retries: usize) -> bool {
+fn post(
+    client: &reqwest::blocking::Client,
+    cfg: &WebhookConfig,
+    ev: &Event,
+    retries: usize,
+) -> bool {
     let body = ev.to_json();
     let mut skew_retry = true;
     let mut attempt = 0;
@@ -124,10 +182,19 @@ fn post(client: &reqwest::blocking::Client, cfg: &WebhookConfig, ev: &Event, ret
             Err(e) => crate::error::render(&e.into()),
         };
         if attempt >= retries {
-            tracing::warn!("failed posting event {} to {}: {err}", ev.name, cfg.endpoint);
+            tracing::warn!(
+                "failed posting event {} to {}: {err}",
+                ev.name,
+                cfg.endpoint
+            );
             return false;
         }
-        std::thread::sleep(cfg.retries.get(attempt).copied().unwrap_or(Duration::from_secs(1)));
+        std::thread::sleep(
+            cfg.retries
+                .get(attempt)
+                .copied()
+                .unwrap_or(Duration::from_secs(1)),
+        );
         attempt += 1;
     }
 }
