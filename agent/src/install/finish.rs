@@ -67,29 +67,64 @@ pub fn error_tarfile(path: &Path, cfg: &Value, logs: &[PathBuf]) -> anyhow::Resu
     Ok(())
 }
 
-/// The config with every credential replaced (curtin leaves MAAS's reporting secrets in).
+/// The config with every credential replaced, wherever its value appears (curtin leaves
+/// MAAS's reporting secrets in, and the saved install config repeats them in a string).
 pub fn redact(cfg: &Value) -> Value {
-    const SECRET: [&str; 4] = [
-        "consumer_key",
-        "consumer_secret",
-        "token_key",
-        "token_secret",
-    ];
-    match cfg {
+    let mut secrets = Vec::new();
+    collect_secrets(cfg, &mut secrets);
+    secrets.retain(|s| s.len() >= 4);
+    replace_secrets(cfg, &secrets)
+}
+
+const SECRET_KEYS: [&str; 4] = [
+    "consumer_key",
+    "consumer_secret",
+    "token_key",
+    "token_secret",
+];
+
+fn collect_secrets(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Mapping(m) => {
+            for (k, v) in m {
+                if k.as_str().is_some_and(|k| SECRET_KEYS.contains(&k)) {
+                    if let Some(s) = v.as_str() {
+                        out.push(s.to_string());
+                    }
+                }
+                collect_secrets(v, out);
+            }
+        }
+        Value::Sequence(s) => s.iter().for_each(|v| collect_secrets(v, out)),
+        _ => {}
+    }
+}
+
+fn replace_secrets(v: &Value, secrets: &[String]) -> Value {
+    match v {
         Value::Mapping(m) => Value::Mapping(
             m.iter()
                 .map(|(k, v)| {
-                    let secret = k.as_str().is_some_and(|k| SECRET.contains(&k));
+                    let secret = k.as_str().is_some_and(|k| SECRET_KEYS.contains(&k));
                     let v = if secret {
                         Value::from("REDACTED")
                     } else {
-                        redact(v)
+                        replace_secrets(v, secrets)
                     };
                     (k.clone(), v)
                 })
                 .collect(),
         ),
-        Value::Sequence(s) => Value::Sequence(s.iter().map(redact).collect()),
+        Value::Sequence(s) => {
+            Value::Sequence(s.iter().map(|v| replace_secrets(v, secrets)).collect())
+        }
+        Value::String(s) => {
+            let mut s = s.clone();
+            for sec in secrets {
+                s = s.replace(sec.as_str(), "REDACTED");
+            }
+            Value::String(s)
+        }
         v => v.clone(),
     }
 }
