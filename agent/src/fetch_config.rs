@@ -143,6 +143,15 @@ pub fn from_cmdline() -> anyhow::Result<Vec<(String, String)>> {
     Ok(docs)
 }
 
+/// The MAAS node credentials from the preseed at `cloud-config-url`, when the kernel command
+/// line has one (used to sign `-c` URLs on the metadata service); None on any failure.
+pub fn cmdline_creds() -> Option<OauthCreds> {
+    let u = parse_cmdline(&kernel_cmdline()).cloud_config_url?;
+    let text = fetch(&u, None).ok()?;
+    let v: Value = serde_yaml::from_str(&text).ok()?;
+    OauthCreds::from_value(v.get("datasource")?.get("MAAS")?).ok()?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,17 +2,15 @@
 //! CONFIG_BUILTIN, command-line sources added as `NN_cmdline`, and the `--target` disk
 //! written into it.
 //!
-//! Loading is local until `deployer::config::load` (branch wt-model) lands; it then replaces
-//! [`load_user`] and keeps the URL support of [`crate::fetch_config`].
+//! The documents themselves are read by [`crate::config::load`] (files, URLs, $CONFIG, the
+//! kernel command line).
 
 use std::path::Path;
 
 use anyhow::Context;
 use serde_yaml::{Mapping, Value};
 
-use crate::cli::Global;
 use crate::error::{Kind, KindExt};
-use crate::fetch_config;
 
 /// curtin's `CONFIG_BUILTIN` (install.py), under the user's config.
 pub const BUILTIN: &str = r#"
@@ -46,66 +44,6 @@ pub fn merge(base: &mut Value, over: Value) {
         }
         (b, o) => *b = o,
     }
-}
-
-/// The user's documents, merged: every `-c` (file or URL) in order, else `$CONFIG`, else
-/// what the kernel command line names; then `--set`.
-pub fn load_user(g: &Global) -> anyhow::Result<Value> {
-    let mut docs: Vec<(String, String)> = Vec::new();
-    if !g.config.is_empty() {
-        for c in &g.config {
-            let text = if fetch_config::is_url(c) {
-                fetch_config::fetch(c, None)?
-            } else {
-                std::fs::read_to_string(c).with_context(|| format!("reading config {c}"))?
-            };
-            docs.push((c.clone(), text));
-        }
-    } else if let Some(c) = std::env::var_os("CONFIG").filter(|c| !c.is_empty()) {
-        let p = Path::new(&c);
-        let text = std::fs::read_to_string(p)
-            .with_context(|| format!("reading config {} (from $CONFIG)", p.display()))?;
-        docs.push((p.display().to_string(), text));
-    } else {
-        docs = fetch_config::from_cmdline()?;
-    }
-    let mut cfg = Value::Mapping(Mapping::new());
-    for (origin, text) in docs {
-        let v: Value =
-            serde_yaml::from_str(&text).with_context(|| format!("parsing config {origin}"))?;
-        match v {
-            Value::Null => {}
-            Value::Mapping(_) => merge(&mut cfg, v),
-            _ => anyhow::bail!("config {origin}: the top level must be a mapping of keys"),
-        }
-    }
-    for s in &g.set {
-        merge(&mut cfg, set_arg(s)?);
-    }
-    Ok(cfg)
-}
-
-/// curtin's `--set key/sub=value` and `--set json:key={...}`.
-fn set_arg(s: &str) -> anyhow::Result<Value> {
-    let (key, val) = s
-        .split_once('=')
-        .with_context(|| format!("--set {s}: expected KEY=VALUE"))?;
-    let (key, val) = match key.strip_prefix("json:") {
-        Some(k) => (
-            k,
-            serde_json::from_str::<serde_json::Value>(val)
-                .with_context(|| format!("--set {s}: value is not JSON"))
-                .and_then(|j| Ok(serde_yaml::to_value(j)?))?,
-        ),
-        None => (key, Value::String(val.to_string())),
-    };
-    let mut v = val;
-    for part in key.split('/').filter(|p| !p.is_empty()).rev() {
-        let mut m = Mapping::new();
-        m.insert(part.into(), v);
-        v = Value::Mapping(m);
-    }
-    Ok(v)
 }
 
 /// BUILTIN merged under the user's config, plus the command-line sources.
@@ -337,11 +275,10 @@ mod tests {
     }
 
     #[test]
-    fn set_and_merge() {
+    fn merge_is_curtins() {
         let mut v = y("a: {b: 1, c: [1, 2]}");
-        merge(&mut v, set_arg("a/b=x").unwrap());
-        merge(&mut v, set_arg("json:a={\"c\": [3]}").unwrap());
-        assert_eq!(v, y("a: {b: x, c: [3]}"));
+        merge(&mut v, y("a: {c: [3]}"));
+        assert_eq!(v, y("a: {b: 1, c: [3]}"));
     }
 
     #[test]

@@ -51,7 +51,11 @@ fn final_flush() -> Duration {
 }
 
 pub fn run(g: &Global, a: &InstallArgs) -> anyhow::Result<()> {
-    let user = config::tag(config::load_user(g))?;
+    let loaded = crate::config::load(g)?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let user = loaded.merged;
     let mut cfg = config::tag(config::effective(user, &a.sources))?;
     report::init(&cfg)?;
 
