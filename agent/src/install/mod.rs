@@ -13,7 +13,6 @@ pub mod config;
 pub mod finish;
 pub mod loopback;
 pub mod stage;
-pub mod workdir;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -26,6 +25,7 @@ use serde_yaml::Value;
 use crate::cli::{Global, InstallArgs};
 use crate::error::{Kind, KindExt};
 use crate::report::{self, Level, Stack};
+use crate::workdir::WorkingDir;
 
 /// Descriptions of the stage events (curtin's STAGE_DESCRIPTIONS).
 pub fn stage_description(name: &str) -> String {
@@ -108,7 +108,7 @@ pub fn run(g: &Global, a: &InstallArgs) -> anyhow::Result<()> {
             disk = Some(d);
         }
         add_save_install_config(&mut cfg);
-        let wd = workdir::WorkingDir::create(&cfg)?;
+        let wd = make_workdir(&cfg)?;
         let r = run_stages(g, &cfg, &wd, &top, &log);
         if let Err(e) = &r {
             let msg = format!(
@@ -148,25 +148,30 @@ pub fn run(g: &Global, a: &InstallArgs) -> anyhow::Result<()> {
 fn run_stages(
     g: &Global,
     cfg: &Value,
-    wd: &workdir::WorkingDir,
+    wd: &WorkingDir,
     top: &Stack,
     log: &stage::LogSink,
 ) -> anyhow::Result<()> {
-    let mut env: Vec<(&'static str, OsString)> = wd.env();
-    let verbosity = cfg
+    let mut wd = wd.clone();
+    wd.verbosity = cfg
         .get("verbosity")
         .and_then(|v| v.as_u64())
         .unwrap_or(0)
-        .max(u64::from(g.verbose));
-    env.push(("CURTIN_VERBOSITY", verbosity.to_string().into()));
+        .max(u64::from(g.verbose))
+        .min(255) as u8;
+    // CURTIN_REPORTSTACK is set per command by the stage runner.
+    let mut env: Vec<(String, OsString)> = wd
+        .env()
+        .into_iter()
+        .filter(|(k, _)| k != report::REPORTSTACK_ENV)
+        .collect();
     if cfg
         .get("showtrace")
         .and_then(|v| v.as_bool())
         .unwrap_or(g.showtrace)
     {
-        env.push(("CURTIN_STACKTRACE", "1".into()));
+        env.push(("CURTIN_STACKTRACE".into(), "1".into()));
     }
-    env.extend(proxy_env(cfg));
     let stages = config::tag(config::stages(cfg))?;
     // Every stage's commands are checked before the first one runs.
     let plan: Vec<(String, Vec<(String, stage::Cmd)>)> = stages
@@ -188,21 +193,24 @@ fn run_stages(
     Ok(())
 }
 
-/// `proxy: {http_proxy, https_proxy, no_proxy}` (and the legacy top-level `http_proxy`).
-fn proxy_env(cfg: &Value) -> Vec<(&'static str, OsString)> {
-    let mut out = Vec::new();
-    let legacy = cfg.get("http_proxy").and_then(|v| v.as_str());
-    for k in ["http_proxy", "https_proxy", "no_proxy"] {
-        let v = cfg
-            .get("proxy")
-            .and_then(|p| p.get(k))
-            .and_then(|v| v.as_str())
-            .or(if k == "http_proxy" { legacy } else { None });
-        if let Some(v) = v {
-            out.push((k, OsString::from(v)));
+/// The working dir (state files, `bin/curtin`), its target from `install.target` (which must
+/// be empty, as in curtin) or `<top>/target`.
+fn make_workdir(cfg: &Value) -> anyhow::Result<WorkingDir> {
+    let target = cfg
+        .get("install")
+        .and_then(|i| i.get("target"))
+        .and_then(|t| t.as_str())
+        .map(PathBuf::from);
+    if let Some(t) = &target {
+        if std::fs::read_dir(t).is_ok_and(|mut d| d.next().is_some()) {
+            return Err(anyhow::anyhow!(
+                "install.target {} is not empty: curtin installs only into an empty directory",
+                t.display()
+            ))
+            .kind(Kind::Config);
         }
     }
-    out
+    WorkingDir::create(&std::env::temp_dir(), target.as_deref(), cfg)
 }
 
 /// `install.save_install_config` (default /root/curtin-install-cfg.yaml): the merged config
@@ -267,7 +275,7 @@ fn open_log(path: Option<&std::path::Path>, install: &Value) -> stage::LogSink {
 fn cleanup(
     cfg: &Value,
     install: &Value,
-    wd: &workdir::WorkingDir,
+    wd: &WorkingDir,
     log_file: Option<&std::path::Path>,
 ) {
     let save_log = match install.get("save_install_log") {

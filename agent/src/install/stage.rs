@@ -79,7 +79,7 @@ pub fn run(
     stack: &Stack,
     stage: &str,
     cmds: &[(String, Cmd)],
-    env: &[(&'static str, OsString)],
+    env: &[(String, OsString)],
     log: &LogSink,
 ) -> anyhow::Result<()> {
     for (key, cmd) in cmds {
@@ -96,7 +96,7 @@ fn run_one(
     stage: &str,
     key: &str,
     cmd: &Cmd,
-    env: &[(&'static str, OsString)],
+    env: &[(String, OsString)],
     log: &LogSink,
 ) -> anyhow::Result<()> {
     let mut c = match cmd {
@@ -112,7 +112,7 @@ fn run_one(
         }
     };
     let (down_key, down) = report::sync_before_child();
-    c.envs(env.iter().map(|(k, v)| (*k, v)))
+    c.envs(env.iter().map(|(k, v)| (k, v)))
         .env(report::REPORTSTACK_ENV, ev.name())
         .env(down_key, down)
         .stdin(Stdio::null());
