@@ -129,7 +129,8 @@ mod tests {
         assert!(crate::error::render(&e).contains("reading config /nonexistent/x.yaml"));
         std::env::set_var("DEPLOYER_FETCH_BACKOFF_MS", "1");
         let e = load(&global(&["http://127.0.0.1:1/c.yaml"], &[])).unwrap_err();
-        assert!(crate::error::render(&e).contains("fetching config http://127.0.0.1:1/c.yaml (after 5 attempts)"));
+        assert!(crate::error::render(&e)
+            .contains("fetching config http://127.0.0.1:1/c.yaml (after 5 attempts)"));
         assert_eq!(crate::error::exit_code(&e), 2);
         let e = load(&global(&[], &["json:x=[1"])).unwrap_err();
         assert!(crate::error::render(&e).contains("not JSON"));

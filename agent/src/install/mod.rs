@@ -272,12 +272,7 @@ fn open_log(path: Option<&std::path::Path>, install: &Value) -> stage::LogSink {
 
 /// curtin's `finally`: the log into the target, the target unmounted (unless
 /// `install.unmount: disabled`), the working directory removed when nothing is mounted in it.
-fn cleanup(
-    cfg: &Value,
-    install: &Value,
-    wd: &WorkingDir,
-    log_file: Option<&std::path::Path>,
-) {
+fn cleanup(cfg: &Value, install: &Value, wd: &WorkingDir, log_file: Option<&std::path::Path>) {
     let save_log = match install.get("save_install_log") {
         None => Some("/root/curtin-install.log".to_string()),
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
