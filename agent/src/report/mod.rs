@@ -421,6 +421,7 @@ pub struct Progress {
     started: Instant,
     last: Option<Instant>,
     interval: Duration,
+    sent: u32,
 }
 
 impl Progress {
@@ -431,6 +432,11 @@ impl Progress {
             .and_then(|s| s.parse::<f64>().ok())
             .map(Duration::from_secs_f64)
             .unwrap_or(Duration::from_secs(5));
+        Self::with_interval(what, total, interval)
+    }
+
+    /// Like [`Progress::new`] with another minimum time between events.
+    pub fn with_interval(what: &str, total: Option<u64>, interval: Duration) -> Self {
         Progress {
             name: current_name(),
             what: what.to_string(),
@@ -438,7 +444,13 @@ impl Progress {
             started: Instant::now(),
             last: None,
             interval,
+            sent: 0,
         }
+    }
+
+    /// How many events were sent so far.
+    pub fn sent(&self) -> u32 {
+        self.sent
     }
 
     /// Bytes done so far; sends an event when the interval has passed since the last one.
@@ -459,7 +471,8 @@ impl Progress {
         self.send(done);
     }
 
-    fn send(&self, done: u64) {
+    fn send(&mut self, done: u64) {
+        self.sent += 1;
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         let rate = (done as f64 / secs) as u64;
         let mut desc = format!("{}: {}", self.what, human(done));
@@ -526,6 +539,20 @@ mod tests {
         assert_eq!(img["type"], "dd-gz");
         let cfg: Value = serde_yaml::from_str("sources: {a: 'http://h/r.tgz'}").unwrap();
         assert_eq!(image_identity(&cfg).unwrap()["type"], "tgz");
+    }
+
+    #[test]
+    fn progress_is_throttled() {
+        let mut p = Progress::with_interval("writing", Some(1 << 30), Duration::from_millis(100));
+        let start = Instant::now();
+        let mut n = 0;
+        while start.elapsed() < Duration::from_millis(350) {
+            n += 4096;
+            p.update(n);
+        }
+        assert!((2..=4).contains(&p.sent()), "sent {}", p.sent());
+        p.done(n);
+        assert!(p.sent() >= 3);
     }
 
     #[test]
