@@ -247,6 +247,10 @@ fn place(docs: &[Doc], issue: Issue) -> ConfigError {
             .find(|d| lookup(&d.value, prefix).is_some())
         {
             err.origin = Some(doc.origin.clone());
+            // A `--set` document is generated from the command line: no lines to point at.
+            if doc.origin.starts_with("--set") {
+                return err;
+            }
             if let Some((l, c)) = locate(&doc.text, prefix) {
                 err.line = Some(l);
                 err.column = Some(c);

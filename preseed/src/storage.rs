@@ -187,7 +187,37 @@ pub enum Flag {
     Swap,
 }
 
+impl Wipe {
+    pub fn name(self) -> &'static str {
+        match self {
+            Wipe::Superblock => "superblock",
+            Wipe::SuperblockRecursive => "superblock-recursive",
+            Wipe::Zero => "zero",
+            Wipe::Random => "random",
+            Wipe::Pvremove => "pvremove",
+        }
+    }
+}
+
 impl Flag {
+    /// The flag as written in a config (`bios_grub`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Flag::BiosGrub => "bios_grub",
+            Flag::Boot => "boot",
+            Flag::Extended => "extended",
+            Flag::Home => "home",
+            Flag::Linux => "linux",
+            Flag::Logical => "logical",
+            Flag::Lvm => "lvm",
+            Flag::Mbr => "mbr",
+            Flag::Msftres => "msftres",
+            Flag::Prep => "prep",
+            Flag::Raid => "raid",
+            Flag::Swap => "swap",
+        }
+    }
+
     /// The sgdisk type code curtin uses on GPT (`SGDISK_FLAGS`); 8300 for everything else.
     pub fn gpt_typecode(flag: Option<Flag>) -> &'static str {
         match flag {

@@ -63,6 +63,8 @@ struct State {
     /// Paths that need an `Authorization` header containing this text; 401 otherwise.
     auth: HashMap<String, String>,
     requests: Vec<Request>,
+    /// Seconds added to the `Date` header (a server whose clock is off, for OAuth skew).
+    date_offset: i64,
 }
 
 /// The server; stops when dropped.
@@ -139,6 +141,11 @@ impl Server {
             .insert(path.to_string(), needle.to_string());
     }
 
+    /// Pretend the server's clock is `secs` ahead (negative: behind) in its `Date` headers.
+    pub fn set_date_offset(&self, secs: i64) {
+        self.lock().date_offset = secs;
+    }
+
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<Request> {
         self.lock().requests.clone()
@@ -208,14 +215,22 @@ fn handle(conn: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
             headers,
             body,
         };
-        let (route, fault, auth) = {
+        let (route, fault, auth, offset) = {
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
             st.requests.push(req.clone());
             let fault = st.faults.get_mut(&path).and_then(|q| q.pop_front());
-            (st.routes.get(&path).cloned(), fault, st.auth.get(&path).cloned())
+            (
+                st.routes.get(&path).cloned(),
+                fault,
+                st.auth.get(&path).cloned(),
+                st.date_offset,
+            )
         };
+        let simple = |conn: &mut TcpStream, code: u16, body: &str| simple(conn, code, body, offset);
         if let Some(needle) = auth {
-            let ok = req.header("authorization").is_some_and(|a| a.contains(&needle));
+            let ok = req
+                .header("authorization")
+                .is_some_and(|a| a.contains(&needle));
             if !ok {
                 simple(&mut conn, 401, "unauthorized")?;
                 if close {
@@ -259,18 +274,23 @@ fn handle(conn: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
     }
 }
 
-fn simple(conn: &mut TcpStream, code: u16, body: &str) -> std::io::Result<()> {
+fn simple(conn: &mut TcpStream, code: u16, body: &str, date_offset: i64) -> std::io::Result<()> {
     write!(
         conn,
         "HTTP/1.1 {code} {}\r\nContent-Length: {}\r\nDate: {}\r\nContent-Type: text/plain\r\n\r\n{body}",
         reason(code),
         body.len(),
-        http_date()
+        http_date(date_offset)
     )?;
     conn.flush()
 }
 
-fn serve(conn: &mut TcpStream, req: &Request, body: Body, fault: Option<Fault>) -> std::io::Result<()> {
+fn serve(
+    conn: &mut TcpStream,
+    req: &Request,
+    body: Body,
+    fault: Option<Fault>,
+) -> std::io::Result<()> {
     let total = match &body {
         Body::Bytes(b) => b.len() as u64,
         Body::File(p) => std::fs::metadata(p)?.len(),
@@ -291,7 +311,10 @@ fn serve(conn: &mut TcpStream, req: &Request, body: Body, fault: Option<Fault>) 
         total - from
     );
     if status == 206 {
-        head.push_str(&format!("Content-Range: bytes {from}-{}/{total}\r\n", total.saturating_sub(1)));
+        head.push_str(&format!(
+            "Content-Range: bytes {from}-{}/{total}\r\n",
+            total.saturating_sub(1)
+        ));
     }
     head.push_str("\r\n");
     conn.write_all(head.as_bytes())?;
@@ -366,11 +389,13 @@ fn reason(code: u16) -> &'static str {
 }
 
 /// An RFC 7231 date, without pulling a date crate into the kit.
-fn http_date() -> String {
+fn http_date(offset: i64) -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+        .saturating_add(offset)
+        .max(0) as u64;
     let days = secs / 86400;
     let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
     let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
@@ -398,8 +423,14 @@ mod tests {
         let addr = url.trim_start_matches("http://");
         let (host, path) = addr.split_once('/').unwrap();
         let mut s = TcpStream::connect(host).unwrap();
-        let r = range.map(|r| format!("Range: bytes={r}-\r\n")).unwrap_or_default();
-        write!(s, "GET /{path} HTTP/1.1\r\nHost: x\r\n{r}Connection: close\r\n\r\n").unwrap();
+        let r = range
+            .map(|r| format!("Range: bytes={r}-\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "GET /{path} HTTP/1.1\r\nHost: x\r\n{r}Connection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out);
         let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
