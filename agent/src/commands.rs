@@ -1,1 +1,584 @@
-//! TODO
+//! `*_commands` as curtin's `Stage.run` executes them, and `write_files` into a target.
+//!
+//! Commands: keys in sorted (code-point) order; a list is exec'd, a string goes through
+//! `sh -c`, null or empty skips the entry; stdout and stderr are merged, copied to our stdout
+//! and appended to the install log; a non-zero exit stops the stage with the command's output
+//! in the error.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_yaml::Value;
+
+use crate::error::{Kind, KindExt};
+
+/// One command of a `*_commands` mapping (the config model's type): a string runs with
+/// `sh -c`, a list is exec'd.
+pub use preseed::commands::Command as Cmd;
+
+/// The event description curtin uses: `running '<argv joined by spaces>'`.
+pub fn description(cmd: &Cmd) -> String {
+    format!("running '{}'", cmd.display())
+}
+
+fn argv(cmd: &Cmd) -> Vec<String> {
+    match cmd {
+        Cmd::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
+        Cmd::Exec(v) => v.clone(),
+    }
+}
+
+/// The config model's `CommandSet` (already in sorted key order) as a run list.
+pub fn from_set(set: &preseed::commands::CommandSet) -> CommandList {
+    set.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// A stage's commands in run order (sorted keys; `None` = skipped entry).
+pub type CommandList = Vec<(String, Option<Cmd>)>;
+
+/// Read a `<stage>_commands` value: a mapping of key -> string | list | null.
+pub fn commands_from_value(stage: &str, v: &Value) -> Result<CommandList> {
+    let map = match v {
+        Value::Null => return Ok(vec![]),
+        Value::Mapping(m) => m,
+        _ => {
+            return Err(anyhow!(
+                "{stage}_commands must be a mapping of name: command"
+            ))
+            .kind(Kind::Config)
+        }
+    };
+    let mut out = Vec::new();
+    for (k, v) in map {
+        let key = match k {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => bail!("{stage}_commands: a key is not a string"),
+        };
+        let cmd = match v {
+            Value::Null => None,
+            Value::String(s) if s.is_empty() => None,
+            Value::String(s) => Some(Cmd::Shell(s.clone())),
+            Value::Sequence(seq) if seq.is_empty() => None,
+            Value::Sequence(seq) => Some(Cmd::Exec(
+                seq.iter()
+                    .map(|a| match a {
+                        Value::String(s) => Ok(s.clone()),
+                        Value::Number(n) => Ok(n.to_string()),
+                        Value::Bool(b) => Ok(b.to_string()),
+                        _ => Err(anyhow!(
+                            "{stage}_commands.{key}: an argument is not a string"
+                        )),
+                    })
+                    .collect::<Result<_>>()
+                    .kind(Kind::Config)?,
+            )),
+            Value::Bool(false) => None,
+            _ => {
+                return Err(anyhow!(
+                    "{stage}_commands.{key}: expected a string, a list or null"
+                ))
+                .kind(Kind::Config)
+            }
+        };
+        out.push((key, cmd));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// What a command run reports (the install helper turns these into events).
+#[derive(Debug, Clone)]
+pub enum CommandEvent<'a> {
+    Start {
+        stage: &'a str,
+        key: &'a str,
+        description: String,
+    },
+    Finish {
+        stage: &'a str,
+        key: &'a str,
+        ok: bool,
+        description: String,
+    },
+}
+
+/// How to run a stage's commands.
+pub struct RunOpts<'a> {
+    /// Extra environment (e.g. `WorkingDir::env()`), on top of the inherited one.
+    pub env: Vec<(String, OsString)>,
+    /// The install log, appended to.
+    pub log_file: Option<&'a Path>,
+    /// Also copy the output to our stdout (curtin does).
+    pub echo: bool,
+    pub on_event: Option<&'a mut dyn FnMut(CommandEvent<'_>)>,
+}
+
+impl Default for RunOpts<'_> {
+    fn default() -> Self {
+        RunOpts {
+            env: vec![],
+            log_file: None,
+            echo: true,
+            on_event: None,
+        }
+    }
+}
+
+/// How much of a failing command's output goes into the error message.
+const ERROR_TAIL: usize = 16 * 1024;
+
+/// Run a stage's commands in order; the first failure stops the stage.
+pub fn run_stage(
+    stage: &str,
+    commands: &[(String, Option<Cmd>)],
+    opts: &mut RunOpts,
+) -> Result<()> {
+    for (key, cmd) in commands {
+        let Some(cmd) = cmd else { continue };
+        let description = description(cmd);
+        if let Some(f) = opts.on_event.as_mut() {
+            f(CommandEvent::Start {
+                stage,
+                key,
+                description: description.clone(),
+            });
+        }
+        let r = run_one(cmd, opts);
+        if let Some(f) = opts.on_event.as_mut() {
+            f(CommandEvent::Finish {
+                stage,
+                key,
+                ok: r.is_ok(),
+                description: description.clone(),
+            });
+        }
+        r.with_context(|| format!("{stage}_commands.{key} failed"))?;
+    }
+    Ok(())
+}
+
+/// Run one command with merged output; Err carries the exit status and the output's tail.
+pub fn run_one(cmd: &Cmd, opts: &RunOpts) -> Result<()> {
+    let argv = argv(cmd);
+    let (rd, wr) = nix::unistd::pipe().context("creating a pipe")?;
+    let wr2 = wr.try_clone().context("duplicating a pipe")?;
+    let mut c = Command::new(&argv[0]);
+    c.args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(wr))
+        .stderr(Stdio::from(wr2));
+    for (k, v) in &opts.env {
+        c.env(k, v);
+    }
+    let mut child = c
+        .spawn()
+        .with_context(|| format!("starting {:?}", argv[0]))
+        .kind(Kind::Hook)?;
+    drop(c); // closes our copies of the write end, so EOF comes when the child exits
+    let mut log = match opts.log_file {
+        Some(p) => Some(
+            fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening install log {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let mut tail: Vec<u8> = Vec::new();
+    let mut reader = fs::File::from(rd);
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("reading command output"),
+        };
+        let chunk = &buf[..n];
+        if opts.echo {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(chunk);
+            let _ = out.flush();
+        }
+        if let Some(l) = log.as_mut() {
+            let _ = l.write_all(chunk);
+        }
+        tail.extend_from_slice(chunk);
+        if tail.len() > 2 * ERROR_TAIL {
+            tail.drain(..tail.len() - ERROR_TAIL);
+        }
+    }
+    let status = child.wait().context("waiting for the command")?;
+    if status.success() {
+        return Ok(());
+    }
+    if tail.len() > ERROR_TAIL {
+        tail.drain(..tail.len() - ERROR_TAIL);
+    }
+    let out = String::from_utf8_lossy(&tail);
+    let out = out.trim_end();
+    let code = match status.code() {
+        Some(c) => format!("exit status {c}"),
+        None => format!("{status}"),
+    };
+    let shown = cmd.display();
+    Err(anyhow!(
+        "command `{shown}` failed ({code}){}{}",
+        if out.is_empty() {
+            ", no output"
+        } else {
+            "; output:\n"
+        },
+        out
+    ))
+    .kind(Kind::Hook)
+}
+
+/// One `write_files` entry.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WriteFile {
+    pub path: String,
+    pub content: String,
+    /// Octal string (`'0644'`) or number; default 0644.
+    pub permissions: Option<String>,
+    /// `user:group` (names looked up in the target) or numeric; default root:root.
+    pub owner: Option<String>,
+    /// `b64`/`base64`, `gz`/`gzip`, `gz+b64`/`gzip+base64`, or none.
+    pub encoding: Option<String>,
+}
+
+/// Read the `write_files` mapping (name -> entry), in sorted name order.
+pub fn write_files_from_value(v: &Value) -> Result<Vec<(String, WriteFile)>> {
+    let map = match v {
+        Value::Null => return Ok(vec![]),
+        Value::Mapping(m) => m,
+        _ => {
+            return Err(anyhow!("write_files must be a mapping of name: entry")).kind(Kind::Config)
+        }
+    };
+    let s = |e: &Value, k: &str| -> Option<String> {
+        match e.get(k)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let mut out = Vec::new();
+    for (k, e) in map {
+        let name = k
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{k:?}"));
+        let path = s(e, "path")
+            .ok_or_else(|| anyhow!("write_files.{name}: missing `path`"))
+            .kind(Kind::Config)?;
+        let permissions = match e.get("permissions") {
+            // YAML 0644 without quotes is the number 420 in YAML 1.2 and 644 in 1.1 readers;
+            // treat a bare number as written in octal digits, as curtin's users mean it.
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => s(e, "permissions"),
+        };
+        out.push((
+            name,
+            WriteFile {
+                path,
+                content: s(e, "content").unwrap_or_default(),
+                permissions,
+                owner: s(e, "owner"),
+                encoding: s(e, "encoding"),
+            },
+        ));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+impl From<&preseed::install::WriteFile> for WriteFile {
+    fn from(w: &preseed::install::WriteFile) -> WriteFile {
+        // The model has decoded YAML `!!binary`; `encoding` (b64, gzip) is applied here.
+        let content = match &w.encoding {
+            Some(_) => String::from_utf8_lossy(&w.content).into_owned(),
+            None => String::new(),
+        };
+        WriteFile {
+            path: w.path.clone(),
+            content,
+            permissions: Some(format!("{:o}", w.permissions)),
+            owner: w.owner.clone(),
+            encoding: w.encoding.clone(),
+        }
+    }
+}
+
+/// Write the config model's `write_files` (sorted by name) into `target`.
+pub fn write_model_files(
+    target: &Path,
+    files: &std::collections::BTreeMap<String, preseed::install::WriteFile>,
+) -> Result<()> {
+    for (name, f) in files {
+        let r = if f.encoding.is_some() {
+            write_file(target, &WriteFile::from(f))
+        } else {
+            write_bytes(
+                target,
+                &f.path,
+                &f.content,
+                f.permissions,
+                f.owner.as_deref(),
+            )
+        };
+        r.with_context(|| format!("write_files.{name} ({})", f.path))?;
+    }
+    Ok(())
+}
+
+/// Write every entry into `target` (paths are taken relative to it).
+pub fn write_files(target: &Path, files: &[(String, WriteFile)]) -> Result<()> {
+    for (name, f) in files {
+        write_file(target, f).with_context(|| format!("write_files.{name} ({})", f.path))?;
+    }
+    Ok(())
+}
+
+/// Write one entry into `target`.
+pub fn write_file(target: &Path, f: &WriteFile) -> Result<()> {
+    let bytes = decode(&f.content, f.encoding.as_deref())?;
+    let mode = match &f.permissions {
+        None => 0o644,
+        Some(p) => {
+            let t = p.trim().trim_start_matches("0o");
+            u32::from_str_radix(t, 8)
+                .map_err(|_| anyhow!("permissions {p:?} is not an octal mode"))?
+        }
+    };
+    write_bytes(target, &f.path, &bytes, mode, f.owner.as_deref())
+}
+
+/// Write `bytes` at `path` inside `target` with a mode and `user:group` owner.
+pub fn write_bytes(
+    target: &Path,
+    path: &str,
+    bytes: &[u8],
+    mode: u32,
+    owner: Option<&str>,
+) -> Result<()> {
+    let rel = safe_relative(path)?;
+    let dest = target.join(&rel);
+    let (uid, gid) = owner_ids(target, owner.unwrap_or("root:root"))?;
+    if let Some(dir) = dest.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&dest)
+        .with_context(|| format!("opening {}", dest.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("writing {}", dest.display()))?;
+    // Owner first: a chown clears set-id bits, so the mode is set after it.
+    std::os::unix::fs::chown(&dest, Some(uid), Some(gid))
+        .with_context(|| format!("chown {}", dest.display()))?;
+    fs::set_permissions(&dest, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", dest.display()))?;
+    Ok(())
+}
+
+/// A path inside the target: leading `/` dropped, `..` refused.
+fn safe_relative(path: &str) -> Result<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in Path::new(path).components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir | Component::Prefix(_) => {
+                bail!("path {path:?} leaves the target")
+            }
+        }
+    }
+    if out.as_os_str().is_empty() {
+        bail!("path {path:?} names no file");
+    }
+    Ok(out)
+}
+
+fn decode(content: &str, encoding: Option<&str>) -> Result<Vec<u8>> {
+    use base64::Engine;
+    let b64 = |s: &str| {
+        let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(clean)
+            .context("content is not valid base64")
+    };
+    let gunzip = |b: Vec<u8>| -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&b[..])
+            .read_to_end(&mut out)
+            .context("content is not valid gzip")?;
+        Ok(out)
+    };
+    match encoding.map(|e| e.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") | Some("text/plain") => Ok(content.as_bytes().to_vec()),
+        Some("b64") | Some("base64") => b64(content),
+        Some("gz") | Some("gzip") => gunzip(content.as_bytes().to_vec()),
+        Some("gz+b64") | Some("gzip+base64") | Some("gz+base64") | Some("gzip+b64") => {
+            gunzip(b64(content)?)
+        }
+        Some(other) => bail!("unknown encoding {other:?} (b64, gzip, gz+b64 or none)"),
+    }
+}
+
+/// `user:group` to ids, names looked up in the target's passwd and group files.
+fn owner_ids(target: &Path, owner: &str) -> Result<(u32, u32)> {
+    let (user, group) = owner.split_once(':').unwrap_or((owner, ""));
+    let uid = lookup(target, "etc/passwd", user)?;
+    let gid = if group.is_empty() {
+        // The user's primary group.
+        primary_gid(target, user).unwrap_or(uid)
+    } else {
+        lookup(target, "etc/group", group)?
+    };
+    Ok((uid, gid))
+}
+
+fn lookup(target: &Path, db: &str, name: &str) -> Result<u32> {
+    if let Ok(n) = name.parse() {
+        return Ok(n);
+    }
+    if name == "root" {
+        return Ok(0);
+    }
+    let text = fs::read_to_string(target.join(db)).unwrap_or_default();
+    text.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[0] == name)
+        .and_then(|f| f[2].parse().ok())
+        .ok_or_else(|| anyhow!("owner {name:?} is not in the target's /{db}"))
+}
+
+fn primary_gid(target: &Path, user: &str) -> Option<u32> {
+    let text = fs::read_to_string(target.join("etc/passwd")).ok()?;
+    text.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 3 && (f[0] == user || f[2] == user))
+        .and_then(|f| f[3].parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn v(y: &str) -> Value {
+        serde_yaml::from_str(y).unwrap()
+    }
+
+    #[test]
+    fn sorted_skips_and_kinds() {
+        let c = commands_from_value(
+            "late",
+            &v("{maas: [wget, x], 99-b: 'echo b', 98-a: null, 10: [], builtin: ''}"),
+        )
+        .unwrap();
+        let keys: Vec<_> = c.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["10", "98-a", "99-b", "builtin", "maas"]);
+        assert_eq!(c[2].1, Some(Cmd::Shell("echo b".into())));
+        assert_eq!(c[4].1, Some(Cmd::Exec(vec!["wget".into(), "x".into()])));
+        assert!(c[0].1.is_none() && c[1].1.is_none() && c[3].1.is_none());
+        assert!(commands_from_value("late", &v("[a, b]")).is_err());
+    }
+
+    #[test]
+    fn failure_carries_output_and_stops_stage() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("install.log");
+        let marker = dir.path().join("ran");
+        let cmds = commands_from_value(
+            "late",
+            &v(&format!(
+                "{{a: 'echo to-out; echo to-err >&2; exit 3', b: [touch, {}]}}",
+                marker.display()
+            )),
+        )
+        .unwrap();
+        let mut opts = RunOpts {
+            log_file: Some(&log),
+            echo: false,
+            ..Default::default()
+        };
+        let err = run_stage("late", &cmds, &mut opts).unwrap_err();
+        let msg = crate::error::render(&err);
+        assert!(
+            msg.contains("late_commands.a") && msg.contains("exit status 3"),
+            "{msg}"
+        );
+        assert!(msg.contains("to-out") && msg.contains("to-err"), "{msg}");
+        assert_eq!(crate::error::kind_of(&err), Some(Kind::Hook));
+        assert!(!marker.exists(), "later commands must not run");
+        let logged = fs::read_to_string(&log).unwrap();
+        assert!(logged.contains("to-out") && logged.contains("to-err"));
+    }
+
+    #[test]
+    fn env_is_passed() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("o");
+        let cmds = vec![(
+            "x".to_string(),
+            Some(Cmd::Shell(format!(
+                "printf %s \"$FOO\" > {}",
+                out.display()
+            ))),
+        )];
+        let mut opts = RunOpts {
+            env: vec![("FOO".into(), "bar".into())],
+            echo: false,
+            ..Default::default()
+        };
+        run_stage("late", &cmds, &mut opts).unwrap();
+        assert_eq!(fs::read_to_string(out).unwrap(), "bar");
+    }
+
+    #[test]
+    fn write_files_decodes_and_sets_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path();
+        fs::create_dir_all(t.join("etc")).unwrap();
+        fs::write(
+            t.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nubuntu:x:1000:1000::/h:/bin/sh\n",
+        )
+        .unwrap();
+        fs::write(t.join("etc/group"), "root:x:0:\nadm:x:4:\n").unwrap();
+        let files = write_files_from_value(&v(
+            "{a: {path: /etc/x/a.cfg, content: 'hi\n', permissions: '0600', owner: 'ubuntu:adm'},
+              b: {path: b.bin, content: aGVsbG8=, encoding: b64}}",
+        ))
+        .unwrap();
+        write_files(t, &files).unwrap();
+        let md = fs::metadata(t.join("etc/x/a.cfg")).unwrap();
+        assert_eq!(md.mode() & 0o7777, 0o600);
+        assert_eq!((md.uid(), md.gid()), (1000, 4));
+        assert_eq!(fs::read(t.join("b.bin")).unwrap(), b"hello");
+        let bad = WriteFile {
+            path: "../escape".into(),
+            ..Default::default()
+        };
+        assert!(write_file(t, &bad).is_err());
+        let bad = WriteFile {
+            path: "x".into(),
+            owner: Some("nobody9".into()),
+            ..Default::default()
+        };
+        let e = format!("{:#}", write_file(t, &bad).unwrap_err());
+        assert!(e.contains("nobody9"), "{e}");
+    }
+}

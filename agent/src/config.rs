@@ -15,13 +15,12 @@ use crate::error::{Kind, KindExt};
 pub fn load(global: &Global) -> anyhow::Result<Loaded> {
     let mut docs = Vec::new();
     if global.config.is_empty() && global.set.is_empty() {
-        let path = std::env::var("CONFIG").map_err(|_| {
-            crate::error::tag(
-                anyhow!("no config: pass -c FILE_OR_URL (repeatable), or set $CONFIG"),
-                Kind::Config,
-            )
-        })?;
-        docs.push(read(&path)?);
+        match std::env::var("CONFIG") {
+            Ok(path) if !path.is_empty() => docs.push(read(&path)?),
+            // No argument and no $CONFIG: what the kernel command line names (a unit in the
+            // ephemeral OS starts the agent with no arguments).
+            _ => docs.extend(crate::fetch_config::from_cmdline().kind(Kind::Config)?),
+        }
     }
     for c in &global.config {
         docs.push(read(c)?);
@@ -34,7 +33,7 @@ pub fn load(global: &Global) -> anyhow::Result<Loaded> {
         .kind(Kind::Config)
 }
 
-/// One `-c` argument: a path, `file://` URL, or (later) an http(s) URL.
+/// One `-c` argument: a path, `file://` URL, or an http(s) URL.
 fn read(arg: &str) -> anyhow::Result<(String, String)> {
     if arg.starts_with("http://") || arg.starts_with("https://") {
         return fetch_url(arg).map(|text| (arg.to_string(), text));
@@ -46,13 +45,11 @@ fn read(arg: &str) -> anyhow::Result<(String, String)> {
     Ok((arg.to_string(), text))
 }
 
-/// The seam for configs served over HTTP (MAAS serves them with OAuth); filled in by the
-/// reporting/transport work.
+/// A config served over HTTP(S), with retries ([`crate::fetch_config::fetch`]); signed with
+/// the MAAS node credentials when the kernel command line's preseed gave them.
 pub fn fetch_url(url: &str) -> anyhow::Result<String> {
-    Err(anyhow!(
-        "config from a URL ({url}): not supported yet; download it and pass the file"
-    ))
-    .kind(Kind::Config)
+    let creds = crate::fetch_config::cmdline_creds();
+    crate::fetch_config::fetch(url, creds.as_ref()).kind(Kind::Config)
 }
 
 /// `--set key/sub=value` (value is a string) or `--set json:key/sub=<json>`;
@@ -130,8 +127,11 @@ mod tests {
         let e = load(&global(&["/nonexistent/x.yaml"], &[])).unwrap_err();
         assert_eq!(crate::error::exit_code(&e), 2);
         assert!(crate::error::render(&e).contains("reading config /nonexistent/x.yaml"));
+        std::env::set_var("DEPLOYER_FETCH_BACKOFF_MS", "1");
         let e = load(&global(&["http://127.0.0.1:1/c.yaml"], &[])).unwrap_err();
-        assert!(crate::error::render(&e).contains("not supported yet"));
+        assert!(crate::error::render(&e)
+            .contains("fetching config http://127.0.0.1:1/c.yaml (after 5 attempts)"));
+        assert_eq!(crate::error::exit_code(&e), 2);
         let e = load(&global(&[], &["json:x=[1"])).unwrap_err();
         assert!(crate::error::render(&e).contains("not JSON"));
         assert_eq!(crate::error::exit_code(&e), 2);

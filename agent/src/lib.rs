@@ -14,6 +14,7 @@
 //! - [`curthooks`]: the curthooks stage (image hooks or builtin hooks).
 //! - [`hook`]: the hook (finalize) stage.
 //! - [`commands`]: `*_commands` and `write_files`.
+//! - [`image_check`]: the custom image must carry cloud-init (and netplan for Ubuntu), MAAS's check.
 //!
 //! The layers the stages stand on (a lower layer never reaches up into a stage):
 //! - [`source`]: where bytes come from (fetch, resume, detect, decode).
@@ -25,6 +26,7 @@
 //! - [`report`]: events, webhook and OAuth, progress.
 //! - [`error`]: failure kinds and exit codes.
 //! - [`tools`]: every external command the agent runs, in one place.
+//! - [`workdir`]: curtin's working dir (state files) and the environment of stage commands and hooks.
 
 pub mod block_meta;
 pub mod blockdev;
@@ -34,8 +36,10 @@ pub mod config;
 pub mod curthooks;
 pub mod error;
 pub mod extract;
+pub mod fetch_config;
 pub mod grow;
 pub mod hook;
+pub mod image_check;
 pub mod install;
 pub mod io;
 pub mod logging;
@@ -45,4 +49,5 @@ pub mod report;
 pub mod source;
 pub mod target;
 pub mod tools;
+pub mod workdir;
 pub mod write_image;

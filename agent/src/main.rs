@@ -36,6 +36,29 @@ fn main() -> ExitCode {
 
 fn run(global: &Global, command: Command) -> anyhow::Result<()> {
     use deployer::*;
+    // install opens its own `cmd-install`; every other command is reported as
+    // `<$CURTIN_REPORTSTACK>/cmd-<name>`, as curtin's main does.
+    let name = match &command {
+        Command::Install(_) => None,
+        Command::Validate(_) => Some("validate"),
+        Command::Plan(_) => Some("plan"),
+        Command::WriteImage(_) => Some("write-image"),
+        Command::BlockMeta(_) => Some("block-meta"),
+        Command::Extract(_) => Some("extract"),
+        Command::NetMeta(_) => Some("net-meta"),
+        Command::Curthooks(_) => Some("curthooks"),
+        Command::Hook(_) => Some("hook"),
+        Command::InTarget(_) => Some("in-target"),
+        Command::RenderNetwork(_) => Some("render-network"),
+    };
+    match name {
+        Some(n) => report::command_scope(n, || dispatch(global, command)),
+        None => dispatch(global, command),
+    }
+}
+
+fn dispatch(global: &Global, command: Command) -> anyhow::Result<()> {
+    use deployer::*;
     match command {
         Command::Validate(a) => plan::validate(global, &a),
         Command::Plan(a) => plan::run(global, &a),

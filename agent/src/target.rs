@@ -1,5 +1,486 @@
-//! TODO
+//! The mounted target: running commands chrooted in it (curtin's `ChrootableTarget` and
+//! `curtin in-target`), and finding files in it without following links out of it.
+//!
+//! Entering binds `/dev`, `/proc`, `/sys`, `/run` (and efivars where the host has them) into
+//! the target, puts the host's `resolv.conf` in (keeping the target's aside), installs a
+//! `policy-rc.d` that stops services from starting and binds `true` over `ischroot`. Leaving
+//! undoes all of it in reverse order; it also runs when a step or the command fails (Drop).
 
-pub fn in_target(_g: &crate::cli::Global, _a: &crate::cli::InTargetArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet: in-target")
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Component, Path, PathBuf};
+use std::process::{Command, ExitStatus};
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use crate::error::{Kind, KindExt};
+
+/// Host dirs bound into the target, in mount order.
+const BINDS: &[&str] = &["dev", "proc", "sys", "run"];
+const EFIVARS: &str = "sys/firmware/efi/efivars";
+const POLICY_RC_D: &str = "usr/sbin/policy-rc.d";
+const RESOLV: &str = "etc/resolv.conf";
+const RESOLV_SAVED: &str = "etc/.deployer-resolv.conf.target";
+const POLICY_SAVED: &str = "usr/sbin/.deployer-policy-rc.d.target";
+
+/// A target prepared for chrooted commands; dropping it tears everything down.
+pub struct Chroot {
+    root: PathBuf,
+    mounts: Vec<PathBuf>,
+    resolv: ResolvState,
+    policy: PolicyState,
+}
+
+enum ResolvState {
+    Untouched,
+    /// Ours copied in; the target had none.
+    Added,
+    /// Ours copied in; the target's kept at RESOLV_SAVED.
+    Replaced,
+}
+
+enum PolicyState {
+    Untouched,
+    Added,
+    Replaced,
+}
+
+impl Chroot {
+    /// Prepare `root` for chrooted commands.
+    pub fn enter(root: &Path) -> Result<Chroot> {
+        let root = fs::canonicalize(root)
+            .with_context(|| format!("target {} does not exist", root.display()))
+            .kind(Kind::Storage)?;
+        if root == Path::new("/") {
+            bail!("refusing to use / as the target");
+        }
+        if !root.is_dir() {
+            bail!("target {} is not a directory", root.display());
+        }
+        let mut c = Chroot {
+            root,
+            mounts: vec![],
+            resolv: ResolvState::Untouched,
+            policy: PolicyState::Untouched,
+        };
+        // On error, `c` is dropped and undoes what was done so far.
+        c.bind_all()?;
+        c.install_resolv()?;
+        c.install_policy()?;
+        c.bind_ischroot();
+        Ok(c)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn bind(&mut self, src: &Path, rel: &str) -> Result<()> {
+        let dst = self.root.join(rel);
+        if !dst.is_dir() {
+            fs::create_dir_all(&dst).with_context(|| format!("creating {}", dst.display()))?;
+        }
+        mount(
+            Some(src),
+            &dst,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .with_context(|| format!("bind-mounting {} on {}", src.display(), dst.display()))
+        .kind(Kind::Storage)?;
+        self.mounts.push(dst.clone());
+        // Private, so that nothing mounted or unmounted here reaches the host.
+        let _ = mount(
+            None::<&str>,
+            &dst,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        );
+        Ok(())
+    }
+
+    fn bind_all(&mut self) -> Result<()> {
+        for d in BINDS {
+            let src = Path::new("/").join(d);
+            if src.is_dir() {
+                self.bind(&src, d)?;
+            }
+        }
+        let efivars = Path::new("/").join(EFIVARS);
+        if efivars.is_dir() && is_mountpoint(&efivars) {
+            self.bind(&efivars, EFIVARS)?;
+        }
+        Ok(())
+    }
+
+    fn install_resolv(&mut self) -> Result<()> {
+        let host = fs::read("/etc/resolv.conf").ok();
+        let etc = self.root.join("etc");
+        let (Some(host), true) = (host, etc.is_dir()) else {
+            return Ok(());
+        };
+        let ours = self.root.join(RESOLV);
+        if fs::symlink_metadata(&ours).is_ok() {
+            fs::rename(&ours, self.root.join(RESOLV_SAVED))
+                .with_context(|| format!("moving {} aside", ours.display()))?;
+            self.resolv = ResolvState::Replaced;
+        } else {
+            self.resolv = ResolvState::Added;
+        }
+        fs::write(&ours, host).with_context(|| format!("writing {}", ours.display()))
+    }
+
+    fn install_policy(&mut self) -> Result<()> {
+        let p = self.root.join(POLICY_RC_D);
+        let dir = p.parent().expect("has parent");
+        if !dir.is_dir() {
+            return Ok(());
+        }
+        if fs::symlink_metadata(&p).is_ok() {
+            fs::rename(&p, self.root.join(POLICY_SAVED))
+                .with_context(|| format!("moving {} aside", p.display()))?;
+            self.policy = PolicyState::Replaced;
+        } else {
+            self.policy = PolicyState::Added;
+        }
+        // Exit 101: "action forbidden by policy" (invoke-rc.d's interface).
+        fs::write(
+            &p,
+            "#!/bin/sh\n# written by deployer: no daemons during install\nexit 101\n",
+        )
+        .with_context(|| format!("writing {}", p.display()))?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("chmod {}", p.display()))
+    }
+
+    /// Debian's `ischroot` answers "not a chroot" so maintainer scripts behave as on a host.
+    fn bind_ischroot(&mut self) {
+        let t = self.root.join("usr/bin/true");
+        let i = self.root.join("usr/bin/ischroot");
+        if t.is_file()
+            && i.is_file()
+            && mount(Some(&t), &i, None::<&str>, MsFlags::MS_BIND, None::<&str>).is_ok()
+        {
+            self.mounts.push(i);
+        }
+    }
+
+    /// A command to run inside the target: chroot + chdir / in the child, SYSTEMD_OFFLINE=1.
+    pub fn command<S: AsRef<std::ffi::OsStr>>(&self, argv: &[S]) -> Result<Command> {
+        let Some((prog, args)) = argv.split_first() else {
+            bail!("no command given")
+        };
+        let mut c = Command::new(prog);
+        c.args(args).env("SYSTEMD_OFFLINE", "1");
+        // Paths as C strings before the fork: nothing in the child allocates.
+        let root = std::ffi::CString::new(self.root.as_os_str().as_encoded_bytes())
+            .context("target path has a NUL byte")?;
+        let proc_dir = std::ffi::CString::new(self.root.join("proc").as_os_str().as_encoded_bytes())
+            .context("target path has a NUL byte")?;
+        // SAFETY: the closure runs in the forked child before exec and only makes raw syscalls
+        // (unshare, mount, fork, waitpid, close, chroot, chdir, _exit) on data prepared above.
+        unsafe {
+            c.pre_exec(move || {
+                enter_namespaces(&proc_dir);
+                if libc::chroot(root.as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Ok(c)
+    }
+
+    /// Run a command in the target with inherited stdio; its exit status is returned as is.
+    pub fn run<S: AsRef<std::ffi::OsStr>>(&self, argv: &[S]) -> Result<ExitStatus> {
+        let mut c = self.command(argv)?;
+        let prog = argv[0].as_ref().to_string_lossy().into_owned();
+        c.status()
+            .with_context(|| format!("running {prog} in {}", self.root.display()))
+            .kind(Kind::Hook)
+    }
+
+    /// Run a command in the target and capture its merged output; non-zero is an error with
+    /// the output in it.
+    pub fn output<S: AsRef<std::ffi::OsStr>>(&self, argv: &[S]) -> Result<String> {
+        let mut c = self.command(argv)?;
+        let shown: Vec<String> = argv
+            .iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect();
+        let out = c
+            .output()
+            .with_context(|| format!("running {} in {}", shown.join(" "), self.root.display()))
+            .kind(Kind::Hook)?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !out.status.success() {
+            return Err(anyhow!(
+                "`{}` in the target failed ({}): {}",
+                shown.join(" "),
+                out.status,
+                text.trim_end()
+            ))
+            .kind(Kind::Hook);
+        }
+        Ok(text)
+    }
+
+    /// Undo everything; errors are collected (every step is still attempted).
+    pub fn leave(mut self) -> Result<()> {
+        let errs = self.teardown();
+        std::mem::forget(self);
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(anyhow!("leaving the target: {}", errs.join("; "))).kind(Kind::Storage)
+        }
+    }
+
+    fn teardown(&mut self) -> Vec<String> {
+        let mut errs = vec![];
+        while let Some(m) = self.mounts.pop() {
+            if let Err(e) = umount2(&m, MntFlags::empty()) {
+                // Something still holds it (a daemon a hook started): detach it lazily so
+                // that it is gone from the namespace, and say so.
+                if umount2(&m, MntFlags::MNT_DETACH).is_err() {
+                    errs.push(format!("unmounting {}: {e}", m.display()));
+                } else {
+                    tracing::warn!("{} was busy ({e}); detached it lazily", m.display());
+                }
+            }
+        }
+        let resolv = self.root.join(RESOLV);
+        match std::mem::replace(&mut self.resolv, ResolvState::Untouched) {
+            ResolvState::Untouched => {}
+            ResolvState::Added => {
+                let _ = fs::remove_file(&resolv);
+            }
+            ResolvState::Replaced => {
+                let _ = fs::remove_file(&resolv);
+                if let Err(e) = fs::rename(self.root.join(RESOLV_SAVED), &resolv) {
+                    errs.push(format!("restoring {}: {e}", resolv.display()));
+                }
+            }
+        }
+        let policy = self.root.join(POLICY_RC_D);
+        match std::mem::replace(&mut self.policy, PolicyState::Untouched) {
+            PolicyState::Untouched => {}
+            PolicyState::Added => {
+                let _ = fs::remove_file(&policy);
+            }
+            PolicyState::Replaced => {
+                let _ = fs::remove_file(&policy);
+                if let Err(e) = fs::rename(self.root.join(POLICY_SAVED), &policy) {
+                    errs.push(format!("restoring {}: {e}", policy.display()));
+                }
+            }
+        }
+        errs
+    }
+}
+
+/// In the forked child, before chroot: new PID and mount namespaces (as curtin's
+/// `unshare --fork --pid --mount-proc`), so that daemons a command leaves behind die with it and
+/// nothing it mounts reaches the host. The process forks once more: the grandchild (PID 1 of the
+/// new namespace, with its own /proc) goes on to exec the command; this process waits for it and
+/// exits with its status. Where namespaces are not allowed, the command runs without them.
+///
+/// # Safety
+/// Only between fork and exec (async-signal-safe calls only).
+unsafe fn enter_namespaces(proc_dir: &std::ffi::CStr) {
+    if libc::unshare(libc::CLONE_NEWPID | libc::CLONE_NEWNS) != 0 {
+        return;
+    }
+    // Our mounts stay ours.
+    libc::mount(
+        std::ptr::null(),
+        c"/".as_ptr(),
+        std::ptr::null(),
+        libc::MS_REC | libc::MS_PRIVATE,
+        std::ptr::null(),
+    );
+    let pid = libc::fork();
+    if pid < 0 {
+        return; // runs without the PID namespace
+    }
+    if pid == 0 {
+        libc::mount(c"proc".as_ptr(), proc_dir.as_ptr(), c"proc".as_ptr(), 0, std::ptr::null());
+        return;
+    }
+    // The intermediate: drop every descriptor but stdio (among them the pipe through which the
+    // parent learns that exec happened, which must close when the grandchild execs), then wait.
+    for fd in 3..1024 {
+        libc::close(fd);
+    }
+    let mut status = 0;
+    loop {
+        let r = libc::waitpid(pid, &mut status, 0);
+        if r == pid {
+            break;
+        }
+        if r < 0 && *libc::__errno_location() != libc::EINTR {
+            libc::_exit(127);
+        }
+    }
+    if libc::WIFEXITED(status) {
+        libc::_exit(libc::WEXITSTATUS(status));
+    }
+    // Killed by a signal: die the same way so the parent sees it.
+    let sig = libc::WTERMSIG(status);
+    libc::signal(sig, libc::SIG_DFL);
+    libc::kill(libc::getpid(), sig);
+    libc::_exit(128 + sig);
+}
+
+impl Drop for Chroot {
+    fn drop(&mut self) {
+        for e in self.teardown() {
+            tracing::error!("{e}");
+        }
+    }
+}
+
+/// Is `p` a mount point (listed in /proc/self/mountinfo)?
+pub fn is_mountpoint(p: &Path) -> bool {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = p.to_string_lossy();
+    info.lines()
+        .any(|l| l.split(' ').nth(4).map(unescape_mount) == Some(want.to_string()))
+}
+
+/// Mount points at or under `root`, from /proc/self/mountinfo.
+pub fn mounts_under(root: &Path) -> Vec<PathBuf> {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return vec![];
+    };
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4).map(unescape_mount))
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(root))
+        .collect()
+}
+
+fn unescape_mount(s: &str) -> String {
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
+/// Resolve `rel` inside `root` the way the target would see it: symlinks (absolute ones
+/// too) are followed relative to `root`, and never lead out of it. Returns the host path if
+/// the file exists.
+pub fn resolve_in(root: &Path, rel: &str) -> Option<PathBuf> {
+    let mut parts: Vec<std::ffi::OsString> = vec![];
+    let mut todo: Vec<std::ffi::OsString> = Path::new(rel)
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        if c == ".." {
+            parts.pop();
+            continue;
+        }
+        let mut host = root.to_path_buf();
+        host.extend(&parts);
+        host.push(&c);
+        let md = fs::symlink_metadata(&host).ok()?;
+        if md.file_type().is_symlink() {
+            hops += 1;
+            if hops > 40 {
+                return None;
+            }
+            let link = fs::read_link(&host).ok()?;
+            if link.is_absolute() {
+                parts.clear();
+            }
+            for lc in link.components().rev() {
+                match lc {
+                    Component::Normal(n) => todo.push(n.to_os_string()),
+                    Component::ParentDir => todo.push("..".into()),
+                    _ => {}
+                }
+            }
+        } else {
+            parts.push(c);
+        }
+    }
+    let mut host = root.to_path_buf();
+    host.extend(&parts);
+    host.exists().then_some(host)
+}
+
+/// Is `rel` an executable regular file in the target (links resolved inside it)?
+pub fn is_executable_in(root: &Path, rel: &str) -> bool {
+    resolve_in(root, rel)
+        .and_then(|p| fs::metadata(p).ok())
+        .is_some_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// `deployer in-target` / `curtin in-target`: run the command chrooted in the target and exit
+/// with its exit code (128+signal when killed), after tearing everything down.
+pub fn in_target(_g: &crate::cli::Global, a: &crate::cli::InTargetArgs) -> Result<()> {
+    let target = a
+        .target
+        .clone()
+        .ok_or_else(|| anyhow!("no target: pass -t TARGET or set $TARGET_MOUNT_POINT"))
+        .kind(Kind::Config)?;
+    let chroot = Chroot::enter(&target)?;
+    let status = chroot.run(&a.command);
+    chroot.leave()?;
+    let status = status?;
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    if code != 0 {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        std::process::exit(code);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_stays_inside_root() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        fs::create_dir_all(r.join("usr/bin")).unwrap();
+        fs::write(r.join("usr/bin/cloud-init"), "#!/bin/sh\n").unwrap();
+        fs::set_permissions(
+            r.join("usr/bin/cloud-init"),
+            fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        // usrmerge-style absolute link: must resolve inside the root, not on the host.
+        std::os::unix::fs::symlink("/usr/bin", r.join("bin")).unwrap();
+        std::os::unix::fs::symlink("../../../../../etc", r.join("usr/bin/up")).unwrap();
+        assert!(is_executable_in(r, "bin/cloud-init"));
+        assert_eq!(
+            resolve_in(r, "bin/cloud-init").unwrap(),
+            r.join("usr/bin/cloud-init")
+        );
+        assert!(!is_executable_in(r, "bin/nothere"));
+        // `..` past the root stays at the root: usr/bin/up -> /etc of the target (missing).
+        assert!(resolve_in(r, "usr/bin/up").is_none());
+    }
 }

@@ -63,6 +63,8 @@ struct State {
     /// Paths that need an `Authorization` header containing this text; 401 otherwise.
     auth: HashMap<String, String>,
     requests: Vec<Request>,
+    /// Seconds added to the `Date` header (a server whose clock is off, for OAuth skew).
+    date_offset: i64,
 }
 
 /// The server; stops when dropped.
@@ -139,6 +141,11 @@ impl Server {
             .insert(path.to_string(), needle.to_string());
     }
 
+    /// Pretend the server's clock is `secs` ahead (negative: behind) in its `Date` headers.
+    pub fn set_date_offset(&self, secs: i64) {
+        self.lock().date_offset = secs;
+    }
+
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<Request> {
         self.lock().requests.clone()
@@ -208,7 +215,7 @@ fn handle(conn: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
             headers,
             body,
         };
-        let (route, fault, auth) = {
+        let (route, fault, auth, offset) = {
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
             st.requests.push(req.clone());
             let fault = st.faults.get_mut(&path).and_then(|q| q.pop_front());
@@ -216,8 +223,10 @@ fn handle(conn: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
                 st.routes.get(&path).cloned(),
                 fault,
                 st.auth.get(&path).cloned(),
+                st.date_offset,
             )
         };
+        let simple = |conn: &mut TcpStream, code: u16, body: &str| simple(conn, code, body, offset);
         if let Some(needle) = auth {
             let ok = req
                 .header("authorization")
@@ -265,13 +274,13 @@ fn handle(conn: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
     }
 }
 
-fn simple(conn: &mut TcpStream, code: u16, body: &str) -> std::io::Result<()> {
+fn simple(conn: &mut TcpStream, code: u16, body: &str, date_offset: i64) -> std::io::Result<()> {
     write!(
         conn,
         "HTTP/1.1 {code} {}\r\nContent-Length: {}\r\nDate: {}\r\nContent-Type: text/plain\r\n\r\n{body}",
         reason(code),
         body.len(),
-        http_date()
+        http_date(date_offset)
     )?;
     conn.flush()
 }
@@ -380,11 +389,13 @@ fn reason(code: u16) -> &'static str {
 }
 
 /// An RFC 7231 date, without pulling a date crate into the kit.
-fn http_date() -> String {
+fn http_date(offset: i64) -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+        .saturating_add(offset)
+        .max(0) as u64;
     let days = secs / 86400;
     let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
     let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];

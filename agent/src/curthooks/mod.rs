@@ -1,0 +1,199 @@
+//! The curthooks stage (`curtin curthooks`): the image's `/curtin/curtin-hooks` when it has
+//! one (unless `curthooks: {mode: builtin}`), else the builtin hooks for Debian-family
+//! targets: cloudconfig, network, fstab, bootloader and initramfs.
+
+pub mod bootloader;
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+use serde_yaml::Value;
+
+use crate::error::{Kind, KindExt};
+use crate::image_check;
+use crate::target::Chroot;
+use crate::workdir::{self, WorkingDir};
+
+/// curtin's distro fstab header (written above the state fstab's lines).
+pub const FSTAB_HEADER: &str = "\
+# /etc/fstab: static file system information.
+#
+# Use 'blkid' to print the universally unique identifier for a
+# device; this may be used with UUID= as a more robust way to name devices
+# that works even if disks are added and removed. See fstab(5).
+#
+# <file system> <mount point>   <type>  <options>       <dump>  <pass>
+";
+
+/// `deployer curthooks`.
+pub fn run(g: &crate::cli::Global, a: &crate::cli::TargetArgs) -> Result<()> {
+    let cfg = workdir::stage_config(g)?;
+    let wd = workdir::for_stage(a.target_mount.as_deref(), &cfg)?.for_subcommand("curthooks");
+    let r = run_stage(&wd, &cfg);
+    wd.finish();
+    r
+}
+
+/// `curthooks.mode`: auto (default), target or builtin.
+fn mode(cfg: &Value) -> String {
+    cfg.get("curthooks")
+        .and_then(|c| c.get("mode"))
+        .and_then(Value::as_str)
+        .unwrap_or("auto")
+        .to_string()
+}
+
+/// The image check runs unless `deployer: {image_check: false}`.
+fn image_check_enabled(cfg: &Value) -> bool {
+    cfg.get("deployer")
+        .and_then(|d| d.get("image_check"))
+        .and_then(preseed::network::value_bool)
+        .unwrap_or(true)
+}
+
+/// The curthooks stage on a mounted target.
+pub fn run_stage(wd: &WorkingDir, cfg: &Value) -> Result<()> {
+    let target = &wd.target;
+    if !target.is_dir() {
+        return Err(anyhow!("target {} is not a directory", target.display())).kind(Kind::Storage);
+    }
+    if image_check_enabled(cfg) {
+        image_check::check_target(target, false)?;
+    }
+    let mode = mode(cfg);
+    if !matches!(mode.as_str(), "auto" | "target" | "builtin") {
+        return Err(anyhow!(
+            "curthooks.mode {mode:?}: expected auto, target or builtin"
+        ))
+        .kind(Kind::Config);
+    }
+    if let Some(base) = ubuntu_core_data(target) {
+        return ubuntu_core(cfg, &base);
+    }
+    let hook = target.join("curtin/curtin-hooks");
+    if mode != "builtin" && hook.is_file() {
+        tracing::info!("running the image's {}", hook.display());
+        return crate::hook::run_target_hook(wd, &hook);
+    }
+    builtin(wd, cfg)
+}
+
+/// Ubuntu Core (a snapd tree instead of a root): where its writable data lives —
+/// `system-data` (UC16/18) or `data` (UC20+).
+fn ubuntu_core_data(target: &Path) -> Option<std::path::PathBuf> {
+    let core = target.join("system-data/var/lib/snapd").is_dir() || target.join("snaps").is_dir();
+    if !core {
+        return None;
+    }
+    Some(if target.join("system-data").is_dir() {
+        target.join("system-data")
+    } else {
+        target.join("data")
+    })
+}
+
+/// curtin's `ubuntu_core_curthooks`: only cloudconfig and the network (passed through);
+/// neither image hooks nor builtin hooks run.
+fn ubuntu_core(cfg: &Value, base: &Path) -> Result<()> {
+    write_cloudconfig(base, cfg).context("cloudconfig (Ubuntu Core)")?;
+    if let Some(net) = crate::network::from_config(cfg)? {
+        let p = base.join(crate::network::PASSTHROUGH_PATH);
+        fs::create_dir_all(p.parent().expect("has parent"))?;
+        fs::write(&p, crate::network::passthrough_text(&net)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// The target's os-release ID and ID_LIKE words.
+fn distro(target: &Path) -> Vec<String> {
+    let view = image_check::MountedRoot(target);
+    let text = image_check::RootView::read(&view, "etc/os-release")
+        .or_else(|| image_check::RootView::read(&view, "usr/lib/os-release"))
+        .unwrap_or_default();
+    let mut ids = vec![];
+    for key in ["ID", "ID_LIKE"] {
+        if let Some(v) = image_check::os_release_field(&text, key) {
+            ids.extend(v.split_whitespace().map(str::to_string));
+        }
+    }
+    ids
+}
+
+/// The builtin hooks (Debian family).
+pub fn builtin(wd: &WorkingDir, cfg: &Value) -> Result<()> {
+    let target = &wd.target;
+    let ids = distro(target);
+    if ids.is_empty() {
+        return Err(anyhow!(
+            "failed to determine the target's distro: no ID in {}/etc/os-release",
+            target.display()
+        ))
+        .kind(Kind::Image);
+    }
+    if !ids.iter().any(|i| i == "debian" || i == "ubuntu") {
+        return Err(anyhow!(
+            "the builtin curthooks support Debian and Ubuntu targets; this target is {:?}: ship a /curtin/curtin-hooks in the image",
+            ids.join(" ")
+        ))
+        .kind(Kind::Image);
+    }
+    let chroot = Chroot::enter(target)?;
+    let r = (|| -> Result<()> {
+        write_cloudconfig(target, cfg).context("cloudconfig")?;
+        let applied = crate::network::apply(&chroot, wd).context("apply-networking-config")?;
+        tracing::info!("network: {applied:?}");
+        copy_fstab(wd, target).context("writing-etc-fstab")?;
+        bootloader::setup(&chroot, cfg).context("configuring-bootloader")?;
+        Ok(())
+    })();
+    let left = chroot.leave();
+    r.and(left)
+}
+
+/// `cloudconfig: {<key>: {content, path?}}` -> `etc/cloud/cloud.cfg.d/95-cloudconfig-<key>.cfg`.
+pub fn write_cloudconfig(target: &Path, cfg: &Value) -> Result<()> {
+    let Some(Value::Mapping(m)) = cfg.get("cloudconfig") else {
+        return Ok(());
+    };
+    let mut items: Vec<(String, &Value)> = m
+        .iter()
+        .map(|(k, v)| (crate::network::state::scalar_text(k), v))
+        .collect();
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    for (key, item) in items {
+        let content = match item.get("content") {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => serde_yaml::to_string(other)?,
+            None => serde_yaml::to_string(item)?,
+        };
+        let rel = match item.get("path").and_then(Value::as_str) {
+            Some(p) => p.trim_start_matches('/').to_string(),
+            None => format!("etc/cloud/cloud.cfg.d/95-cloudconfig-{key}.cfg"),
+        };
+        let wf = crate::commands::WriteFile {
+            path: rel,
+            content,
+            // These carry the datasource's OAuth credentials: readable by root only.
+            permissions: Some("0600".into()),
+            ..Default::default()
+        };
+        crate::commands::write_file(target, &wf).with_context(|| format!("cloudconfig.{key}"))?;
+    }
+    Ok(())
+}
+
+/// `state/fstab` -> `etc/fstab` with the distro header (when block-meta wrote any lines: a dd
+/// image's own fstab is kept).
+pub fn copy_fstab(wd: &WorkingDir, target: &Path) -> Result<()> {
+    let lines = fs::read_to_string(&wd.fstab).unwrap_or_default();
+    if lines.trim().is_empty() {
+        tracing::info!("no fstab lines from partitioning: keeping the image's /etc/fstab");
+        return Ok(());
+    }
+    let dst = target.join("etc/fstab");
+    fs::create_dir_all(dst.parent().expect("has parent"))?;
+    fs::write(&dst, format!("{FSTAB_HEADER}\n{lines}"))
+        .with_context(|| format!("writing {}", dst.display()))
+}

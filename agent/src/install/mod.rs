@@ -1,0 +1,354 @@
+//! `deployer install` (and `curtin install`): the stages in curtin's order, each reported.
+//!
+//! 1. config: the `-c` documents (files or URLs) over curtin's builtin, CLI sources added;
+//! 2. reporting registered, `cmd-install` started, the install log opened;
+//! 3. `--target` attached (a file becomes a loop device) and made the install's disk;
+//! 4. the working directory (state files, the `curtin` link) and its environment;
+//! 5. every stage of `stages`: `stage-<name>` event, its `<name>_commands` in sorted order;
+//! 6. on failure the error tarball; always the log copied into the target, the target
+//!    unmounted, the working dir removed, the loop device detached;
+//! 7. `cmd-install` finished with `post_files`, events flushed, then the power state.
+
+pub mod config;
+pub mod finish;
+pub mod loopback;
+pub mod stage;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_yaml::Value;
+
+use crate::cli::{Global, InstallArgs};
+use crate::error::{Kind, KindExt};
+use crate::report::{self, Level, Stack};
+use crate::workdir::WorkingDir;
+
+/// Descriptions of the stage events (curtin's STAGE_DESCRIPTIONS).
+pub fn stage_description(name: &str) -> String {
+    match name {
+        "early" => "preparing for installation".into(),
+        "partitioning" => "configuring storage".into(),
+        "network" => "configuring network".into(),
+        "extract" => "writing install sources to disk".into(),
+        "curthooks" => "configuring installed system".into(),
+        "hook" => "finalizing installation".into(),
+        "late" => "executing late commands".into(),
+        other => format!("stage {other}"),
+    }
+}
+
+/// How long the end of an install waits for the last events (with the logs) to be sent.
+fn final_flush() -> Duration {
+    std::env::var("DEPLOYER_REPORT_FLUSH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(30))
+}
+
+pub fn run(g: &Global, a: &InstallArgs) -> anyhow::Result<()> {
+    let loaded = crate::config::load(g)?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let user = loaded.merged;
+    let mut cfg = config::tag(config::effective(user, &a.sources))?;
+    report::init(&cfg)?;
+
+    let install = cfg.get("install").cloned().unwrap_or(Value::Null);
+    let istr = |k: &str| {
+        install
+            .get(k)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+    };
+    let log_file = istr("log_file").map(PathBuf::from);
+    let error_tarfile = istr("error_tarfile").map(PathBuf::from);
+    let post_files: Vec<PathBuf> = match install.get("post_files") {
+        Some(Value::Sequence(s)) => s
+            .iter()
+            .filter_map(|v| v.as_str())
+            .map(PathBuf::from)
+            .collect(),
+        _ => log_file.iter().cloned().collect(),
+    };
+
+    let mut top = Stack::root("cmd-install", "curtin command install", Level::Debug);
+    top.set_post_files(post_files.clone());
+    std::env::set_var(report::REPORTSTACK_ENV, top.name());
+
+    let log = open_log(log_file.as_deref(), &install);
+    stage::write_log(
+        &log,
+        format!(
+            "curtin: Installation started. (deployer {})\n",
+            env!("CARGO_PKG_VERSION")
+        )
+        .as_bytes(),
+    );
+    eprintln!(
+        "curtin: Installation started. (deployer {})",
+        env!("CARGO_PKG_VERSION")
+    );
+
+    let mut disk = None;
+    let result = (|| -> anyhow::Result<()> {
+        if let Some(t) = &a.target {
+            let size = match &a.size {
+                Some(s) => Some(parse_size(s).kind(Kind::Config)?),
+                None => None,
+            };
+            let d = loopback::TargetDisk::open(t, size).kind(Kind::Storage)?;
+            config::tag(config::set_target_disk(&mut cfg, &d.device))?;
+            disk = Some(d);
+        }
+        add_save_install_config(&mut cfg);
+        let wd = make_workdir(&cfg)?;
+        let r = run_stages(g, &cfg, &wd, &top, &log);
+        if let Err(e) = &r {
+            let msg = format!(
+                "curtin: Installation failed with exception: {}\n",
+                crate::error::render(e)
+            );
+            stage::write_log(&log, msg.as_bytes());
+            eprint!("{msg}");
+            if let Some(t) = &error_tarfile {
+                let mut logs: Vec<PathBuf> = log_file.iter().cloned().collect();
+                logs.extend(post_files.iter().cloned());
+                logs.dedup();
+                if let Err(te) = finish::error_tarfile(t, &cfg, &logs) {
+                    tracing::warn!("writing the error tarfile: {}", crate::error::render(&te));
+                }
+            }
+        } else {
+            stage::write_log(&log, b"curtin: Installation finished.\n");
+            eprintln!("curtin: Installation finished.");
+        }
+        cleanup(&cfg, &install, &wd, log_file.as_deref());
+        r
+    })();
+    if let Some(d) = &mut disk {
+        d.detach();
+    }
+    // Close the log so that the finish event carries all of it.
+    log.lock().unwrap_or_else(|e| e.into_inner()).take();
+    top.finish_result(&result);
+    if !report::flush(final_flush()) {
+        tracing::warn!("some report events could not be delivered in time");
+    }
+    result?;
+    finish::apply_power_state(cfg.get("power_state")).kind(Kind::Config)
+}
+
+fn run_stages(
+    g: &Global,
+    cfg: &Value,
+    wd: &WorkingDir,
+    top: &Stack,
+    log: &stage::LogSink,
+) -> anyhow::Result<()> {
+    let mut wd = wd.clone();
+    wd.verbosity = cfg
+        .get("verbosity")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0)
+        .max(u64::from(g.verbose))
+        .min(255) as u8;
+    // CURTIN_REPORTSTACK is set per command by the stage runner.
+    let mut env: Vec<(String, OsString)> = wd
+        .env()
+        .into_iter()
+        .filter(|(k, _)| k != report::REPORTSTACK_ENV)
+        .collect();
+    if cfg
+        .get("showtrace")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(g.showtrace)
+    {
+        env.push(("CURTIN_STACKTRACE".into(), "1".into()));
+    }
+    let stages = config::tag(config::stages(cfg))?;
+    // Every stage's commands are checked before the first one runs.
+    let plan: Vec<(String, Vec<(String, stage::Cmd)>)> = stages
+        .iter()
+        .map(|s| Ok((s.clone(), stage::commands(cfg, s)?)))
+        .collect::<anyhow::Result<_>>()
+        .kind(Kind::Config)?;
+    for (name, cmds) in &plan {
+        let st = top.child(
+            &format!("stage-{name}"),
+            &stage_description(name),
+            Level::Info,
+        );
+        eprintln!("curtin: stage {name}: {}", st.description());
+        let r = stage::run(&st, name, cmds, &env, log);
+        st.finish_result(&r);
+        r.with_context(|| format!("stage {name}"))?;
+    }
+    Ok(())
+}
+
+/// The working dir (state files, `bin/curtin`), its target from `install.target` (which must
+/// be empty, as in curtin) or `<top>/target`.
+fn make_workdir(cfg: &Value) -> anyhow::Result<WorkingDir> {
+    let target = cfg
+        .get("install")
+        .and_then(|i| i.get("target"))
+        .and_then(|t| t.as_str())
+        .map(PathBuf::from);
+    if let Some(t) = &target {
+        if std::fs::read_dir(t).is_ok_and(|mut d| d.next().is_some()) {
+            return Err(anyhow::anyhow!(
+                "install.target {} is not empty: curtin installs only into an empty directory",
+                t.display()
+            ))
+            .kind(Kind::Config);
+        }
+    }
+    WorkingDir::create(&std::env::temp_dir(), target.as_deref(), cfg)
+}
+
+/// `install.save_install_config` (default /root/curtin-install-cfg.yaml): the merged config
+/// written into the target by the extract stage's write_files, mode 0400.
+fn add_save_install_config(cfg: &mut Value) {
+    let path = match cfg
+        .get("install")
+        .and_then(|i| i.get("save_install_config"))
+    {
+        None => Some("/root/curtin-install-cfg.yaml".to_string()),
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    };
+    let Some(path) = path else { return };
+    let content = serde_yaml::to_string(cfg).unwrap_or_default();
+    let entry: Value = serde_yaml::to_value(serde_json::json!({
+        "path": path, "permissions": "0400", "owner": "root:root", "content": content
+    }))
+    .expect("yaml value");
+    let root = cfg.as_mapping_mut().expect("mapping");
+    let wf = root
+        .entry("write_files".into())
+        .or_insert(Value::Mapping(Default::default()));
+    if let Value::Mapping(m) = wf {
+        m.insert("curtin_install_cfg".into(), entry);
+    }
+}
+
+fn open_log(path: Option<&std::path::Path>, install: &Value) -> stage::LogSink {
+    let Some(p) = path else {
+        return Arc::new(Mutex::new(None));
+    };
+    let append = install
+        .get("log_file_append")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let r = (|| -> std::io::Result<std::fs::File> {
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(p)
+    })();
+    match r {
+        Ok(f) => Arc::new(Mutex::new(Some(f))),
+        Err(e) => {
+            tracing::warn!(
+                "opening the install log {}: {e}; going on without it",
+                p.display()
+            );
+            Arc::new(Mutex::new(None))
+        }
+    }
+}
+
+/// curtin's `finally`: the log into the target, the target unmounted (unless
+/// `install.unmount: disabled`), the working directory removed when nothing is mounted in it.
+fn cleanup(cfg: &Value, install: &Value, wd: &WorkingDir, log_file: Option<&std::path::Path>) {
+    let save_log = match install.get("save_install_log") {
+        None => Some("/root/curtin-install.log".to_string()),
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    };
+    if let (Some(rel), Some(log)) = (save_log, log_file) {
+        finish::save_log_in_target(&wd.target, &rel, log);
+    }
+    let unmount = install.get("unmount").and_then(|v| v.as_str()) != Some("disabled");
+    if unmount {
+        if let Err(e) = finish::unmount_all(&wd.target) {
+            tracing::warn!("{}", crate::error::render(&e));
+        }
+    }
+    let _ = cfg;
+    if finish::mounts_under(&wd.top).is_empty() {
+        let _ = std::fs::remove_dir_all(&wd.top);
+    } else {
+        tracing::info!(
+            "keeping {}: the target is still mounted there",
+            wd.top.display()
+        );
+    }
+}
+
+/// Sizes for --size: bytes, or a number with K/M/G/T (powers of 1024), as curtin's human2bytes.
+fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => {
+            let unit = t[i..].to_ascii_uppercase();
+            let m: u64 = match unit.trim_end_matches("IB").trim_end_matches('B') {
+                "" => 1,
+                "K" => 1 << 10,
+                "M" => 1 << 20,
+                "G" => 1 << 30,
+                "T" => 1 << 40,
+                _ => anyhow::bail!("--size {s}: unknown unit (use B, K, M, G or T)"),
+            };
+            (&t[..i], m)
+        }
+        None => (t, 1),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .with_context(|| format!("--size {s}: not a size"))?;
+    if n <= 0.0 {
+        anyhow::bail!("--size {s}: must be positive");
+    }
+    Ok((n * mult as f64) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4G").unwrap(), 4 << 30);
+        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert!(parse_size("3Q").is_err());
+        assert!(parse_size("-1G").is_err());
+    }
+
+    #[test]
+    fn save_install_config_entry() {
+        let mut cfg: Value = serde_yaml::from_str("install: {}").unwrap();
+        add_save_install_config(&mut cfg);
+        assert_eq!(
+            cfg["write_files"]["curtin_install_cfg"]["path"],
+            Value::from("/root/curtin-install-cfg.yaml")
+        );
+        let mut off: Value = serde_yaml::from_str("install: {save_install_config: false}").unwrap();
+        add_save_install_config(&mut off);
+        assert!(off.get("write_files").is_none());
+    }
+}
