@@ -26,7 +26,7 @@ fn every_example_config_loads() {
     for e in std::fs::read_dir(examples()).unwrap() {
         let p = e.unwrap().path();
         if p.extension().is_some_and(|x| x == "yaml" || x == "json") {
-            let l = load_files(&[p.clone()]).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let l = load_files(std::slice::from_ref(&p)).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             assert!(l.warnings.is_empty(), "{}: {:?}", p.display(), l.warnings);
             n += 1;
         }
