@@ -39,8 +39,8 @@ pub fn entry(
     std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
     let dir = base.join(format!("{name}-{}", key(recipe)));
     let lock_path = base.join(format!(".{name}-{}.lock", key(recipe)));
-    let lock = File::create(&lock_path)
-        .with_context(|| format!("creating {}", lock_path.display()))?;
+    let lock =
+        File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
     // SAFETY: flock on a file descriptor we own; released when `lock` is dropped.
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
         return Err(std::io::Error::last_os_error())

@@ -51,22 +51,26 @@ impl Kernel {
 }
 
 /// The package `linux-image-amd64` points at in the machine's apt sources, e.g.
-/// `linux-image-6.1.0-56-amd64`, and its candidate version.
+/// `linux-image-6.1.0-56-amd64`, and its version (one apt-cache call: it costs seconds).
 fn kernel_package() -> Result<(String, String)> {
-    let deps = run("apt-cache", &["depends", "linux-image-amd64"])?;
-    let pkg = deps
+    let show = run(
+        "apt-cache",
+        &["show", "--no-all-versions", "linux-image-amd64"],
+    )?;
+    let dep = show
         .lines()
-        .find_map(|l| l.trim().strip_prefix("Depends: "))
-        .filter(|p| p.starts_with("linux-image-"))
-        .context("apt-cache depends linux-image-amd64 names no linux-image-* package")?
-        .to_string();
-    let policy = run("apt-cache", &["policy", &pkg])?;
-    let version = policy
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Candidate: "))
-        .filter(|v| *v != "(none)")
-        .with_context(|| format!("{pkg} has no candidate version"))?
-        .to_string();
+        .find_map(|l| l.strip_prefix("Depends: "))
+        .and_then(|d| {
+            d.split(',')
+                .map(str::trim)
+                .find(|p| p.starts_with("linux-image-"))
+        })
+        .context("apt-cache show linux-image-amd64 names no linux-image-* dependency")?;
+    // "linux-image-6.1.0-56-amd64 (= 6.1.192-2)"
+    let (pkg, version) = dep
+        .split_once(" (= ")
+        .map(|(p, v)| (p.to_string(), v.trim_end_matches(')').to_string()))
+        .with_context(|| format!("unexpected dependency {dep:?} of linux-image-amd64"))?;
     Ok((pkg, version))
 }
 
@@ -87,7 +91,10 @@ pub fn kernel() -> Result<(Kernel, Outcome)> {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| p.extension().is_some_and(|e| e == "deb"))
             .context("apt-get download left no .deb")?;
-        run("dpkg-deb", &["-x", &deb.display().to_string(), &tmp.display().to_string()])?;
+        run(
+            "dpkg-deb",
+            &["-x", &deb.display().to_string(), &tmp.display().to_string()],
+        )?;
         std::fs::remove_dir_all(&dl)?;
         run("depmod", &["-b", &tmp.display().to_string(), &release])?;
         Ok(())
@@ -111,7 +118,12 @@ pub fn module_order(k: &Kernel, wanted: &[&str]) -> Result<Vec<String>> {
     let deps: Vec<(String, Vec<String>)> = text
         .lines()
         .filter_map(|l| l.split_once(':'))
-        .map(|(m, d)| (m.to_string(), d.split_whitespace().map(String::from).collect()))
+        .map(|(m, d)| {
+            (
+                m.to_string(),
+                d.split_whitespace().map(String::from).collect(),
+            )
+        })
         .collect();
     let name_of = |path: &str| {
         Path::new(path)
@@ -143,7 +155,10 @@ pub fn module_order(k: &Kernel, wanted: &[&str]) -> Result<Vec<String>> {
         if let Some((path, _)) = deps.iter().find(|(p, _)| name_of(p) == want_n) {
             visit(path, &deps, &mut order, &mut seen);
         } else if !builtin.lines().any(|l| name_of(l) == want_n) {
-            bail!("module {want} is neither in {} nor built in", dep_file.display());
+            bail!(
+                "module {want} is neither in {} nor built in",
+                dep_file.display()
+            );
         }
     }
     Ok(order)
@@ -216,10 +231,13 @@ pub fn initramfs(k: &Kernel, deployer_bin: &Path, out_dir: &Path) -> Result<Path
     if root.exists() {
         std::fs::remove_dir_all(&root)?;
     }
-    for d in ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "run", "tmp", "root"] {
+    for d in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "run", "tmp", "root",
+    ] {
         std::fs::create_dir_all(root.join(d))?;
     }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).context("copying /bin/busybox (busybox-static)")?;
+    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+        .context("copying /bin/busybox (busybox-static)")?;
     let applets = run("/bin/busybox", &["--list-full"])?;
     for a in applets.lines().filter(|a| !a.is_empty()) {
         let link = root.join(a);

@@ -64,9 +64,10 @@ pub fn suite() -> Result<String> {
 pub fn apt_sources() -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     let main = PathBuf::from("/etc/apt/sources.list");
-    if std::fs::read_to_string(&main)
-        .is_ok_and(|t| t.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')))
-    {
+    if std::fs::read_to_string(&main).is_ok_and(|t| {
+        t.lines()
+            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+    }) {
         files.push(main);
     }
     if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
@@ -96,7 +97,8 @@ fn root_recipe_text(r: &RootRecipe) -> Result<String> {
         r.packages.join(",")
     );
     for f in apt_sources()? {
-        let body = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+        let body =
+            std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
         text.push_str(&format!("source {}:\n{body}\n", f.display()));
     }
     Ok(text)
@@ -185,9 +187,24 @@ fn build_disk(d: &DiskRecipe, tar: &Path, out: &Path) -> Result<()> {
         "sgdisk",
         &[
             "-o",
-            "-n", "1:2048:+1M", "-t", "1:EF02", "-c", "1:bios-boot",
-            "-n", &format!("2:0:+{ESP_SIZE_MIB}M"), "-t", "2:EF00", "-c", "2:esp",
-            "-n", "3:0:0", "-t", "3:8300", "-c", "3:root",
+            "-n",
+            "1:2048:+1M",
+            "-t",
+            "1:EF02",
+            "-c",
+            "1:bios-boot",
+            "-n",
+            &format!("2:0:+{ESP_SIZE_MIB}M"),
+            "-t",
+            "2:EF00",
+            "-c",
+            "2:esp",
+            "-n",
+            "3:0:0",
+            "-t",
+            "3:8300",
+            "-c",
+            "3:root",
             &dev,
         ],
     )?;
@@ -204,7 +221,15 @@ fn build_disk(d: &DiskRecipe, tar: &Path, out: &Path) -> Result<()> {
     let _guard = testkit::MountGuard(mnt.path().to_path_buf());
     run(
         "tar",
-        &["-xpf", &tar.display().to_string(), "--xattrs", "--xattrs-include=*", "--numeric-owner", "-C", &m],
+        &[
+            "-xpf",
+            &tar.display().to_string(),
+            "--xattrs",
+            "--xattrs-include=*",
+            "--numeric-owner",
+            "-C",
+            &m,
+        ],
     )?;
     std::fs::create_dir_all(mnt.path().join("boot/efi"))?;
     run("mount", &[&esp_s, &format!("{m}/boot/efi")])?;
@@ -220,8 +245,12 @@ fn build_disk(d: &DiskRecipe, tar: &Path, out: &Path) -> Result<()> {
             "--no-nvram",
         ],
     )?;
-    let root_uuid = run("blkid", &["-s", "UUID", "-o", "value", &root_s])?.trim().to_string();
-    let esp_uuid = run("blkid", &["-s", "UUID", "-o", "value", &esp_s])?.trim().to_string();
+    let root_uuid = run("blkid", &["-s", "UUID", "-o", "value", &root_s])?
+        .trim()
+        .to_string();
+    let esp_uuid = run("blkid", &["-s", "UUID", "-o", "value", &esp_s])?
+        .trim()
+        .to_string();
     std::fs::write(
         mnt.path().join("boot/grub/grub.cfg"),
         format!(

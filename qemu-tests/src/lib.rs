@@ -9,6 +9,7 @@ pub mod cache;
 pub mod ephemeral;
 pub mod image;
 pub mod phase;
+pub mod scenario;
 pub mod seed;
 pub mod vm;
 
@@ -36,25 +37,19 @@ pub fn harness_unavailable() -> Option<String> {
     if unsafe { libc::geteuid() } != 0 {
         return Some("not root (loop devices, mounts and mmdebstrap need root)".into());
     }
-    for tool in ["qemu-system-x86_64", "mmdebstrap", "cpio", "sgdisk", "grub-install", "mcopy"] {
+    for tool in [
+        "qemu-system-x86_64",
+        "mmdebstrap",
+        "cpio",
+        "sgdisk",
+        "grub-install",
+        "mcopy",
+    ] {
         if which(tool).is_none() {
             return Some(format!("{tool} is missing: run scripts/setup"));
         }
     }
     None
-}
-
-/// Why the end-to-end scenarios cannot run, or `None`. They drive `deployer install` in the
-/// ephemeral OS, so they run only when asked (`DEPLOYER_QEMU=1`) on top of the harness needs.
-pub fn scenarios_unavailable() -> Option<String> {
-    if !std::env::var("DEPLOYER_QEMU").is_ok_and(|v| v == "1") {
-        return Some(
-            "the whole-deployment scenarios run only with DEPLOYER_QEMU=1 (they need a static \
-             deployer from scripts/build-static and about 4 min each under TCG)"
-                .into(),
-        );
-    }
-    harness_unavailable()
 }
 
 /// Print a skip notice the way cargo shows it (stderr is shown with --nocapture or on failure;

@@ -43,6 +43,15 @@ pub fn nocloud(dir: &Path, hostname: &str) -> Result<PathBuf> {
     let _ = std::fs::remove_file(&img);
     let s = img.display().to_string();
     run("mkfs.vfat", &["-n", "CIDATA", "-C", &s, "2048"])?;
-    run("mcopy", &["-i", &s, &meta.display().to_string(), &user.display().to_string(), "::"])?;
+    run(
+        "mcopy",
+        &[
+            "-i",
+            &s,
+            &meta.display().to_string(),
+            &user.display().to_string(),
+            "::",
+        ],
+    )?;
     Ok(img)
 }

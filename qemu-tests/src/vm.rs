@@ -11,25 +11,35 @@ use std::time::{Duration, Instant};
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
-/// How the VM boots.
+/// What the VM boots.
 #[derive(Debug, Clone)]
 pub enum Boot {
-    /// The ephemeral OS, as a network boot hands it over: kernel, initrd, command line.
-    Direct {
+    /// The ephemeral OS, as a network boot hands it over: kernel, initrd, command line (QEMU
+    /// loads them through the firmware, SeaBIOS or OVMF).
+    Kernel {
         kernel: PathBuf,
         initrd: PathBuf,
         append: String,
     },
-    /// From the first disk, with OVMF.
-    Uefi,
-    /// From the first disk, with SeaBIOS (QEMU's default firmware).
+    /// The first disk, through whatever bootloader it carries.
+    Disk,
+}
+
+/// The machine's firmware.
+#[derive(Debug, Clone)]
+pub enum Firmware {
+    /// SeaBIOS (QEMU's default).
     Bios,
+    /// OVMF, with this variable store (created from OVMF's template when missing, and kept, so
+    /// boot entries the deployment writes are there at the next boot, as on real hardware).
+    Uefi { vars: PathBuf },
 }
 
 #[derive(Debug, Clone)]
 pub struct Vm {
     pub name: String,
     pub boot: Boot,
+    pub firmware: Firmware,
     /// Raw disk files, attached as virtio disks with serials `disk0`, `disk1`...; the first is
     /// the boot disk.
     pub disks: Vec<PathBuf>,
@@ -70,10 +80,11 @@ impl Outcome {
 pub const DEFAULT_MAC: &str = "52:54:00:12:34:56";
 
 impl Vm {
-    pub fn new(name: &str, boot: Boot, workdir: &Path) -> Self {
+    pub fn new(name: &str, boot: Boot, firmware: Firmware, workdir: &Path) -> Self {
         Vm {
             name: name.to_string(),
             boot,
+            firmware,
             disks: Vec::new(),
             mac: DEFAULT_MAC.to_string(),
             mem_mib: 1024,
@@ -89,8 +100,20 @@ impl Vm {
             "tcg"
         };
         let mut a: Vec<String> = [
-            "-machine", "q35", "-accel", accel, "-m", &self.mem_mib.to_string(), "-smp", "1",
-            "-nodefaults", "-display", "none", "-monitor", "none", "-no-reboot",
+            "-machine",
+            "q35",
+            "-accel",
+            accel,
+            "-m",
+            &self.mem_mib.to_string(),
+            "-smp",
+            "1",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-no-reboot",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -112,44 +135,50 @@ impl Vm {
             "virtserialport,chardev=results,name=results".into(),
         ]);
         // A direct kernel boot owns boot index 0; firmware boots start from the first disk.
-        let from_disk = !matches!(self.boot, Boot::Direct { .. });
+        let from_disk = matches!(self.boot, Boot::Disk);
         for (i, d) in self.disks.iter().enumerate() {
             a.extend([
                 "-drive".into(),
-                format!("file={},format=raw,if=none,id=d{i},cache=unsafe", d.display()),
+                format!(
+                    "file={},format=raw,if=none,id=d{i},cache=unsafe",
+                    d.display()
+                ),
                 "-device".into(),
                 format!(
                     "virtio-blk-pci,drive=d{i},serial=disk{i}{}",
-                    if i == 0 && from_disk { ",bootindex=0" } else { "" }
+                    if i == 0 && from_disk {
+                        ",bootindex=0"
+                    } else {
+                        ""
+                    }
                 ),
             ]);
         }
-        match &self.boot {
-            Boot::Direct {
-                kernel,
-                initrd,
-                append,
-            } => {
-                a.extend([
-                    "-kernel".into(),
-                    kernel.display().to_string(),
-                    "-initrd".into(),
-                    initrd.display().to_string(),
-                    "-append".into(),
-                    append.clone(),
-                ]);
+        if let Boot::Kernel {
+            kernel,
+            initrd,
+            append,
+        } = &self.boot
+        {
+            a.extend([
+                "-kernel".into(),
+                kernel.display().to_string(),
+                "-initrd".into(),
+                initrd.display().to_string(),
+                "-append".into(),
+                append.clone(),
+            ]);
+        }
+        if let Firmware::Uefi { vars } = &self.firmware {
+            if !vars.exists() {
+                std::fs::copy(OVMF_VARS, vars).with_context(|| format!("copying {OVMF_VARS}"))?;
             }
-            Boot::Uefi => {
-                let vars = self.workdir.join(format!("{}-OVMF_VARS.fd", self.name));
-                std::fs::copy(OVMF_VARS, &vars).with_context(|| format!("copying {OVMF_VARS}"))?;
-                a.extend([
-                    "-drive".into(),
-                    format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"),
-                    "-drive".into(),
-                    format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
-                ]);
-            }
-            Boot::Bios => {}
+            a.extend([
+                "-drive".into(),
+                format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"),
+                "-drive".into(),
+                format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
+            ]);
         }
         Ok(a)
     }
@@ -157,6 +186,37 @@ impl Vm {
     /// Boot and wait until the guest powers off, or `timeout` (then kill it and fail with the
     /// console's tail). The VM is never left running.
     pub fn run(&self) -> Result<Outcome> {
+        let (outcome, status, stderr) = self.start_and_wait()?;
+        match status {
+            None => bail!(
+                "VM {} did not power off within {:?}; console ({}) ends:\n{}",
+                self.name,
+                self.timeout,
+                outcome.console_path.display(),
+                outcome.tail(40)
+            ),
+            Some(st) if !st.success() => bail!(
+                "qemu for {} exited with {st}: {stderr}\nconsole ends:\n{}",
+                self.name,
+                outcome.tail(40)
+            ),
+            Some(_) => Ok(outcome),
+        }
+    }
+
+    /// Boot and watch for `timeout`, for machines expected NOT to get anywhere (a disk that must
+    /// not boot): returns what the console showed and whether the guest powered off by itself.
+    pub fn watch(&self) -> Result<(Outcome, bool)> {
+        let (outcome, status, stderr) = self.start_and_wait()?;
+        if let Some(st) = status {
+            if !st.success() {
+                bail!("qemu for {} exited with {st}: {stderr}", self.name);
+            }
+        }
+        Ok((outcome, status.is_some()))
+    }
+
+    fn start_and_wait(&self) -> Result<(Outcome, Option<std::process::ExitStatus>, String)> {
         let console = self.workdir.join(format!("{}-console.log", self.name));
         let results = self.workdir.join(format!("{}-results.log", self.name));
         let args = self.args(&console, &results)?;
@@ -186,31 +246,25 @@ impl Vm {
         }
         let out = child.wait_with_output()?;
         let outcome = self.collect(&console, &results, elapsed);
-        match status {
-            None => bail!(
-                "VM {} did not power off within {:?}; console ({}) ends:\n{}",
-                self.name,
-                self.timeout,
-                console.display(),
-                outcome.tail(40)
-            ),
-            Some(st) if !st.success() => bail!(
-                "qemu for {} exited with {st}: {}\nconsole ends:\n{}",
-                self.name,
-                String::from_utf8_lossy(&out.stderr),
-                outcome.tail(40)
-            ),
-            Some(_) => Ok(outcome),
-        }
+        Ok((
+            outcome,
+            status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
     }
 
     fn collect(&self, console: &Path, results: &Path, elapsed: Duration) -> Outcome {
-        let text = String::from_utf8_lossy(&std::fs::read(console).unwrap_or_default()).into_owned();
-        let port = String::from_utf8_lossy(&std::fs::read(results).unwrap_or_default()).into_owned();
+        let text =
+            String::from_utf8_lossy(&std::fs::read(console).unwrap_or_default()).into_owned();
+        let port =
+            String::from_utf8_lossy(&std::fs::read(results).unwrap_or_default()).into_owned();
         let mut lines: Vec<String> = port
             .lines()
             .chain(text.lines())
-            .filter_map(|l| l.split_once("DEPLOYER-RESULT ").map(|(_, r)| r.trim_end_matches('\r').to_string()))
+            .filter_map(|l| {
+                l.split_once("DEPLOYER-RESULT ")
+                    .map(|(_, r)| r.trim_end_matches('\r').to_string())
+            })
             .collect();
         lines.dedup();
         Outcome {
