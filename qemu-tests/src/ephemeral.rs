@@ -35,6 +35,27 @@ pub const MODULES: &[&str] = &[
     "efivarfs",
 ];
 
+/// Tools a real ephemeral OS (MAAS's is a full Ubuntu) has and the agent runs: filesystems,
+/// partition tables, block ids. Copied from the host with their libraries into
+/// `/usr/local/sbin`, first in init's PATH, so they win over busybox's smaller applets.
+pub const HOST_TOOLS: &[&str] = &[
+    "mke2fs",
+    "mkfs.ext4",
+    "e2fsck",
+    "resize2fs",
+    "tune2fs",
+    "mkfs.vfat",
+    "mkfs.fat",
+    "fsck.vfat",
+    "mkswap",
+    "blkid",
+    "wipefs",
+    "sgdisk",
+    "sfdisk",
+    "partx",
+    "unshare",
+];
+
 /// The extracted Debian kernel package: `vmlinuz` and `lib/modules/<version>`.
 pub struct Kernel {
     pub dir: PathBuf,
@@ -166,7 +187,7 @@ pub fn module_order(k: &Kernel, wanted: &[&str]) -> Result<Vec<String>> {
 
 /// The init script (busybox sh).
 pub const INIT: &str = r#"#!/bin/sh
-export PATH=/usr/bin:/bin:/usr/sbin:/sbin
+export PATH=/usr/local/sbin:/usr/bin:/bin:/usr/sbin:/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
@@ -202,6 +223,8 @@ elif [ -n "$probe" ]; then
     result "curtin=$(curtin --version 2>&1)"
     result "fetched=$(wget -q -O - "$probe" 2>&1)"
     result "disks=$(cd /sys/block && echo vd*)"
+    result "mkfs=$(mkfs.ext4 -V 2>&1 | head -n 1)"
+    result "sgdisk=$(sgdisk --version 2>&1 | head -n 1)"
 else
     result "nothing-to-do"
 fi
@@ -254,6 +277,19 @@ pub fn initramfs(k: &Kernel, deployer_bin: &Path, out_dir: &Path) -> Result<Path
     let _ = std::fs::remove_file(root.join("usr/bin/curtin"));
     std::os::unix::fs::symlink("deployer", root.join("usr/bin/curtin"))?;
     copy_libs(deployer_bin, &root)?;
+    let tools = root.join("usr/local/sbin");
+    std::fs::create_dir_all(&tools)?;
+    for t in HOST_TOOLS {
+        let src = crate::which(t)
+            .with_context(|| format!("{t} is missing on the host: run scripts/setup"))?;
+        // Copy the file a link points to: mkfs.ext4 -> mke2fs must stay a working program.
+        std::fs::copy(&src, tools.join(t)).with_context(|| format!("copying {}", src.display()))?;
+        copy_libs(&src, &root)?;
+    }
+    if Path::new("/etc/mke2fs.conf").exists() {
+        // Without it mke2fs falls back to ext2-era defaults.
+        std::fs::copy("/etc/mke2fs.conf", root.join("etc/mke2fs.conf"))?;
+    }
     let moddir = format!("lib/modules/{}", k.version);
     let order = module_order(k, MODULES)?;
     for m in &order {

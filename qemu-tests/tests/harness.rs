@@ -178,6 +178,19 @@ fn ephemeral_os_boots_to_its_marker_and_reaches_the_server() {
     );
     assert_eq!(out.result("dhcp").as_deref(), Some("10.0.2.15/24"), "{ctx}");
     assert_eq!(out.result("disks").as_deref(), Some("vda"), "{ctx}");
+    // The host tools a real ephemeral OS has run here too (their libraries came along).
+    assert!(
+        out.result("mkfs")
+            .unwrap_or_default()
+            .starts_with("mke2fs "),
+        "{ctx}"
+    );
+    assert!(
+        out.result("sgdisk")
+            .unwrap_or_default()
+            .starts_with("GPT fdisk"),
+        "{ctx}"
+    );
     assert!(
         srv.requests().iter().any(|r| r.path == "/probe.txt"),
         "server saw no request"
