@@ -142,7 +142,8 @@ pub fn tgz(r: &RootRecipe) -> Result<(PathBuf, Outcome)> {
 
 /// A GPT disk image of a root, as a dd image: partition 1 BIOS boot (1 MiB), 2 ESP (100 MiB,
 /// FAT32), 3 the ext4 root filling the rest, GRUB installed for BIOS (core.img in partition 1)
-/// and UEFI (the removable path EFI/BOOT/BOOTX64.EFI, so no NVRAM entry is needed), a `grub.cfg`
+/// and UEFI (a grub-mkimage loader on the removable path EFI/BOOT/BOOTX64.EFI, so no NVRAM
+/// entry is needed), a `grub.cfg`
 /// that finds the root by filesystem UUID, an fstab by UUID, and `/curtin/curtin-hooks` when given.
 #[derive(Debug, Clone)]
 pub struct DiskRecipe {
@@ -171,7 +172,7 @@ echo ran > \"$TARGET_MOUNT_POINT/root/curtin-hooks.marker\"\n";
 pub fn ddgz(d: &DiskRecipe) -> Result<(PathBuf, Outcome)> {
     let (tar, _) = root_tar(&d.root)?;
     let recipe = format!(
-        "ddgz v1 gpt bios+esp{ESP_SIZE_MIB}M+ext4 grub bios+efi-removable\nsize={}\nhooks={:?}\n{}",
+        "ddgz v2 gpt bios+esp{ESP_SIZE_MIB}M+ext4 grub bios+efi-removable\nsize={}\nhooks={:?}\n{}",
         d.size,
         d.curtin_hooks,
         root_recipe_text(&d.root)?
@@ -232,19 +233,8 @@ fn build_disk(d: &DiskRecipe, tar: &Path, out: &Path) -> Result<()> {
         ],
     )?;
     std::fs::create_dir_all(mnt.path().join("boot/efi"))?;
-    run("mount", &[&esp_s, &format!("{m}/boot/efi")])?;
     let boot = format!("--boot-directory={m}/boot");
     run("grub-install", &["--target=i386-pc", &boot, &dev])?;
-    run(
-        "grub-install",
-        &[
-            "--target=x86_64-efi",
-            &boot,
-            &format!("--efi-directory={m}/boot/efi"),
-            "--removable",
-            "--no-nvram",
-        ],
-    )?;
     let root_uuid = run("blkid", &["-s", "UUID", "-o", "value", &root_s])?
         .trim()
         .to_string();
@@ -267,6 +257,7 @@ fn build_disk(d: &DiskRecipe, tar: &Path, out: &Path) -> Result<()> {
             "UUID={root_uuid} / ext4 defaults 0 1\nUUID={esp_uuid} /boot/efi vfat umask=0077 0 1\n"
         ),
     )?;
+    efi_loader(&esp_s, &root_uuid, out)?;
     if let Some(hook) = d.curtin_hooks {
         use std::os::unix::fs::PermissionsExt;
         let dir = mnt.path().join("curtin");
@@ -275,13 +266,65 @@ fn build_disk(d: &DiskRecipe, tar: &Path, out: &Path) -> Result<()> {
         std::fs::write(&p, hook)?;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
     }
-    run("umount", &[&format!("{m}/boot/efi")])?;
     run("umount", &[&m])?;
     shell(&format!(
         "gzip -1 -c '{}' > '{}'",
         disk.file.display(),
         out.join("root.ddgz").display()
     ))?;
+    Ok(())
+}
+
+/// The UEFI loader on the ESP's removable path, made with grub-mkimage and copied with mtools:
+/// the host kernel may have no vfat (the project's machines do not), so the ESP is never
+/// mounted here. Its embedded config finds the root by UUID and reads /boot/grub/grub.cfg there.
+fn efi_loader(esp: &str, root_uuid: &str, scratch: &Path) -> Result<()> {
+    let early = scratch.join("early-grub.cfg");
+    std::fs::write(
+        &early,
+        format!(
+            "search --no-floppy --fs-uuid --set=root {root_uuid}\n\
+             set prefix=($root)/boot/grub\n\
+             configfile $prefix/grub.cfg\n"
+        ),
+    )?;
+    let efi = scratch.join("BOOTX64.EFI");
+    let (e, c) = (efi.display().to_string(), early.display().to_string());
+    let mut args = vec![
+        "-O",
+        "x86_64-efi",
+        "-d",
+        "/usr/lib/grub/x86_64-efi",
+        "-o",
+        &e,
+        "-c",
+        &c,
+        "-p",
+        "/boot/grub",
+    ];
+    args.extend([
+        "part_gpt",
+        "part_msdos",
+        "fat",
+        "ext2",
+        "search",
+        "search_fs_uuid",
+        "configfile",
+        "normal",
+        "linux",
+        "gzio",
+        "echo",
+        "test",
+        "all_video",
+        "efi_gop",
+        "serial",
+        "terminal",
+    ]);
+    run("grub-mkimage", &args)?;
+    run("mmd", &["-i", esp, "::/EFI", "::/EFI/BOOT"])?;
+    run("mcopy", &["-i", esp, &e, "::/EFI/BOOT/BOOTX64.EFI"])?;
+    std::fs::remove_file(&efi)?;
+    std::fs::remove_file(&early)?;
     Ok(())
 }
 
