@@ -194,9 +194,12 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /run /tmp /var/log
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
-[ -d /sys/firmware/efi ] && mount -t efivarfs efivarfs /sys/firmware/efi/efivars
 echo "deployer-ephemeral: init started"
-while read -r m; do insmod "/lib/modules/$(uname -r)/$m" || echo "insmod $m failed"; done < /etc/modules.order
+while read -r m; do
+    case "$m" in */efivarfs.ko) [ -d /sys/firmware/efi ] || continue;; esac
+    insmod "/lib/modules/$(uname -r)/$m" || echo "insmod $m failed"
+done < /etc/modules.order
+[ -d /sys/firmware/efi ] && mount -t efivarfs efivarfs /sys/firmware/efi/efivars
 result() {
     echo "DEPLOYER-RESULT $*"
     for p in /dev/vport*p*; do [ -c "$p" ] && echo "DEPLOYER-RESULT $*" > "$p"; done

@@ -18,6 +18,8 @@ pub const TOKEN_KEY: &str = "tk-qemu";
 pub const TOKEN_SECRET: &str = "ts-qemu";
 
 pub struct Deployment {
+    /// Prefix of the VM names, hence of the logs in `target/qemu-logs`.
+    pub name: String,
     pub server: Server,
     pub dir: tempfile::TempDir,
     /// The machine's disk (a sparse raw file), blank before the deployment.
@@ -31,7 +33,7 @@ pub struct Deployment {
 impl Deployment {
     /// A server serving `image` at `/image`, and a blank disk of `disk_size` bytes, on a machine
     /// with UEFI (`uefi`) or BIOS firmware.
-    pub fn new(image: &Path, disk_size: u64, uefi: bool) -> Result<Self> {
+    pub fn new(name: &str, image: &Path, disk_size: u64, uefi: bool) -> Result<Self> {
         let dir = tempfile::tempdir_in(testkit::loopdev::scratch_root())?;
         let disk = dir.path().join("disk.raw");
         std::fs::File::create(&disk)?.set_len(disk_size)?;
@@ -45,6 +47,7 @@ impl Deployment {
             Firmware::Bios
         };
         Ok(Deployment {
+            name: name.to_string(),
             firmware,
             server,
             dir,
@@ -83,7 +86,7 @@ impl Deployment {
         }
         let initrd = ephemeral::initramfs(&kernel, &bin, self.dir.path())?;
         let mut vm = Vm::new(
-            "deploy",
+            &format!("{}-deploy", self.name),
             Boot::Kernel {
                 kernel: kernel.vmlinuz(),
                 initrd,

@@ -46,8 +46,11 @@ pub struct Vm {
     pub mac: String,
     pub mem_mib: u32,
     pub timeout: Duration,
-    /// Where the console and results logs (and OVMF's variable store) go.
+    /// Scratch space (OVMF's variable store when none is given).
     pub workdir: PathBuf,
+    /// Where `<name>-console.log` and `<name>-results.log` go; kept after the test
+    /// (`target/qemu-logs` by default).
+    pub log_dir: PathBuf,
 }
 
 /// What a finished run left.
@@ -90,10 +93,11 @@ impl Vm {
             mem_mib: 1024,
             timeout: Duration::from_secs(300),
             workdir: workdir.to_path_buf(),
+            log_dir: testkit::target_dir().join("qemu-logs"),
         }
     }
 
-    fn args(&self, console: &Path, results: &Path) -> Result<Vec<String>> {
+    fn args(&self, results: &Path) -> Result<Vec<String>> {
         let accel = if std::env::var("DEPLOYER_QEMU_KVM").is_ok_and(|v| v == "1") {
             "kvm"
         } else {
@@ -118,7 +122,16 @@ impl Vm {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        a.extend(["-serial".into(), format!("file:{}", console.display())]);
+        // The console comes out on QEMU's stdout; the harness timestamps it into the log.
+        a.extend([
+            "-chardev".into(),
+            "stdio,id=console,signal=off".into(),
+            "-serial".into(),
+            "chardev:console".into(),
+            // Entropy for the guest's early boot (Python, systemd, TLS) without waiting.
+            "-device".into(),
+            "virtio-rng-pci".into(),
+        ]);
         a.extend([
             "-netdev".into(),
             "user,id=n0".into(),
@@ -217,18 +230,29 @@ impl Vm {
     }
 
     fn start_and_wait(&self) -> Result<(Outcome, Option<std::process::ExitStatus>, String)> {
-        let console = self.workdir.join(format!("{}-console.log", self.name));
-        let results = self.workdir.join(format!("{}-results.log", self.name));
-        let args = self.args(&console, &results)?;
+        std::fs::create_dir_all(&self.log_dir)
+            .with_context(|| format!("creating {}", self.log_dir.display()))?;
+        let console = self.log_dir.join(format!("{}-console.log", self.name));
+        let results = self.log_dir.join(format!("{}-results.log", self.name));
+        let _ = std::fs::remove_file(&results);
+        let args = self.args(&results)?;
         let start = Instant::now();
         let child = Command::new("qemu-system-x86_64")
             .args(&args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .context("starting qemu-system-x86_64")?;
         let mut guard = KillOnDrop(Some(child));
+        let stdout = guard
+            .0
+            .as_mut()
+            .and_then(|c| c.stdout.take())
+            .expect("qemu stdout");
+        let log = std::fs::File::create(&console)
+            .with_context(|| format!("creating {}", console.display()))?;
+        let copier = std::thread::spawn(move || timestamp_lines(stdout, log, start));
         let status = loop {
             let child = guard.0.as_mut().expect("child");
             if let Some(st) = child.try_wait()? {
@@ -245,6 +269,7 @@ impl Vm {
             let _ = child.kill();
         }
         let out = child.wait_with_output()?;
+        let _ = copier.join();
         let outcome = self.collect(&console, &results, elapsed);
         Ok((
             outcome,
@@ -272,6 +297,24 @@ impl Vm {
             results: lines,
             elapsed,
             console_path: console.to_path_buf(),
+        }
+    }
+}
+
+/// Copy the console into the log, each line prefixed with the seconds since QEMU started (where
+/// a boot spends its time is the first question when one is slow).
+fn timestamp_lines(from: impl std::io::Read, mut to: std::fs::File, start: Instant) {
+    use std::io::{BufRead, Write};
+    let mut r = std::io::BufReader::new(from);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match r.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let _ = write!(to, "[{:7.1}] ", start.elapsed().as_secs_f64());
+                let _ = to.write_all(&line);
+            }
         }
     }
 }

@@ -102,7 +102,7 @@ fn tgz_flat_uefi_static_network() {
         .run("image (cached)", || image::tgz(&CLOUD_ROOT))
         .expect("tgz");
     let disk_size = 4 * GIB;
-    let d = Deployment::new(&tgz, disk_size, true).expect("deployment");
+    let d = Deployment::new("scenario1", &tgz, disk_size, true).expect("deployment");
     // MAAS's flat UEFI layout: a 512 MiB ESP, the root filling the rest (MAAS sends its size
     // in bytes: the disk less the ESP, 1 MiB of alignment in front and the backup GPT behind).
     let root_size = disk_size - 512 * MIB - 2 * MIB;
@@ -213,7 +213,7 @@ fn ddgz_with_curtin_hooks_grows_and_boots() {
         .run("image (cached)", || image::ddgz(&HOOKS_DISK))
         .expect("ddgz");
     let disk_size = 5 * GIB;
-    let d = Deployment::new(&ddgz, disk_size, false).expect("deployment");
+    let d = Deployment::new("scenario2", &ddgz, disk_size, false).expect("deployment");
     let config = format!(
         "sources:\n  00_image: {{type: dd-gz, uri: \"{}\"}}\n{}{MAAS_LATE}",
         d.url("/image"),
@@ -292,7 +292,7 @@ fn image_without_cloud_init_fails_like_maas() {
     let (tgz, _) = ph
         .run("image (cached)", || image::tgz(&NO_CLOUD_INIT_ROOT))
         .expect("tgz");
-    let d = Deployment::new(&tgz, 4 * GIB, true).expect("deployment");
+    let d = Deployment::new("scenario3", &tgz, 4 * GIB, true).expect("deployment");
     let config = format!(
         r#"sources:
   00_image: {{type: tgz, uri: "{}"}}
