@@ -228,6 +228,7 @@ elif [ -n "$probe" ]; then
     result "disks=$(cd /sys/block && echo vd*)"
     result "mkfs=$(mkfs.ext4 -V 2>&1 | head -n 1)"
     result "sgdisk=$(sgdisk --version 2>&1 | head -n 1)"
+    result "efivars=$(ls /sys/firmware/efi/efivars 2>/dev/null | wc -l)"
 else
     result "nothing-to-do"
 fi

@@ -152,7 +152,10 @@ fn ephemeral_os_boots_to_its_marker_and_reaches_the_server() {
                 guest_url(&srv, "/probe.txt")
             ),
         },
-        Firmware::Bios,
+        // OVMF, as the UEFI scenarios boot it: the agent's efibootmgr needs efivars.
+        Firmware::Uefi {
+            vars: dir.path().join("OVMF_VARS.fd"),
+        },
         dir.path(),
     );
     vm.disks.push(blank);
