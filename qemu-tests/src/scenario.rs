@@ -188,3 +188,42 @@ pub fn check_oauth(headers: &[String]) -> Result<()> {
     }
     Ok(())
 }
+
+/// `(first, last)` sector of partition `n` of a disk image file, from `sgdisk -i`.
+pub fn partition_extent(disk: &Path, n: u32) -> Result<(u64, u64)> {
+    let info = crate::run(
+        "sgdisk",
+        &["-i", &n.to_string(), &disk.display().to_string()],
+    )?;
+    let field = |name: &str| -> Result<u64> {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("no {name:?} for partition {n} in:\n{info}"))
+    };
+    Ok((field("First sector: ")?, field("Last sector: ")?))
+}
+
+/// The size in bytes of the ext4 filesystem starting at byte `offset` of a disk image, read
+/// from its superblock (the host needs no mount and no loop device for it).
+pub fn ext4_size(disk: &Path, offset: u64) -> Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(disk).with_context(|| format!("opening {}", disk.display()))?;
+    let mut sb = [0u8; 1024];
+    f.read_exact_at(&mut sb, offset + 1024)
+        .with_context(|| format!("reading the superblock at {offset} of {}", disk.display()))?;
+    let u32_at = |o: usize| u32::from_le_bytes(sb[o..o + 4].try_into().unwrap()) as u64;
+    if u16::from_le_bytes([sb[0x38], sb[0x39]]) != 0xEF53 {
+        bail!("no ext4 superblock at byte {offset} of {}", disk.display());
+    }
+    let block = 1024u64 << u32_at(0x18);
+    let incompat_64bit = u32_at(0x60) & 0x80 != 0;
+    let blocks = u32_at(0x4)
+        | if incompat_64bit {
+            u32_at(0x150) << 32
+        } else {
+            0
+        };
+    Ok(blocks * block)
+}

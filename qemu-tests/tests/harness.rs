@@ -4,6 +4,7 @@
 //! default test run (root, the tools of scripts/setup); `DEPLOYER_QEMU=0` skips them.
 
 use qemu_tests::image::{self, DiskRecipe, CLOUD_ROOT, MARKER_HOOK, NO_CLOUD_INIT_ROOT};
+use qemu_tests::scenario::{ext4_size, partition_extent};
 use qemu_tests::vm::{Boot, Firmware, Vm};
 use qemu_tests::{cache, ephemeral, guest_url, harness_unavailable, seed, skip, Phases};
 use std::sync::Mutex;
@@ -222,6 +223,20 @@ fn dd_image_written_on_the_host_boots_to_cloud_init_under_uefi() {
         image::unpack_ddgz(&ddgz, &raw, 3 * GIB)
     })
     .expect("unpack");
+    // dd alone leaves the table and the filesystem at the image's size (what the agent must grow;
+    // also proves the host-side readers the scenarios use).
+    let (first, last) = partition_extent(&raw, 3).expect("partition 3");
+    assert_eq!(
+        last,
+        HOOKS_DISK.size / 512 - 34,
+        "partition 3 of the image ends where GPT allows"
+    );
+    let fs = ext4_size(&raw, first * 512).expect("superblock");
+    assert_eq!(
+        fs,
+        (last - first + 1) * 512 / 4096 * 4096,
+        "ext4 fills its partition"
+    );
     let seed = seed::nocloud(dir.path(), "ddgz-host").expect("seed");
     let vars = dir.path().join("OVMF_VARS.fd");
     let mut vm = Vm::new("ddgz-uefi", Boot::Disk, Firmware::Uefi { vars }, dir.path());

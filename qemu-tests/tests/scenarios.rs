@@ -6,7 +6,7 @@
 //! `cargo test -p qemu-tests --test scenarios -- --ignored --nocapture`.
 
 use qemu_tests::image::{self, DiskRecipe, CLOUD_ROOT, MARKER_HOOK, NO_CLOUD_INIT_ROOT};
-use qemu_tests::scenario::{check_oauth, stage_events, Deployment};
+use qemu_tests::scenario::{check_oauth, ext4_size, partition_extent, stage_events, Deployment};
 use qemu_tests::vm::DEFAULT_MAC;
 use qemu_tests::{harness_unavailable, skip, Phases};
 use std::sync::Mutex;
@@ -241,16 +241,18 @@ fn ddgz_with_curtin_hooks_grows_and_boots() {
     ))
     .unwrap();
     assert_eq!(last, "EFI PART", "no backup GPT header in the last sector");
-    let info = qemu_tests::run("sgdisk", &["-i", "3", &disk]).unwrap();
-    let last_lba: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("Last sector: "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .expect("last sector of partition 3");
+    let (first, last_lba) = partition_extent(&d.disk, 3).expect("partition 3");
     assert!(
         last_lba >= disk_size / 512 - 34 - 2048,
         "root ends at LBA {last_lba}, not near the end"
+    );
+    // The filesystem grew with it, at deploy time (cloud-init's growpart would also do it at
+    // first boot: this is checked before that boot).
+    let fs = ext4_size(&d.disk, first * 512).expect("root superblock");
+    let part = (last_lba - first + 1) * 512;
+    assert!(
+        fs + 16 * MIB >= part,
+        "root filesystem is {fs} bytes in a {part}-byte partition"
     );
     let boot = ph
         .run("first boot (SeaBIOS, TCG)", || {
