@@ -91,7 +91,7 @@ impl Deployment {
                 kernel: kernel.vmlinuz(),
                 initrd,
                 append: format!(
-                    "console=ttyS0 panic=-1 deployer.config={}",
+                    "console=ttyS0 panic=-1 quiet deployer.config={}",
                     self.url("/config.yaml")
                 ),
             },
@@ -102,6 +102,11 @@ impl Deployment {
         vm.mem_mib = 2048;
         vm.timeout = timeout;
         vm.run().context("ephemeral deployment run")
+    }
+
+    /// The console of a deployment run from the agent's start on.
+    pub fn agent_output(run: &Outcome) -> String {
+        run.from_marker("running deployer install", 200)
     }
 
     /// Boot the deployed disk with a NoCloud seed naming it `hostname`.

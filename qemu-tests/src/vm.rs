@@ -73,6 +73,19 @@ impl Outcome {
             .map(|v| v.trim_end().to_string())
     }
 
+    /// The console from the first line containing `marker` on (at most `n` lines): the agent's
+    /// own output, for failure messages.
+    pub fn from_marker(&self, marker: &str, n: usize) -> String {
+        let lines: Vec<&str> = self.console.lines().collect();
+        let start = lines.iter().position(|l| l.contains(marker)).unwrap_or(0);
+        lines[start..]
+            .iter()
+            .take(n)
+            .copied()
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// The last lines of the console, for failure messages.
     pub fn tail(&self, n: usize) -> String {
         let lines: Vec<&str> = self.console.lines().collect();

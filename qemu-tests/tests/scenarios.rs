@@ -143,8 +143,8 @@ network:
     assert_eq!(
         run.result("install-exit").as_deref(),
         Some("0"),
-        "{}",
-        run.tail(60)
+        "deployer install failed; its output:\n{}",
+        Deployment::agent_output(&run)
     );
     assert_success_events(&d);
     let boot = ph
@@ -227,8 +227,8 @@ fn ddgz_with_curtin_hooks_grows_and_boots() {
     assert_eq!(
         run.result("install-exit").as_deref(),
         Some("0"),
-        "{}",
-        run.tail(60)
+        "deployer install failed; its output:\n{}",
+        Deployment::agent_output(&run)
     );
     assert_success_events(&d);
     // On the host: the GPT is sound, its backup header is in the disk's last sector, and the root
@@ -321,14 +321,14 @@ storage:
     assert!(
         !code.is_empty() && code != "0",
         "install did not fail: {}",
-        run.tail(60)
+        Deployment::agent_output(&run)
     );
     assert!(
         run.console.contains(
             "cloud-init not detected, MAAS will not be able to configure this machine properly"
         ),
         "MAAS's message is not on the console:\n{}",
-        run.tail(60)
+        Deployment::agent_output(&run)
     );
     let ev = stage_events(&d.events());
     let show = format!("{ev:#?}");
