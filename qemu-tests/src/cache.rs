@@ -35,7 +35,16 @@ pub fn entry(
     recipe: &str,
     build: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<(PathBuf, Outcome)> {
-    let base = root();
+    entry_in(&root(), name, recipe, build)
+}
+
+fn entry_in(
+    base: &Path,
+    name: &str,
+    recipe: &str,
+    build: impl FnOnce(&Path) -> Result<()>,
+) -> Result<(PathBuf, Outcome)> {
+    let base = base.to_path_buf();
     std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
     let dir = base.join(format!("{name}-{}", key(recipe)));
     let lock_path = base.join(format!(".{name}-{}.lock", key(recipe)));
@@ -54,10 +63,48 @@ pub fn entry(
         std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
     }
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    build(&tmp).with_context(|| format!("building cache entry {name} in {}", tmp.display()))?;
+    if let Err(e) = build(&tmp) {
+        // A failed build leaves nothing behind (its files can be hundreds of MiB).
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e.context(format!("building cache entry {name} in {}", tmp.display())));
+    }
     std::fs::write(tmp.join("recipe.txt"), recipe)?;
     std::fs::rename(&tmp, &dir)
         .with_context(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
     drop(lock);
     Ok((dir, Outcome::Built))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_once_per_recipe_and_leaves_nothing_on_failure() {
+        let base = tempfile::tempdir().unwrap();
+        let b = base.path();
+        let (dir, o) = entry_in(b, "x", "r1", |t| Ok(std::fs::write(t.join("f"), "1")?)).unwrap();
+        assert_eq!(o, Outcome::Built);
+        assert_eq!(std::fs::read_to_string(dir.join("f")).unwrap(), "1");
+        let (again, o) = entry_in(b, "x", "r1", |_| panic!("rebuilt")).unwrap();
+        assert_eq!((again, o), (dir.clone(), Outcome::Hit));
+        let (other, o) = entry_in(b, "x", "r2", |_| Ok(())).unwrap();
+        assert_ne!(other, dir, "a changed recipe is a new entry");
+        assert_eq!(o, Outcome::Built);
+        let err = entry_in(b, "y", "r", |t| {
+            std::fs::write(t.join("half"), "x")?;
+            anyhow::bail!("boom")
+        })
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("building cache entry y"),
+            "{err:#}"
+        );
+        let left: Vec<_> = std::fs::read_dir(b)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+            .collect();
+        assert!(left.is_empty(), "a failed build left {left:?}");
+    }
 }
