@@ -287,8 +287,19 @@ pub fn reread_partitions(disk: &Path) -> Result<Vec<(Part, PathBuf)>> {
     let parts = table.map(|t| t.parts).unwrap_or_default();
     // SAFETY: BLKRRPART takes no argument.
     let rr = unsafe { blk_rrpart(f.as_raw_fd()) };
-    if let Err(e) = rr {
-        tracing::info!("BLKRRPART on {} refused ({e}); adding partitions with BLKPG", disk.display());
+    // A kernel without a parser for this table type "succeeds" and adds nothing: check.
+    let seen = |p: &Part| partition_path(disk, p.number).exists();
+    let all_seen = || parts.iter().all(seen);
+    let t = Instant::now();
+    while rr.is_ok() && !all_seen() && t.elapsed() < Duration::from_millis(1500) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if rr.is_err() || !all_seen() {
+        tracing::info!(
+            "the kernel did not add the partitions of {} ({}); adding them with BLKPG",
+            disk.display(),
+            rr.err().map(|e| e.to_string()).unwrap_or_else(|| "BLKRRPART found none".into())
+        );
         for (_, name, _) in disk_and_parts(disk)?.iter().skip(1) {
             if let Some(n) = name.rsplit(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()) {
                 let _ = blkpg(&f, BLKPG_DEL, Part { number: n, start: 0, len: 0 });

@@ -141,6 +141,7 @@ fn grow_fs(dev: &Path, len: u64) -> Result<String> {
     }
     let dir = tempfile::Builder::new().prefix("deployer-grow-").tempdir()?;
     tools::mount(dev, dir.path(), "rw")?;
+    let mut offline = false;
     let res = (|| -> Result<()> {
         let mp = File::open(dir.path())?;
         match fs.as_str() {
@@ -156,18 +157,22 @@ fn grow_fs(dev: &Path, len: u64) -> Result<String> {
                 let bsize = nix::sys::statvfs::fstatvfs(&mp)?.block_size();
                 let blocks = len / bsize;
                 // SAFETY: EXT4_IOC_RESIZE_FS reads one u64.
-                match unsafe { ext4_resize_fs(mp.as_raw_fd(), &blocks) } {
-                    Ok(_) => Ok(()),
-                    Err(e) => {
-                        tracing::info!("EXT4_IOC_RESIZE_FS: {e}; trying resize2fs");
-                        tools::resize2fs(dev)
-                    }
+                if let Err(e) = unsafe { ext4_resize_fs(mp.as_raw_fd(), &blocks) } {
+                    // Online resize needs CAP_SYS_RESOURCE (missing in some containers) and
+                    // the resize_inode/meta_bg features: fall back to offline below.
+                    tracing::info!("EXT4_IOC_RESIZE_FS: {e}; resizing offline with resize2fs");
+                    offline = true;
                 }
+                Ok(())
             }
         }
     })();
     let um = tools::umount(dir.path());
     res.with_context(|| format!("growing the {fs} filesystem on {}", dev.display()))?;
     um?;
+    if offline {
+        tools::e2fsck_force(dev)?;
+        tools::resize2fs(dev).with_context(|| format!("growing the {fs} filesystem on {}", dev.display()))?;
+    }
     Ok(fs)
 }

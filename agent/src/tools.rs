@@ -45,6 +45,25 @@ pub fn resize2fs(dev: &Path) -> Result<()> {
     run(Command::new("resize2fs").arg(dev)).map(|_| ())
 }
 
+/// `e2fsck -f -p DEV`: the full check resize2fs demands before an offline resize. Exit codes
+/// 0 and 1 (errors fixed) are success.
+pub fn e2fsck_force(dev: &Path) -> Result<()> {
+    let out = Command::new("e2fsck")
+        .args(["-f", "-p"])
+        .arg(dev)
+        .output()
+        .with_context(|| format!("running e2fsck -f -p {}", dev.display()))?;
+    match out.status.code() {
+        Some(0) | Some(1) => Ok(()),
+        _ => bail!(
+            "e2fsck -f -p {} failed ({}): {}",
+            dev.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim()
+        ),
+    }
+}
+
 /// `xfs_growfs MOUNTPOINT`: grow a mounted XFS to its device.
 pub fn xfs_growfs(mountpoint: &Path) -> Result<()> {
     run(Command::new("xfs_growfs").arg(mountpoint)).map(|_| ())
