@@ -158,6 +158,11 @@ impl Read for RangeReader {
             return Ok(0);
         }
         loop {
+            if self.len.is_some_and(|l| self.pos >= l) {
+                // All of it is here; whatever the connection does next does not matter.
+                self.resp = None;
+                return Ok(0);
+            }
             if self.resp.is_none() {
                 self.connect()?;
             }
