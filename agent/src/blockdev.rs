@@ -103,14 +103,26 @@ pub fn open_target(path: &Path) -> Result<Target> {
             .open(path)
             .or_else(|_| file.try_clone())
             .with_context(|| format!("opening {}", path.display()))?;
-        let size = size_of(&file).with_context(|| format!("reading the size of {}", path.display()))?;
+        let size =
+            size_of(&file).with_context(|| format!("reading the size of {}", path.display()))?;
         let sector = logical_sector_size(&file)
             .with_context(|| format!("reading the sector size of {}", path.display()))?;
-        return Ok(Target { path: path.into(), file, direct, size: Some(size), sector, is_block, fresh: false });
+        return Ok(Target {
+            path: path.into(),
+            file,
+            direct,
+            size: Some(size),
+            sector,
+            is_block,
+            fresh: false,
+        });
     }
     if let Ok(m) = &meta {
         if !m.is_file() {
-            bail!("{} is neither a block device nor a regular file", path.display());
+            bail!(
+                "{} is neither a block device nor a regular file",
+                path.display()
+            );
         }
     }
     let fresh = meta.as_ref().map(|m| m.len() == 0).unwrap_or(true);
@@ -123,13 +135,27 @@ pub fn open_target(path: &Path) -> Result<Target> {
         .with_context(|| format!("opening {}", path.display()))?;
     let direct = file.try_clone()?;
     let size = (!fresh).then(|| meta.map(|m| m.len()).unwrap_or(0));
-    Ok(Target { path: path.into(), file, direct, size, sector: 512, is_block: false, fresh })
+    Ok(Target {
+        path: path.into(),
+        file,
+        direct,
+        size,
+        sector: 512,
+        is_block: false,
+        fresh,
+    })
 }
 
 /// The kernel name of a block device (`sda`, `loop3`), from its device number.
 fn sysfs_dir(dev: &Path) -> Result<PathBuf> {
-    let rdev = std::fs::metadata(dev).with_context(|| format!("stat {}", dev.display()))?.rdev();
-    let link = PathBuf::from(format!("/sys/dev/block/{}:{}", libc::major(rdev), libc::minor(rdev)));
+    let rdev = std::fs::metadata(dev)
+        .with_context(|| format!("stat {}", dev.display()))?
+        .rdev();
+    let link = PathBuf::from(format!(
+        "/sys/dev/block/{}:{}",
+        libc::major(rdev),
+        libc::minor(rdev)
+    ));
     std::fs::canonicalize(&link).with_context(|| format!("resolving {}", link.display()))
 }
 
@@ -162,14 +188,21 @@ pub fn check_not_busy(dev: &Path) -> Result<()> {
         }
         if let Some((_, name, _)) = parts.iter().find(|(n, _, _)| n == f[2]) {
             if f[4] == "/" {
-                bail!("refusing to write {d}: /dev/{name} holds the running system's root filesystem");
+                bail!(
+                    "refusing to write {d}: /dev/{name} holds the running system's root filesystem"
+                );
             }
-            bail!("refusing to write {d}: /dev/{name} is mounted at {}", f[4].replace("\\040", " "));
+            bail!(
+                "refusing to write {d}: /dev/{name} is mounted at {}",
+                f[4].replace("\\040", " ")
+            );
         }
     }
     let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
     for line in swaps.lines().skip(1) {
-        let Some(p) = line.split_whitespace().next() else { continue };
+        let Some(p) = line.split_whitespace().next() else {
+            continue;
+        };
         if let Ok(m) = std::fs::metadata(p) {
             let num = format!("{}:{}", libc::major(m.rdev()), libc::minor(m.rdev()));
             if let Some((_, name, _)) = parts.iter().find(|(n, _, _)| *n == num) {
@@ -179,7 +212,11 @@ pub fn check_not_busy(dev: &Path) -> Result<()> {
     }
     for (_, name, dir) in &parts {
         let holders: Vec<String> = std::fs::read_dir(dir.join("holders"))
-            .map(|it| it.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|it| {
+                it.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         if !holders.is_empty() {
             bail!(
@@ -235,7 +272,10 @@ pub fn read_table(f: &mut File, sector: u32) -> Result<Option<Table>> {
                 len: (p.ending_lba - p.starting_lba + 1) * gpt.sector_size,
             })
             .collect();
-        return Ok(Some(Table { kind: TableKind::Gpt, parts }));
+        return Ok(Some(Table {
+            kind: TableKind::Gpt,
+            parts,
+        }));
     }
     if let Ok(mbr) = mbrman::MBR::read_from(f, sector) {
         let parts = mbr
@@ -248,7 +288,10 @@ pub fn read_table(f: &mut File, sector: u32) -> Result<Option<Table>> {
             })
             .collect::<Vec<_>>();
         if !parts.is_empty() {
-            return Ok(Some(Table { kind: TableKind::Msdos, parts }));
+            return Ok(Some(Table {
+                kind: TableKind::Msdos,
+                parts,
+            }));
         }
     }
     Ok(None)
@@ -269,7 +312,9 @@ fn blkpg(f: &File, op: libc::c_int, p: Part) -> io::Result<()> {
         data: &mut part as *mut _ as *mut libc::c_void,
     };
     // SAFETY: arg points to a valid blkpg_partition for the duration of the call.
-    unsafe { blk_pg(f.as_raw_fd(), &arg) }.map(|_| ()).map_err(io::Error::from)
+    unsafe { blk_pg(f.as_raw_fd(), &arg) }
+        .map(|_| ())
+        .map_err(io::Error::from)
 }
 
 /// Tell the kernel a partition changed size (BLKPG_RESIZE_PARTITION).
@@ -298,16 +343,35 @@ pub fn reread_partitions(disk: &Path) -> Result<Vec<(Part, PathBuf)>> {
         tracing::info!(
             "the kernel did not add the partitions of {} ({}); adding them with BLKPG",
             disk.display(),
-            rr.err().map(|e| e.to_string()).unwrap_or_else(|| "BLKRRPART found none".into())
+            rr.err()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "BLKRRPART found none".into())
         );
         for (_, name, _) in disk_and_parts(disk)?.iter().skip(1) {
-            if let Some(n) = name.rsplit(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()) {
-                let _ = blkpg(&f, BLKPG_DEL, Part { number: n, start: 0, len: 0 });
+            if let Some(n) = name
+                .rsplit(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|n| n.parse().ok())
+            {
+                let _ = blkpg(
+                    &f,
+                    BLKPG_DEL,
+                    Part {
+                        number: n,
+                        start: 0,
+                        len: 0,
+                    },
+                );
             }
         }
         for p in &parts {
-            blkpg(&f, BLKPG_ADD, *p)
-                .with_context(|| format!("adding partition {} of {} (BLKPG)", p.number, disk.display()))?;
+            blkpg(&f, BLKPG_ADD, *p).with_context(|| {
+                format!(
+                    "adding partition {} of {} (BLKPG)",
+                    p.number,
+                    disk.display()
+                )
+            })?;
         }
     }
     let mut out = vec![];
@@ -365,16 +429,26 @@ pub fn find_root(parts: &[(Part, PathBuf)]) -> Result<RootFound> {
     let mut marked = None;
     let mut os_release = None;
     for (p, node) in parts {
-        let dir = tempfile::Builder::new().prefix("deployer-probe-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("deployer-probe-")
+            .tempdir()?;
         if tools::mount(node, dir.path(), "ro").is_err() {
             continue;
         }
         let hit = ROOT_MARKERS.iter().find(|m| dir.path().join(m).is_dir());
         if let Some(m) = hit {
-            marked = Some(RootFound { device: node.clone(), number: p.number, marker: m.to_string() });
+            marked = Some(RootFound {
+                device: node.clone(),
+                number: p.number,
+                marker: m.to_string(),
+            });
         }
         if dir.path().join("etc/os-release").exists() {
-            os_release = Some(RootFound { device: node.clone(), number: p.number, marker: "etc/os-release".into() });
+            os_release = Some(RootFound {
+                device: node.clone(),
+                number: p.number,
+                marker: "etc/os-release".into(),
+            });
         }
         tools::umount(dir.path())?;
     }
@@ -392,8 +466,17 @@ mod tests {
     use super::*;
     #[test]
     fn partition_names() {
-        assert_eq!(partition_path(Path::new("/dev/sda"), 2), PathBuf::from("/dev/sda2"));
-        assert_eq!(partition_path(Path::new("/dev/nvme0n1"), 1), PathBuf::from("/dev/nvme0n1p1"));
-        assert_eq!(partition_path(Path::new("/dev/loop7"), 3), PathBuf::from("/dev/loop7p3"));
+        assert_eq!(
+            partition_path(Path::new("/dev/sda"), 2),
+            PathBuf::from("/dev/sda2")
+        );
+        assert_eq!(
+            partition_path(Path::new("/dev/nvme0n1"), 1),
+            PathBuf::from("/dev/nvme0n1p1")
+        );
+        assert_eq!(
+            partition_path(Path::new("/dev/loop7"), 3),
+            PathBuf::from("/dev/loop7p3")
+        );
     }
 }

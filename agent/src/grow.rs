@@ -14,15 +14,29 @@ use crate::tools;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GrowOutcome {
-    Grown { partition: PathBuf, from: u64, to: u64, fs: String },
+    Grown {
+        partition: PathBuf,
+        from: u64,
+        to: u64,
+        fs: String,
+    },
     Skipped(String),
 }
 
 impl std::fmt::Display for GrowOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            GrowOutcome::Grown { partition, from, to, fs } => {
-                write!(f, "grew {} ({fs}) from {from} to {to} bytes", partition.display())
+            GrowOutcome::Grown {
+                partition,
+                from,
+                to,
+                fs,
+            } => {
+                write!(
+                    f,
+                    "grew {} ({fs}) from {from} to {to} bytes",
+                    partition.display()
+                )
             }
             GrowOutcome::Skipped(why) => write!(f, "not grown: {why}"),
         }
@@ -49,10 +63,22 @@ pub fn grow_root(disk: &Path, root: &RootFound) -> Result<GrowOutcome> {
     let sector = blockdev::logical_sector_size(&f)?;
     let disk_size = blockdev::size_of(&f)?;
     let Some(table) = blockdev::read_table(&mut f, sector)? else {
-        return Ok(GrowOutcome::Skipped(format!("no partition table on {}", disk.display())));
+        return Ok(GrowOutcome::Skipped(format!(
+            "no partition table on {}",
+            disk.display()
+        )));
     };
-    let Some(part) = table.parts.iter().find(|p| p.number == root.number).copied() else {
-        bail!("partition {} is not in the table of {}", root.number, disk.display());
+    let Some(part) = table
+        .parts
+        .iter()
+        .find(|p| p.number == root.number)
+        .copied()
+    else {
+        bail!(
+            "partition {} is not in the table of {}",
+            root.number,
+            disk.display()
+        );
     };
     let last = table.parts.iter().all(|p| p.start <= part.start);
     let new = match table.kind {
@@ -68,7 +94,9 @@ pub fn grow_root(disk: &Path, root: &RootFound) -> Result<GrowOutcome> {
         )));
     };
     if new.len <= part.len {
-        return Ok(GrowOutcome::Skipped("the root partition already fills the disk".into()));
+        return Ok(GrowOutcome::Skipped(
+            "the root partition already fills the disk".into(),
+        ));
     }
     if let Err(e) = blockdev::resize_partition(&f, new) {
         tracing::info!("BLKPG resize refused ({e}); re-reading the table");
@@ -76,7 +104,12 @@ pub fn grow_root(disk: &Path, root: &RootFound) -> Result<GrowOutcome> {
         blockdev::reread_partitions(disk)?;
     }
     let fs = grow_fs(&root.device, new.len)?;
-    Ok(GrowOutcome::Grown { partition: root.device.clone(), from: part.len, to: new.len, fs })
+    Ok(GrowOutcome::Grown {
+        partition: root.device.clone(),
+        from: part.len,
+        to: new.len,
+        fs,
+    })
 }
 
 /// Move the backup GPT to the disk's end; extend `part` to the last usable, 1 MiB-aligned
@@ -84,7 +117,9 @@ pub fn grow_root(disk: &Path, root: &RootFound) -> Result<GrowOutcome> {
 fn grow_gpt(f: &mut File, sector: u32, part: Part, last: bool) -> Result<Option<Part>> {
     let ss = sector as u64;
     let mut gpt = gptman::GPT::read_from(f, ss).context("reading the GPT")?;
-    gpt.header.update_from(f, ss).context("moving the GPT backup header")?;
+    gpt.header
+        .update_from(f, ss)
+        .context("moving the GPT backup header")?;
     let mut out = None;
     if last {
         let align = (1 << 20) / ss;
@@ -93,7 +128,11 @@ fn grow_gpt(f: &mut File, sector: u32, part: Part, last: bool) -> Result<Option<
         if end > e.ending_lba {
             e.ending_lba = end;
         }
-        out = Some(Part { number: part.number, start: e.starting_lba * ss, len: (e.ending_lba - e.starting_lba + 1) * ss });
+        out = Some(Part {
+            number: part.number,
+            start: e.starting_lba * ss,
+            len: (e.ending_lba - e.starting_lba + 1) * ss,
+        });
     }
     gpt.write_into(f).context("writing the GPT")?;
     fix_protective_mbr(f, ss)?;
@@ -115,12 +154,21 @@ fn fix_protective_mbr(f: &File, ss: u64) -> Result<()> {
 }
 
 /// Extend a primary msdos partition to the end of the disk (capped at 2^32 sectors).
-fn grow_msdos(f: &File, sector: u32, disk_size: u64, part: Part, last: bool) -> Result<Option<Part>> {
+fn grow_msdos(
+    f: &File,
+    sector: u32,
+    disk_size: u64,
+    part: Part,
+    last: bool,
+) -> Result<Option<Part>> {
     if !last {
         return Ok(None);
     }
     if part.number > 4 {
-        bail!("the root is logical partition {}: growing extended partitions is not supported", part.number);
+        bail!(
+            "the root is logical partition {}: growing extended partitions is not supported",
+            part.number
+        );
     }
     let ss = sector as u64;
     let start = part.start / ss;
@@ -130,16 +178,25 @@ fn grow_msdos(f: &File, sector: u32, disk_size: u64, part: Part, last: bool) -> 
     let at = 446 + (part.number as usize - 1) * 16 + 12;
     mbr[at..at + 4].copy_from_slice(&(sectors as u32).to_le_bytes());
     f.write_all_at(&mbr, 0)?;
-    Ok(Some(Part { number: part.number, start: part.start, len: sectors * ss }))
+    Ok(Some(Part {
+        number: part.number,
+        start: part.start,
+        len: sectors * ss,
+    }))
 }
 
 /// Grow the filesystem on `dev` to `len` bytes; returns its type.
 fn grow_fs(dev: &Path, len: u64) -> Result<String> {
     let fs = tools::blkid_type(dev).unwrap_or_default();
     if !matches!(fs.as_str(), "ext2" | "ext3" | "ext4" | "xfs" | "btrfs") {
-        bail!("growing a {fs:?} filesystem is not supported (on {})", dev.display());
+        bail!(
+            "growing a {fs:?} filesystem is not supported (on {})",
+            dev.display()
+        );
     }
-    let dir = tempfile::Builder::new().prefix("deployer-grow-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("deployer-grow-")
+        .tempdir()?;
     tools::mount(dev, dir.path(), "rw")?;
     let mut offline = false;
     let res = (|| -> Result<()> {
@@ -147,7 +204,10 @@ fn grow_fs(dev: &Path, len: u64) -> Result<String> {
         match fs.as_str() {
             "xfs" => tools::xfs_growfs(dir.path()),
             "btrfs" => {
-                let mut a = BtrfsVolArgs { fd: 0, name: [0; 4088] };
+                let mut a = BtrfsVolArgs {
+                    fd: 0,
+                    name: [0; 4088],
+                };
                 a.name[..3].copy_from_slice(b"max");
                 // SAFETY: a valid, NUL-terminated vol args struct.
                 unsafe { btrfs_resize(mp.as_raw_fd(), &a) }.context("BTRFS_IOC_RESIZE")?;
@@ -172,7 +232,8 @@ fn grow_fs(dev: &Path, len: u64) -> Result<String> {
     um?;
     if offline {
         tools::e2fsck_force(dev)?;
-        tools::resize2fs(dev).with_context(|| format!("growing the {fs} filesystem on {}", dev.display()))?;
+        tools::resize2fs(dev)
+            .with_context(|| format!("growing the {fs} filesystem on {}", dev.display()))?;
     }
     Ok(fs)
 }

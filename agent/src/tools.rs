@@ -21,7 +21,12 @@ fn run(cmd: &mut Command) -> Result<Output> {
 
 /// `mount -o OPTIONS DEV DIR` (mount(8) detects the filesystem type).
 pub fn mount(dev: &Path, dir: &Path, options: &str) -> Result<()> {
-    run(Command::new("mount").arg("-o").arg(options).arg(dev).arg(dir)).map(|_| ())
+    run(Command::new("mount")
+        .arg("-o")
+        .arg(options)
+        .arg(dev)
+        .arg(dir))
+    .map(|_| ())
 }
 
 /// `umount DIR`.
@@ -71,5 +76,7 @@ pub fn xfs_growfs(mountpoint: &Path) -> Result<()> {
 
 /// `udevadm settle` (best effort: a system without udev has nothing to wait for).
 pub fn udevadm_settle() {
-    let _ = Command::new("udevadm").args(["settle", "--timeout=10"]).output();
+    let _ = Command::new("udevadm")
+        .args(["settle", "--timeout=10"])
+        .output();
 }

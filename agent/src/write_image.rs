@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 use crate::blockdev::{self, RootFound, Target};
 use crate::error::{Kind, KindExt};
 use crate::grow::{self, GrowOutcome};
-use crate::io::{AlignedBuf, Digests, HashReader, LimitReader, Progress, Snapshot, ZeroMode, ZeroSkipWriter};
+use crate::io::{
+    AlignedBuf, Digests, HashReader, LimitReader, Progress, Snapshot, ZeroMode, ZeroSkipWriter,
+};
 use crate::source::{self, decode, kind::split_dd, FetchOptions, Found, SourceType};
 
 const MIB: usize = 1 << 20;
@@ -95,13 +97,18 @@ pub fn write_image(mut req: Request) -> Result<Summary> {
         .kind(Kind::Source)?;
     if let (Some(want), Some(len)) = (req.size, opened.len) {
         if want != len {
-            return Err(anyhow!("the source {} is {len} bytes, not the declared size {want}", req.uri))
-                .kind(Kind::Source);
+            return Err(anyhow!(
+                "the source {} is {len} bytes, not the declared size {want}",
+                req.uri
+            ))
+            .kind(Kind::Source);
         }
     }
     // A declared-raw source's length is the image's: refuse before writing anything. (Any
     // other image that runs past the end of the disk fails while streaming.)
-    if let (Some(disk), Some(len), Some(SourceType::DdRaw)) = (target.size, opened.len, req.declared) {
+    if let (Some(disk), Some(len), Some(SourceType::DdRaw)) =
+        (target.size, opened.len, req.declared)
+    {
         if len > disk {
             return Err(anyhow!(
                 "the image ({len} bytes) is larger than the target {} ({disk} bytes)",
@@ -165,11 +172,18 @@ fn settle_and_grow(target: &Path, grow: bool) -> Result<(Option<RootFound>, Grow
         .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
         .unwrap_or(false);
     if !is_block {
-        return Ok((None, GrowOutcome::Skipped("the target is a file, not a block device".into())));
+        return Ok((
+            None,
+            GrowOutcome::Skipped("the target is a file, not a block device".into()),
+        ));
     }
     let parts = blockdev::reread_partitions(target).kind(Kind::Storage)?;
     let root = blockdev::find_root(&parts).kind(Kind::Image)?;
-    tracing::info!("root filesystem: {} (has /{})", root.device.display(), root.marker);
+    tracing::info!(
+        "root filesystem: {} (has /{})",
+        root.device.display(),
+        root.marker
+    );
     let outcome = if grow {
         grow::grow_root(target, &root).kind(Kind::Storage)?
     } else {
@@ -200,59 +214,79 @@ fn stream(
     let want256 = req.sha256.is_some();
     let want512 = req.sha512.is_some();
     let p = progress.clone();
-    let fetch = std::thread::Builder::new().name("fetch".into()).spawn(move || {
-        let mut r = HashReader::new(reader, want256, want512);
-        loop {
-            let mut chunk = vec![0u8; FETCH_CHUNK];
-            match decode::read_full(&mut r, &mut chunk) {
-                Ok(0) => break,
-                Ok(n) => {
-                    chunk.truncate(n);
-                    Progress::add(&p.read, n as u64);
-                    if chunk_tx.send(Ok(chunk)).is_err() {
+    let fetch = std::thread::Builder::new()
+        .name("fetch".into())
+        .spawn(move || {
+            let mut r = HashReader::new(reader, want256, want512);
+            loop {
+                let mut chunk = vec![0u8; FETCH_CHUNK];
+                match decode::read_full(&mut r, &mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        Progress::add(&p.read, n as u64);
+                        if chunk_tx.send(Ok(chunk)).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = chunk_tx.send(Err(e));
                         break;
                     }
                 }
-                Err(e) => {
-                    let _ = chunk_tx.send(Err(e));
-                    break;
-                }
             }
-        }
-        r.digests()
-    })?;
+            r.digests()
+        })?;
 
     let declared = req.declared;
     let limit = target.size;
     let target_name = format!("the target {}", req.target.display());
     let p = progress.clone();
-    let decoder = std::thread::Builder::new().name("decode".into()).spawn(move || -> Result<Found> {
-        let input = ChannelReader { rx: chunk_rx, cur: Vec::new(), pos: 0 };
-        decode::with_image(input, declared, |image, _found| {
-            let mut image: Box<dyn Read> = match limit {
-                Some(l) => Box::new(LimitReader::new(image, l, format!("{target_name} ({l} bytes)"))),
-                None => Box::new(image),
-            };
-            loop {
-                let Ok(mut b) = free_rx.recv() else { return Ok(()) };
-                let n = decode::read_full(&mut image, b.full_mut()).context("decoding the image")?;
-                if n == 0 {
-                    return Ok(());
-                }
-                b.len = n;
-                Progress::add(&p.decoded, n as u64);
-                if buf_tx.send(b).is_err() {
-                    return Ok(()); // the writer failed; it reports why
-                }
-            }
-        })
-    })?;
+    let decoder =
+        std::thread::Builder::new()
+            .name("decode".into())
+            .spawn(move || -> Result<Found> {
+                let input = ChannelReader {
+                    rx: chunk_rx,
+                    cur: Vec::new(),
+                    pos: 0,
+                };
+                decode::with_image(input, declared, |image, _found| {
+                    let mut image: Box<dyn Read> = match limit {
+                        Some(l) => Box::new(LimitReader::new(
+                            image,
+                            l,
+                            format!("{target_name} ({l} bytes)"),
+                        )),
+                        None => Box::new(image),
+                    };
+                    loop {
+                        let Ok(mut b) = free_rx.recv() else {
+                            return Ok(());
+                        };
+                        let n = decode::read_full(&mut image, b.full_mut())
+                            .context("decoding the image")?;
+                        if n == 0 {
+                            return Ok(());
+                        }
+                        b.len = n;
+                        Progress::add(&p.decoded, n as u64);
+                        if buf_tx.send(b).is_err() {
+                            return Ok(()); // the writer failed; it reports why
+                        }
+                    }
+                })
+            })?;
 
     let write_res = write_loop(req, target, &buf_rx, &free_tx, progress, state);
     drop(buf_rx);
     drop(free_tx);
-    let dec_res = decoder.join().map_err(|_| anyhow!("the decode thread panicked"))?;
-    let digests = fetch.join().map_err(|_| anyhow!("the fetch thread panicked"))?;
+    let dec_res = decoder
+        .join()
+        .map_err(|_| anyhow!("the decode thread panicked"))?;
+    let digests = fetch
+        .join()
+        .map_err(|_| anyhow!("the fetch thread panicked"))?;
     // The decoder's error explains a writer that ran dry, so it comes first.
     let found = dec_res
         .with_context(|| format!("reading the image from {}", req.uri))
@@ -266,7 +300,10 @@ fn stream(
     // Everything but the first MiB is on disk, synced, and the stream verified: now the
     // first MiB (MBR, primary GPT) makes the disk bootable.
     let sync = |what: &str| -> Result<()> {
-        target.file.sync_all().with_context(|| format!("syncing {} ({what})", req.target.display()))
+        target
+            .file
+            .sync_all()
+            .with_context(|| format!("syncing {} ({what})", req.target.display()))
     };
     sync("the image body")?;
     use std::os::unix::fs::FileExt;
@@ -276,7 +313,10 @@ fn stream(
         .with_context(|| format!("writing the first MiB of {}", req.target.display()))
         .kind(Kind::Storage)?;
     if target.fresh && target.size.is_none() {
-        target.file.set_len(image_size).context("sizing the image file")?;
+        target
+            .file
+            .set_len(image_size)
+            .context("sizing the image file")?;
     }
     sync("the first MiB")?;
     tracing::debug!("zero handling: {writer_mode:?}");
@@ -286,7 +326,10 @@ fn stream(
 fn verify(req: &Request, d: &Digests) -> Result<()> {
     if let Some(want) = req.size {
         if want != d.size {
-            bail!("the source is {} bytes, not the declared size {want}", d.size);
+            bail!(
+                "the source is {} bytes, not the declared size {want}",
+                d.size
+            );
         }
     }
     for (name, want, got) in [
@@ -295,7 +338,11 @@ fn verify(req: &Request, d: &Digests) -> Result<()> {
     ] {
         if let (Some(w), Some(g)) = (want, got) {
             if !w.trim().eq_ignore_ascii_case(g) {
-                bail!("{name} mismatch for {}: expected {}, got {g}", req.uri, w.trim());
+                bail!(
+                    "{name} mismatch for {}: expected {}, got {g}",
+                    req.uri,
+                    w.trim()
+                );
             }
         }
     }
@@ -353,7 +400,9 @@ fn write_loop(
             }
         }
     }
-    w.finish().with_context(|| format!("writing {name}")).kind(Kind::Storage)?;
+    w.finish()
+        .with_context(|| format!("writing {name}"))
+        .kind(Kind::Storage)?;
     Ok((first, off, w.mode()))
 }
 

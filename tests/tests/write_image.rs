@@ -81,7 +81,10 @@ fn build_disk(dir: &Path, name: &str, mib: u64, fstype: &str) {
         sh(&format!("mkfs.{fstype} -q {fs}"));
         let mnt = dir.join("mnt");
         std::fs::create_dir_all(&mnt).unwrap();
-        sh(&format!("mount -o loop {fs} {m} && cp -a {d}/root/. {m}/ && umount {m}", m = mnt.display()));
+        sh(&format!(
+            "mount -o loop {fs} {m} && cp -a {d}/root/. {m}/ && umount {m}",
+            m = mnt.display()
+        ));
     }
     sh(&format!(
         "dd if={fs} of={d}/{name} bs=1M oflag=seek_bytes seek={} conv=notrunc,sparse status=none && rm {fs}",
@@ -97,7 +100,8 @@ struct Run {
 
 impl Run {
     fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("bad json ({e}): {}\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("bad json ({e}): {}\n{}", self.stdout, self.stderr))
     }
 }
 
@@ -127,7 +131,10 @@ fn dev(d: &LoopDisk) -> &str {
 /// Fill the disk with a non-zero pattern, so that a zero run that was skipped without being
 /// zeroed on the device would show.
 fn fill_junk(d: &LoopDisk) {
-    let f = std::fs::OpenOptions::new().write(true).open(&d.dev).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&d.dev)
+        .unwrap();
     let junk = vec![0xA5u8; MIB as usize];
     for i in 0..d.size() / MIB {
         f.write_all_at(&junk, i * MIB).unwrap();
@@ -145,9 +152,15 @@ fn assert_image_on(d: &LoopDisk, image: &[u8]) {
 /// No partition table anywhere a firmware or the kernel would look: first and last MiB zero.
 fn assert_not_bootable(d: &LoopDisk) {
     let first = d.read_at(0, MIB as usize);
-    assert!(first.iter().all(|&b| b == 0), "the first MiB of the disk is not wiped");
+    assert!(
+        first.iter().all(|&b| b == 0),
+        "the first MiB of the disk is not wiped"
+    );
     let last = d.read_at(d.size() - MIB, MIB as usize);
-    assert!(last.iter().all(|&b| b == 0), "the last MiB of the disk is not wiped");
+    assert!(
+        last.iter().all(|&b| b == 0),
+        "the last MiB of the disk is not wiped"
+    );
 }
 
 fn assert_root_found(j: &serde_json::Value, d: &LoopDisk) {
@@ -190,7 +203,18 @@ fn file_path_and_checksums_detected_type() {
     fill_junk(&d);
     // A bare path: the format is detected.
     let j = ok(&write_image(
-        &[gz.to_str().unwrap(), dev(&d), "--sha256", &sha256, "--sha512", &sha512, "--size", &size, "--no-grow", "--json"],
+        &[
+            gz.to_str().unwrap(),
+            dev(&d),
+            "--sha256",
+            &sha256,
+            "--sha512",
+            &sha512,
+            "--size",
+            &size,
+            "--no-grow",
+            "--json",
+        ],
         &[],
     ));
     assert_image_on(&d, &fx.image);
@@ -222,13 +246,27 @@ fn http_cut_halfway_resumes_with_range() {
     srv.serve_file("/img.gz", fx.dir.join("disk.img.gz"));
     srv.fault("/img.gz", Fault::CutAfter(len / 2));
     let d = LoopDisk::new(64 * MIB);
-    let j = ok(&write_image(&[&format!("dd-gz:{}", srv.url("/img.gz")), dev(&d), "--no-grow", "--json"], &[]));
+    let j = ok(&write_image(
+        &[
+            &format!("dd-gz:{}", srv.url("/img.gz")),
+            dev(&d),
+            "--no-grow",
+            "--json",
+        ],
+        &[],
+    ));
     assert_image_on(&d, &fx.image);
     assert_eq!(j["bytes_read"], len);
     let reqs = srv.requests();
-    let seen: Vec<_> = reqs.iter().map(|r| (r.method.clone(), r.header("range").map(String::from))).collect();
+    let seen: Vec<_> = reqs
+        .iter()
+        .map(|r| (r.method.clone(), r.header("range").map(String::from)))
+        .collect();
     assert_eq!(reqs.len(), 2, "one request, then one resume: {seen:?}");
-    assert_eq!(reqs[1].header("range"), Some(format!("bytes={}-", len / 2).as_str()));
+    assert_eq!(
+        reqs[1].header("range"),
+        Some(format!("bytes={}-", len / 2).as_str())
+    );
 }
 
 #[test]
@@ -236,17 +274,30 @@ fn http_stall_resumes() {
     require_root();
     let fx = fixtures();
     let srv = Server::start();
-    let len = std::fs::metadata(fx.dir.join("disk.img.zst")).unwrap().len();
+    let len = std::fs::metadata(fx.dir.join("disk.img.zst"))
+        .unwrap()
+        .len();
     srv.serve_file("/img.zst", fx.dir.join("disk.img.zst"));
-    srv.fault("/img.zst", Fault::StallAfter(len / 3, Duration::from_secs(30)));
+    srv.fault(
+        "/img.zst",
+        Fault::StallAfter(len / 3, Duration::from_secs(30)),
+    );
     let d = LoopDisk::new(64 * MIB);
     let t = std::time::Instant::now();
     let r = write_image(
-        &[&format!("dd-zst:{}", srv.url("/img.zst")), dev(&d), "--no-grow", "--json"],
+        &[
+            &format!("dd-zst:{}", srv.url("/img.zst")),
+            dev(&d),
+            "--no-grow",
+            "--json",
+        ],
         &[("DEPLOYER_HTTP_STALL_SECS", "2")],
     );
     ok(&r);
-    assert!(t.elapsed() < Duration::from_secs(25), "the stall was waited out, not detected");
+    assert!(
+        t.elapsed() < Duration::from_secs(25),
+        "the stall was waited out, not detected"
+    );
     assert_image_on(&d, &fx.image);
     let reqs = srv.requests();
     assert!(reqs.len() >= 2 && reqs.last().unwrap().header("range").is_some());
@@ -261,9 +312,21 @@ fn http_500_then_recovers() {
     srv.fault("/img.bz2", Fault::Status(500));
     srv.fault("/img.bz2", Fault::Status(503));
     let d = LoopDisk::new(64 * MIB);
-    ok(&write_image(&[&format!("dd-bz2:{}", srv.url("/img.bz2")), dev(&d), "--no-grow", "--json"], &[]));
+    ok(&write_image(
+        &[
+            &format!("dd-bz2:{}", srv.url("/img.bz2")),
+            dev(&d),
+            "--no-grow",
+            "--json",
+        ],
+        &[],
+    ));
     assert_image_on(&d, &fx.image);
-    let seen: Vec<_> = srv.requests().iter().map(|r| (r.method.clone(), r.header("range").map(String::from))).collect();
+    let seen: Vec<_> = srv
+        .requests()
+        .iter()
+        .map(|r| (r.method.clone(), r.header("range").map(String::from)))
+        .collect();
     assert_eq!(seen.len(), 3, "{seen:?}");
 }
 
@@ -272,7 +335,15 @@ fn http_500_then_recovers() {
 fn disk_with_image() -> (LoopDisk, Vec<u8>, Vec<u8>) {
     let fx = fixtures();
     let d = LoopDisk::new(64 * MIB);
-    ok(&write_image(&[fx.dir.join("disk.img").to_str().unwrap(), dev(&d), "--no-grow", "--json"], &[]));
+    ok(&write_image(
+        &[
+            fx.dir.join("disk.img").to_str().unwrap(),
+            dev(&d),
+            "--no-grow",
+            "--json",
+        ],
+        &[],
+    ));
     let first = d.read_at(0, MIB as usize);
     let last = d.read_at(d.size() - MIB, MIB as usize);
     assert!(first[512..520] == *b"EFI PART");
@@ -281,12 +352,19 @@ fn disk_with_image() -> (LoopDisk, Vec<u8>, Vec<u8>) {
 
 fn assert_untouched(d: &LoopDisk, first: &[u8], last: &[u8]) {
     assert!(d.read_at(0, MIB as usize) == first, "the first MiB changed");
-    assert!(d.read_at(d.size() - MIB, MIB as usize) == last, "the last MiB changed");
+    assert!(
+        d.read_at(d.size() - MIB, MIB as usize) == last,
+        "the last MiB changed"
+    );
 }
 
 fn fails(r: &Run, code: i32, needle: &str) {
     assert_eq!(r.code, code, "exit code; stderr:\n{}", r.stderr);
-    assert!(r.stderr.contains(needle), "expected {needle:?} in:\n{}", r.stderr);
+    assert!(
+        r.stderr.contains(needle),
+        "expected {needle:?} in:\n{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -297,7 +375,11 @@ fn mislabelled_type_is_refused_before_writing() {
     let src = format!("dd-tgz:{}", fx.dir.join("disk.img.gz").display());
     let r = write_image(&[&src, dev(&d), "--json"], &[]);
     fails(&r, 4, "declared dd-tgz");
-    assert!(r.stderr.contains("gzip-compressed disk image") && r.stderr.contains("use dd-gz:"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("gzip-compressed disk image") && r.stderr.contains("use dd-gz:"),
+        "{}",
+        r.stderr
+    );
     assert_untouched(&d, &first, &last);
     let src = format!("dd-raw:{}", fx.dir.join("disk.img.zst").display());
     fails(&write_image(&[&src, dev(&d)], &[]), 4, "use dd-zst:");
@@ -340,7 +422,8 @@ fn trailing_garbage_wipes_the_tables() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("junk.zst");
     let mut f = std::fs::File::create(&p).unwrap();
-    f.write_all(&std::fs::read(fx.dir.join("disk.img.zst")).unwrap()).unwrap();
+    f.write_all(&std::fs::read(fx.dir.join("disk.img.zst")).unwrap())
+        .unwrap();
     f.write_all(b"<html>oops</html>").unwrap();
     drop(f);
     let r = write_image(&[&format!("dd-zst:{}", p.display()), dev(&d)], &[]);
@@ -354,14 +437,25 @@ fn target_too_small() {
     let fx = fixtures();
     let d = LoopDisk::new(32 * MIB);
     fill_junk(&d);
-    let (first, last) = (d.read_at(0, MIB as usize), d.read_at(d.size() - MIB, MIB as usize));
+    let (first, last) = (
+        d.read_at(0, MIB as usize),
+        d.read_at(d.size() - MIB, MIB as usize),
+    );
     // Known before writing (a raw image's length): nothing is touched.
     let src = format!("dd-raw:{}", fx.dir.join("disk.img").display());
-    fails(&write_image(&[&src, dev(&d)], &[]), 5, "larger than the target");
+    fails(
+        &write_image(&[&src, dev(&d)], &[]),
+        5,
+        "larger than the target",
+    );
     assert_untouched(&d, &first, &last);
     // Found while streaming: the write fails and the ends are wiped.
     let src = format!("dd-gz:{}", fx.dir.join("disk.img.gz").display());
-    fails(&write_image(&[&src, dev(&d)], &[]), 4, "larger than the target");
+    fails(
+        &write_image(&[&src, dev(&d)], &[]),
+        4,
+        "larger than the target",
+    );
     assert_not_bootable(&d);
 }
 
@@ -371,11 +465,23 @@ fn busy_target_is_refused() {
     let fx = fixtures();
     let (d, first, last) = disk_with_image();
     let mnt = tempfile::tempdir().unwrap();
-    sh(&format!("mount {} {}", d.part(2).display(), mnt.path().display()));
+    sh(&format!(
+        "mount {} {}",
+        d.part(2).display(),
+        mnt.path().display()
+    ));
     let _g = testkit::MountGuard(mnt.path().to_path_buf());
     let src = format!("dd-gz:{}", fx.dir.join("disk.img.gz").display());
     let r = write_image(&[&src, dev(&d)], &[]);
-    fails(&r, 5, &format!("{}p2 is mounted at {}", d.dev.file_name().unwrap().to_str().unwrap(), mnt.path().display()));
+    fails(
+        &r,
+        5,
+        &format!(
+            "{}p2 is mounted at {}",
+            d.dev.file_name().unwrap().to_str().unwrap(),
+            mnt.path().display()
+        ),
+    );
     assert_untouched(&d, &first, &last);
 }
 
@@ -413,9 +519,19 @@ fn grow_root_ext4() {
     assert_eq!(j["grown"], true, "{j}");
     assert_root_found(&j, &d);
     sgdisk_clean(&d);
-    assert!(part_size(&d, 2) > 150 * MIB, "partition 2 is {} bytes", part_size(&d, 2));
-    let blocks = sh(&format!("dumpe2fs -h {} 2>/dev/null | awk -F: '/^Block count/{{print $2}}'", d.part(2).display()));
-    let bs = sh(&format!("dumpe2fs -h {} 2>/dev/null | awk -F: '/^Block size/{{print $2}}'", d.part(2).display()));
+    assert!(
+        part_size(&d, 2) > 150 * MIB,
+        "partition 2 is {} bytes",
+        part_size(&d, 2)
+    );
+    let blocks = sh(&format!(
+        "dumpe2fs -h {} 2>/dev/null | awk -F: '/^Block count/{{print $2}}'",
+        d.part(2).display()
+    ));
+    let bs = sh(&format!(
+        "dumpe2fs -h {} 2>/dev/null | awk -F: '/^Block size/{{print $2}}'",
+        d.part(2).display()
+    ));
     let fs_bytes = blocks.trim().parse::<u64>().unwrap() * bs.trim().parse::<u64>().unwrap();
     assert!(fs_bytes > 150 * MIB, "ext4 is {fs_bytes} bytes");
     sh(&format!("e2fsck -fn {}", d.part(2).display()));
@@ -433,7 +549,11 @@ fn grow_root_xfs() {
     assert_root_found(&j, &d);
     sgdisk_clean(&d);
     let mnt = tempfile::tempdir().unwrap();
-    sh(&format!("mount {} {}", d.part(2).display(), mnt.path().display()));
+    sh(&format!(
+        "mount {} {}",
+        d.part(2).display(),
+        mnt.path().display()
+    ));
     let _g = testkit::MountGuard(mnt.path().to_path_buf());
     // The data section, in 4 KiB blocks (df would subtract the 64 MiB internal log).
     let info = sh(&format!("xfs_info {}", mnt.path().display()));
@@ -445,7 +565,11 @@ fn grow_root_xfs() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(blocks * 4096 > 390 * MIB, "xfs data is {} bytes:\n{info}", blocks * 4096);
+    assert!(
+        blocks * 4096 > 390 * MIB,
+        "xfs data is {} bytes:\n{info}",
+        blocks * 4096
+    );
     assert!(mnt.path().join("curtin").is_dir());
 }
 
@@ -465,6 +589,12 @@ fn root_not_last_is_not_grown() {
     let src = format!("dd-raw:{}", dir.path().join("d.img").display());
     let j = ok(&write_image(&[&src, dev(&d), "--json"], &[]));
     assert_eq!(j["grown"], false, "{j}");
-    assert!(j["grow"].as_str().unwrap().contains("not the last partition"), "{j}");
+    assert!(
+        j["grow"]
+            .as_str()
+            .unwrap()
+            .contains("not the last partition"),
+        "{j}"
+    );
     sgdisk_clean(&d);
 }

@@ -21,7 +21,11 @@ impl AlignedBuf {
         // SAFETY: layout has non-zero size.
         let ptr = unsafe { alloc_zeroed(layout) };
         assert!(!ptr.is_null(), "out of memory allocating {cap} bytes");
-        AlignedBuf { ptr, cap: layout.size(), len: 0 }
+        AlignedBuf {
+            ptr,
+            cap: layout.size(),
+            len: 0,
+        }
     }
 
     pub fn capacity(&self) -> usize {

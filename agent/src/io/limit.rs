@@ -12,7 +12,11 @@ pub struct LimitReader<R> {
 impl<R: Read> LimitReader<R> {
     /// `what` names the limit in the error ("the target /dev/sda (8 GiB)").
     pub fn new(inner: R, limit: u64, what: impl Into<String>) -> Self {
-        LimitReader { inner, left: limit, what: what.into() }
+        LimitReader {
+            inner,
+            left: limit,
+            what: what.into(),
+        }
     }
 }
 
@@ -23,7 +27,10 @@ impl<R: Read> Read for LimitReader<R> {
             let mut probe = [0u8; 1];
             return match self.inner.read(&mut probe)? {
                 0 => Ok(0),
-                _ => Err(io::Error::other(format!("the image is larger than {}", self.what))),
+                _ => Err(io::Error::other(format!(
+                    "the image is larger than {}",
+                    self.what
+                ))),
             };
         }
         let max = buf.len().min(self.left.min(usize::MAX as u64) as usize);
@@ -39,7 +46,9 @@ mod tests {
     #[test]
     fn exact_ok_longer_fails() {
         let mut v = Vec::new();
-        LimitReader::new(&b"abcd"[..], 4, "x").read_to_end(&mut v).unwrap();
+        LimitReader::new(&b"abcd"[..], 4, "x")
+            .read_to_end(&mut v)
+            .unwrap();
         assert_eq!(v, b"abcd");
         let e = LimitReader::new(&b"abcde"[..], 4, "the disk")
             .read_to_end(&mut Vec::new())

@@ -13,7 +13,12 @@ pub struct PeekReader<R> {
 
 impl<R: Read> PeekReader<R> {
     pub fn new(inner: R, capacity: usize) -> Self {
-        PeekReader { inner, buf: vec![0; capacity.max(4096)], pos: 0, end: 0 }
+        PeekReader {
+            inner,
+            buf: vec![0; capacity.max(4096)],
+            pos: 0,
+            end: 0,
+        }
     }
 
     /// Up to `n` bytes from the current position, reading more as needed; fewer only at EOF.

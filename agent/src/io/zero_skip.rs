@@ -44,10 +44,22 @@ pub struct ZeroSkipWriter<'a> {
 }
 
 impl<'a> ZeroSkipWriter<'a> {
-    pub fn new(direct: &'a File, buffered: &'a File, mode: ZeroMode, progress: &'a Progress) -> Self {
+    pub fn new(
+        direct: &'a File,
+        buffered: &'a File,
+        mode: ZeroMode,
+        progress: &'a Progress,
+    ) -> Self {
         let mut zeros = AlignedBuf::new(MIN_SKIP as usize);
         zeros.len = MIN_SKIP as usize;
-        ZeroSkipWriter { direct, buffered, mode, pending: None, zeros, progress }
+        ZeroSkipWriter {
+            direct,
+            buffered,
+            mode,
+            pending: None,
+            zeros,
+            progress,
+        }
     }
 
     pub fn mode(&self) -> ZeroMode {
@@ -115,8 +127,15 @@ impl<'a> ZeroSkipWriter<'a> {
                         self.write_zeros(off, start - off)?;
                         self.write_zeros(end, off + len - end)
                     }
-                    Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) | Some(libc::ENOTTY)) => {
-                        tracing::info!("the target cannot zero without writing ({e}); writing zero runs");
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) | Some(libc::ENOTTY)
+                        ) =>
+                    {
+                        tracing::info!(
+                            "the target cannot zero without writing ({e}); writing zero runs"
+                        );
                         self.mode = ZeroMode::WriteAll;
                         self.write_zeros(off, len)
                     }
@@ -146,7 +165,11 @@ impl<'a> ZeroSkipWriter<'a> {
         // direct, an odd tail (only ever the image's end) goes through the page cache.
         let aligned = data.len() / 4096 * 4096;
         let aligned_ok = off % 4096 == 0 && data.as_ptr() as usize % 4096 == 0;
-        let (head, tail) = if aligned_ok { data.split_at(aligned) } else { (&data[..0], data) };
+        let (head, tail) = if aligned_ok {
+            data.split_at(aligned)
+        } else {
+            (&data[..0], data)
+        };
         if !head.is_empty() {
             self.direct.write_all_at(head, off)?;
         }
@@ -174,7 +197,9 @@ pub fn punch(f: &File, off: u64, len: u64) -> io::Result<()> {
 pub fn is_zero(b: &[u8]) -> bool {
     // SAFETY: u128 has no invalid bit patterns.
     let (pre, mid, post) = unsafe { b.align_to::<u128>() };
-    pre.iter().all(|&x| x == 0) && post.iter().all(|&x| x == 0) && mid.iter().fold(0u128, |a, &x| a | x) == 0
+    pre.iter().all(|&x| x == 0)
+        && post.iter().all(|&x| x == 0)
+        && mid.iter().fold(0u128, |a, &x| a | x) == 0
 }
 
 #[cfg(test)]

@@ -27,7 +27,9 @@ impl<I: Read> Dec<I> {
             Compression::Gzip => Dec::Gz(flate2::bufread::GzDecoder::new(src)),
             Compression::Xz => Dec::Xz(liblzma::bufread::XzDecoder::new(src)),
             Compression::Bzip2 => Dec::Bz(bzip2::bufread::BzDecoder::new(src)),
-            Compression::Zstd => Dec::Zst(zstd::stream::read::Decoder::with_buffer(src)?.single_frame()),
+            Compression::Zstd => {
+                Dec::Zst(zstd::stream::read::Decoder::with_buffer(src)?.single_frame())
+            }
             Compression::None => unreachable!("no decoder for uncompressed data"),
         })
     }
@@ -62,7 +64,12 @@ pub struct Members<I: Read> {
 
 impl<I: Read> Members<I> {
     pub fn new(comp: Compression, src: Src<I>) -> io::Result<Self> {
-        let mut m = Members { comp, src: None, dec: None, out: 0 };
+        let mut m = Members {
+            comp,
+            src: None,
+            dec: None,
+            out: 0,
+        };
         if comp == Compression::None {
             m.src = Some(src);
         } else {
@@ -78,17 +85,26 @@ impl<I: Read> Read for Members<I> {
             return src.read(buf);
         }
         loop {
-            let Some(dec) = &mut self.dec else { return Ok(0) };
+            let Some(dec) = &mut self.dec else {
+                return Ok(0);
+            };
             let n = dec.read(buf).map_err(|e| {
                 if e.kind() == io::ErrorKind::UnexpectedEof {
                     io::Error::new(
                         e.kind(),
-                        format!("the {} stream ends early: the image is truncated", self.comp.name()),
+                        format!(
+                            "the {} stream ends early: the image is truncated",
+                            self.comp.name()
+                        ),
                     )
                 } else {
                     io::Error::new(
                         e.kind(),
-                        format!("corrupt {} stream after {} image bytes: {e}", self.comp.name(), self.out),
+                        format!(
+                            "corrupt {} stream after {} image bytes: {e}",
+                            self.comp.name(),
+                            self.out
+                        ),
                     )
                 }
             })?;
@@ -135,7 +151,10 @@ where
     let members = Members::new(comp, pk)?;
     let mut dp = PeekReader::new(members, 1 << 20);
     let first = dp.peek(512).context("decoding the start of the image")?;
-    let found = DdSpec { compression: comp, tar: detect::is_tar(first) };
+    let found = DdSpec {
+        compression: comp,
+        tar: detect::is_tar(first),
+    };
     if let Some(d) = declared {
         if let Some(msg) = detect::mismatch(d, found) {
             bail!(msg);
@@ -160,15 +179,23 @@ where
         let Some(mut entry) = image else {
             bail!("the tar archive holds no regular file (the disk image)");
         };
-        let name = entry.path().map(|p| p.display().to_string()).unwrap_or_default();
+        let name = entry
+            .path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
         tracing::info!("disk image in the tar archive: {name}");
         f(&mut entry, found)?;
         drop(entry);
         for e in entries {
             let e = e.context("reading the rest of the tar archive")?;
             if e.header().entry_type().is_file() {
-                let p = e.path().map(|p| p.display().to_string()).unwrap_or_default();
-                tracing::warn!("ignoring {p} in the tar archive: the disk image is its first file ({name})");
+                let p = e
+                    .path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                tracing::warn!(
+                    "ignoring {p} in the tar archive: the disk image is its first file ({name})"
+                );
             }
         }
     }

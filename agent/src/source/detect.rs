@@ -72,7 +72,10 @@ pub fn mismatch(declared: SourceType, found: DdSpec) -> Option<String> {
     }
     let advice = match found.source_type() {
         Some(t) => format!("use {}: instead", t.prefix()),
-        None => "no curtin dd type describes it: recompress the image itself (dd-zst) or use dd-tar".into(),
+        None => {
+            "no curtin dd type describes it: recompress the image itself (dd-zst) or use dd-tar"
+                .into()
+        }
     };
     Some(format!(
         "the source is declared {} ({}) but is {}; {}",
@@ -91,7 +94,10 @@ mod tests {
         assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8]), Compression::Gzip);
         assert_eq!(Compression::sniff(b"\xfd7zXZ\0"), Compression::Xz);
         assert_eq!(Compression::sniff(b"BZh9"), Compression::Bzip2);
-        assert_eq!(Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd]), Compression::Zstd);
+        assert_eq!(
+            Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd]),
+            Compression::Zstd
+        );
         assert_eq!(Compression::sniff(&[0; 8]), Compression::None);
     }
 
@@ -99,12 +105,22 @@ mod tests {
     fn mismatch_message_names_both_and_the_fix() {
         let m = mismatch(
             SourceType::DdTgz,
-            DdSpec { compression: Compression::Gzip, tar: false },
+            DdSpec {
+                compression: Compression::Gzip,
+                tar: false,
+            },
         )
         .unwrap();
         assert!(m.contains("declared dd-tgz"), "{m}");
         assert!(m.contains("gzip-compressed disk image"), "{m}");
         assert!(m.contains("use dd-gz:"), "{m}");
-        assert!(mismatch(SourceType::DdGz, DdSpec { compression: Compression::Gzip, tar: false }).is_none());
+        assert!(mismatch(
+            SourceType::DdGz,
+            DdSpec {
+                compression: Compression::Gzip,
+                tar: false
+            }
+        )
+        .is_none());
     }
 }

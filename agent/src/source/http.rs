@@ -29,7 +29,11 @@ pub fn client(opts: &FetchOptions) -> Result<Client> {
     let mut b = Client::builder()
         .timeout(opts.stall_timeout)
         .connect_timeout(opts.stall_timeout.min(std::time::Duration::from_secs(15)));
-    let no_proxy = opts.proxy.no_proxy.as_deref().and_then(reqwest::NoProxy::from_string);
+    let no_proxy = opts
+        .proxy
+        .no_proxy
+        .as_deref()
+        .and_then(reqwest::NoProxy::from_string);
     if let Some(p) = &opts.proxy.http_proxy {
         let px = reqwest::Proxy::http(p).with_context(|| format!("http_proxy {p}"))?;
         b = b.proxy(px.no_proxy(no_proxy.clone()));
@@ -79,9 +83,17 @@ impl RangeReader {
         };
         let st = resp.status();
         if st == StatusCode::PARTIAL_CONTENT && self.pos > 0 {
-            let cr = resp.headers().get(CONTENT_RANGE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let cr = resp
+                .headers()
+                .get(CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             if !cr.starts_with(&format!("bytes {}-", self.pos)) {
-                bail!("{}: asked to resume at byte {} but the server sent range {cr:?}", self.url, self.pos);
+                bail!(
+                    "{}: asked to resume at byte {} but the server sent range {cr:?}",
+                    self.url,
+                    self.pos
+                );
             }
             return Ok(Attempt::Ok(resp));
         }
@@ -92,10 +104,16 @@ impl RangeReader {
             let mut resp = resp;
             if self.pos > 0 {
                 // The server ignored Range: skip what we already have.
-                tracing::warn!("{}: the server does not honour Range; skipping {} bytes", self.url, self.pos);
+                tracing::warn!(
+                    "{}: the server does not honour Range; skipping {} bytes",
+                    self.url,
+                    self.pos
+                );
                 let skipped = io::copy(&mut (&mut resp).take(self.pos), &mut io::sink())?;
                 if skipped < self.pos {
-                    return Ok(Attempt::Retry("short body while skipping to the resume point".into()));
+                    return Ok(Attempt::Retry(
+                        "short body while skipping to the resume point".into(),
+                    ));
                 }
             }
             return Ok(Attempt::Ok(resp));
@@ -135,7 +153,11 @@ impl RangeReader {
             .backoff
             .saturating_mul(1 << (self.tries - 1).min(16))
             .min(self.opts.max_backoff);
-        tracing::warn!("fetching {} at byte {}: {why}; retrying in {wait:?}", self.url, self.pos);
+        tracing::warn!(
+            "fetching {} at byte {}: {why}; retrying in {wait:?}",
+            self.url,
+            self.pos
+        );
         std::thread::sleep(wait);
         Ok(())
     }
@@ -171,9 +193,10 @@ impl Read for RangeReader {
                 Ok(0) => {
                     self.resp = None;
                     match self.len {
-                        Some(l) if self.pos < l => {
-                            self.backoff(&format!("the body ended early ({} of {l} bytes)", self.pos))?
-                        }
+                        Some(l) if self.pos < l => self.backoff(&format!(
+                            "the body ended early ({} of {l} bytes)",
+                            self.pos
+                        ))?,
                         Some(l) if self.pos > l => {
                             return Err(io::Error::other(format!(
                                 "{}: the server sent {} bytes, more than its Content-Length {l}",

@@ -44,7 +44,11 @@ const PREFIXES: &[(&str, SourceType)] = &[
 
 impl SourceType {
     pub fn prefix(self) -> &'static str {
-        PREFIXES.iter().find(|(_, t)| *t == self).map(|(p, _)| *p).unwrap()
+        PREFIXES
+            .iter()
+            .find(|(_, t)| *t == self)
+            .map(|(p, _)| *p)
+            .unwrap()
     }
 
     pub fn from_prefix(p: &str) -> Option<Self> {
@@ -93,7 +97,11 @@ impl DdSpec {
 
 impl SourceType {
     fn dd_candidates(self) -> Vec<SourceType> {
-        PREFIXES.iter().map(|(_, t)| *t).filter(|t| t.is_dd()).collect()
+        PREFIXES
+            .iter()
+            .map(|(_, t)| *t)
+            .filter(|t| t.is_dd())
+            .collect()
     }
 }
 
@@ -113,11 +121,21 @@ mod tests {
     use super::*;
     #[test]
     fn prefixes() {
-        assert_eq!(split_dd("dd-gz:http://x/y"), (Some(SourceType::DdGz), "http://x/y"));
+        assert_eq!(
+            split_dd("dd-gz:http://x/y"),
+            (Some(SourceType::DdGz), "http://x/y")
+        );
         assert_eq!(split_dd("http://x/y"), (None, "http://x/y"));
         assert_eq!(split_dd("/a/b"), (None, "/a/b"));
         let s = SourceType::DdTxz.dd_spec().unwrap();
         assert_eq!(s.source_type(), Some(SourceType::DdTxz));
-        assert_eq!(DdSpec { compression: Compression::Zstd, tar: true }.source_type(), None);
+        assert_eq!(
+            DdSpec {
+                compression: Compression::Zstd,
+                tar: true
+            }
+            .source_type(),
+            None
+        );
     }
 }

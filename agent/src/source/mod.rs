@@ -63,11 +63,19 @@ pub fn open(uri: &str, opts: &FetchOptions) -> Result<Opened> {
     if uri.starts_with("http://") || uri.starts_with("https://") {
         let r = http::RangeReader::open(uri, opts)?;
         let len = r.len();
-        return Ok(Opened { reader: Box::new(r), len });
+        return Ok(Opened {
+            reader: Box::new(r),
+            len,
+        });
     }
     let path = uri.strip_prefix("file://").unwrap_or(uri);
     let f = std::fs::File::open(path).with_context(|| format!("opening {path}"))?;
-    let meta = f.metadata().with_context(|| format!("reading the size of {path}"))?;
+    let meta = f
+        .metadata()
+        .with_context(|| format!("reading the size of {path}"))?;
     let len = meta.is_file().then_some(meta.len());
-    Ok(Opened { reader: Box::new(f), len })
+    Ok(Opened {
+        reader: Box::new(f),
+        len,
+    })
 }
