@@ -164,7 +164,7 @@ impl<'a> ZeroSkipWriter<'a> {
         // O_DIRECT needs sector-aligned offset, length and memory: the aligned prefix goes
         // direct, an odd tail (only ever the image's end) goes through the page cache.
         let aligned = data.len() / 4096 * 4096;
-        let aligned_ok = off % 4096 == 0 && data.as_ptr() as usize % 4096 == 0;
+        let aligned_ok = off.is_multiple_of(4096) && (data.as_ptr() as usize).is_multiple_of(4096);
         let (head, tail) = if aligned_ok {
             data.split_at(aligned)
         } else {

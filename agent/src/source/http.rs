@@ -68,7 +68,7 @@ impl RangeReader {
     }
 
     /// Content-Length of the whole resource, when the server said.
-    pub fn len(&self) -> Option<u64> {
+    pub fn content_length(&self) -> Option<u64> {
         self.len
     }
 
@@ -79,7 +79,7 @@ impl RangeReader {
         }
         let resp = match req.send() {
             Ok(r) => r,
-            Err(e) => return Ok(Attempt::Retry(format!("{}", error_chain(&e)))),
+            Err(e) => return Ok(Attempt::Retry(error_chain(&e))),
         };
         let st = resp.status();
         if st == StatusCode::PARTIAL_CONTENT && self.pos > 0 {

@@ -62,7 +62,7 @@ pub struct Opened {
 pub fn open(uri: &str, opts: &FetchOptions) -> Result<Opened> {
     if uri.starts_with("http://") || uri.starts_with("https://") {
         let r = http::RangeReader::open(uri, opts)?;
-        let len = r.len();
+        let len = r.content_length();
         return Ok(Opened {
             reader: Box::new(r),
             len,
