@@ -336,7 +336,7 @@ pub fn reread_partitions(disk: &Path) -> Result<Vec<(Part, PathBuf)>> {
     let seen = |p: &Part| partition_path(disk, p.number).exists();
     let all_seen = || parts.iter().all(seen);
     let t = Instant::now();
-    while rr.is_ok() && !all_seen() && t.elapsed() < Duration::from_millis(1500) {
+    while rr.is_ok() && !all_seen() && t.elapsed() < Duration::from_millis(500) {
         std::thread::sleep(Duration::from_millis(50));
     }
     if rr.is_err() || !all_seen() {
