@@ -598,3 +598,28 @@ fn root_not_last_is_not_grown() {
     );
     sgdisk_clean(&d);
 }
+
+#[test]
+fn grow_root_msdos_ext4() {
+    require_root();
+    let dir = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    let d0 = dir.path().display();
+    sh(&format!(
+        "cd {d0} && truncate -s 40M m.img && printf 'start=2048, size=8192, type=ef\\nstart=10240, type=83\\n' | sfdisk -q m.img \
+         && mkdir -p root/curtin && truncate -s $((40*1024*1024 - 10240*512)) fs.img && mkfs.ext4 -q -d root fs.img \
+         && dd if=fs.img of=m.img bs=512 seek=10240 conv=notrunc,sparse status=none"
+    ));
+    let d = LoopDisk::new(96 * MIB);
+    let src = format!("dd-raw:{}", dir.path().join("m.img").display());
+    let j = ok(&write_image(&[&src, dev(&d), "--json"], &[]));
+    assert_eq!(j["grown"], true, "{j}");
+    assert_root_found(&j, &d);
+    assert!(
+        part_size(&d, 2) > 90 * MIB,
+        "partition 2 is {} bytes",
+        part_size(&d, 2)
+    );
+    let table = sh(&format!("sfdisk -d {}", d.dev.display()));
+    assert!(table.contains("start=       10240"), "{table}");
+    sh(&format!("e2fsck -fn {}", d.part(2).display()));
+}
