@@ -11,7 +11,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Global {
     /// Config file or URL; repeat to merge several in order (later ones win). Without any,
     /// the file named by $CONFIG is read, as curtin's stage commands do.
-    #[arg(short = 'c', long = "config", global = true, value_name = "FILE_OR_URL")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        global = true,
+        value_name = "FILE_OR_URL"
+    )]
     pub config: Vec<String>,
     /// Set one key, curtin style: `key/sub=value`, or `json:key=<json>`.
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
@@ -31,7 +36,11 @@ pub struct Global {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "deployer", version, about = "A curtin-compatible deployment agent")]
+#[command(
+    name = "deployer",
+    version,
+    about = "A curtin-compatible deployment agent"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -41,7 +50,11 @@ pub struct Cli {
 
 /// `curtin [flags] SUBCOMMAND ...`: the same commands under curtin's names.
 #[derive(Debug, Parser)]
-#[command(name = "curtin", version, about = "deployer, answering curtin's command line")]
+#[command(
+    name = "curtin",
+    version,
+    about = "deployer, answering curtin's command line"
+)]
 pub struct CurtinCli {
     #[command(flatten)]
     pub global: Global,
@@ -150,7 +163,12 @@ pub enum BlockMetaMode {
 #[derive(Debug, Args)]
 pub struct TargetArgs {
     /// The mounted target; default $TARGET_MOUNT_POINT.
-    #[arg(long = "target-mount", short = 't', env = "TARGET_MOUNT_POINT", value_name = "DIR")]
+    #[arg(
+        long = "target-mount",
+        short = 't',
+        env = "TARGET_MOUNT_POINT",
+        value_name = "DIR"
+    )]
     pub target_mount: Option<PathBuf>,
 }
 
@@ -165,7 +183,12 @@ pub struct NetMetaArgs {
 #[derive(Debug, Args)]
 pub struct InTargetArgs {
     /// The target root; default $TARGET_MOUNT_POINT.
-    #[arg(short = 't', long = "target", env = "TARGET_MOUNT_POINT", value_name = "DIR")]
+    #[arg(
+        short = 't',
+        long = "target",
+        env = "TARGET_MOUNT_POINT",
+        value_name = "DIR"
+    )]
     pub target: Option<PathBuf>,
     /// Accepted for curtin compatibility (curtin passes stdin through unless this is set).
     #[arg(long = "allow-daemons", short = 'a')]

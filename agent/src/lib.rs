@@ -30,6 +30,7 @@ pub mod block_meta;
 pub mod blockdev;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod curthooks;
 pub mod error;
 pub mod extract;

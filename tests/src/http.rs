@@ -212,10 +212,16 @@ fn handle(conn: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
             st.requests.push(req.clone());
             let fault = st.faults.get_mut(&path).and_then(|q| q.pop_front());
-            (st.routes.get(&path).cloned(), fault, st.auth.get(&path).cloned())
+            (
+                st.routes.get(&path).cloned(),
+                fault,
+                st.auth.get(&path).cloned(),
+            )
         };
         if let Some(needle) = auth {
-            let ok = req.header("authorization").is_some_and(|a| a.contains(&needle));
+            let ok = req
+                .header("authorization")
+                .is_some_and(|a| a.contains(&needle));
             if !ok {
                 simple(&mut conn, 401, "unauthorized")?;
                 if close {
@@ -270,7 +276,12 @@ fn simple(conn: &mut TcpStream, code: u16, body: &str) -> std::io::Result<()> {
     conn.flush()
 }
 
-fn serve(conn: &mut TcpStream, req: &Request, body: Body, fault: Option<Fault>) -> std::io::Result<()> {
+fn serve(
+    conn: &mut TcpStream,
+    req: &Request,
+    body: Body,
+    fault: Option<Fault>,
+) -> std::io::Result<()> {
     let total = match &body {
         Body::Bytes(b) => b.len() as u64,
         Body::File(p) => std::fs::metadata(p)?.len(),
@@ -291,7 +302,10 @@ fn serve(conn: &mut TcpStream, req: &Request, body: Body, fault: Option<Fault>) 
         total - from
     );
     if status == 206 {
-        head.push_str(&format!("Content-Range: bytes {from}-{}/{total}\r\n", total.saturating_sub(1)));
+        head.push_str(&format!(
+            "Content-Range: bytes {from}-{}/{total}\r\n",
+            total.saturating_sub(1)
+        ));
     }
     head.push_str("\r\n");
     conn.write_all(head.as_bytes())?;
@@ -398,8 +412,14 @@ mod tests {
         let addr = url.trim_start_matches("http://");
         let (host, path) = addr.split_once('/').unwrap();
         let mut s = TcpStream::connect(host).unwrap();
-        let r = range.map(|r| format!("Range: bytes={r}-\r\n")).unwrap_or_default();
-        write!(s, "GET /{path} HTTP/1.1\r\nHost: x\r\n{r}Connection: close\r\n\r\n").unwrap();
+        let r = range
+            .map(|r| format!("Range: bytes={r}-\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "GET /{path} HTTP/1.1\r\nHost: x\r\n{r}Connection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out);
         let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();

@@ -122,7 +122,11 @@ pub fn unmount_all_from(dev: &Path) {
     let below: Vec<String> = mounts
         .lines()
         .filter_map(|l| l.split_whitespace().nth(1).map(|s| s.to_string()))
-        .filter(|mp| points.iter().any(|p| mp != p && mp.starts_with(&format!("{p}/"))))
+        .filter(|mp| {
+            points
+                .iter()
+                .any(|p| mp != p && mp.starts_with(&format!("{p}/")))
+        })
         .collect();
     points.extend(below);
     points.sort_by_key(|p| std::cmp::Reverse(p.len()));
@@ -137,6 +141,10 @@ pub struct MountGuard(pub PathBuf);
 
 impl Drop for MountGuard {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-R").arg("-l").arg(&self.0).status();
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
     }
 }

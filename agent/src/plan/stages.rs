@@ -1,0 +1,486 @@
+//! The plan text: each stage in the config's order, and what it would do.
+
+use preseed::commands::Command;
+use preseed::geometry::{self, MsdosKind};
+use preseed::sources::SourceType;
+use preseed::storage::{Flag, Item, Ptable, Storage};
+use preseed::Config;
+use serde_yaml::Value;
+
+use super::disk::{self, human, Target, TargetKind};
+
+/// curtin's stage descriptions (the event text of `stage-<name>`).
+fn description(stage: &str) -> String {
+    match stage {
+        "early" => "preparing for installation".into(),
+        "partitioning" => "configuring storage".into(),
+        "network" => "configuring network".into(),
+        "extract" => "writing install sources to disk".into(),
+        "curthooks" => "configuring installed system".into(),
+        "hook" => "finalizing installation".into(),
+        "late" => "executing late commands".into(),
+        s => format!("stage {s}"),
+    }
+}
+
+pub fn plan(c: &Config, merged: &Value, target: Option<&Target>) -> Vec<String> {
+    let mut out = vec!["plan (a dry run: nothing is written, partitioned or mounted)".to_string()];
+    match target {
+        Some(t) => out.push(format!("target disk: {}", t.describe())),
+        None => out.push("target disk: as the config identifies it (no --target)".into()),
+    }
+    if c.stages.is_empty() {
+        out.push("no stages: the install would do nothing".into());
+    }
+    for stage in &c.stages {
+        out.push(format!("stage {stage}: {}", description(stage)));
+        let cmds = c.stage_commands(stage);
+        let mut any = false;
+        for (key, cmd) in &cmds {
+            match cmd {
+                None if key == "builtin" && matches!(stage.as_str(), "early" | "late") => {}
+                None => {
+                    out.push(format!("  {key}: disabled (null), skipped"));
+                    any = true;
+                }
+                Some(Command::Exec(words))
+                    if key == "builtin" && words.first().is_some_and(|w| w == "curtin") =>
+                {
+                    let sub = words.get(1).map(String::as_str).unwrap_or("");
+                    out.push(format!("  builtin: curtin {}", words[1..].join(" ")));
+                    builtin(sub, c, merged, target, &mut out);
+                    any = true;
+                }
+                Some(cmd) => {
+                    let how = match cmd {
+                        Command::Shell(_) => "sh -c",
+                        Command::Exec(_) => "exec",
+                    };
+                    out.push(format!("  run {key} ({how}): {}", cmd.display()));
+                    any = true;
+                }
+            }
+        }
+        if !any {
+            out.push("  nothing to run".into());
+        }
+    }
+    out.push("after the stages:".into());
+    out.push(if c.install.unmount_disabled() {
+        "  the target stays mounted (install.unmount: disabled)".into()
+    } else {
+        "  unmount the target".into()
+    });
+    for (name, h) in &c.reporting {
+        out.push(format!(
+            "  report events to {name}: {:?}{}{}",
+            h.kind,
+            h.endpoint
+                .as_deref()
+                .map(|e| format!(" {e}"))
+                .unwrap_or_default(),
+            if h.oauth().is_some() {
+                " (OAuth 1.0)"
+            } else {
+                ""
+            }
+        ));
+    }
+    if let Some(p) = &c.power_state {
+        out.push(format!(
+            "  power state: {:?} after {}",
+            p.mode,
+            p.delay.as_deref().unwrap_or("5")
+        ));
+    }
+    out
+}
+
+fn builtin(sub: &str, c: &Config, merged: &Value, t: Option<&Target>, out: &mut Vec<String>) {
+    match sub {
+        "block-meta" => partitioning(c, t, out),
+        "net-meta" => network(merged, out),
+        "extract" => extract(c, out),
+        "curthooks" => curthooks(c, merged, out),
+        "hook" => {
+            out.push("    run the image's /curtin/finalize in the target, if it has one".into())
+        }
+        other => out.push(format!("    (curtin {other}: not a stage deployer plans)")),
+    }
+}
+
+fn partitioning(c: &Config, t: Option<&Target>, out: &mut Vec<String>) {
+    if let Some(dd) = c.dd_source() {
+        let disk = match t {
+            Some(t) => format!("--target {}", t.path.display()),
+            None => simple_disk(c.storage.as_ref()),
+        };
+        out.push(format!(
+            "    simple mode (dd image): stream {} {} onto {disk}, then mount its root partition",
+            dd.kind, dd.uri
+        ));
+        checks(dd, out);
+        out.push("    the GPT backup header is moved to the end of the disk and the root grown to fill it".into());
+        if c.storage.is_some() {
+            out.push("    the storage layout is not applied to a dd image (curtin uses only the serial of its grub_device disk)".into());
+        }
+        return;
+    }
+    let Some(s) = &c.storage else {
+        let disk = match t {
+            Some(t) => format!("--target {}", t.path.display()),
+            None => "the first installable disk (by name)".into(),
+        };
+        out.push(format!(
+            "    simple mode: a root partition (ext4, label cloudimg-rootfs) on {disk}; table from block-meta.format or the firmware (uefi: ESP 15 + root 1, else mbr)"
+        ));
+        return;
+    };
+    out.push(format!(
+        "    custom mode: storage config version {}, {} items, in list order",
+        s.version,
+        s.config.len()
+    ));
+    if let Err(m) = s.check_supported() {
+        out.push(format!("    an install would stop here: {m}"));
+    }
+    // --target stands for the boot disk (grub_device), else the first disk.
+    let target_disk = s
+        .disks()
+        .find(|d| d.grub_device)
+        .or_else(|| s.disks().next())
+        .map(|d| d.id.clone());
+    for item in &s.config {
+        match item {
+            Item::Disk(d) => {
+                let lbs;
+                let whereis = match t {
+                    Some(t) if Some(&d.id) == target_disk.as_ref() => {
+                        lbs = t.lbs;
+                        format!("--target {}", t.path.display())
+                    }
+                    _ => {
+                        lbs = 512;
+                        disk::resolve(d)
+                    }
+                };
+                let mut attrs = vec![format!(
+                    "ptable {}",
+                    d.ptable
+                        .map(ptable_name)
+                        .unwrap_or("none (no table written)")
+                )];
+                attrs.extend(d.wipe.map(|w| format!("wipe {}", w.name())));
+                if d.preserve {
+                    attrs.push("preserve (verify the table, write nothing)".into());
+                }
+                if d.grub_device {
+                    attrs.push("grub_device".into());
+                }
+                out.push(format!(
+                    "    disk {}: {whereis}; {}",
+                    d.id,
+                    attrs.join(", ")
+                ));
+                partitions(
+                    s,
+                    d,
+                    lbs,
+                    t.filter(|_| Some(&d.id) == target_disk.as_ref()),
+                    out,
+                );
+            }
+            Item::Partition(_) => {} // listed under their disk
+            Item::Format(f) => out.push(format!(
+                "    format {}: {} on {}{}{}",
+                f.id,
+                f.fstype.name(),
+                f.volume,
+                f.label
+                    .as_deref()
+                    .map(|l| format!(", label {l}"))
+                    .unwrap_or_default(),
+                if f.preserve {
+                    " (preserve: keep the existing filesystem)"
+                } else {
+                    ""
+                }
+            )),
+            Item::Mount(m) => {
+                let fstype = m.fstype.clone().or_else(|| {
+                    let f = m.device.as_deref().and_then(|d| s.get(d))?;
+                    match f {
+                        Item::Format(f) => Some(f.fstype.mount_type().to_string()),
+                        _ => None,
+                    }
+                });
+                let path = m.path.as_deref().unwrap_or("none");
+                let what = m.device.as_deref().or(m.spec.as_deref()).unwrap_or("?");
+                out.push(format!(
+                    "    mount {}: {what} ({}) at {}, options {}{}",
+                    m.id,
+                    fstype.as_deref().unwrap_or("auto"),
+                    if path == "none" {
+                        "none (fstab only)"
+                    } else {
+                        path
+                    },
+                    m.options
+                        .as_deref()
+                        .filter(|o| !o.is_empty())
+                        .unwrap_or("defaults"),
+                    if fstype.as_deref() == Some("swap") {
+                        ", swap: in fstab, not mounted"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            other => out.push(format!(
+                "    {} {}: {}",
+                other.type_name(),
+                other.id(),
+                other.unsupported().unwrap_or_default()
+            )),
+        }
+    }
+}
+
+fn partitions(
+    s: &Storage,
+    d: &preseed::storage::Disk,
+    lbs: u64,
+    t: Option<&Target>,
+    out: &mut Vec<String>,
+) {
+    let placed = geometry::layout(s, &d.id, lbs);
+    let gpt = matches!(d.ptable, Some(Ptable::Gpt) | None);
+    for p in &placed {
+        let ty = if gpt {
+            format!("type {}", Flag::gpt_typecode(p.flag))
+        } else {
+            format!(
+                "{} type 0x{:02x}{}",
+                match p.kind {
+                    MsdosKind::Primary => "primary",
+                    MsdosKind::Extended => "extended",
+                    MsdosKind::Logical => "logical",
+                },
+                geometry::msdos_type(p.kind, p.flag),
+                if p.flag == Some(Flag::Boot) {
+                    ", boot flag"
+                } else {
+                    ""
+                }
+            )
+        };
+        let flag = p
+            .flag
+            .map(|f| format!(" (flag {})", f.name()))
+            .unwrap_or_default();
+        out.push(format!(
+            "      partition {} {}: start {} (sector {}), size {} ({} bytes), {ty}{flag}",
+            p.number,
+            p.id,
+            p.start * lbs,
+            p.start,
+            human(p.sectors * lbs),
+            p.sectors * lbs
+        ));
+    }
+    let Some(end) = placed.iter().map(|p| p.end()).max() else {
+        return;
+    };
+    // GPT keeps 33 sectors at the end for its backup.
+    let need = (end + if gpt { 16384 / lbs + 1 } else { 0 }) * lbs;
+    match t {
+        Some(t) if t.kind == TargetKind::Missing => out.push(format!(
+            "      the image file would be created; it needs at least {} ({need} bytes)",
+            human(need)
+        )),
+        Some(Target { size: Some(size), .. }) if need > *size => out.push(format!(
+            "      DOES NOT FIT: the layout needs {} ({need} bytes), the disk has {} ({size} bytes)",
+            human(need),
+            human(*size)
+        )),
+        Some(Target { size: Some(size), .. }) => out.push(format!(
+            "      fits: the layout uses {} of {}",
+            human(need),
+            human(*size)
+        )),
+        _ => out.push(format!("      the layout needs {} ({need} bytes)", human(need))),
+    }
+}
+
+fn ptable_name(p: Ptable) -> &'static str {
+    match p {
+        Ptable::Gpt => "gpt",
+        Ptable::Msdos => "msdos",
+        Ptable::Vtoc => "vtoc",
+        Ptable::Unsupported => "unsupported",
+    }
+}
+
+/// simple mode's disk choice: the serial of the grub_device disk, else the first installable.
+fn simple_disk(s: Option<&Storage>) -> String {
+    let d = s.and_then(|s| s.disks().find(|d| d.grub_device && d.serial.is_some()));
+    match d {
+        Some(d) => format!("disk {} ({})", d.id, disk::resolve(d)),
+        None => "the first installable disk (by name)".into(),
+    }
+}
+
+fn checks(s: &preseed::sources::Source, out: &mut Vec<String>) {
+    let mut c = Vec::new();
+    if let Some(h) = &s.sha256 {
+        c.push(format!("sha256 {h}"));
+    }
+    if let Some(h) = &s.sha512 {
+        c.push(format!("sha512 {}...", &h[..16]));
+    }
+    if let Some(n) = s.size {
+        c.push(format!("size {n} bytes"));
+    }
+    if !c.is_empty() {
+        out.push(format!("    verified against {}", c.join(", ")));
+    }
+}
+
+fn network(merged: &Value, out: &mut Vec<String>) {
+    let n = &merged["network"];
+    match n.get("version").and_then(Value::as_u64) {
+        Some(1) => {
+            let items = n["config"].as_sequence().map(|s| s.as_slice()).unwrap_or(&[]);
+            let names: Vec<String> = items
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{} {}",
+                        i["type"].as_str().unwrap_or("?"),
+                        i["name"].as_str().or(i["id"].as_str()).unwrap_or("")
+                    )
+                    .trim_end()
+                    .to_string()
+                })
+                .collect();
+            out.push(format!(
+                "    network config version 1 from the config: {}",
+                names.join(", ")
+            ));
+        }
+        Some(2) => {
+            let kinds: Vec<String> = n
+                .as_mapping()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| {
+                    let k = k.as_str()?;
+                    let m = v.as_mapping()?;
+                    Some(format!(
+                        "{k}: {}",
+                        m.keys().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")
+                    ))
+                })
+                .collect();
+            out.push(format!(
+                "    network config version 2 from the config, passed through: {}",
+                kinds.join("; ")
+            ));
+        }
+        _ => out.push("    no network config: mode auto falls back to the running system's (curtin: copy or dhcp)".into()),
+    }
+    out.push("    written for curthooks to render into the target".into());
+}
+
+fn extract(c: &Config, out: &mut Vec<String>) {
+    let mut n = 0;
+    for s in c.sources_sorted() {
+        n += 1;
+        if s.kind.is_dd() {
+            out.push(format!(
+                "    source {}: {} {} (written during partitioning)",
+                s.name, s.kind, s.uri
+            ));
+            continue;
+        }
+        let how = match s.kind {
+            SourceType::Fsimage | SourceType::FsimageLayered => {
+                "mounted and copied into the target root"
+            }
+            _ => "extracted into the target root (owners, modes, xattrs, devices kept)",
+        };
+        out.push(format!(
+            "    source {}: {} {} -> {how}",
+            s.name, s.kind, s.uri
+        ));
+        checks(s, out);
+    }
+    if n == 0 {
+        out.push("    no sources: nothing to extract (an install needs one)".into());
+    }
+    for (name, w) in &c.write_files {
+        out.push(format!(
+            "    write_files {name}: {} ({} bytes, mode {:04o}{})",
+            w.path,
+            w.content.len(),
+            w.permissions,
+            w.owner
+                .as_deref()
+                .map(|o| format!(", owner {o}"))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(p) = &c.install.save_install_config {
+        out.push(format!("    save the merged config to {p} (mode 0400)"));
+    }
+}
+
+fn curthooks(c: &Config, merged: &Value, out: &mut Vec<String>) {
+    use preseed::install::CurthooksMode;
+    out.push(match c.curthooks.mode {
+        CurthooksMode::Auto => {
+            "    mode auto: the image's /curtin/curtin-hooks if it has one, else the builtin hooks"
+                .into()
+        }
+        CurthooksMode::Builtin => {
+            "    mode builtin: the builtin hooks, even if the image has its own".into()
+        }
+        CurthooksMode::Target => {
+            "    mode target: the image's /curtin/curtin-hooks (an error if it has none)".into()
+        }
+    });
+    if c.storage.is_some() && c.dd_source().is_none() {
+        out.push("    write /etc/fstab from the mounts".into());
+    }
+    if merged.get("network").is_some() {
+        out.push("    network config into etc/cloud/cloud.cfg.d/50-curtin-networking.cfg".into());
+    }
+    for name in c.cloudconfig.keys() {
+        out.push(format!(
+            "    cloudconfig {name}: etc/cloud/cloud.cfg.d/95-cloudconfig-{name}.cfg"
+        ));
+    }
+    if let Some(s) = &c.storage {
+        let grub: Vec<&str> = s
+            .config
+            .iter()
+            .filter_map(|i| match i {
+                Item::Disk(d) if d.grub_device => Some(d.id.as_str()),
+                Item::Partition(p) if p.grub_device => Some(p.id.as_str()),
+                _ => None,
+            })
+            .collect();
+        if !grub.is_empty() {
+            out.push(format!("    bootloader on {}", grub.join(", ")));
+        }
+    }
+    if let Some(sw) = &c.swap {
+        out.push(format!(
+            "    swap: {}",
+            serde_yaml::to_string(sw)
+                .unwrap_or_default()
+                .trim()
+                .replace('\n', ", ")
+        ));
+    }
+}
