@@ -451,9 +451,19 @@ impl Read for ChannelReader {
 }
 
 /// `deployer write-image SOURCE TARGET`.
-pub fn run(_g: &crate::cli::Global, a: &crate::cli::WriteImageArgs) -> Result<()> {
+pub fn run(g: &crate::cli::Global, a: &crate::cli::WriteImageArgs) -> Result<()> {
     use std::io::IsTerminal;
     let mut req = Request::new(&a.source, &a.target);
+    // The config's `proxy` key applies when a config is given (-c/--set); otherwise the usual
+    // environment variables do (reqwest reads them).
+    if !g.config.is_empty() || !g.set.is_empty() {
+        let p = crate::config::load(g)?.config.proxy;
+        req.fetch.proxy = source::ProxyConfig {
+            http_proxy: p.http_proxy,
+            https_proxy: p.https_proxy,
+            no_proxy: p.no_proxy,
+        };
+    }
     req.sha256 = a.sha256.clone();
     req.sha512 = a.sha512.clone();
     req.size = a.size;

@@ -66,7 +66,7 @@ pub fn describe(s: DdSpec) -> String {
 
 /// The error for a declared type that does not match the bytes, or None when they agree.
 pub fn mismatch(declared: SourceType, found: DdSpec) -> Option<String> {
-    let want = declared.dd_spec()?;
+    let want = super::kind::dd_spec(declared)?;
     if want == found {
         return None;
     }
