@@ -623,3 +623,32 @@ fn grow_root_msdos_ext4() {
     assert!(table.contains("start=       10240"), "{table}");
     sh(&format!("e2fsck -fn {}", d.part(2).display()));
 }
+
+#[test]
+fn proxy_from_the_config() {
+    require_root();
+    let fx = fixtures();
+    // The server plays the proxy: it is asked for the absolute URL of a host that does not
+    // resolve, which only a proxied request can reach.
+    let srv = Server::start();
+    let url = "http://image.invalid/disk.img.gz";
+    srv.serve_file(url, fx.dir.join("disk.img.gz"));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("proxy.yaml");
+    std::fs::write(&cfg, format!("proxy:\n  http_proxy: {}\n", srv.url(""))).unwrap();
+    let d = LoopDisk::new(64 * MIB);
+    let src = format!("dd-gz:{url}");
+    ok(&write_image(
+        &[
+            &src,
+            dev(&d),
+            "--no-grow",
+            "--json",
+            "-c",
+            cfg.to_str().unwrap(),
+        ],
+        &[],
+    ));
+    assert_image_on(&d, &fx.image);
+    assert_eq!(srv.requests()[0].path, url);
+}
