@@ -1,1 +1,482 @@
-//! TODO
+//! The block-device layer shared by the dd path and the storage stage.
+//!
+//! - [`open_target`]: open a disk or disk image file for writing, with its size and logical
+//!   sector size, after the safety checks ([`check_not_busy`]).
+//! - [`read_table`], [`reread_partitions`], [`partition_path`]: make the kernel see a newly
+//!   written table (BLKRRPART, else BLKPG like `partx -a`) and wait for the nodes.
+//! - [`find_root`]: curtin's rule for the root of a dd image.
+//! - [`wipe_ends`]: zero the first and last MiB (partition table signatures at both ends).
+
+use anyhow::{bail, Context, Result};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const MIB: u64 = 1 << 20;
+
+nix::ioctl_read!(blk_getsize64, 0x12, 114, u64);
+nix::ioctl_read_bad!(blk_sszget, 0x1268, libc::c_int);
+nix::ioctl_none!(blk_rrpart, 0x12, 95);
+nix::ioctl_write_ptr_bad!(blk_pg, 0x1269, BlkpgIoctlArg);
+
+#[repr(C)]
+pub struct BlkpgIoctlArg {
+    op: libc::c_int,
+    flags: libc::c_int,
+    datalen: libc::c_int,
+    data: *mut libc::c_void,
+}
+
+#[repr(C)]
+struct BlkpgPartition {
+    start: i64,
+    length: i64,
+    pno: libc::c_int,
+    devname: [u8; 64],
+    volname: [u8; 64],
+}
+
+const BLKPG_ADD: libc::c_int = 1;
+const BLKPG_DEL: libc::c_int = 2;
+const BLKPG_RESIZE: libc::c_int = 3;
+
+/// An open write target.
+pub struct Target {
+    pub path: PathBuf,
+    /// Opened for buffered writes (and reads).
+    pub file: File,
+    /// Opened O_DIRECT when the device allows it, else another buffered handle.
+    pub direct: File,
+    /// Size in bytes; `None` for a new (or empty) image file, which grows to the image.
+    pub size: Option<u64>,
+    pub sector: u32,
+    pub is_block: bool,
+    /// A file we just created (or found empty): every unwritten byte reads as zero.
+    pub fresh: bool,
+}
+
+/// Size in bytes of a block device or file.
+pub fn size_of(f: &File) -> io::Result<u64> {
+    let m = f.metadata()?;
+    if m.file_type().is_block_device() {
+        let mut n = 0u64;
+        // SAFETY: BLKGETSIZE64 writes one u64.
+        unsafe { blk_getsize64(f.as_raw_fd(), &mut n) }.map_err(io::Error::from)?;
+        Ok(n)
+    } else {
+        Ok(m.len())
+    }
+}
+
+/// Logical sector size (512 for files).
+pub fn logical_sector_size(f: &File) -> io::Result<u32> {
+    if !f.metadata()?.file_type().is_block_device() {
+        return Ok(512);
+    }
+    let mut n: libc::c_int = 0;
+    // SAFETY: BLKSSZGET writes one int.
+    unsafe { blk_sszget(f.as_raw_fd(), &mut n) }.map_err(io::Error::from)?;
+    Ok(n as u32)
+}
+
+/// Open `path` for writing an image. A block device is checked with [`check_not_busy`] and
+/// opened exclusively (O_EXCL: the kernel refuses it while anything holds it); a missing
+/// file is created.
+pub fn open_target(path: &Path) -> Result<Target> {
+    let meta = std::fs::metadata(path);
+    let is_block = meta.as_ref().is_ok_and(|m| m.file_type().is_block_device());
+    if is_block {
+        check_not_busy(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_EXCL)
+            .open(path)
+            .with_context(|| format!("opening {} exclusively", path.display()))?;
+        // O_DIRECT keeps gigabytes of image out of the page cache (and the final fsync short).
+        let direct = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+            .or_else(|_| file.try_clone())
+            .with_context(|| format!("opening {}", path.display()))?;
+        let size =
+            size_of(&file).with_context(|| format!("reading the size of {}", path.display()))?;
+        let sector = logical_sector_size(&file)
+            .with_context(|| format!("reading the sector size of {}", path.display()))?;
+        return Ok(Target {
+            path: path.into(),
+            file,
+            direct,
+            size: Some(size),
+            sector,
+            is_block,
+            fresh: false,
+        });
+    }
+    if let Ok(m) = &meta {
+        if !m.is_file() {
+            bail!(
+                "{} is neither a block device nor a regular file",
+                path.display()
+            );
+        }
+    }
+    let fresh = meta.as_ref().map(|m| m.len() == 0).unwrap_or(true);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let direct = file.try_clone()?;
+    let size = (!fresh).then(|| meta.map(|m| m.len()).unwrap_or(0));
+    Ok(Target {
+        path: path.into(),
+        file,
+        direct,
+        size,
+        sector: 512,
+        is_block: false,
+        fresh,
+    })
+}
+
+/// The kernel name of a block device (`sda`, `loop3`), from its device number.
+fn sysfs_dir(dev: &Path) -> Result<PathBuf> {
+    let rdev = std::fs::metadata(dev)
+        .with_context(|| format!("stat {}", dev.display()))?
+        .rdev();
+    let link = PathBuf::from(format!(
+        "/sys/dev/block/{}:{}",
+        libc::major(rdev),
+        libc::minor(rdev)
+    ));
+    std::fs::canonicalize(&link).with_context(|| format!("resolving {}", link.display()))
+}
+
+/// The device numbers ("8:0") of a disk and each of its partitions, with their names.
+fn disk_and_parts(dev: &Path) -> Result<Vec<(String, String, PathBuf)>> {
+    let dir = sysfs_dir(dev)?;
+    let mut out = vec![];
+    let read = |d: &Path| std::fs::read_to_string(d.join("dev")).map(|s| s.trim().to_string());
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    out.push((read(&dir)?, name.clone(), dir.clone()));
+    for e in std::fs::read_dir(&dir)?.flatten() {
+        let p = e.path();
+        if p.join("partition").exists() {
+            out.push((read(&p)?, e.file_name().to_string_lossy().into_owned(), p));
+        }
+    }
+    Ok(out)
+}
+
+/// Refuse a disk that is in use: a mounted partition (or the disk itself), the running root,
+/// active swap, or a holder (LVM, RAID, dm-crypt, bcache) on the disk or a partition.
+pub fn check_not_busy(dev: &Path) -> Result<()> {
+    let d = dev.display();
+    let parts = disk_and_parts(dev)?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for line in mountinfo.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 5 {
+            continue;
+        }
+        if let Some((_, name, _)) = parts.iter().find(|(n, _, _)| n == f[2]) {
+            if f[4] == "/" {
+                bail!(
+                    "refusing to write {d}: /dev/{name} holds the running system's root filesystem"
+                );
+            }
+            bail!(
+                "refusing to write {d}: /dev/{name} is mounted at {}",
+                f[4].replace("\\040", " ")
+            );
+        }
+    }
+    let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
+    for line in swaps.lines().skip(1) {
+        let Some(p) = line.split_whitespace().next() else {
+            continue;
+        };
+        if let Ok(m) = std::fs::metadata(p) {
+            let num = format!("{}:{}", libc::major(m.rdev()), libc::minor(m.rdev()));
+            if let Some((_, name, _)) = parts.iter().find(|(n, _, _)| *n == num) {
+                bail!("refusing to write {d}: /dev/{name} is in use as swap");
+            }
+        }
+    }
+    for (_, name, dir) in &parts {
+        let holders: Vec<String> = std::fs::read_dir(dir.join("holders"))
+            .map(|it| {
+                it.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !holders.is_empty() {
+            bail!(
+                "refusing to write {d}: /dev/{name} is held by {} (LVM, RAID, dm-crypt or bcache); stop it first",
+                holders.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `/dev/sda` + 2 -> `/dev/sda2`; `/dev/nvme0n1` + 2 -> `/dev/nvme0n1p2` (a `p` when the disk
+/// name ends in a digit, as the kernel names them).
+pub fn partition_path(disk: &Path, n: u32) -> PathBuf {
+    let s = disk.to_string_lossy();
+    if s.ends_with(|c: char| c.is_ascii_digit()) {
+        PathBuf::from(format!("{s}p{n}"))
+    } else {
+        PathBuf::from(format!("{s}{n}"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    Gpt,
+    Msdos,
+}
+
+/// One partition, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    pub number: u32,
+    pub start: u64,
+    pub len: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub kind: TableKind,
+    pub parts: Vec<Part>,
+}
+
+/// Read the partition table (GPT, else msdos) of an open disk.
+pub fn read_table(f: &mut File, sector: u32) -> Result<Option<Table>> {
+    let ss = sector as u64;
+    if let Ok(gpt) = gptman::GPT::read_from(f, ss).or_else(|_| gptman::GPT::find_from(f)) {
+        let parts = gpt
+            .iter()
+            .filter(|(_, p)| p.is_used())
+            .map(|(n, p)| Part {
+                number: n,
+                start: p.starting_lba * gpt.sector_size,
+                len: (p.ending_lba - p.starting_lba + 1) * gpt.sector_size,
+            })
+            .collect();
+        return Ok(Some(Table {
+            kind: TableKind::Gpt,
+            parts,
+        }));
+    }
+    if let Ok(mbr) = mbrman::MBR::read_from(f, sector) {
+        let parts = mbr
+            .iter()
+            .filter(|(_, p)| p.is_used() && p.sys != 0x05 && p.sys != 0x0f && p.sys != 0x85)
+            .map(|(n, p)| Part {
+                number: n as u32,
+                start: p.starting_lba as u64 * ss,
+                len: p.sectors as u64 * ss,
+            })
+            .collect::<Vec<_>>();
+        if !parts.is_empty() {
+            return Ok(Some(Table {
+                kind: TableKind::Msdos,
+                parts,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+fn blkpg(f: &File, op: libc::c_int, p: Part) -> io::Result<()> {
+    let mut part = BlkpgPartition {
+        start: p.start as i64,
+        length: p.len as i64,
+        pno: p.number as libc::c_int,
+        devname: [0; 64],
+        volname: [0; 64],
+    };
+    let arg = BlkpgIoctlArg {
+        op,
+        flags: 0,
+        datalen: std::mem::size_of::<BlkpgPartition>() as libc::c_int,
+        data: &mut part as *mut _ as *mut libc::c_void,
+    };
+    // SAFETY: arg points to a valid blkpg_partition for the duration of the call.
+    unsafe { blk_pg(f.as_raw_fd(), &arg) }
+        .map(|_| ())
+        .map_err(io::Error::from)
+}
+
+/// Tell the kernel a partition changed size (BLKPG_RESIZE_PARTITION).
+pub fn resize_partition(f: &File, p: Part) -> io::Result<()> {
+    blkpg(f, BLKPG_RESIZE, p)
+}
+
+/// Make the kernel see the table now on `disk`: BLKRRPART, or where that is refused (loop
+/// devices without partscan, a busy disk) delete and add each partition with BLKPG as
+/// `partx` does. Then wait for the nodes. Returns the partitions and their nodes.
+pub fn reread_partitions(disk: &Path) -> Result<Vec<(Part, PathBuf)>> {
+    let mut f = File::open(disk).with_context(|| format!("opening {}", disk.display()))?;
+    let sector = logical_sector_size(&f)?;
+    let table = read_table(&mut f, sector)?;
+    let parts = table.map(|t| t.parts).unwrap_or_default();
+    // SAFETY: BLKRRPART takes no argument.
+    let rr = unsafe { blk_rrpart(f.as_raw_fd()) };
+    // A kernel without a parser for this table type "succeeds" and adds nothing: check.
+    let seen = |p: &Part| partition_path(disk, p.number).exists();
+    let all_seen = || parts.iter().all(seen);
+    let t = Instant::now();
+    while rr.is_ok() && !all_seen() && t.elapsed() < Duration::from_millis(500) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if rr.is_err() || !all_seen() {
+        tracing::info!(
+            "the kernel did not add the partitions of {} ({}); adding them with BLKPG",
+            disk.display(),
+            rr.err()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "BLKRRPART found none".into())
+        );
+        for (_, name, _) in disk_and_parts(disk)?.iter().skip(1) {
+            if let Some(n) = name
+                .rsplit(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|n| n.parse().ok())
+            {
+                let _ = blkpg(
+                    &f,
+                    BLKPG_DEL,
+                    Part {
+                        number: n,
+                        start: 0,
+                        len: 0,
+                    },
+                );
+            }
+        }
+        for p in &parts {
+            blkpg(&f, BLKPG_ADD, *p).with_context(|| {
+                format!(
+                    "adding partition {} of {} (BLKPG)",
+                    p.number,
+                    disk.display()
+                )
+            })?;
+        }
+    }
+    let mut out = vec![];
+    for p in parts {
+        let node = partition_path(disk, p.number);
+        wait_for(&node, Duration::from_secs(10))?;
+        out.push((p, node));
+    }
+    tools::udevadm_settle();
+    Ok(out)
+}
+
+use crate::tools;
+
+fn wait_for(node: &Path, max: Duration) -> Result<()> {
+    let t = Instant::now();
+    while !node.exists() {
+        if t.elapsed() > max {
+            bail!("{} did not appear within {max:?}", node.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Zero the first and last MiB: both GPT headers, the MBR, and most filesystem signatures at
+/// the start, so that nothing boots or mounts a partial image. Synced.
+pub fn wipe_ends(f: &File, size: u64) -> io::Result<()> {
+    let zeros = vec![0u8; MIB as usize];
+    let first = size.min(MIB) as usize;
+    f.write_all_at(&zeros[..first], 0)?;
+    if size > MIB {
+        let start = size.saturating_sub(MIB).max(MIB);
+        f.write_all_at(&zeros[..(size - start) as usize], start)?;
+    }
+    f.sync_all()
+}
+
+/// Which partition holds the image's root, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RootFound {
+    pub device: PathBuf,
+    pub number: u32,
+    /// The marker that matched: `curtin`, `system-data/var/lib/snapd`, `snaps`, or
+    /// `etc/os-release` (the fallback).
+    pub marker: String,
+}
+
+/// The markers curtin looks for (`block.get_root_device`), in its order.
+pub const ROOT_MARKERS: &[&str] = &["curtin", "system-data/var/lib/snapd", "snaps"];
+
+/// curtin's rule: mount each partition, the last one holding a marker directory wins; if none
+/// does, the (last) one with `/etc/os-release`. Mounted read-only here (curtin mounts rw).
+pub fn find_root(parts: &[(Part, PathBuf)]) -> Result<RootFound> {
+    let mut marked = None;
+    let mut os_release = None;
+    for (p, node) in parts {
+        let dir = tempfile::Builder::new()
+            .prefix("deployer-probe-")
+            .tempdir()?;
+        if tools::mount(node, dir.path(), "ro").is_err() {
+            continue;
+        }
+        let hit = ROOT_MARKERS.iter().find(|m| dir.path().join(m).is_dir());
+        if let Some(m) = hit {
+            marked = Some(RootFound {
+                device: node.clone(),
+                number: p.number,
+                marker: m.to_string(),
+            });
+        }
+        if dir.path().join("etc/os-release").exists() {
+            os_release = Some(RootFound {
+                device: node.clone(),
+                number: p.number,
+                marker: "etc/os-release".into(),
+            });
+        }
+        tools::umount(dir.path())?;
+    }
+    marked.or(os_release).with_context(|| {
+        format!(
+            "did not find any filesystem on the image's {} partitions that contained one of {:?} or etc/os-release",
+            parts.len(),
+            ROOT_MARKERS
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn partition_names() {
+        assert_eq!(
+            partition_path(Path::new("/dev/sda"), 2),
+            PathBuf::from("/dev/sda2")
+        );
+        assert_eq!(
+            partition_path(Path::new("/dev/nvme0n1"), 1),
+            PathBuf::from("/dev/nvme0n1p1")
+        );
+        assert_eq!(
+            partition_path(Path::new("/dev/loop7"), 3),
+            PathBuf::from("/dev/loop7p3")
+        );
+    }
+}

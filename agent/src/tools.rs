@@ -1,1 +1,82 @@
-//! TODO
+//! Every external command the agent runs, wrapped and typed. Nothing else calls
+//! `Command::new`: this is the list of what the ephemeral OS must provide.
+
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Run a command; on failure the error names the command and carries its stderr.
+fn run(cmd: &mut Command) -> Result<Output> {
+    let desc = format!("{cmd:?}").replace('"', "");
+    let out = cmd.output().with_context(|| format!("running {desc}"))?;
+    if !out.status.success() {
+        bail!(
+            "{desc} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out)
+}
+
+/// `mount -o OPTIONS DEV DIR` (mount(8) detects the filesystem type).
+pub fn mount(dev: &Path, dir: &Path, options: &str) -> Result<()> {
+    run(Command::new("mount")
+        .arg("-o")
+        .arg(options)
+        .arg(dev)
+        .arg(dir))
+    .map(|_| ())
+}
+
+/// `umount DIR`.
+pub fn umount(dir: &Path) -> Result<()> {
+    run(Command::new("umount").arg(dir)).map(|_| ())
+}
+
+/// The filesystem type blkid sees on `dev`, if any (`blkid -p -o value -s TYPE`).
+pub fn blkid_type(dev: &Path) -> Option<String> {
+    let out = Command::new("blkid")
+        .args(["-p", "-o", "value", "-s", "TYPE"])
+        .arg(dev)
+        .output()
+        .ok()?;
+    let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !s.is_empty()).then_some(s)
+}
+
+/// `resize2fs DEV` (online when DEV is mounted): grow an ext2/3/4 filesystem to its device.
+pub fn resize2fs(dev: &Path) -> Result<()> {
+    run(Command::new("resize2fs").arg(dev)).map(|_| ())
+}
+
+/// `e2fsck -f -p DEV`: the full check resize2fs demands before an offline resize. Exit codes
+/// 0 and 1 (errors fixed) are success.
+pub fn e2fsck_force(dev: &Path) -> Result<()> {
+    let out = Command::new("e2fsck")
+        .args(["-f", "-p"])
+        .arg(dev)
+        .output()
+        .with_context(|| format!("running e2fsck -f -p {}", dev.display()))?;
+    match out.status.code() {
+        Some(0) | Some(1) => Ok(()),
+        _ => bail!(
+            "e2fsck -f -p {} failed ({}): {}",
+            dev.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim()
+        ),
+    }
+}
+
+/// `xfs_growfs MOUNTPOINT`: grow a mounted XFS to its device.
+pub fn xfs_growfs(mountpoint: &Path) -> Result<()> {
+    run(Command::new("xfs_growfs").arg(mountpoint)).map(|_| ())
+}
+
+/// `udevadm settle` (best effort: a system without udev has nothing to wait for).
+pub fn udevadm_settle() {
+    let _ = Command::new("udevadm")
+        .args(["settle", "--timeout=10"])
+        .output();
+}

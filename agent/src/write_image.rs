@@ -1,5 +1,518 @@
-//! TODO
+//! The dd path: stream a disk image from a source onto a disk (or disk image file).
+//!
+//! Three threads overlap the work, joined by bounded queues of large buffers so that memory
+//! stays bounded whatever the image size:
+//!
+//! ```text
+//! fetch (http/file, hash, count) --1 MiB chunks x4--> decode (detect, check, decompress,
+//! untar) --4 MiB aligned buffers x3--> write (zero-skip, O_DIRECT), first MiB held back
+//! ```
+//!
+//! Order of events on the disk: nothing is touched until the decoder has seen the real format
+//! and it matches the declared one. Then both ends are wiped (no old table can boot a partial
+//! image), everything after the first MiB is written and synced, the stream is verified (end
+//! of stream, size, checksums), and only then is the first MiB written and synced. On any
+//! failure after the wipe, both ends are wiped again.
 
-pub fn run(_g: &crate::cli::Global, _a: &crate::cli::WriteImageArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet: write-image")
+use anyhow::{anyhow, bail, Context, Result};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::blockdev::{self, RootFound, Target};
+use crate::error::{Kind, KindExt};
+use crate::grow::{self, GrowOutcome};
+use crate::io::{
+    AlignedBuf, Digests, HashReader, LimitReader, Progress, Snapshot, ZeroMode, ZeroSkipWriter,
+};
+use crate::source::{self, decode, kind::split_dd, FetchOptions, Found, SourceType};
+
+const MIB: usize = 1 << 20;
+const FETCH_CHUNK: usize = MIB;
+const FETCH_QUEUE: usize = 4;
+const WRITE_BUF: usize = 4 * MIB;
+const WRITE_QUEUE: usize = 3;
+
+/// What to write where.
+pub struct Request {
+    /// A uri or path (no type prefix).
+    pub uri: String,
+    /// The declared dd type; `None` to accept whatever the bytes are.
+    pub declared: Option<SourceType>,
+    pub target: PathBuf,
+    pub sha256: Option<String>,
+    pub sha512: Option<String>,
+    /// Expected size of the source as served.
+    pub size: Option<u64>,
+    pub grow: bool,
+    pub fetch: FetchOptions,
+    /// Called with the counters about four times a second, and once at the end.
+    pub on_progress: Option<Box<dyn FnMut(Snapshot) + Send>>,
+}
+
+impl Request {
+    /// From curtin's source string (`dd-gz:http://...`) or a bare uri/path.
+    pub fn new(source: &str, target: impl Into<PathBuf>) -> Self {
+        let (declared, uri) = split_dd(source);
+        Request {
+            uri: uri.to_string(),
+            declared,
+            target: target.into(),
+            sha256: None,
+            sha512: None,
+            size: None,
+            grow: true,
+            fetch: FetchOptions::default(),
+            on_progress: None,
+        }
+    }
+}
+
+/// The result, as `--json` prints it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    pub source: String,
+    pub target: PathBuf,
+    /// The curtin type the bytes turned out to be.
+    pub detected_type: Option<String>,
+    pub bytes_read: u64,
+    pub image_size: u64,
+    pub bytes_written: u64,
+    pub bytes_skipped: u64,
+    pub root: Option<RootFound>,
+    pub grown: bool,
+    pub grow: String,
+    pub seconds: f64,
+}
+
+/// Write the image; on success the disk holds it byte for byte, the kernel knows its
+/// partitions, and the root is found (and grown when asked).
+pub fn write_image(mut req: Request) -> Result<Summary> {
+    let t0 = Instant::now();
+    let mut target = blockdev::open_target(&req.target).kind(Kind::Storage)?;
+    let opened = source::open(&req.uri, &req.fetch)
+        .with_context(|| format!("opening the source {}", req.uri))
+        .kind(Kind::Source)?;
+    if let (Some(want), Some(len)) = (req.size, opened.len) {
+        if want != len {
+            return Err(anyhow!(
+                "the source {} is {len} bytes, not the declared size {want}",
+                req.uri
+            ))
+            .kind(Kind::Source);
+        }
+    }
+    // A declared-raw source's length is the image's: refuse before writing anything. (Any
+    // other image that runs past the end of the disk fails while streaming.)
+    if let (Some(disk), Some(len), Some(SourceType::DdRaw)) =
+        (target.size, opened.len, req.declared)
+    {
+        if len > disk {
+            return Err(anyhow!(
+                "the image ({len} bytes) is larger than the target {} ({disk} bytes)",
+                req.target.display()
+            ))
+            .kind(Kind::Storage);
+        }
+    }
+    let progress = Arc::new(Progress::default());
+    if let Some(l) = opened.len {
+        Progress::add(&progress.source_total, l);
+    }
+    let mut state = WriteState { wiped: false };
+    let res = stream(&mut req, &mut target, opened.reader, &progress, &mut state);
+    let (found, digests, image_size) = match res {
+        Ok(v) => v,
+        Err(e) => {
+            if state.wiped {
+                let size = blockdev::size_of(&target.file).unwrap_or(0);
+                if let Err(w) = blockdev::wipe_ends(&target.file, size) {
+                    tracing::error!("wiping {} after the failure: {w}", req.target.display());
+                }
+            }
+            return Err(e);
+        }
+    };
+    drop(target);
+    let snap = progress.snapshot();
+    if let Some(cb) = &mut req.on_progress {
+        cb(snap);
+    }
+    tracing::info!(
+        "wrote {} ({image_size} bytes; {} written, {} skipped as zeros) from {} bytes of {}",
+        req.target.display(),
+        snap.written,
+        snap.skipped,
+        digests.size,
+        req.uri
+    );
+
+    let (root, grow_outcome) = settle_and_grow(&req.target, req.grow)?;
+    Ok(Summary {
+        source: req.uri.clone(),
+        target: req.target.clone(),
+        detected_type: found.source_type().map(|t| t.prefix().to_string()),
+        bytes_read: digests.size,
+        image_size,
+        bytes_written: snap.written,
+        bytes_skipped: snap.skipped,
+        grown: matches!(grow_outcome, GrowOutcome::Grown { .. }),
+        grow: grow_outcome.to_string(),
+        root,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Re-read the table, find the root, grow it. A disk image file gets no partition nodes: the
+/// root is not looked for there (attach it to a loop device to inspect it).
+fn settle_and_grow(target: &Path, grow: bool) -> Result<(Option<RootFound>, GrowOutcome)> {
+    let is_block = std::fs::metadata(target)
+        .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
+        .unwrap_or(false);
+    if !is_block {
+        return Ok((
+            None,
+            GrowOutcome::Skipped("the target is a file, not a block device".into()),
+        ));
+    }
+    let parts = blockdev::reread_partitions(target).kind(Kind::Storage)?;
+    let root = blockdev::find_root(&parts).kind(Kind::Image)?;
+    tracing::info!(
+        "root filesystem: {} (has /{})",
+        root.device.display(),
+        root.marker
+    );
+    let outcome = if grow {
+        grow::grow_root(target, &root).kind(Kind::Storage)?
+    } else {
+        GrowOutcome::Skipped("--no-grow".into())
+    };
+    Ok((Some(root), outcome))
+}
+
+struct WriteState {
+    /// Both ends have been wiped: from here a failure must wipe them again.
+    wiped: bool,
+}
+
+fn stream(
+    req: &mut Request,
+    target: &mut Target,
+    reader: Box<dyn Read + Send>,
+    progress: &Arc<Progress>,
+    state: &mut WriteState,
+) -> Result<(Found, Digests, u64)> {
+    let (chunk_tx, chunk_rx) = bounded::<io::Result<Vec<u8>>>(FETCH_QUEUE);
+    let (buf_tx, buf_rx) = bounded::<AlignedBuf>(WRITE_QUEUE);
+    let (free_tx, free_rx) = bounded::<AlignedBuf>(WRITE_QUEUE + 2);
+    for _ in 0..WRITE_QUEUE + 2 {
+        free_tx.send(AlignedBuf::new(WRITE_BUF)).expect("pool");
+    }
+
+    let want256 = req.sha256.is_some();
+    let want512 = req.sha512.is_some();
+    let p = progress.clone();
+    let fetch = std::thread::Builder::new()
+        .name("fetch".into())
+        .spawn(move || {
+            let mut r = HashReader::new(reader, want256, want512);
+            loop {
+                let mut chunk = vec![0u8; FETCH_CHUNK];
+                match decode::read_full(&mut r, &mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        Progress::add(&p.read, n as u64);
+                        if chunk_tx.send(Ok(chunk)).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = chunk_tx.send(Err(e));
+                        break;
+                    }
+                }
+            }
+            r.digests()
+        })?;
+
+    let declared = req.declared;
+    let limit = target.size;
+    let target_name = format!("the target {}", req.target.display());
+    let p = progress.clone();
+    let decoder =
+        std::thread::Builder::new()
+            .name("decode".into())
+            .spawn(move || -> Result<Found> {
+                let input = ChannelReader {
+                    rx: chunk_rx,
+                    cur: Vec::new(),
+                    pos: 0,
+                };
+                decode::with_image(input, declared, |image, _found| {
+                    let mut image: Box<dyn Read> = match limit {
+                        Some(l) => Box::new(LimitReader::new(
+                            image,
+                            l,
+                            format!("{target_name} ({l} bytes)"),
+                        )),
+                        None => Box::new(image),
+                    };
+                    loop {
+                        let Ok(mut b) = free_rx.recv() else {
+                            return Ok(());
+                        };
+                        let n = decode::read_full(&mut image, b.full_mut())
+                            .context("decoding the image")?;
+                        if n == 0 {
+                            return Ok(());
+                        }
+                        b.len = n;
+                        Progress::add(&p.decoded, n as u64);
+                        if buf_tx.send(b).is_err() {
+                            return Ok(()); // the writer failed; it reports why
+                        }
+                    }
+                })
+            })?;
+
+    let write_res = write_loop(req, target, &buf_rx, &free_tx, progress, state);
+    drop(buf_rx);
+    drop(free_tx);
+    let dec_res = decoder
+        .join()
+        .map_err(|_| anyhow!("the decode thread panicked"))?;
+    let digests = fetch
+        .join()
+        .map_err(|_| anyhow!("the fetch thread panicked"))?;
+    // The decoder's error explains a writer that ran dry, so it comes first.
+    let found = dec_res
+        .with_context(|| format!("reading the image from {}", req.uri))
+        .kind(Kind::Source)?;
+    let (first_mib, image_size, writer_mode) = write_res?;
+    verify(req, &digests).kind(Kind::Source)?;
+    if image_size == 0 {
+        return Err(anyhow!("the image is empty")).kind(Kind::Source);
+    }
+
+    // Everything but the first MiB is on disk, synced, and the stream verified: now the
+    // first MiB (MBR, primary GPT) makes the disk bootable.
+    let sync = |what: &str| -> Result<()> {
+        target
+            .file
+            .sync_all()
+            .with_context(|| format!("syncing {} ({what})", req.target.display()))
+    };
+    sync("the image body")?;
+    use std::os::unix::fs::FileExt;
+    target
+        .file
+        .write_all_at(&first_mib, 0)
+        .with_context(|| format!("writing the first MiB of {}", req.target.display()))
+        .kind(Kind::Storage)?;
+    if target.fresh && target.size.is_none() {
+        target
+            .file
+            .set_len(image_size)
+            .context("sizing the image file")?;
+    }
+    sync("the first MiB")?;
+    tracing::debug!("zero handling: {writer_mode:?}");
+    Ok((found, digests, image_size))
+}
+
+fn verify(req: &Request, d: &Digests) -> Result<()> {
+    if let Some(want) = req.size {
+        if want != d.size {
+            bail!(
+                "the source is {} bytes, not the declared size {want}",
+                d.size
+            );
+        }
+    }
+    for (name, want, got) in [
+        ("sha256", &req.sha256, &d.sha256),
+        ("sha512", &req.sha512, &d.sha512),
+    ] {
+        if let (Some(w), Some(g)) = (want, got) {
+            if !w.trim().eq_ignore_ascii_case(g) {
+                bail!(
+                    "{name} mismatch for {}: expected {}, got {g}",
+                    req.uri,
+                    w.trim()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The writer: returns the held first MiB, the image size and the zero mode used.
+fn write_loop(
+    req: &mut Request,
+    target: &Target,
+    rx: &Receiver<AlignedBuf>,
+    free: &Sender<AlignedBuf>,
+    progress: &Progress,
+    state: &mut WriteState,
+) -> Result<(Vec<u8>, u64, ZeroMode)> {
+    let mode = if target.fresh {
+        ZeroMode::KnownZero
+    } else {
+        ZeroMode::Punch
+    };
+    let mut w = ZeroSkipWriter::new(&target.direct, &target.file, mode, progress);
+    let mut first = Vec::new();
+    let mut off: u64 = 0;
+    let mut last_cb = Instant::now();
+    let name = req.target.display().to_string();
+    for b in rx.iter() {
+        let data = b.data();
+        if off == 0 {
+            check_sector_size(data, target.sector).kind(Kind::Storage)?;
+            // The first buffer proves the format matched: only now is the disk touched.
+            let size = target.size.unwrap_or(0);
+            blockdev::wipe_ends(&target.file, size)
+                .with_context(|| format!("wiping the partition tables of {name}"))
+                .kind(Kind::Storage)?;
+            state.wiped = true;
+        }
+        let mut rest = data;
+        if off < MIB as u64 {
+            let take = (MIB - off as usize).min(data.len());
+            first.extend_from_slice(&data[..take]);
+            // The held-back range still counts as written (it is, at the end).
+            Progress::add(&progress.written, take as u64);
+            rest = &data[take..];
+        }
+        let at = off + (data.len() - rest.len()) as u64;
+        w.write_at(at, rest)
+            .with_context(|| format!("writing {name} at byte {at}"))
+            .kind(Kind::Storage)?;
+        off += data.len() as u64;
+        let _ = free.send(b);
+        if let Some(cb) = &mut req.on_progress {
+            if last_cb.elapsed() >= Duration::from_millis(250) {
+                cb(progress.snapshot());
+                last_cb = Instant::now();
+            }
+        }
+    }
+    w.finish()
+        .with_context(|| format!("writing {name}"))
+        .kind(Kind::Storage)?;
+    Ok((first, off, w.mode()))
+}
+
+/// An image with a GPT for 512-byte sectors does not work on a 4Kn disk and vice versa.
+fn check_sector_size(first: &[u8], sector: u32) -> Result<()> {
+    let gpt_at = |o: usize| first.len() >= o + 8 && &first[o..o + 8] == b"EFI PART";
+    let image = if gpt_at(512) {
+        Some(512)
+    } else if gpt_at(4096) {
+        Some(4096)
+    } else {
+        None
+    };
+    match image {
+        Some(s) if s != sector => bail!(
+            "the image's GPT is laid out for {s}-byte sectors but the target has {sector}-byte logical sectors; use an image made for {sector}-byte sectors"
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Reads the fetch thread's chunks as one stream.
+struct ChannelReader {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(c)) => {
+                    self.cur = c;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = (self.cur.len() - self.pos).min(buf.len());
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// `deployer write-image SOURCE TARGET`.
+pub fn run(g: &crate::cli::Global, a: &crate::cli::WriteImageArgs) -> Result<()> {
+    use std::io::IsTerminal;
+    let mut req = Request::new(&a.source, &a.target);
+    // The config's `proxy` key applies when a config is given (-c/--set); otherwise the usual
+    // environment variables do (reqwest reads them).
+    if !g.config.is_empty() || !g.set.is_empty() {
+        let p = crate::config::load(g)?.config.proxy;
+        req.fetch.proxy = source::ProxyConfig {
+            http_proxy: p.http_proxy,
+            https_proxy: p.https_proxy,
+            no_proxy: p.no_proxy,
+        };
+    }
+    req.sha256 = a.sha256.clone();
+    req.sha512 = a.sha512.clone();
+    req.size = a.size;
+    req.grow = !a.no_grow;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let pb = indicatif::ProgressBar::new(0);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} read, {msg} [{binary_bytes_per_sec}, ETA {eta}]",
+            )
+            .expect("template"),
+        );
+        pb
+    });
+    if let Some(pb) = bar.clone() {
+        req.on_progress = Some(Box::new(move |s: Snapshot| {
+            if let Some(t) = s.source_total {
+                pb.set_length(t);
+            }
+            pb.set_position(s.read);
+            pb.set_message(format!(
+                "{} written, {} zeros skipped",
+                indicatif::BinaryBytes(s.written),
+                indicatif::BinaryBytes(s.skipped)
+            ));
+        }));
+    }
+    let summary = write_image(req);
+    if let Some(pb) = bar {
+        pb.finish_and_clear();
+    }
+    let summary = summary?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        eprintln!(
+            "wrote {} bytes to {} ({} written, {} zeros skipped) in {:.1}s; root: {}; grow: {}",
+            summary.image_size,
+            summary.target.display(),
+            summary.bytes_written,
+            summary.bytes_skipped,
+            summary.seconds,
+            summary
+                .root
+                .as_ref()
+                .map(|r| format!("{} (/{})", r.device.display(), r.marker))
+                .unwrap_or_else(|| "not looked for".into()),
+            summary.grow
+        );
+    }
+    Ok(())
 }
