@@ -1,9 +1,11 @@
 //! Unpacking a tar stream into a target directory the way GNU tar `-xpS --numeric-owner
 //! --xattrs --xattrs-include='*'` does, without ever writing outside the target.
 //!
-//! The tar crate parses the stream (GNU long names, PAX records, GNU sparse maps); the file
-//! system work is ours because the crate writes device nodes and FIFOs as regular files and
-//! sets xattrs before the owner (Linux drops `security.capability` on chown).
+//! The tar crate splits the stream into raw members; the rest is ours: PAX records (the crate's
+//! parser splits values on newlines, which breaks binary xattrs and multi-line ACL text), GNU
+//! long names, GNU and PAX sparse maps, and all the file system work (the crate writes device
+//! nodes and FIFOs as regular files and sets xattrs before the owner, and Linux drops
+//! `security.capability` on chown).
 //!
 //! Safety: an entry path with `..` or a leading `/` is refused; every parent directory is
 //! walked component by component and a symlink on the way must resolve inside the target;
@@ -45,21 +47,134 @@ pub fn unpack<R: Read>(reader: R, target: &Path) -> Result<Stats> {
         stats: Stats::default(),
     };
     let mut archive = tar::Archive::new(reader);
-    for entry in archive.entries().context("reading tar stream")? {
+    let mut pending = Pending::default();
+    for entry in archive.entries().context("reading tar stream")?.raw(true) {
         let mut entry = entry.context("reading tar entry")?;
-        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        u.entry(&mut entry)
-            .with_context(|| format!("extracting {name:?}"))?;
+        match entry.header().entry_type() {
+            EntryType::XHeader => {
+                pending.pax = parse_pax(&read_member(&mut entry)?)?;
+                continue;
+            }
+            EntryType::XGlobalHeader => {
+                read_member(&mut entry)?;
+                continue;
+            }
+            EntryType::GNULongName => {
+                pending.long_name = Some(trim_nul(read_member(&mut entry)?));
+                continue;
+            }
+            EntryType::GNULongLink => {
+                pending.long_link = Some(trim_nul(read_member(&mut entry)?));
+                continue;
+            }
+            _ => {}
+        }
+        let p = std::mem::take(&mut pending);
+        let name = p.path(&entry);
+        u.entry(&mut entry, p)
+            .with_context(|| format!("extracting {:?}", String::from_utf8_lossy(&name)))?;
     }
     u.finish_dirs()?;
     Ok(u.stats)
+}
+
+/// What the members before an entry said about it.
+#[derive(Default)]
+struct Pending {
+    pax: Vec<(Vec<u8>, Vec<u8>)>,
+    long_name: Option<Vec<u8>>,
+    long_link: Option<Vec<u8>>,
+}
+
+impl Pending {
+    fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        self.pax.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_slice())
+    }
+
+    fn num(&self, key: &[u8]) -> Result<Option<u64>> {
+        self.get(key)
+            .map(|v| {
+                let v = std::str::from_utf8(v)?;
+                let v = v.split('.').next().unwrap_or(v);
+                v.parse::<u64>()
+                    .with_context(|| format!("PAX {} = {v:?}", String::from_utf8_lossy(key)))
+            })
+            .transpose()
+    }
+
+    fn path<R: Read>(&self, e: &tar::Entry<R>) -> Vec<u8> {
+        if let Some(n) = self.get(b"GNU.sparse.name") {
+            return n.to_vec();
+        }
+        if let Some(p) = self.get(b"path") {
+            return p.to_vec();
+        }
+        if let Some(n) = &self.long_name {
+            return n.clone();
+        }
+        e.header().path_bytes().into_owned()
+    }
+
+    fn link<R: Read>(&self, e: &tar::Entry<R>) -> Option<Vec<u8>> {
+        if let Some(p) = self.get(b"linkpath") {
+            return Some(p.to_vec());
+        }
+        if let Some(n) = &self.long_link {
+            return Some(n.clone());
+        }
+        e.header().link_name_bytes().map(|c| c.into_owned())
+    }
+}
+
+fn read_member<R: Read>(e: &mut tar::Entry<R>) -> Result<Vec<u8>> {
+    if e.header().entry_size()? > 16 << 20 {
+        bail!("a tar metadata member larger than 16 MiB");
+    }
+    let mut v = Vec::new();
+    e.read_to_end(&mut v).context("reading tar metadata member")?;
+    Ok(v)
+}
+
+fn trim_nul(mut v: Vec<u8>) -> Vec<u8> {
+    while v.last() == Some(&0) {
+        v.pop();
+    }
+    v
+}
+
+/// PAX records: `LEN key=value\n`, LEN counting the whole record; values may hold any byte.
+pub fn parse_pax(mut data: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut out = Vec::new();
+    while !data.is_empty() && data[0] != 0 {
+        let sp = data.iter().position(|&b| b == b' ').context("malformed PAX record")?;
+        let len: usize = std::str::from_utf8(&data[..sp])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .context("malformed PAX record length")?;
+        if len <= sp + 1 || len > data.len() || data[len - 1] != b'\n' {
+            bail!("malformed PAX record");
+        }
+        let kv = &data[sp + 1..len - 1];
+        let eq = kv.iter().position(|&b| b == b'=').context("PAX record without '='")?;
+        out.push((kv[..eq].to_vec(), kv[eq + 1..].to_vec()));
+        data = &data[len..];
+    }
+    Ok(out)
+}
+
+/// Where the data of a regular file goes: all of it in order, or segments of a sparse file.
+enum Layout {
+    Plain,
+    /// PAX sparse 1.0: the map is at the start of the data.
+    PaxMapInData { real_size: u64 },
+    Segments { map: Vec<(u64, u64)>, real_size: u64 },
 }
 
 struct Meta {
     mode: u32,
     uid: u32,
     gid: u32,
-    mtime: i64,
+    mtime: (i64, i64),
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
     acl_access: Option<Vec<u8>>,
     acl_default: Option<Vec<u8>>,
@@ -100,33 +215,32 @@ fn errno() -> io::Error {
 }
 
 impl Unpacker {
-    fn entry<R: Read>(&mut self, e: &mut tar::Entry<R>) -> Result<()> {
+    fn entry<R: Read>(&mut self, e: &mut tar::Entry<R>, p: Pending) -> Result<()> {
         let kind = e.header().entry_type();
-        if matches!(
-            kind,
-            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName
-        ) {
-            return Ok(());
+        if let Some(size) = p.num(b"size")? {
+            if size != e.header().entry_size()? {
+                bail!("PAX size records (members over 8 GiB) are not supported");
+            }
         }
-        let Some(rel) = sanitize(&e.path_bytes())? else {
+        let Some(rel) = sanitize(&p.path(e))? else {
             // "./": the target root itself; GNU tar applies its metadata too.
-            let meta = self.meta(e)?;
+            let meta = self.meta(e, &p)?;
             self.dirs.push((self.root.clone(), meta));
             return Ok(());
         };
         self.stats.entries += 1;
-        let meta = self.meta(e)?;
+        let meta = self.meta(e, &p)?;
         let parent = rel.parent().unwrap_or(Path::new(""));
         self.ensure_parent(parent)?;
         let abs = self.root.join(&rel);
         match kind {
             EntryType::Directory => self.dir(&rel, abs, meta),
             EntryType::Symlink => {
-                let link = e.link_name_bytes().context("symlink without a target")?;
+                let link = p.link(e).context("symlink without a target")?;
                 self.symlink(&abs, &link, &meta)
             }
             EntryType::Link => {
-                let link = e.link_name_bytes().context("hard link without a target")?;
+                let link = p.link(e).context("hard link without a target")?;
                 self.hardlink(&abs, &link)
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
@@ -140,44 +254,44 @@ impl Unpacker {
                 self.node(&abs, fmt, libc::makedev(major, minor), &meta)
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                let sparse = kind == EntryType::GNUSparse;
-                self.file(e, &abs, &meta, sparse)
+                let layout = layout(e, &p)?;
+                self.file(e, &abs, &meta, layout)
             }
             other => bail!("unsupported tar entry type {other:?}"),
         }
     }
 
-    fn meta<R: Read>(&mut self, e: &mut tar::Entry<R>) -> Result<Meta> {
+    fn meta<R: Read>(&mut self, e: &tar::Entry<R>, p: &Pending) -> Result<Meta> {
         let h = e.header();
         let mut m = Meta {
             mode: h.mode()? & 0o7777,
-            uid: h.uid()? as u32,
-            gid: h.gid()? as u32,
-            mtime: h.mtime()? as i64,
+            uid: p.num(b"uid")?.unwrap_or(h.uid()?) as u32,
+            gid: p.num(b"gid")?.unwrap_or(h.gid()?) as u32,
+            mtime: match p.get(b"mtime") {
+                Some(v) => parse_time(v)?,
+                None => (h.mtime()? as i64, 0),
+            },
             xattrs: Vec::new(),
             acl_access: None,
             acl_default: None,
         };
-        if let Some(exts) = e.pax_extensions()? {
-            for ext in exts {
-                let ext = ext?;
-                let key = ext.key_bytes();
-                if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-                    m.xattrs.push((name.to_vec(), ext.value_bytes().to_vec()));
-                } else if key == b"SCHILY.acl.access" {
-                    m.acl_access = Some(ext.value_bytes().to_vec());
-                } else if key == b"SCHILY.acl.default" {
-                    m.acl_default = Some(ext.value_bytes().to_vec());
-                } else if key == b"uid" {
-                    m.uid = ext.value()?.parse().context("PAX uid")?;
-                } else if key == b"gid" {
-                    m.gid = ext.value()?.parse().context("PAX gid")?;
-                } else if key == b"mtime" {
-                    let v = ext.value()?;
-                    let secs = v.split('.').next().unwrap_or(v);
-                    m.mtime = secs.parse().context("PAX mtime")?;
-                }
+        let has_acl_text = p.get(b"SCHILY.acl.access").is_some();
+        for (key, value) in &p.pax {
+            if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                // The ACL xattrs and their text form say the same thing: the binary wins.
+                m.xattrs.push((name.to_vec(), value.clone()));
+            } else if key == b"SCHILY.acl.access" {
+                m.acl_access = Some(value.clone());
+            } else if key == b"SCHILY.acl.default" {
+                m.acl_default = Some(value.clone());
             }
+        }
+        let has = |n: &[u8]| m.xattrs.iter().any(|(k, _)| k == n);
+        if has(b"system.posix_acl_access") || !has_acl_text {
+            m.acl_access = None;
+        }
+        if has(b"system.posix_acl_default") {
+            m.acl_default = None;
         }
         Ok(m)
     }
@@ -335,7 +449,7 @@ impl Unpacker {
         e: &mut tar::Entry<R>,
         abs: &Path,
         meta: &Meta,
-        sparse: bool,
+        layout: Layout,
     ) -> Result<()> {
         let open = || {
             std::fs::OpenOptions::new()
@@ -353,11 +467,15 @@ impl Unpacker {
             }
             Err(err) => return Err(err).with_context(|| format!("creating {}", abs.display())),
         };
-        let size = e.header().size()?;
-        let written = if sparse {
-            copy_sparse(e, &mut f, &mut self.buf, size)?
-        } else {
-            copy_plain(e, &mut f, &mut self.buf)?
+        let written = match layout {
+            Layout::Plain => copy_plain(e, &mut f, &mut self.buf)?,
+            Layout::PaxMapInData { real_size } => {
+                let map = read_data_map(e)?;
+                copy_segments(e, &mut f, &mut self.buf, &map, real_size)?
+            }
+            Layout::Segments { map, real_size } => {
+                copy_segments(e, &mut f, &mut self.buf, &map, real_size)?
+            }
         };
         self.stats.bytes += written;
         let fd = f.as_raw_fd();
@@ -455,11 +573,24 @@ impl Unpacker {
     }
 }
 
-fn timespec(secs: i64) -> libc::timespec {
+fn timespec((secs, nsec): (i64, i64)) -> libc::timespec {
     libc::timespec {
         tv_sec: secs as libc::time_t,
-        tv_nsec: 0,
+        tv_nsec: nsec as _,
     }
+}
+
+/// A PAX time `SECS[.FRACTION]` as seconds and nanoseconds.
+fn parse_time(v: &[u8]) -> Result<(i64, i64)> {
+    let v = std::str::from_utf8(v)?;
+    let (s, frac) = v.split_once('.').unwrap_or((v, ""));
+    let secs: i64 = s.parse().with_context(|| format!("PAX mtime {v:?}"))?;
+    let mut digits: String = frac.chars().take(9).collect();
+    while digits.len() < 9 {
+        digits.push('0');
+    }
+    let nsec: i64 = digits.parse().with_context(|| format!("PAX mtime {v:?}"))?;
+    Ok((secs, if secs < 0 && nsec > 0 { -nsec } else { nsec }))
 }
 
 fn copy_plain<R: Read>(r: &mut R, f: &mut File, buf: &mut [u8]) -> Result<u64> {
@@ -476,42 +607,100 @@ fn copy_plain<R: Read>(r: &mut R, f: &mut File, buf: &mut [u8]) -> Result<u64> {
     }
 }
 
-/// GNU sparse entries: the tar crate fills the holes with zeros; seek over zero blocks so the
-/// holes come back as holes (GNU tar -S), then set the length.
-fn copy_sparse<R: Read>(r: &mut R, f: &mut File, buf: &mut [u8], size: u64) -> Result<u64> {
-    const BLK: usize = 4096;
-    let mut pos = 0u64;
-    let mut written = 0u64;
-    loop {
-        let n = read_full(r, buf)?;
-        if n == 0 {
-            break;
+/// The sparse layout of a regular member, from its GNU header or its PAX records.
+fn layout<R: Read>(e: &tar::Entry<R>, p: &Pending) -> Result<Layout> {
+    if e.header().entry_type() == EntryType::GNUSparse {
+        let gnu = e.header().as_gnu().context("sparse member without a GNU header")?;
+        if gnu.is_extended() {
+            bail!("GNU old-format sparse files with more than 4 segments are not supported");
         }
-        for chunk in buf[..n].chunks(BLK) {
-            if chunk.iter().all(|&b| b == 0) {
-                f.seek(SeekFrom::Current(chunk.len() as i64))?;
-            } else {
-                f.write_all(chunk).context("writing file")?;
-                written += chunk.len() as u64;
+        let mut map = Vec::new();
+        for s in gnu.sparse.iter() {
+            if s.is_empty() {
+                break;
             }
-            pos += chunk.len() as u64;
+            map.push((s.offset()?, s.length()?));
         }
+        return Ok(Layout::Segments { map, real_size: gnu.real_size()? });
     }
-    f.set_len(pos.max(size)).context("setting sparse file length")?;
-    Ok(written)
+    let real_size = p
+        .num(b"GNU.sparse.realsize")?
+        .or(p.num(b"GNU.sparse.size")?);
+    match (p.get(b"GNU.sparse.major"), p.get(b"GNU.sparse.map"), real_size) {
+        (Some(b"1"), _, Some(real_size)) => Ok(Layout::PaxMapInData { real_size }),
+        (None, Some(m), Some(real_size)) => {
+            let nums = std::str::from_utf8(m)?
+                .split(',')
+                .map(|n| n.parse::<u64>().context("GNU.sparse.map"))
+                .collect::<Result<Vec<_>>>()?;
+            let map = nums.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0], c[1])).collect();
+            Ok(Layout::Segments { map, real_size })
+        }
+        (None, None, None) => Ok(Layout::Plain),
+        _ => bail!("unsupported PAX sparse format (use GNU tar's default 1.0 format)"),
+    }
 }
 
-fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e).context("reading tar data"),
+/// PAX sparse 1.0: decimal lines (count, then offset and size pairs) padded to a block.
+fn read_data_map<R: Read>(r: &mut R) -> Result<Vec<(u64, u64)>> {
+    let mut consumed = 0usize;
+    let mut line = Vec::new();
+    let mut next = |consumed: &mut usize| -> Result<u64> {
+        line.clear();
+        let mut b = [0u8; 1];
+        loop {
+            r.read_exact(&mut b).context("reading the sparse map")?;
+            *consumed += 1;
+            if b[0] == b'\n' {
+                break;
+            }
+            line.push(b[0]);
+            if line.len() > 24 {
+                bail!("malformed sparse map");
+            }
         }
+        std::str::from_utf8(&line)?.parse().context("malformed sparse map")
+    };
+    let count = next(&mut consumed)?;
+    if count > 1 << 20 {
+        bail!("sparse map with {count} segments");
     }
-    Ok(n)
+    let mut map = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let off = next(&mut consumed)?;
+        let len = next(&mut consumed)?;
+        map.push((off, len));
+    }
+    let pad = (512 - consumed % 512) % 512;
+    io::copy(&mut r.take(pad as u64), &mut io::sink())?;
+    Ok(map)
+}
+
+/// Write each data segment at its offset, leaving holes between, then set the real size.
+fn copy_segments<R: Read>(
+    r: &mut R,
+    f: &mut File,
+    buf: &mut [u8],
+    map: &[(u64, u64)],
+    real_size: u64,
+) -> Result<u64> {
+    let mut written = 0;
+    for &(off, len) in map {
+        f.seek(SeekFrom::Start(off))?;
+        let mut left = len;
+        while left > 0 {
+            let want = buf.len().min(left as usize);
+            let n = r.read(&mut buf[..want]).context("reading tar data")?;
+            if n == 0 {
+                bail!("tar stream ended inside a sparse file");
+            }
+            f.write_all(&buf[..n]).context("writing file")?;
+            left -= n as u64;
+        }
+        written += len;
+    }
+    f.set_len(real_size).context("setting sparse file length")?;
+    Ok(written)
 }
 
 #[cfg(test)]
@@ -528,5 +717,14 @@ mod tests {
             sanitize(b"./usr/bin/").unwrap(),
             Some(PathBuf::from("usr/bin"))
         );
+    }
+
+    #[test]
+    fn pax_values_may_hold_newlines_and_binary() {
+        let v = b"11 a=x\ny\nz\n8 b=\n\x00\n\n";
+        let r = parse_pax(v).unwrap();
+        assert_eq!(r[0], (b"a".to_vec(), b"x\ny\nz".to_vec()));
+        assert_eq!(r[1], (b"b".to_vec(), b"\n\x00\n".to_vec()));
+        assert!(parse_pax(b"99 a=b\n").is_err());
     }
 }
