@@ -55,7 +55,7 @@ fn build_tarball(work: &Path) -> PathBuf {
 /// What a user compares: type, mode, owner, size, mtime, link target, device numbers, xattrs.
 fn describe(root: &Path) -> String {
     let stat = sh(&format!(
-        "cd {} && find . -printf '%p %y %m %U:%G %s %T@ %l\\n' | sort",
+        "cd {} && find . -path ./lost+found -prune -o -printf '%p %y %m %U:%G %s %T@ %l\\n' | sort",
         root.display()
     ));
     let rdev = sh(&format!(
@@ -63,11 +63,11 @@ fn describe(root: &Path) -> String {
         root.display()
     ));
     let attrs = sh(&format!(
-        "cd {} && find . | sort | while read -r f; do getfattr -h -d -m - \"$f\" 2>/dev/null; done",
+        "cd {} && find . -path ./lost+found -prune -o -print | sort | while read -r f; do getfattr -h -d -m - \"$f\" 2>/dev/null; done",
         root.display()
     ));
     let acl = sh(&format!(
-        "cd {} && find . ! -type l | sort | while read -r f; do getfacl -n -p \"$f\" 2>/dev/null; done",
+        "cd {} && find . -path ./lost+found -prune -o ! -type l -print | sort | while read -r f; do getfacl -n -p \"$f\" 2>/dev/null; done",
         root.display()
     ));
     format!("{stat}\n{rdev}\n{attrs}\n{acl}")
