@@ -53,8 +53,14 @@ impl Mounts {
         if !data.is_empty() {
             b = b.data(&data);
         }
-        b.mount(dev, point)
-            .with_context(|| format!("mounting {} on {} (options {options:?})", dev.display(), point.display()))?;
+        b.mount(dev, point).map_err(|e| {
+            let hint = if e.raw_os_error() == Some(libc::ENODEV) {
+                format!(": the running kernel does not support {} file systems", fstype.unwrap_or("this type of"))
+            } else {
+                String::new()
+            };
+            anyhow::anyhow!("mounting {} on {} (options {options:?}): {e}{hint}", dev.display(), point.display())
+        })?;
         self.points.push(point.to_path_buf());
         Ok(())
     }
