@@ -1,1 +1,75 @@
-//! TODO: filled by the config-model work (issue 2).
+//! `<stage>_commands` (early, late, partitioning, ...): a mapping of name -> command, run in
+//! sorted key order (code-point order, as Python's `sorted`). A list is exec'd directly, a string
+//! runs under `sh -c`, and a falsy value (`null`, `[]`, `""`) disables the entry — that is how a
+//! builtin is turned off (`network_commands: {builtin: null}`).
+
+use serde_yaml::Value;
+use std::collections::BTreeMap;
+
+use crate::config::{scalar_string, show, Issue};
+
+/// One command.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum Command {
+    /// Run with `/bin/sh -c`.
+    Shell(String),
+    /// Exec'd directly; the first word is the program.
+    Exec(Vec<String>),
+}
+
+impl Command {
+    /// As curtin shows it in event descriptions (`running '<cmd>'`).
+    pub fn display(&self) -> String {
+        match self {
+            Command::Shell(s) => s.clone(),
+            Command::Exec(v) => v.join(" "),
+        }
+    }
+}
+
+/// A stage's commands by key; `None` is a disabled entry. `BTreeMap` iterates in sorted order.
+pub type CommandSet = BTreeMap<String, Option<Command>>;
+
+/// Read one `*_commands` value.
+pub fn from_value(v: &Value) -> Result<CommandSet, Issue> {
+    let mut out = CommandSet::new();
+    let m = match v {
+        Value::Null => return Ok(out),
+        Value::Mapping(m) => m,
+        other => {
+            return Err(Issue::new(
+                "",
+                format!(
+                    "must be a mapping of name -> command (curtin runs them in sorted key order), got {}",
+                    show(other)
+                ),
+            ))
+        }
+    };
+    for (k, v) in m {
+        let name = crate::config::key_string(k);
+        let cmd = match v {
+            Value::Null | Value::Bool(false) => None,
+            Value::String(s) if s.is_empty() => None,
+            Value::String(s) => Some(Command::Shell(s.clone())),
+            Value::Sequence(items) if items.is_empty() => None,
+            Value::Sequence(items) => {
+                let mut words = Vec::with_capacity(items.len());
+                for (i, w) in items.iter().enumerate() {
+                    words.push(scalar_string(w).ok_or_else(|| {
+                        Issue::new(format!("{name}[{i}]"), "command words must be strings")
+                    })?);
+                }
+                Some(Command::Exec(words))
+            }
+            other => {
+                return Err(Issue::new(
+                    name,
+                    format!("a command must be a string or a list, got {}", show(other)),
+                ))
+            }
+        };
+        out.insert(name, cmd);
+    }
+    Ok(out)
+}

@@ -1,5 +1,337 @@
-//! The typed top-level config (filled by issue 2).
+//! The typed top-level config, built from the merged YAML value, and its warnings for keys
+//! deployer does not know (kept, never fatal: curtin ignores them).
+
+use serde::de::DeserializeOwned;
+use serde_yaml::Value;
+use std::collections::BTreeMap;
+
+use crate::commands::CommandSet;
+use crate::install::{Curthooks, Install, PowerState, Proxy, WriteFile};
+use crate::network::Network;
+use crate::reporting::Handler;
+use crate::sources::Source;
+use crate::storage::Storage;
 
 /// The merged deployment config.
 #[derive(Debug, Clone, Default)]
-pub struct Config {}
+pub struct Config {
+    /// By name; iterate for curtin's sorted order (see [`Config::sources_sorted`]).
+    pub sources: BTreeMap<String, Source>,
+    pub storage: Option<Storage>,
+    pub network: Option<Network>,
+    pub reporting: BTreeMap<String, Handler>,
+    /// `<stage>_commands` by stage name (`early`, `late`, `partitioning`, ...).
+    pub commands: BTreeMap<String, CommandSet>,
+    /// Stage names in run order (curtin's default: early, partitioning, network, extract,
+    /// curthooks, hook, late).
+    pub stages: Vec<String>,
+    pub write_files: BTreeMap<String, WriteFile>,
+    pub install: Install,
+    pub proxy: Proxy,
+    pub power_state: Option<PowerState>,
+    pub curthooks: Curthooks,
+    /// Written to `etc/cloud/cloud.cfg.d/95-cloudconfig-<name>.cfg` in the target.
+    pub cloudconfig: BTreeMap<String, WriteFile>,
+    pub grub: Option<Value>,
+    pub kernel: Option<Value>,
+    pub swap: Option<Value>,
+    pub verbosity: Option<u8>,
+    pub showtrace: Option<bool>,
+    /// Every other top-level key, as given: curtin keys deployer carries (`apt`,
+    /// `debconf_selections`, `kexec`, ...) and unknown keys (which also get a warning).
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// curtin's default stage order.
+pub const DEFAULT_STAGES: [&str; 7] = [
+    "early",
+    "partitioning",
+    "network",
+    "extract",
+    "curthooks",
+    "hook",
+    "late",
+];
+
+/// curtin keys deployer keeps as data without a model (no warning for these).
+pub const CARRIED_KEYS: &[&str] = &[
+    "apt",
+    "apt_proxy",
+    "apt_mirrors",
+    "debconf_selections",
+    "kexec",
+    "multipath",
+    "system_upgrade",
+    "pollinate",
+    "kernel-crash-dumps",
+    "disable_overlayroot",
+    "restore_dist_interfaces",
+    "block-meta",
+    "reporter",
+    "boot",
+    "http_proxy",
+    "snap",
+    "zfs",
+    "updates",
+    "bootloader",
+    "resize_rootfs",
+    "package_update",
+];
+
+impl Config {
+    /// Sources in the order curtin extracts them (sorted by name).
+    pub fn sources_sorted(&self) -> impl Iterator<Item = &Source> {
+        self.sources.values()
+    }
+
+    /// The one dd source, if any. More than one is an error at load time.
+    pub fn dd_source(&self) -> Option<&Source> {
+        self.sources.values().find(|s| s.kind.is_dd())
+    }
+
+    /// A stage's commands, empty when none are configured.
+    pub fn stage_commands(&self, stage: &str) -> CommandSet {
+        self.commands.get(stage).cloned().unwrap_or_default()
+    }
+
+    /// Build from a merged config value. Returns the config and warnings; an error carries the
+    /// key path (`storage.config[3].size`).
+    pub fn from_value(v: &Value) -> Result<(Config, Vec<Issue>), Issue> {
+        let mut warnings = Vec::new();
+        let m = match v {
+            Value::Null => return Ok((Config::with_defaults(), warnings)),
+            Value::Mapping(m) => m,
+            other => {
+                return Err(Issue::new(
+                    "",
+                    format!("a config must be a mapping of keys, got {}", show(other)),
+                ))
+            }
+        };
+        let mut c = Config::with_defaults();
+        for (k, v) in m {
+            let key = key_string(k);
+            let at = |e: Issue| e.under(&key);
+            match key.as_str() {
+                "sources" => c.sources = crate::sources::from_value(v).map_err(at)?,
+                "storage" if v.is_null() => {}
+                "storage" => {
+                    let mut w = Vec::new();
+                    c.storage = Some(crate::storage::from_value(v, &mut w).map_err(at)?);
+                    warnings.extend(w.into_iter().map(at));
+                }
+                "network" if v.is_null() => {}
+                "network" => c.network = Some(typed(v).map_err(at)?),
+                "reporting" => c.reporting = crate::reporting::from_value(v).map_err(at)?,
+                "stages" => c.stages = typed(v).map_err(at)?,
+                "write_files" => {
+                    let mut w = Vec::new();
+                    c.write_files =
+                        crate::install::write_files_from_value(v, true, &mut w).map_err(at)?;
+                    warnings.extend(w.into_iter().map(at));
+                }
+                "cloudconfig" => {
+                    let mut w = Vec::new();
+                    c.cloudconfig =
+                        crate::install::write_files_from_value(v, false, &mut w).map_err(at)?;
+                }
+                "install" => c.install = crate::install::install_from_value(v).map_err(at)?,
+                "proxy" if v.is_null() => {}
+                "proxy" => c.proxy = typed(v).map_err(at)?,
+                "power_state" if v.is_null() => {}
+                "power_state" => c.power_state = Some(typed(v).map_err(at)?),
+                "curthooks" if v.is_null() => {}
+                "curthooks" => c.curthooks = typed(v).map_err(at)?,
+                "grub" => c.grub = Some(v.clone()),
+                "kernel" => c.kernel = Some(v.clone()),
+                "swap" => c.swap = Some(v.clone()),
+                "verbosity" => c.verbosity = typed(v).map_err(at)?,
+                "showtrace" => c.showtrace = typed(v).map_err(at)?,
+                k if k.ends_with("_commands") && k.len() > "_commands".len() => {
+                    let stage = k.trim_end_matches("_commands").to_string();
+                    c.commands
+                        .insert(stage, crate::commands::from_value(v).map_err(at)?);
+                }
+                k => {
+                    if !CARRIED_KEYS.contains(&k) {
+                        warnings.push(Issue::new(
+                            key.clone(),
+                            "unknown key, ignored (curtin ignores it too)",
+                        ));
+                    }
+                    c.extra.insert(key.clone(), v.clone());
+                }
+            }
+        }
+        // Legacy top-level http_proxy -> proxy.http_proxy (curtin `migrate_proxy_settings`).
+        if let Some(Value::String(p)) = m.get("http_proxy") {
+            if c.proxy.http_proxy.is_none() {
+                c.proxy.http_proxy = Some(p.clone());
+            }
+        }
+        let dd: Vec<&Source> = c.sources.values().filter(|s| s.kind.is_dd()).collect();
+        if dd.len() > 1 {
+            return Err(Issue::new(
+                "sources",
+                format!(
+                    "more than one disk image ({}): a deployment writes one dd image",
+                    dd.iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        for s in &c.stages {
+            if !DEFAULT_STAGES.contains(&s.as_str()) && !c.commands.contains_key(s) {
+                warnings.push(Issue::new(
+                    "stages",
+                    format!("stage '{s}' has no {s}_commands: it will do nothing"),
+                ));
+            }
+        }
+        Ok((c, warnings))
+    }
+
+    fn with_defaults() -> Config {
+        Config {
+            stages: DEFAULT_STAGES.iter().map(|s| s.to_string()).collect(),
+            ..Config::default()
+        }
+    }
+}
+
+/// A problem found at a key path, before it is placed in a file (see [`crate::load`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    pub path: Vec<Seg>,
+    pub message: String,
+}
+
+/// One step of a key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+impl Issue {
+    /// `path` is relative, written as in messages: `config[3].size`, `[0]`, `` for here.
+    pub fn new(path: impl AsRef<str>, message: impl Into<String>) -> Issue {
+        Issue {
+            path: parse_path(path.as_ref()),
+            message: message.into(),
+        }
+    }
+
+    /// The same issue one level down from `prefix` (a key, or `[i]`, or a dotted path).
+    pub fn under(mut self, prefix: &str) -> Issue {
+        let mut p = parse_path(prefix);
+        p.append(&mut self.path);
+        self.path = p;
+        self
+    }
+
+    pub fn path_string(&self) -> String {
+        path_string(&self.path)
+    }
+}
+
+pub fn path_string(path: &[Seg]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+/// Parse `a.b[3].c` into segments (keys never contain `.` or `[` in curtin's schema).
+pub fn parse_path(p: &str) -> Vec<Seg> {
+    let mut out = Vec::new();
+    for part in p.split('.').filter(|s| !s.is_empty()) {
+        let (key, mut rest) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !key.is_empty() {
+            out.push(Seg::Key(key.to_string()));
+        }
+        while let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']').unwrap_or(r.len());
+            match r[..end].parse() {
+                Ok(i) => out.push(Seg::Index(i)),
+                Err(_) => out.push(Seg::Key(r[..end].to_string())),
+            }
+            rest = r.get(end + 1..).unwrap_or("");
+        }
+    }
+    out
+}
+
+/// Deserialize a typed value from part of the config; the error keeps the key path inside it.
+pub fn typed<T: DeserializeOwned>(v: &Value) -> Result<T, Issue> {
+    serde_path_to_error::deserialize(v.clone()).map_err(|e| {
+        let path: Vec<Seg> = e
+            .path()
+            .iter()
+            .filter_map(|s| match s {
+                serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
+                serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
+                serde_path_to_error::Segment::Enum { .. }
+                | serde_path_to_error::Segment::Unknown => None,
+            })
+            .collect();
+        Issue {
+            path,
+            message: e.into_inner().to_string(),
+        }
+    })
+}
+
+/// A mapping key as text.
+pub fn key_string(k: &Value) -> String {
+    scalar_string(k).unwrap_or_else(|| show(k))
+}
+
+/// A scalar as text (`1` -> "1", `true` -> "true"); `None` for collections and null.
+pub fn scalar_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Python truthiness, as curtin tests `if value:`.
+pub fn falsy(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::String(s) => s.is_empty(),
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::Sequence(s) => s.is_empty(),
+        Value::Mapping(m) => m.is_empty(),
+        Value::Tagged(t) => falsy(&t.value),
+    }
+}
+
+/// A short rendering of a value for messages.
+pub fn show(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Sequence(_) => "a list".into(),
+        Value::Mapping(_) => "a mapping".into(),
+        other => serde_yaml::to_string(other)
+            .map(|s| s.trim_end().to_string())
+            .unwrap_or_else(|_| format!("{other:?}")),
+    }
+}

@@ -1,1 +1,256 @@
-//! TODO: filled by the config-model work (issue 2).
+//! `install`, `proxy`, `power_state`, `curthooks`, `write_files`: how the install itself behaves.
+
+use serde::Deserialize;
+use serde_yaml::Value;
+
+use crate::config::Issue;
+
+/// `install:`. Paths curtin defaults are filled in; `None` means disabled (a falsy value).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Install {
+    pub log_file: Option<String>,
+    pub log_file_append: bool,
+    pub error_tarfile: Option<String>,
+    /// Files posted with the final `cmd-install` event.
+    pub post_files: Vec<String>,
+    pub save_install_config: Option<String>,
+    pub save_install_log: Option<String>,
+    /// `disabled` keeps the target mounted at the end.
+    pub unmount: Option<String>,
+    /// Mount point of the target instead of a temporary directory.
+    pub target: Option<String>,
+    pub resume_data: Option<String>,
+}
+
+impl Default for Install {
+    fn default() -> Self {
+        Install {
+            log_file: Some("/var/log/curtin/install.log".into()),
+            log_file_append: false,
+            error_tarfile: Some("/var/log/curtin/curtin-error-logs.tar".into()),
+            post_files: vec![],
+            save_install_config: Some("/root/curtin-install-cfg.yaml".into()),
+            save_install_log: Some("/root/curtin-install.log".into()),
+            unmount: None,
+            target: None,
+            resume_data: None,
+        }
+    }
+}
+
+impl Install {
+    pub fn unmount_disabled(&self) -> bool {
+        self.unmount.as_deref() == Some("disabled")
+    }
+}
+
+/// A path-like key: absent -> the default, falsy -> disabled (`None`), a string -> itself.
+fn path_key(
+    m: &serde_yaml::Mapping,
+    key: &str,
+    default: Option<String>,
+) -> Result<Option<String>, Issue> {
+    match m.get(key) {
+        None => Ok(default),
+        Some(v) if crate::config::falsy(v) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v) => Err(Issue::new(
+            key,
+            format!("must be a path, got {}", crate::config::show(v)),
+        )),
+    }
+}
+
+pub fn install_from_value(v: &Value) -> Result<Install, Issue> {
+    let d = Install::default();
+    let m = match v {
+        Value::Null => return Ok(d),
+        Value::Mapping(m) => m,
+        _ => return Err(Issue::new("", "must be a mapping")),
+    };
+    let post_files = match m.get("post_files") {
+        None | Some(Value::Null) => vec![],
+        Some(v) => crate::config::typed::<Vec<String>>(v).map_err(|e| e.under("post_files"))?,
+    };
+    let log_file_append = match m.get("log_file_append") {
+        None => false,
+        Some(v) => !crate::config::falsy(v),
+    };
+    Ok(Install {
+        log_file: path_key(m, "log_file", d.log_file)?,
+        log_file_append,
+        error_tarfile: path_key(m, "error_tarfile", d.error_tarfile)?,
+        post_files,
+        save_install_config: path_key(m, "save_install_config", d.save_install_config)?,
+        save_install_log: path_key(m, "save_install_log", d.save_install_log)?,
+        unmount: path_key(m, "unmount", None)?,
+        target: path_key(m, "target", None)?,
+        resume_data: path_key(m, "resume_data", None)?,
+    })
+}
+
+/// `proxy:` (after moving a legacy top-level `http_proxy` into it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proxy {
+    pub http_proxy: Option<String>,
+    pub https_proxy: Option<String>,
+    pub no_proxy: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerMode {
+    Halt,
+    Poweroff,
+    Reboot,
+}
+
+/// `power_state: {mode, delay, message}`.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+pub struct PowerState {
+    pub mode: PowerMode,
+    /// `now`, `+N` minutes, or seconds; curtin's default is "5".
+    #[serde(default, deserialize_with = "delay")]
+    pub delay: Option<String>,
+    pub message: Option<String>,
+    pub condition: Option<Value>,
+}
+
+fn delay<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let v = Value::deserialize(d)?;
+    Ok(crate::config::scalar_string(&v))
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CurthooksMode {
+    /// The image's `/curtin/curtin-hooks` if it has one, else builtin hooks.
+    #[default]
+    Auto,
+    Builtin,
+    Target,
+}
+
+/// `curthooks: {mode}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct Curthooks {
+    #[serde(default)]
+    pub mode: CurthooksMode,
+}
+
+/// A `write_files` (or `cloudconfig`) entry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WriteFile {
+    /// Path in the target (ignored for `cloudconfig`, which names its own file).
+    pub path: String,
+    /// The bytes to write (`!!binary` decoded).
+    pub content: Vec<u8>,
+    /// File mode; curtin's default is 0644.
+    pub permissions: u32,
+    /// `user:group`.
+    pub owner: Option<String>,
+    /// Carried as given; curtin supports none (cloud-init's b64/gzip are not applied by curtin).
+    pub encoding: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWriteFile {
+    path: Option<String>,
+    #[serde(default)]
+    content: Value,
+    permissions: Option<Value>,
+    perms: Option<Value>,
+    owner: Option<String>,
+    encoding: Option<String>,
+}
+
+/// Read a `write_files`-format mapping. Entries without `path` are skipped with a warning
+/// unless `path_needed` is false (`cloudconfig`).
+pub fn write_files_from_value(
+    v: &Value,
+    path_needed: bool,
+    warnings: &mut Vec<Issue>,
+) -> Result<std::collections::BTreeMap<String, WriteFile>, Issue> {
+    let mut out = std::collections::BTreeMap::new();
+    let m = match v {
+        Value::Null => return Ok(out),
+        Value::Mapping(m) => m,
+        _ => {
+            return Err(Issue::new(
+                "",
+                "must be a mapping of name -> {path, content, permissions, owner}",
+            ))
+        }
+    };
+    for (k, v) in m {
+        let name = crate::config::key_string(k);
+        let raw: RawWriteFile = crate::config::typed(v).map_err(|e| e.under(&name))?;
+        let content = match &raw.content {
+            Value::Null => vec![],
+            Value::String(s) => s.clone().into_bytes(),
+            Value::Tagged(t) if t.tag == "!binary" || t.tag == "tag:yaml.org,2002:binary" => {
+                let text = t.value.as_str().unwrap_or_default();
+                let clean: String = text.split_whitespace().collect();
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .decode(clean)
+                    .map_err(|e| {
+                        Issue::new(format!("{name}.content"), format!("bad !!binary: {e}"))
+                    })?
+            }
+            other => match crate::config::scalar_string(other) {
+                Some(s) => s.into_bytes(),
+                None => return Err(Issue::new(format!("{name}.content"), "must be a string")),
+            },
+        };
+        let permissions = match raw.permissions.as_ref().or(raw.perms.as_ref()) {
+            None | Some(Value::Null) => 0o644,
+            Some(p) => mode(p).ok_or_else(|| {
+                Issue::new(
+                    format!("{name}.permissions"),
+                    format!("not a file mode: {}", crate::config::show(p)),
+                )
+            })?,
+        };
+        let path = match raw.path {
+            Some(p) if !p.is_empty() => p,
+            _ if path_needed => {
+                warnings.push(Issue::new(name, "has no `path`: skipped, as curtin does"));
+                continue;
+            }
+            _ => String::new(),
+        };
+        out.insert(
+            name,
+            WriteFile {
+                path,
+                content,
+                permissions,
+                owner: raw.owner,
+                encoding: raw.encoding,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// A mode: an octal string (`"0644"`, `"0o644"`), or an integer taken as is (YAML 1.1 `0644` is
+/// already octal to curtin's loader; our YAML 1.2 loader reads a bare `0644` as a string of
+/// digits only when quoted, so a bare int with only octal digits and a leading zero never
+/// reaches here as such).
+fn mode(v: &Value) -> Option<u32> {
+    match v {
+        Value::Number(n) => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|m| *m <= 0o7777),
+        Value::String(s) => {
+            let s = s.trim();
+            let s = s.strip_prefix("0o").unwrap_or(s);
+            u32::from_str_radix(s, 8).ok().filter(|m| *m <= 0o7777)
+        }
+        _ => None,
+    }
+}

@@ -1,1 +1,269 @@
-//! TODO: filled by the config-model work (issue 2).
+//! `sources`: what to install. A mapping (name -> source, handled in sorted name order), a list,
+//! or a single string. A source is a string normalised like curtin's `util.sanitize_source`
+//! (`dd-gz:http://...`; no known prefix means tgz) or a mapping `{type, uri}`, to which deployer
+//! adds optional `sha256`, `sha512` and `size` (checked while streaming).
+
+use serde::Deserialize;
+use serde_yaml::Value;
+use std::collections::BTreeMap;
+
+/// How a source is written, named by curtin's prefixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum SourceType {
+    Tgz,
+    Tbz,
+    Txz,
+    /// deployer extension: a zstd-compressed root tarball.
+    Tzst,
+    DdTgz,
+    DdTbz,
+    DdTxz,
+    DdTar,
+    DdBz2,
+    DdGz,
+    DdXz,
+    DdRaw,
+    /// deployer extension: a zstd-compressed raw disk image.
+    DdZst,
+    Fsimage,
+    FsimageLayered,
+}
+
+impl SourceType {
+    pub const ALL: [SourceType; 15] = [
+        SourceType::Tgz,
+        SourceType::Tbz,
+        SourceType::Txz,
+        SourceType::Tzst,
+        SourceType::DdTgz,
+        SourceType::DdTbz,
+        SourceType::DdTxz,
+        SourceType::DdTar,
+        SourceType::DdBz2,
+        SourceType::DdGz,
+        SourceType::DdXz,
+        SourceType::DdRaw,
+        SourceType::DdZst,
+        SourceType::Fsimage,
+        SourceType::FsimageLayered,
+    ];
+
+    /// The type name as written in a config (`dd-gz`), without the colon.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            SourceType::Tgz => "tgz",
+            SourceType::Tbz => "tbz",
+            SourceType::Txz => "txz",
+            SourceType::Tzst => "tzst",
+            SourceType::DdTgz => "dd-tgz",
+            SourceType::DdTbz => "dd-tbz",
+            SourceType::DdTxz => "dd-txz",
+            SourceType::DdTar => "dd-tar",
+            SourceType::DdBz2 => "dd-bz2",
+            SourceType::DdGz => "dd-gz",
+            SourceType::DdXz => "dd-xz",
+            SourceType::DdRaw => "dd-raw",
+            SourceType::DdZst => "dd-zst",
+            SourceType::Fsimage => "fsimage",
+            SourceType::FsimageLayered => "fsimage-layered",
+        }
+    }
+
+    /// A whole-disk image (curtin: the type starts with `dd-`).
+    pub fn is_dd(self) -> bool {
+        self.prefix().starts_with("dd-")
+    }
+
+    /// A root tarball extracted onto the mounted target.
+    pub fn is_tarball(self) -> bool {
+        matches!(
+            self,
+            SourceType::Tgz | SourceType::Tbz | SourceType::Txz | SourceType::Tzst
+        )
+    }
+
+    pub fn from_name(name: &str) -> Option<SourceType> {
+        SourceType::ALL.into_iter().find(|t| t.prefix() == name)
+    }
+}
+
+impl std::fmt::Display for SourceType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.prefix())
+    }
+}
+
+/// One source.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Source {
+    /// Its key in the `sources` mapping (list entries are named `00`, `01`, ...).
+    pub name: String,
+    pub kind: SourceType,
+    /// The URI with the type prefix removed (`http://...`, `file://...`, `cp://...`, a path).
+    pub uri: String,
+    /// Expected digests and size of the source as served (deployer extension).
+    pub sha256: Option<String>,
+    pub sha512: Option<String>,
+    pub size: Option<u64>,
+}
+
+/// Normalise a source string as curtin's `sanitize_source` does: a known `<type>:` prefix sets
+/// the type and is stripped; `squashfs://` (or a name ending in `squashfs`/`squash`) is fsimage;
+/// anything else, URLs included, is a tgz with the string unchanged.
+pub fn parse(s: &str) -> Source {
+    let (kind, uri) = classify(s);
+    Source {
+        name: String::new(),
+        kind,
+        uri: uri.to_string(),
+        sha256: None,
+        sha512: None,
+        size: None,
+    }
+}
+
+fn classify(s: &str) -> (SourceType, &str) {
+    // Longest names first, so that `fsimage-layered:` is not read as `fsimage:`.
+    let mut types = SourceType::ALL;
+    types.sort_by_key(|t| std::cmp::Reverse(t.prefix().len()));
+    for t in types {
+        if let Some(rest) = s.strip_prefix(t.prefix()).and_then(|r| r.strip_prefix(':')) {
+            return (t, rest);
+        }
+    }
+    if let Some(rest) = s.strip_prefix("squashfs://") {
+        return (SourceType::Fsimage, rest);
+    }
+    if let Some(rest) = s.strip_prefix("squashfs:") {
+        return (SourceType::Fsimage, rest);
+    }
+    if s.ends_with("squashfs") || s.ends_with("squash") {
+        return (SourceType::Fsimage, s);
+    }
+    (SourceType::Tgz, s)
+}
+
+/// A mapping entry: `{type, uri}` (curtin trusts it as is), plus our checksum keys.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    uri: String,
+    sha256: Option<String>,
+    sha512: Option<String>,
+    #[serde(default, deserialize_with = "crate::size::de_opt")]
+    size: Option<u64>,
+}
+
+/// Read the `sources` value (mapping, list or string) into sources keyed by name.
+/// Errors carry the key path below `sources`.
+pub fn from_value(v: &Value) -> Result<BTreeMap<String, Source>, crate::config::Issue> {
+    use crate::config::Issue;
+    let mut out = BTreeMap::new();
+    match v {
+        Value::Null => {}
+        Value::String(s) => {
+            out.insert("00".to_string(), named("00", parse(s)));
+        }
+        Value::Sequence(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let name = format!("{i:02}");
+                let src = entry(item).map_err(|e| e.under(&format!("[{i}]")))?;
+                out.insert(name.clone(), named(&name, src));
+            }
+        }
+        Value::Mapping(m) => {
+            for (k, item) in m {
+                let name = crate::config::key_string(k);
+                let src = entry(item).map_err(|e| e.under(&name))?;
+                out.insert(name.clone(), named(&name, src));
+            }
+        }
+        _ => return Err(Issue::new("", "must be a mapping, a list or a string")),
+    }
+    Ok(out)
+}
+
+fn named(name: &str, mut s: Source) -> Source {
+    s.name = name.to_string();
+    s
+}
+
+fn entry(v: &Value) -> Result<Source, crate::config::Issue> {
+    use crate::config::Issue;
+    match v {
+        Value::String(s) => Ok(parse(s)),
+        Value::Mapping(_) => {
+            let e: Entry = crate::config::typed(v)?;
+            let mut src = match &e.kind {
+                // curtin trusts a typed entry as is: the uri keeps any prefix it has.
+                Some(t) => Source {
+                    kind: SourceType::from_name(t).ok_or_else(|| {
+                        Issue::new(
+                            "type",
+                            format!(
+                                "unknown source type '{t}' (one of: {})",
+                                SourceType::ALL.map(|t| t.prefix()).join(", ")
+                            ),
+                        )
+                    })?,
+                    ..parse(&e.uri)
+                },
+                None => parse(&e.uri),
+            };
+            if e.kind.is_some() {
+                src.uri = e.uri.clone();
+            }
+            src.sha256 = check_hex(e.sha256, 64, "sha256")?;
+            src.sha512 = check_hex(e.sha512, 128, "sha512")?;
+            src.size = e.size;
+            Ok(src)
+        }
+        _ => Err(Issue::new(
+            "",
+            "a source must be a string or a mapping {type, uri}",
+        )),
+    }
+}
+
+fn check_hex(
+    v: Option<String>,
+    len: usize,
+    key: &str,
+) -> Result<Option<String>, crate::config::Issue> {
+    match v {
+        Some(h) if h.len() != len || !h.bytes().all(|b| b.is_ascii_hexdigit()) => Err(
+            crate::config::Issue::new(key, format!("must be {len} hex digits, got '{h}'")),
+        ),
+        other => Ok(other.map(|h| h.to_ascii_lowercase())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_prefix() {
+        for t in SourceType::ALL {
+            let s = parse(&format!("{}:http://h/x", t.prefix()));
+            assert_eq!((s.kind, s.uri.as_str()), (t, "http://h/x"), "{t}");
+        }
+        assert_eq!(parse("squashfs://http://h/x").kind, SourceType::Fsimage);
+        assert_eq!(parse("squashfs://http://h/x").uri, "http://h/x");
+        assert_eq!(parse("http://h/root.squashfs").kind, SourceType::Fsimage);
+        let s = parse("http://h/root-tgz");
+        assert_eq!(
+            (s.kind, s.uri.as_str()),
+            (SourceType::Tgz, "http://h/root-tgz")
+        );
+        let s = parse("dd-img:http://h/x");
+        assert_eq!(
+            (s.kind, s.uri.as_str()),
+            (SourceType::Tgz, "dd-img:http://h/x")
+        );
+        assert_eq!(parse("cp:///media/root-ro").kind, SourceType::Tgz);
+        assert!(SourceType::DdZst.is_dd() && !SourceType::Tzst.is_dd());
+    }
+}

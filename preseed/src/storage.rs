@@ -1,1 +1,701 @@
-//! TODO: filled by the config-model work (issue 2).
+//! `storage`: curtin's storage config (version 1, and 2 which differs only in how preserved
+//! partitions and offsets are treated). `disk`, `partition`, `format` and `mount` are typed in
+//! full; `lvm_volgroup`, `lvm_partition`, `raid`, `bcache` and `dm_crypt` are typed enough to
+//! check their references and to say "not supported yet"; other curtin types are carried.
+
+use serde::{Deserialize, Serialize};
+use serde_yaml::Value;
+
+use crate::config::{typed, Issue};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Storage {
+    /// 1 or 2.
+    pub version: u32,
+    /// Items in list order (curtin handles them strictly in this order).
+    pub config: Vec<Item>,
+    /// Where curtin writes the `{id: /dev/path}` map, if asked.
+    pub device_map_path: Option<String>,
+}
+
+impl Storage {
+    pub fn get(&self, id: &str) -> Option<&Item> {
+        self.config.iter().find(|i| i.id() == id)
+    }
+
+    /// The first item deployer cannot install yet, as `not supported yet: <type> id=<id>`.
+    pub fn check_supported(&self) -> Result<(), String> {
+        match self.config.iter().find_map(Item::unsupported) {
+            Some(m) => Err(m),
+            None => Ok(()),
+        }
+    }
+
+    pub fn disks(&self) -> impl Iterator<Item = &Disk> {
+        self.config.iter().filter_map(|i| match i {
+            Item::Disk(d) => Some(d),
+            _ => None,
+        })
+    }
+
+    /// Partitions on `device`, in list order.
+    pub fn partitions_of<'a>(&'a self, device: &'a str) -> impl Iterator<Item = &'a Partition> {
+        self.config.iter().filter_map(move |i| match i {
+            Item::Partition(p) if p.device == device => Some(p),
+            _ => None,
+        })
+    }
+}
+
+/// One storage item, by its `type`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Item {
+    Disk(Disk),
+    Partition(Partition),
+    Format(Format),
+    Mount(Mount),
+    LvmVolgroup(LvmVolgroup),
+    LvmPartition(LvmPartition),
+    Raid(Raid),
+    Bcache(Bcache),
+    DmCrypt(DmCrypt),
+    /// A curtin type deployer only carries (`zpool`, `zfs`, `dasd`, `nvme_controller`, `device`, `image`).
+    Other(Other),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Other {
+    pub kind: String,
+    pub id: String,
+    pub value: Value,
+}
+
+/// Types curtin knows that deployer carries without a model.
+const CARRIED: &[&str] = &["zpool", "zfs", "dasd", "nvme_controller", "device", "image"];
+
+impl Item {
+    pub fn id(&self) -> &str {
+        match self {
+            Item::Disk(x) => &x.id,
+            Item::Partition(x) => &x.id,
+            Item::Format(x) => &x.id,
+            Item::Mount(x) => &x.id,
+            Item::LvmVolgroup(x) => &x.id,
+            Item::LvmPartition(x) => &x.id,
+            Item::Raid(x) => &x.id,
+            Item::Bcache(x) => &x.id,
+            Item::DmCrypt(x) => &x.id,
+            Item::Other(x) => &x.id,
+        }
+    }
+
+    /// The `type` as written in the config.
+    pub fn type_name(&self) -> &str {
+        match self {
+            Item::Disk(_) => "disk",
+            Item::Partition(_) => "partition",
+            Item::Format(_) => "format",
+            Item::Mount(_) => "mount",
+            Item::LvmVolgroup(_) => "lvm_volgroup",
+            Item::LvmPartition(_) => "lvm_partition",
+            Item::Raid(_) => "raid",
+            Item::Bcache(_) => "bcache",
+            Item::DmCrypt(_) => "dm_crypt",
+            Item::Other(o) => &o.kind,
+        }
+    }
+
+    /// `Some("not supported yet: <type> id=<id>")` for items deployer cannot install yet.
+    pub fn unsupported(&self) -> Option<String> {
+        match self {
+            Item::Disk(_) | Item::Partition(_) | Item::Format(_) | Item::Mount(_) => None,
+            _ => Some(format!(
+                "not supported yet: {} id={}",
+                self.type_name(),
+                self.id()
+            )),
+        }
+    }
+
+    /// The ids this item refers to, with the key each is under.
+    pub fn refs(&self) -> Vec<(&'static str, &str)> {
+        let mut r: Vec<(&'static str, &str)> = Vec::new();
+        match self {
+            Item::Partition(p) => r.push(("device", &p.device)),
+            Item::Format(f) => r.push(("volume", &f.volume)),
+            Item::Mount(m) => r.extend(m.device.as_deref().map(|d| ("device", d))),
+            Item::LvmVolgroup(v) => r.extend(v.devices.iter().map(|d| ("devices", d.as_str()))),
+            Item::LvmPartition(l) => r.push(("volgroup", &l.volgroup)),
+            Item::Raid(x) => {
+                r.extend(x.devices.iter().map(|d| ("devices", d.as_str())));
+                r.extend(
+                    x.spare_devices
+                        .iter()
+                        .map(|d| ("spare_devices", d.as_str())),
+                );
+                r.extend(x.container.as_deref().map(|d| ("container", d)));
+            }
+            Item::Bcache(b) => {
+                r.extend(b.backing_device.as_deref().map(|d| ("backing_device", d)));
+                r.extend(b.cache_device.as_deref().map(|d| ("cache_device", d)));
+            }
+            Item::DmCrypt(c) => r.push(("volume", &c.volume)),
+            Item::Disk(_) | Item::Other(_) => {}
+        }
+        r
+    }
+}
+
+/// `ptable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ptable {
+    Gpt,
+    #[serde(alias = "dos")]
+    Msdos,
+    Vtoc,
+    Unsupported,
+}
+
+/// `wipe` modes (`block.wipe_volume`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Wipe {
+    Superblock,
+    SuperblockRecursive,
+    Zero,
+    Random,
+    Pvremove,
+}
+
+/// Partition `flag` (curtin's schema enum; `""` means none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flag {
+    BiosGrub,
+    Boot,
+    Extended,
+    Home,
+    Linux,
+    Logical,
+    Lvm,
+    Mbr,
+    Msftres,
+    Prep,
+    Raid,
+    Swap,
+}
+
+impl Flag {
+    /// The sgdisk type code curtin uses on GPT (`SGDISK_FLAGS`); 8300 for everything else.
+    pub fn gpt_typecode(flag: Option<Flag>) -> &'static str {
+        match flag {
+            Some(Flag::BiosGrub) => "ef02",
+            Some(Flag::Boot) => "ef00",
+            Some(Flag::Home) => "8302",
+            Some(Flag::Linux) => "8300",
+            Some(Flag::Lvm) => "8e00",
+            Some(Flag::Msftres) => "0c01",
+            Some(Flag::Prep) => "4100",
+            Some(Flag::Raid) => "fd00",
+            Some(Flag::Swap) => "8200",
+            _ => "8300",
+        }
+    }
+}
+
+/// Filesystems curtin's `mkfs` knows; anything else is an error at validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fstype {
+    Ext2,
+    Ext3,
+    Ext4,
+    Xfs,
+    Btrfs,
+    Vfat,
+    Fat,
+    Fat12,
+    Fat16,
+    Fat32,
+    Swap,
+    F2fs,
+    Jfs,
+    Ntfs,
+    Reiserfs,
+    Zfsroot,
+}
+
+impl Fstype {
+    pub fn name(self) -> &'static str {
+        match self {
+            Fstype::Ext2 => "ext2",
+            Fstype::Ext3 => "ext3",
+            Fstype::Ext4 => "ext4",
+            Fstype::Xfs => "xfs",
+            Fstype::Btrfs => "btrfs",
+            Fstype::Vfat => "vfat",
+            Fstype::Fat => "fat",
+            Fstype::Fat12 => "fat12",
+            Fstype::Fat16 => "fat16",
+            Fstype::Fat32 => "fat32",
+            Fstype::Swap => "swap",
+            Fstype::F2fs => "f2fs",
+            Fstype::Jfs => "jfs",
+            Fstype::Ntfs => "ntfs",
+            Fstype::Reiserfs => "reiserfs",
+            Fstype::Zfsroot => "zfsroot",
+        }
+    }
+
+    /// The type mount and fstab use (`fat*` is reported as `vfat`).
+    pub fn mount_type(self) -> &'static str {
+        match self {
+            Fstype::Fat | Fstype::Fat12 | Fstype::Fat16 | Fstype::Fat32 => "vfat",
+            f => f.name(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Disk {
+    pub id: String,
+    pub ptable: Option<Ptable>,
+    pub serial: Option<String>,
+    pub wwn: Option<String>,
+    pub path: Option<String>,
+    pub device_id: Option<String>,
+    pub name: Option<String>,
+    pub model: Option<String>,
+    pub wipe: Option<Wipe>,
+    #[serde(default)]
+    pub preserve: bool,
+    #[serde(default, deserialize_with = "de_bool")]
+    pub grub_device: bool,
+    pub multipath: Option<String>,
+    pub nvme_controller: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Partition {
+    pub id: String,
+    /// The disk (or raid, bcache) the partition is on.
+    pub device: String,
+    /// Bytes.
+    #[serde(deserialize_with = "crate::size::de")]
+    pub size: u64,
+    pub number: Option<u32>,
+    /// Bytes; honoured by storage version 2 only (curtin v1 ignores it).
+    #[serde(default, deserialize_with = "crate::size::de_opt")]
+    pub offset: Option<u64>,
+    #[serde(default, deserialize_with = "de_flag")]
+    pub flag: Option<Flag>,
+    pub wipe: Option<Wipe>,
+    #[serde(default)]
+    pub preserve: bool,
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "de_bool")]
+    pub grub_device: bool,
+    pub path: Option<String>,
+    pub uuid: Option<String>,
+    pub partition_type: Option<String>,
+    pub partition_name: Option<String>,
+    #[serde(default)]
+    pub resize: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Format {
+    pub id: String,
+    pub volume: String,
+    pub fstype: Fstype,
+    pub label: Option<String>,
+    pub uuid: Option<String>,
+    #[serde(default, deserialize_with = "de_words")]
+    pub extra_options: Vec<String>,
+    #[serde(default)]
+    pub preserve: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mount {
+    pub id: String,
+    /// A format id; may be absent when `spec` and `fstype` are given.
+    pub device: Option<String>,
+    /// Where in the target (`/`, `/boot/efi`, or `none` for swap).
+    pub path: Option<String>,
+    pub spec: Option<String>,
+    pub fstype: Option<String>,
+    pub options: Option<String>,
+    #[serde(default, deserialize_with = "de_stringish")]
+    pub freq: Option<String>,
+    #[serde(default, deserialize_with = "de_stringish")]
+    pub passno: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LvmVolgroup {
+    pub id: String,
+    pub name: String,
+    pub devices: Vec<String>,
+    #[serde(default)]
+    pub preserve: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LvmPartition {
+    pub id: String,
+    pub volgroup: String,
+    pub name: String,
+    #[serde(default, deserialize_with = "crate::size::de_opt")]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub preserve: bool,
+    pub wipe: Option<Wipe>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Raid {
+    pub id: String,
+    pub name: String,
+    #[serde(deserialize_with = "de_stringish")]
+    pub raidlevel: Option<String>,
+    #[serde(default)]
+    pub devices: Vec<String>,
+    #[serde(default)]
+    pub spare_devices: Vec<String>,
+    pub container: Option<String>,
+    pub metadata: Option<Value>,
+    pub mdname: Option<String>,
+    pub ptable: Option<Ptable>,
+    #[serde(default)]
+    pub preserve: bool,
+    pub wipe: Option<Wipe>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bcache {
+    pub id: String,
+    pub backing_device: Option<String>,
+    pub cache_device: Option<String>,
+    pub cache_mode: Option<String>,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub preserve: bool,
+    pub wipe: Option<Wipe>,
+    pub ptable: Option<Ptable>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DmCrypt {
+    pub id: String,
+    pub volume: String,
+    pub dm_name: Option<String>,
+    pub key: Option<String>,
+    pub keyfile: Option<String>,
+    pub keysize: Option<Value>,
+    pub cipher: Option<String>,
+    pub options: Option<Value>,
+    pub recovery_keyfile: Option<String>,
+    #[serde(default)]
+    pub preserve: bool,
+    pub wipe: Option<Wipe>,
+}
+
+/// `grub_device: true|false|0|1`.
+fn de_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    use serde::de::Error;
+    match Value::deserialize(d)? {
+        Value::Bool(b) => Ok(b),
+        Value::Null => Ok(false),
+        Value::Number(n) if n.as_u64() == Some(0) => Ok(false),
+        Value::Number(n) if n.as_u64() == Some(1) => Ok(true),
+        other => Err(D::Error::custom(format!(
+            "expected true, false, 0 or 1, got {}",
+            crate::config::show(&other)
+        ))),
+    }
+}
+
+/// `flag: ""` means no flag.
+fn de_flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Flag>, D::Error> {
+    use serde::de::Error;
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        Value::String(s) if s.is_empty() => Ok(None),
+        v => Flag::deserialize(v.clone()).map(Some).map_err(|_| {
+            D::Error::custom(format!(
+                "unknown partition flag {} (one of: bios_grub, boot, extended, home, linux, logical, lvm, mbr, msftres, prep, raid, swap)",
+                crate::config::show(&v)
+            ))
+        }),
+    }
+}
+
+/// `extra_options`: a list of words, or one string split on whitespace.
+fn de_words<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    use serde::de::Error;
+    match Value::deserialize(d)? {
+        Value::Null => Ok(vec![]),
+        Value::String(s) => Ok(s.split_whitespace().map(String::from).collect()),
+        Value::Sequence(items) => items
+            .iter()
+            .map(|v| {
+                crate::config::scalar_string(v)
+                    .ok_or_else(|| D::Error::custom("expected a list of strings"))
+            })
+            .collect(),
+        _ => Err(D::Error::custom("expected a list of strings")),
+    }
+}
+
+/// A scalar kept as text (`passno: 1` or `"1"`, `raidlevel: 1` or `raid1`).
+fn de_stringish<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    use serde::de::Error;
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        v => crate::config::scalar_string(&v)
+            .map(Some)
+            .ok_or_else(|| D::Error::custom("expected a number or a string")),
+    }
+}
+
+fn need_str(m: &serde_yaml::Mapping, key: &str) -> Result<String, Issue> {
+    match m.get(key) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(v @ (Value::Number(_) | Value::Bool(_))) => {
+            Ok(crate::config::scalar_string(v).unwrap())
+        }
+        Some(_) => Err(Issue::new(key, "must be a non-empty string")),
+        None => Err(Issue::new("", format!("missing field `{key}`"))),
+    }
+}
+
+/// Read one item; the type decides the model. Errors carry the key path below the item.
+pub fn item_from_value(v: &Value) -> Result<Item, Issue> {
+    let m = v
+        .as_mapping()
+        .ok_or_else(|| Issue::new("", "a storage item must be a mapping with `id` and `type`"))?;
+    let kind = need_str(m, "type")?;
+    let id = need_str(m, "id")?;
+    // Ids are strings in curtin; a numeric id is accepted and read as text.
+    let mut v = v.clone();
+    v.as_mapping_mut()
+        .unwrap()
+        .insert(Value::from("id"), Value::from(id.clone()));
+    v.as_mapping_mut().unwrap().remove("type");
+    Ok(match kind.as_str() {
+        "disk" => Item::Disk(typed(&v)?),
+        "partition" => Item::Partition(typed(&v)?),
+        "format" => Item::Format(typed(&v)?),
+        "mount" => Item::Mount(typed(&v)?),
+        "lvm_volgroup" => Item::LvmVolgroup(typed(&v)?),
+        "lvm_partition" => Item::LvmPartition(typed(&v)?),
+        "raid" => Item::Raid(typed(&v)?),
+        "bcache" => Item::Bcache(typed(&v)?),
+        "dm_crypt" => Item::DmCrypt(typed(&v)?),
+        k if CARRIED.contains(&k) => Item::Other(Other {
+            kind: k.to_string(),
+            id,
+            value: v,
+        }),
+        k => {
+            return Err(Issue::new(
+                "type",
+                format!(
+                    "unknown storage type '{k}' (curtin knows: disk, partition, format, mount, lvm_volgroup, lvm_partition, raid, bcache, dm_crypt, {})",
+                    CARRIED.join(", ")
+                ),
+            ))
+        }
+    })
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    version: Option<Value>,
+    #[serde(default)]
+    config: Vec<Value>,
+    device_map_path: Option<String>,
+}
+
+/// Read and check the `storage` value. `warnings` gets what is suspicious but curtin accepts.
+pub fn from_value(v: &Value, warnings: &mut Vec<Issue>) -> Result<Storage, Issue> {
+    let raw: Raw = typed(v)?;
+    let version = match &raw.version {
+        Some(Value::Number(n)) if n.as_u64() == Some(1) || n.as_u64() == Some(2) => {
+            n.as_u64().unwrap() as u32
+        }
+        Some(other) => {
+            return Err(Issue::new(
+                "version",
+                format!(
+                    "storage version {} is not supported (1 or 2)",
+                    crate::config::show(other)
+                ),
+            ))
+        }
+        None => {
+            return Err(Issue::new(
+                "version",
+                "missing: storage needs `version: 1` (or 2)",
+            ))
+        }
+    };
+    let mut config = Vec::with_capacity(raw.config.len());
+    for (i, item) in raw.config.iter().enumerate() {
+        config.push(item_from_value(item).map_err(|e| e.under(&format!("config[{i}]")))?);
+    }
+    let storage = Storage {
+        version,
+        config,
+        device_map_path: raw.device_map_path,
+    };
+    check(&storage, warnings)?;
+    Ok(storage)
+}
+
+fn describe(i: usize, item: &Item) -> String {
+    format!(
+        "storage.config[{i}] ({} id={})",
+        item.type_name(),
+        item.id()
+    )
+}
+
+/// Which item types a reference under `key` of an item of type `from` may point at.
+fn allowed(from: &str, key: &str) -> &'static [&'static str] {
+    match (from, key) {
+        ("partition", _) => &["disk", "raid", "bcache", "device"],
+        ("format", _) | ("dm_crypt", _) => &[
+            "disk",
+            "partition",
+            "lvm_partition",
+            "raid",
+            "bcache",
+            "dm_crypt",
+            "device",
+        ],
+        ("mount", _) => &["format"],
+        ("lvm_partition", _) => &["lvm_volgroup"],
+        ("raid", "container") => &["raid"],
+        _ => &[
+            "disk",
+            "partition",
+            "raid",
+            "bcache",
+            "dm_crypt",
+            "lvm_partition",
+            "device",
+        ],
+    }
+}
+
+fn check(s: &Storage, warnings: &mut Vec<Issue>) -> Result<(), Issue> {
+    use std::collections::HashMap;
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for (i, item) in s.config.iter().enumerate() {
+        if let Some(prev) = index.insert(item.id(), i) {
+            return Err(Issue::new(
+                format!("config[{i}].id"),
+                format!(
+                    "duplicate id '{}': also used by {}",
+                    item.id(),
+                    describe(prev, &s.config[prev])
+                ),
+            ));
+        }
+    }
+    for (i, item) in s.config.iter().enumerate() {
+        let at = |k: &str| format!("config[{i}].{k}");
+        for (key, target) in item.refs() {
+            let Some(&j) = index.get(target) else {
+                return Err(Issue::new(
+                    at(key),
+                    format!(
+                        "{} refers to '{target}', which no item has as id",
+                        describe(i, item)
+                    ),
+                ));
+            };
+            let t = &s.config[j];
+            let ok = allowed(item.type_name(), key);
+            if !ok.contains(&t.type_name()) {
+                return Err(Issue::new(
+                    at(key),
+                    format!(
+                        "{} cannot be on {}: `{key}` must name a {}",
+                        describe(i, item),
+                        describe(j, t),
+                        ok.join(" or ")
+                    ),
+                ));
+            }
+            if j > i {
+                warnings.push(Issue::new(
+                    at(key),
+                    format!(
+                        "{} refers to {}, listed after it; curtin handles items in list order",
+                        describe(i, item),
+                        describe(j, t)
+                    ),
+                ));
+            }
+        }
+        match item {
+            Item::Disk(d) => {
+                if d.serial.is_none()
+                    && d.wwn.is_none()
+                    && d.path.is_none()
+                    && d.device_id.is_none()
+                {
+                    return Err(Issue::new(
+                        format!("config[{i}]"),
+                        format!(
+                            "{} needs one of serial, wwn or path to find the disk",
+                            describe(i, item)
+                        ),
+                    ));
+                }
+            }
+            Item::Mount(m) => {
+                if m.device.is_none() && (m.spec.is_none() || m.fstype.is_none()) {
+                    return Err(Issue::new(
+                        format!("config[{i}]"),
+                        format!(
+                            "{} needs `device`, or `spec` and `fstype`",
+                            describe(i, item)
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    // Cycles: follow references from each item; a path that comes back names both ends.
+    for start in 0..s.config.len() {
+        let mut seen = vec![start];
+        let mut cur = start;
+        while let Some(&(_, next)) = s.config[cur].refs().first() {
+            let j = index[next];
+            if j == start {
+                let last = *seen.last().unwrap();
+                return Err(Issue::new(
+                    format!("config[{last}]"),
+                    format!(
+                        "reference cycle: {} refers back to {}",
+                        describe(last, &s.config[last]),
+                        describe(start, &s.config[start])
+                    ),
+                ));
+            }
+            if seen.contains(&j) {
+                break;
+            }
+            seen.push(j);
+            cur = j;
+        }
+    }
+    Ok(())
+}
