@@ -274,6 +274,7 @@ fn msdos_extended_and_logical() {
     let cfg = format!(
         r#"
 storage:
+  version: 1
   config:
     - {{id: d, type: disk, path: {}, ptable: msdos}}
     - {{id: p1, type: partition, device: d, size: 100M, flag: boot}}
@@ -320,38 +321,39 @@ fn errors_before_anything_is_written() {
     let cases = [
         (
             format!(
-                "storage:\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: missing, type: disk, serial: NO-SUCH-SERIAL-XYZ, ptable: gpt}}\n    - {{id: p, type: partition, device: d, size: 64M}}\n",
+                "storage:\n  version: 1\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: missing, type: disk, serial: NO-SUCH-SERIAL-XYZ, ptable: gpt}}\n    - {{id: p, type: partition, device: d, size: 64M}}\n",
                 d.dev.display()
             ),
             vec!["disk 'missing'", "NO-SUCH-SERIAL-XYZ", "disks seen"],
         ),
         (
             format!(
-                "storage:\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: d, size: 200M}}\n    - {{id: p2, type: partition, device: d, size: 100M}}\n",
+                "storage:\n  version: 1\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: d, size: 200M}}\n    - {{id: p2, type: partition, device: d, size: 100M}}\n",
                 d.dev.display()
             ),
             vec!["partition 'p2' does not fit"],
         ),
         (
             format!(
-                "storage:\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: d, size: 64M}}\n    - {{id: f, type: format, volume: p1, fstype: reiser4}}\n",
+                "storage:\n  version: 1\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: d, size: 64M}}\n    - {{id: f, type: format, volume: p1, fstype: jfs}}\n",
                 d.dev.display()
             ),
-            vec!["unsupported fs type \"reiser4\""],
+            vec!["unsupported fs type \"jfs\""],
         ),
         (
             format!(
-                "storage:\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: nope, size: 64M}}\n",
+                "storage:\n  version: 1\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: nope, size: 64M}}\n",
                 d.dev.display()
             ),
-            vec!["device 'nope' is not a disk"],
+            vec!["refers to 'nope'"],
         ),
     ];
     for (cfg, needles) in cases {
         let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{cfg}");
-        assert_eq!(out.status.code(), Some(5).filter(|_| !cfg.contains("reiser")).or(out.status.code()));
+        let want = if cfg.contains("nope") { 2 } else { 5 };
+        assert_eq!(out.status.code(), Some(want), "exit code for: {err}");
         for n in needles {
             assert!(err.contains(n), "{n:?} not in {err}");
         }
@@ -363,7 +365,7 @@ fn errors_before_anything_is_written() {
     sh(&format!("mount {} {}", d.part(1).display(), m.path().display()));
     let _g = MountGuard(m.path().to_path_buf());
     let cfg = format!(
-        "storage:\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: d, size: 64M}}\n",
+        "storage:\n  version: 1\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: d, size: 64M}}\n",
         d.dev.display()
     );
     let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
@@ -378,7 +380,7 @@ fn preserve_keeps_and_checks() {
     let d = LoopDisk::new(256 * MIB);
     let t = Target::new();
     let base = format!(
-        "storage:\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: d, size: 64M}}\n    - {{id: f1, type: format, volume: p1, fstype: ext4, label: keep}}\n",
+        "storage:\n  version: 1\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: d, size: 64M}}\n    - {{id: f1, type: format, volume: p1, fstype: ext4, label: keep}}\n",
         d.dev.display()
     );
     let out = block_meta(&base, &t.path(), &t.fstab(), &[]);

@@ -100,6 +100,7 @@ fn plan(storage: &Storage) -> Result<Planned<'_>> {
     if storage.version != 1 {
         bail!("storage version {} is not supported (only version 1)", storage.version);
     }
+    storage.check_supported().map_err(anyhow::Error::msg)?;
     let mut plans: Vec<DiskPlan> = Vec::new();
     let mut devices: BTreeMap<String, PathBuf> = BTreeMap::new();
     for item in &storage.config {
@@ -163,7 +164,7 @@ fn plan(storage: &Storage) -> Result<Planned<'_>> {
                 if !devices.contains_key(&f.volume) {
                     bail!("format '{}': volume '{}' is not a disk or partition in the storage config", f.id, f.volume);
                 }
-                let fam = FsFamily::parse(&f.fstype).with_context(|| format!("format '{}'", f.id))?;
+                let fam = FsFamily::parse(f.fstype.name()).with_context(|| format!("format '{}'", f.id))?;
                 volumes.push((f, fam));
             }
             Item::Mount(m) => match &m.device {

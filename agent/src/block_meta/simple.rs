@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde_yaml::Value;
 
-use super::config::{Disk, Flag, Format, Item, Mount, Partition, Ptable, Storage};
+use super::config::{Disk, Flag, Format, Fstype, Item, Mount, Partition, Ptable, Storage};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
@@ -32,7 +32,7 @@ pub fn layout(cfg: &Value) -> Result<Layout> {
 /// The disk simple mode installs to: `-D`, else `block-meta.devices`, else the storage config's
 /// disk with `serial` and `grub_device`. Never a guess in tests: installable-disk discovery
 /// picks curtin's `sorted(valid)[0]` among unmounted, writable, non-removable disks >= 1 GiB.
-pub fn choose_disk(cfg: &Value, devices: &[PathBuf]) -> Result<PathBuf> {
+pub fn choose_disk(cfg: &Value, storage: Option<&Storage>, devices: &[PathBuf]) -> Result<PathBuf> {
     if let Some(d) = devices.first() {
         return Ok(d.clone());
     }
@@ -41,7 +41,7 @@ pub fn choose_disk(cfg: &Value, devices: &[PathBuf]) -> Result<PathBuf> {
             return Ok(PathBuf::from(d));
         }
     }
-    if let Ok(Some(st)) = Storage::from_config(cfg) {
+    if let Some(st) = storage {
         for i in &st.config {
             if let Item::Disk(d) = i {
                 if d.serial.is_some() && d.grub_device {
@@ -82,11 +82,14 @@ pub fn storage_for(disk: &Path, layout: Layout) -> Storage {
         serial: None,
         wwn: None,
         path: Some(disk.display().to_string()),
+        device_id: None,
         name: None,
         model: None,
         wipe: None,
         preserve: false,
         grub_device: true,
+        multipath: None,
+        nvme_controller: None,
     })];
     let part = |id: &str, number: u32, size: u64, flag: Option<Flag>| {
         Item::Partition(Partition {
@@ -100,16 +103,21 @@ pub fn storage_for(disk: &Path, layout: Layout) -> Storage {
             preserve: false,
             name: None,
             grub_device: false,
+            path: None,
+            uuid: None,
+            partition_type: None,
+            partition_name: None,
+            resize: false,
         })
     };
-    let fmt = |id: &str, vol: &str, fstype: &str, label: &str| {
+    let fmt = |id: &str, vol: &str, fstype: Fstype, label: &str| {
         Item::Format(Format {
             id: id.into(),
             volume: vol.into(),
-            fstype: fstype.into(),
+            fstype,
             label: Some(label.into()),
             uuid: None,
-            extra_options: if fstype == "fat32" { vec![] } else { vec![] },
+            extra_options: vec![],
             preserve: false,
         })
     };
@@ -136,13 +144,13 @@ pub fn storage_for(disk: &Path, layout: Layout) -> Storage {
         }
         Layout::Mbr => items.push(part("root", 1, 0, Some(Flag::Linux))),
     }
-    items.push(fmt("root_fs", "root", "ext4", "cloudimg-rootfs"));
+    items.push(fmt("root_fs", "root", Fstype::Ext4, "cloudimg-rootfs"));
     if layout == Layout::Uefi {
-        items.push(fmt("esp_fs", "esp", "fat32", "uefi-boot"));
+        items.push(fmt("esp_fs", "esp", Fstype::Fat32, "uefi-boot"));
     }
     items.push(mnt("root_mount", "root_fs", "/", "LABEL=cloudimg-rootfs"));
     if layout == Layout::Uefi {
         items.push(mnt("esp_mount", "esp_fs", "/boot/efi", "LABEL=uefi-boot"));
     }
-    Storage { version: 1, config: items }
+    Storage { version: 1, config: items, device_map_path: None }
 }

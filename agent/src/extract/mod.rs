@@ -8,7 +8,7 @@ pub mod unpack;
 use std::io::Read;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::error::{Kind, KindExt};
 
@@ -39,60 +39,25 @@ fn sync_fs(target: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The sources of a merged config as `(name, uri)`, sorted by name, dd sources left out.
-/// `sources` may be a mapping of name -> uri string or `{uri, type}`, or a list (curtin accepts
-/// both); a `type:` prefix on the uri (`tgz:`, `dd-xz:`...) is stripped.
-pub fn sources_of(cfg: &serde_yaml::Value) -> Result<Vec<(String, String)>> {
-    use serde_yaml::Value;
-    let mut out = Vec::new();
-    let entry = |name: String, v: &Value| -> Result<Option<(String, String)>> {
-        let (uri, ty) = match v {
-            Value::String(s) => (s.clone(), None),
-            Value::Mapping(m) => (
-                m.get("uri").and_then(Value::as_str).context("source without uri")?.to_string(),
-                m.get("type").and_then(Value::as_str).map(str::to_string),
-            ),
-            _ => bail!("source {name}: expected a uri or a mapping"),
-        };
-        let (prefix, rest) = match uri.split_once(':') {
-            Some((p, r)) if KNOWN_PREFIXES.contains(&p) => (Some(p.to_string()), r.to_string()),
-            _ => (None, uri.clone()),
-        };
-        let ty = ty.or(prefix).unwrap_or_else(|| "tgz".into());
-        if ty.starts_with("dd-") {
-            return Ok(None);
-        }
-        if ty.starts_with("fsimage") || ty == "cp" {
-            bail!("source {name}: type {ty} is not supported by deployer's extract stage yet");
-        }
-        Ok(Some((name, rest)))
-    };
-    match cfg.get("sources") {
-        None | Some(Value::Null) => {}
-        Some(Value::Mapping(m)) => {
-            for (k, v) in m {
-                let name = match k {
-                    Value::String(s) => s.clone(),
-                    other => serde_yaml::to_string(other)?.trim().to_string(),
-                };
-                out.extend(entry(name, v)?);
-            }
-        }
-        Some(Value::Sequence(s)) => {
-            for (i, v) in s.iter().enumerate() {
-                out.extend(entry(format!("{i:02}"), v)?);
-            }
-        }
-        Some(_) => bail!("sources: expected a mapping or a list"),
+/// Extract, keeping the fstab block-meta wrote into the target (the image's own fstab would
+/// replace it): the image's header lines, then block-meta's entries (curtin's `copy_fstab`).
+fn extract_with_fstab(uri: &str, target: &Path) -> Result<Stats> {
+    let fstab = target.join("etc/fstab");
+    let ours = std::fs::read_to_string(&fstab)
+        .ok()
+        .filter(|t| t.contains("during curtin installation") || t.contains("LABEL=cloudimg-rootfs"))
+        .map(|t| {
+            t.lines()
+                .skip_while(|l| l.starts_with('#') && !l.contains("during curtin installation") || l.trim().is_empty())
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+        });
+    let st = extract_uri(uri, target)?;
+    if let Some(body) = ours {
+        crate::block_meta::fstab::install(target, &body)?;
     }
-    out.sort();
-    Ok(out)
+    Ok(st)
 }
-
-const KNOWN_PREFIXES: &[&str] = &[
-    "tgz", "tbz", "txz", "tzst", "dd-tgz", "dd-tbz", "dd-txz", "dd-tar", "dd-bz2", "dd-gz",
-    "dd-xz", "dd-raw", "dd-zst", "fsimage", "fsimage-layered", "cp",
-];
 
 pub fn run(g: &crate::cli::Global, a: &crate::cli::TargetArgs) -> Result<()> {
     let target = a
@@ -100,15 +65,27 @@ pub fn run(g: &crate::cli::Global, a: &crate::cli::TargetArgs) -> Result<()> {
         .clone()
         .context("no target: pass --target-mount DIR or set TARGET_MOUNT_POINT")
         .kind(Kind::Config)?;
-    let cfg = crate::block_meta::localcfg::load(g).kind(Kind::Config)?;
-    let sources = sources_of(&cfg).kind(Kind::Config)?;
-    if sources.is_empty() {
-        tracing::warn!("no tarball sources to extract");
-    }
-    for (name, uri) in sources {
-        tracing::info!("acquiring and extracting image from {uri} (source {name})");
-        let st = extract_uri(&uri, &target)?;
+    let loaded = crate::block_meta::localcfg::load(g).kind(Kind::Config)?;
+    let mut any = false;
+    for src in loaded.config.sources_sorted() {
+        if src.kind.is_dd() {
+            continue;
+        }
+        if !src.kind.is_tarball() {
+            return Err(anyhow::anyhow!(
+                "source {}: type {} is not supported by the extract stage yet",
+                src.name,
+                src.kind.prefix()
+            ))
+            .kind(Kind::Config);
+        }
+        any = true;
+        tracing::info!("acquiring and extracting image from {} (source {})", src.uri, src.name);
+        let st = extract_with_fstab(&src.uri, &target)?;
         tracing::info!("extracted {} entries, {} bytes", st.entries, st.bytes);
+    }
+    if !any {
+        tracing::warn!("no tarball sources to extract");
     }
     Ok(())
 }
