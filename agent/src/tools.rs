@@ -32,7 +32,10 @@ pub fn package_of(tool: &str) -> &'static str {
 /// The tool's path, or an error naming its package.
 pub fn require(tool: &str) -> Result<PathBuf> {
     which(tool).with_context(|| {
-        format!("{tool} not found: install the Debian package {}", package_of(tool))
+        format!(
+            "{tool} not found: install the Debian package {}",
+            package_of(tool)
+        )
     })
 }
 
@@ -46,7 +49,10 @@ pub fn run(tool: &str, args: &[OsString]) -> Result<String> {
     if !out.status.success() {
         bail!(
             "{tool} {} failed ({}): {}",
-            args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "),
+            args.iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" "),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         );
@@ -211,22 +217,33 @@ impl Mkfs<'_> {
     }
 
     pub fn run(&self) -> Result<()> {
-        run(self.family.tool(), &self.args())
-            .with_context(|| format!("making {} on {}", self.family.mount_type(), self.device.display()))?;
+        run(self.family.tool(), &self.args()).with_context(|| {
+            format!(
+                "making {} on {}",
+                self.family.mount_type(),
+                self.device.display()
+            )
+        })?;
         Ok(())
     }
 }
 
 /// `wipefs --all --force DEV`.
 pub fn wipefs_all(dev: &Path) -> Result<()> {
-    run("wipefs", &["--all".into(), "--force".into(), dev.as_os_str().to_owned()])?;
+    run(
+        "wipefs",
+        &["--all".into(), "--force".into(), dev.as_os_str().to_owned()],
+    )?;
     Ok(())
 }
 
 /// `pvremove --force --force --yes DEV` when LVM tools exist (rc 5, "not a PV", is fine).
 pub fn pvremove(dev: &Path) -> Result<()> {
     let Some(exe) = which("pvremove") else {
-        tracing::info!("pvremove not installed: skipping LVM wipe of {}", dev.display());
+        tracing::info!(
+            "pvremove not installed: skipping LVM wipe of {}",
+            dev.display()
+        );
         return Ok(());
     };
     let st = Command::new(exe)
@@ -236,7 +253,11 @@ pub fn pvremove(dev: &Path) -> Result<()> {
         .context("running pvremove")?;
     match st.status.code() {
         Some(0) | Some(5) => Ok(()),
-        _ => bail!("pvremove {} failed: {}", dev.display(), String::from_utf8_lossy(&st.stderr).trim()),
+        _ => bail!(
+            "pvremove {} failed: {}",
+            dev.display(),
+            String::from_utf8_lossy(&st.stderr).trim()
+        ),
     }
 }
 
@@ -265,9 +286,28 @@ mod tests {
             sector_size: 4096,
             extra: &[],
         };
-        let a: Vec<String> = m.args().iter().map(|s| s.to_string_lossy().into()).collect();
-        assert_eq!(a, ["-f", "-L", "a-very-long-", "-m", "uuid=u", "-s", "size=4096", "/dev/x1"]);
-        assert!(require("mkfs.nonexistent-fs").unwrap_err().to_string().contains("not found"));
+        let a: Vec<String> = m
+            .args()
+            .iter()
+            .map(|s| s.to_string_lossy().into())
+            .collect();
+        assert_eq!(
+            a,
+            [
+                "-f",
+                "-L",
+                "a-very-long-",
+                "-m",
+                "uuid=u",
+                "-s",
+                "size=4096",
+                "/dev/x1"
+            ]
+        );
+        assert!(require("mkfs.nonexistent-fs")
+            .unwrap_err()
+            .to_string()
+            .contains("not found"));
         assert_eq!(package_of("mkfs.xfs"), "xfsprogs");
     }
 }

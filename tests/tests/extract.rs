@@ -16,7 +16,11 @@ fn ext4(size: u64) -> Fs {
     let disk = LoopDisk::new(size);
     sh(&format!("mkfs.ext4 -q -F {}", disk.dev.display()));
     let dir = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
-    sh(&format!("mount {} {}", disk.dev.display(), dir.path().display()));
+    sh(&format!(
+        "mount {} {}",
+        disk.dev.display(),
+        dir.path().display()
+    ));
     Fs { _disk: disk, dir }
 }
 
@@ -103,7 +107,11 @@ fn tarball_extracts_identically_to_gnu_tar() {
     ));
     let cfg = config_for(work.path(), &format!("file://{}", tgz.display()));
     let out = run_extract(&cfg, ours.dir.path());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let (a, b) = (describe(gnu.dir.path()), describe(ours.dir.path()));
     assert_eq!(a, b, "GNU tar vs deployer");
@@ -113,9 +121,17 @@ fn tarball_extracts_identically_to_gnu_tar() {
     assert!(b.contains("./var/spool/fifo p 620"), "{b}");
     assert!(b.contains("./dev/null2 1:3"), "{b}");
     assert!(b.contains("user:1000:rw-"), "{b}");
-    let cap = sh(&format!("getcap {}/usr/bin/ping", ours.dir.path().display()));
+    let cap = sh(&format!(
+        "getcap {}/usr/bin/ping",
+        ours.dir.path().display()
+    ));
     assert!(cap.contains("cap_net_raw=ep"), "{cap}");
-    let ino = |p: &str| sh(&format!("stat -c %i {}/usr/bin/{p}", ours.dir.path().display()));
+    let ino = |p: &str| {
+        sh(&format!(
+            "stat -c %i {}/usr/bin/{p}",
+            ours.dir.path().display()
+        ))
+    };
     assert_eq!(ino("orig"), ino("hardlink"));
     // The sparse file stays sparse (64 MiB apparent, a few KiB allocated).
     let blocks: u64 = sh(&format!("stat -c %b {}/sparse", ours.dir.path().display()))
@@ -146,8 +162,15 @@ fn tarball_over_http_zstd_and_plain() {
         let t = tempfile::tempdir_in(work.path()).unwrap();
         let cfg = config_for(work.path(), &server.url(&format!("/{name}")));
         let out = run_extract(&cfg, t.path());
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(std::fs::read_to_string(t.path().join("etc/motd")).unwrap(), "hi\n");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("etc/motd")).unwrap(),
+            "hi\n"
+        );
     }
 }
 
@@ -182,23 +205,28 @@ fn traversal_and_symlink_escape_are_refused() {
     let cases: Vec<(&str, Vec<(&str, tar::EntryType, String, &[u8])>, &str)> = vec![
         (
             "dotdot",
-            vec![("../outside/pwned", tar::EntryType::Regular, String::new(), b"x")],
-            "'..'",
-        ),
-        (
-            "absolute",
             vec![(
-                "ABS",
+                "../outside/pwned",
                 tar::EntryType::Regular,
                 String::new(),
                 b"x",
             )],
+            "'..'",
+        ),
+        (
+            "absolute",
+            vec![("ABS", tar::EntryType::Regular, String::new(), b"x")],
             "absolute",
         ),
         (
             "symlink",
             vec![
-                ("link", tar::EntryType::Symlink, outside.display().to_string(), b""),
+                (
+                    "link",
+                    tar::EntryType::Symlink,
+                    outside.display().to_string(),
+                    b"",
+                ),
                 ("link/pwned", tar::EntryType::Regular, String::new(), b"x"),
             ],
             "out of the target",
@@ -237,8 +265,15 @@ fn traversal_and_symlink_escape_are_refused() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{name}: extract succeeded");
         assert!(err.contains(needle), "{name}: {err}");
-        let listing: Vec<_> = std::fs::read_dir(&outside).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(listing, vec![std::ffi::OsString::from("secret")], "{name}: wrote outside");
+        let listing: Vec<_> = std::fs::read_dir(&outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            listing,
+            vec![std::ffi::OsString::from("secret")],
+            "{name}: wrote outside"
+        );
     }
 }
 

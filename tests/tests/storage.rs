@@ -10,7 +10,10 @@ const MIB: u64 = 1 << 20;
 
 /// This machine's kernel may lack vfat (no modules): then the ESP cannot be mounted.
 fn kernel_has(fs: &str) -> bool {
-    std::fs::read_to_string("/proc/filesystems").unwrap().split_whitespace().any(|w| w == fs)
+    std::fs::read_to_string("/proc/filesystems")
+        .unwrap()
+        .split_whitespace()
+        .any(|w| w == fs)
 }
 
 fn block_meta(cfg: &str, target: &Path, fstab: &Path, extra: &[&str]) -> Output {
@@ -52,7 +55,9 @@ fn parts(dev: &Path) -> Vec<(String, u64, u64, String)> {
 }
 
 fn blkid(dev: &Path, tag: &str) -> String {
-    sh(&format!("blkid -p -o value -s {tag} {}", dev.display())).trim().to_string()
+    sh(&format!("blkid -p -o value -s {tag} {}", dev.display()))
+        .trim()
+        .to_string()
 }
 
 struct Target {
@@ -61,7 +66,9 @@ struct Target {
 
 impl Target {
     fn new() -> Self {
-        Target { dir: tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap() }
+        Target {
+            dir: tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap(),
+        }
     }
     fn path(&self) -> PathBuf {
         self.dir.path().join("target")
@@ -112,7 +119,11 @@ storage:
         b = b.dev.display()
     );
     let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     assert_eq!(sfdisk(&a.dev)["label"], "gpt");
     let p = parts(&a.dev);
@@ -120,26 +131,50 @@ storage:
     let linux = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
     let swap = "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F";
     assert_eq!(
-        p.iter().map(|x| (x.1, x.2, x.3.as_str())).collect::<Vec<_>>(),
-        vec![(2048, 1048576, esp), (2048 + 1048576, 2097152, linux), (2048 + 1048576 + 2097152, 524288, swap)]
+        p.iter()
+            .map(|x| (x.1, x.2, x.3.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            (2048, 1048576, esp),
+            (2048 + 1048576, 2097152, linux),
+            (2048 + 1048576 + 2097152, 524288, swap)
+        ]
     );
     assert_eq!(sfdisk(&b.dev)["label"], "dos");
     let q = parts(&b.dev);
-    assert_eq!(q.iter().map(|x| (x.1, x.2, x.3.as_str())).collect::<Vec<_>>(), vec![(2048, 655360, "83")]);
+    assert_eq!(
+        q.iter()
+            .map(|x| (x.1, x.2, x.3.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(2048, 655360, "83")]
+    );
 
     assert_eq!(blkid(&a.part(1), "TYPE"), "vfat");
     assert_eq!(blkid(&a.part(1), "LABEL"), "efi");
     assert_eq!(blkid(&a.part(2), "TYPE"), "ext4");
-    assert_eq!(blkid(&a.part(2), "LABEL"), "root-filesystem-", "ext labels truncate to 16");
-    assert_eq!(blkid(&a.part(2), "UUID"), "6b5fe5a6-1e4c-4b5e-9c7a-1d2e3f405162");
+    assert_eq!(
+        blkid(&a.part(2), "LABEL"),
+        "root-filesystem-",
+        "ext labels truncate to 16"
+    );
+    assert_eq!(
+        blkid(&a.part(2), "UUID"),
+        "6b5fe5a6-1e4c-4b5e-9c7a-1d2e3f405162"
+    );
     assert_eq!(blkid(&a.part(3), "TYPE"), "swap");
     assert_eq!(blkid(&b.part(1), "TYPE"), "xfs");
 
     // Mounted in path order under the target, options honoured.
-    let mnt = sh(&format!("findmnt -rn -o TARGET,SOURCE,OPTIONS -R {}", t.path().display()));
+    let mnt = sh(&format!(
+        "findmnt -rn -o TARGET,SOURCE,OPTIONS -R {}",
+        t.path().display()
+    ));
     let lines: Vec<&str> = mnt.lines().collect();
     assert_eq!(lines.len(), if vfat { 3 } else { 2 }, "{mnt}");
-    assert!(lines[0].starts_with(&format!("{} {}", t.path().display(), a.part(2).display())), "{mnt}");
+    assert!(
+        lines[0].starts_with(&format!("{} {}", t.path().display(), a.part(2).display())),
+        "{mnt}"
+    );
     let data = lines.iter().find(|l| l.contains("/srv/data")).unwrap();
     assert!(data.contains("noatime") && data.contains("nodev"), "{data}");
 
@@ -169,13 +204,23 @@ storage:
     );
     assert_eq!(std::fs::read_to_string(t.fstab()).unwrap(), expected);
     let etc = std::fs::read_to_string(t.path().join("etc/fstab")).unwrap();
-    assert!(etc.starts_with("# /etc/fstab: static file system information."), "{etc}");
+    assert!(
+        etc.starts_with("# /etc/fstab: static file system information."),
+        "{etc}"
+    );
     assert!(etc.ends_with(&expected), "{etc}");
 
     // --umount takes it all down.
     let out = block_meta(&cfg, &t.path(), &t.fstab(), &["--umount"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(sh(&format!("findmnt -rn -R {} || true", t.path().display())), "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        sh(&format!("findmnt -rn -R {} || true", t.path().display())),
+        ""
+    );
 }
 
 fn simple(layout: &str, disk: &LoopDisk) -> (Target, Output) {
@@ -195,15 +240,25 @@ fn simple_mode_uefi() {
         // The layout and file systems are made; the ESP mount fails clearly and nothing stays mounted.
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("does not support vfat"), "{err}");
-        assert_eq!(sh(&format!("findmnt -rn -R {} || true", t.path().display())), "");
+        assert_eq!(
+            sh(&format!("findmnt -rn -R {} || true", t.path().display())),
+            ""
+        );
     } else {
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let p = parts(&d.dev);
     assert_eq!(p[0].1, 2048 + 1048576, "root after the ESP");
     assert_eq!(p[0].3, "0FC63DAF-8483-4772-8E79-3D69D8477DE4");
     assert!(p[0].0.ends_with("p1"));
-    assert_eq!((p[1].1, p[1].2, p[1].3.as_str()), (2048, 1048576, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"));
+    assert_eq!(
+        (p[1].1, p[1].2, p[1].3.as_str()),
+        (2048, 1048576, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B")
+    );
     assert!(p[1].0.ends_with("p15"));
     assert_eq!(blkid(&d.part(1), "LABEL"), "cloudimg-rootfs");
     assert_eq!(blkid(&d.part(15), "LABEL"), "uefi-boot");
@@ -227,9 +282,16 @@ fn simple_mode_bios_gpt() {
     require_root();
     let d = LoopDisk::new(1024 * MIB);
     let (_t, out) = simple("gpt", &d);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let p = parts(&d.dev);
-    assert_eq!((p[1].1, p[1].2, p[1].3.as_str()), (2048, 2048, "21686148-6449-6E6F-744E-656564454649"));
+    assert_eq!(
+        (p[1].1, p[1].2, p[1].3.as_str()),
+        (2048, 2048, "21686148-6449-6E6F-744E-656564454649")
+    );
     assert_eq!(p[0].1, 4096);
     // The root takes the rest, up to the backup GPT.
     assert_eq!(p[0].1 + p[0].2, 1024 * MIB / 512 - 33);
@@ -256,7 +318,11 @@ storage:
         d.dev.display()
     );
     let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let j = sfdisk(&d.dev);
     assert_eq!(j["sectorsize"], 4096);
     let p = parts(&d.dev);
@@ -286,7 +352,11 @@ storage:
         d.dev.display()
     );
     let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let p = parts(&d.dev);
     let got: Vec<(u64, u64, &str)> = p.iter().map(|x| (x.1, x.2, x.3.as_str())).collect();
     assert_eq!(
@@ -303,7 +373,10 @@ storage:
 }
 
 fn assert_untouched(disk: &LoopDisk, before: &[u8]) {
-    assert!(disk.read_at(0, before.len()) == before, "disk bytes changed");
+    assert!(
+        disk.read_at(0, before.len()) == before,
+        "disk bytes changed"
+    );
 }
 
 #[test]
@@ -311,7 +384,11 @@ fn errors_before_anything_is_written() {
     require_root();
     let d = LoopDisk::new(256 * MIB);
     // An existing table and file system that must survive a refused config.
-    sh(&format!("sgdisk -o -n 1:2048:+64M {} >/dev/null && partx -u {} || true", d.dev.display(), d.dev.display()));
+    sh(&format!(
+        "sgdisk -o -n 1:2048:+64M {} >/dev/null && partx -u {} || true",
+        d.dev.display(),
+        d.dev.display()
+    ));
     d.partx();
     sh(&format!("mkfs.ext4 -q -F {}", d.part(1).display()));
     let before = d.read_at(0, 4 * MIB as usize);
@@ -358,11 +435,18 @@ fn errors_before_anything_is_written() {
             assert!(err.contains(n), "{n:?} not in {err}");
         }
         assert_untouched(&d, &before);
-        assert!(d.read_at(d.size() - MIB, MIB as usize) == tail_before, "disk tail changed");
+        assert!(
+            d.read_at(d.size() - MIB, MIB as usize) == tail_before,
+            "disk tail changed"
+        );
     }
     // A mounted disk is refused too.
     let m = tempfile::tempdir().unwrap();
-    sh(&format!("mount {} {}", d.part(1).display(), m.path().display()));
+    sh(&format!(
+        "mount {} {}",
+        d.part(1).display(),
+        m.path().display()
+    ));
     let _g = MountGuard(m.path().to_path_buf());
     let cfg = format!(
         "storage:\n  version: 1\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: d, size: 64M}}\n",
@@ -384,17 +468,29 @@ fn preserve_keeps_and_checks() {
         d.dev.display()
     );
     let out = block_meta(&base, &t.path(), &t.fstab(), &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let uuid = blkid(&d.part(1), "UUID");
-    let keep = base.replace("ptable: gpt}", "ptable: gpt, preserve: true}")
+    let keep = base
+        .replace("ptable: gpt}", "ptable: gpt, preserve: true}")
         .replace("size: 64M}", "size: 64M, preserve: true}")
         .replace("label: keep}", "label: keep, preserve: true}");
     let out = block_meta(&keep, &t.path(), &t.fstab(), &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(blkid(&d.part(1), "UUID"), uuid);
     let wrong = keep.replace("size: 64M", "size: 32M");
     let out = block_meta(&wrong, &t.path(), &t.fstab(), &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("preserve: true") && err.contains("expected 65536 sectors, found 131072"), "{err}");
+    assert!(
+        err.contains("preserve: true") && err.contains("expected 65536 sectors, found 131072"),
+        "{err}"
+    );
 }

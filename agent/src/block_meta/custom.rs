@@ -39,7 +39,8 @@ pub fn apply(storage: &Storage, target: &Path) -> Result<Outcome> {
         }
     }
     for d in &plans {
-        write_disk(d).with_context(|| format!("disk '{}' ({})", d.cfg.id, d.found.path.display()))?;
+        write_disk(d)
+            .with_context(|| format!("disk '{}' ({})", d.cfg.id, d.found.path.display()))?;
     }
     let mut uuids: BTreeMap<String, (String, FsFamily)> = BTreeMap::new();
     for (fmt, fam) in &volumes {
@@ -54,17 +55,51 @@ pub fn apply(storage: &Storage, target: &Path) -> Result<Outcome> {
         let Item::Mount(m) = item else { continue };
         let (dev, fstype, uuid) = match &m.device {
             Some(fid) => {
-                let Some(Item::Format(f)) = storage.get(fid) else { unreachable!("checked in plan") };
+                let Some(Item::Format(f)) = storage.get(fid) else {
+                    unreachable!("checked in plan")
+                };
                 let (uuid, fam) = &uuids[fid];
-                (devices[&f.volume].clone(), fam.mount_type().to_string(), Some(uuid.clone()))
+                (
+                    devices[&f.volume].clone(),
+                    fam.mount_type().to_string(),
+                    Some(uuid.clone()),
+                )
             }
-            None => (PathBuf::from(m.spec.clone().unwrap_or_default()), m.fstype.clone().unwrap_or_default(), None),
+            None => (
+                PathBuf::from(m.spec.clone().unwrap_or_default()),
+                m.fstype.clone().unwrap_or_default(),
+                None,
+            ),
         };
-        let path = m.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "none".into());
+        let path = m
+            .path
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "none".into());
         let is_swap = fstype == "swap";
-        let spec = m.spec.clone().or(uuid.map(|u| format!("/dev/disk/by-uuid/{u}"))).unwrap_or_else(|| dev.display().to_string());
-        let options = m.options.clone().filter(|o| !o.is_empty()).unwrap_or_else(|| if is_swap { "sw".into() } else { "defaults".into() });
-        let passno = m.passno.clone().unwrap_or_else(|| if is_swap || path == "none" { "0".into() } else { "1".into() });
+        let spec = m
+            .spec
+            .clone()
+            .or(uuid.map(|u| format!("/dev/disk/by-uuid/{u}")))
+            .unwrap_or_else(|| dev.display().to_string());
+        let options = m
+            .options
+            .clone()
+            .filter(|o| !o.is_empty())
+            .unwrap_or_else(|| {
+                if is_swap {
+                    "sw".into()
+                } else {
+                    "defaults".into()
+                }
+            });
+        let passno = m.passno.clone().unwrap_or_else(|| {
+            if is_swap || path == "none" {
+                "0".into()
+            } else {
+                "1".into()
+            }
+        });
         entries.push(fstab::Entry {
             spec,
             path: if is_swap { "none".into() } else { path.clone() },
@@ -82,7 +117,11 @@ pub fn apply(storage: &Storage, target: &Path) -> Result<Outcome> {
     to_mount.sort_by(|a, b| {
         let pa = a.0.path.as_deref().unwrap_or("");
         let pb = b.0.path.as_deref().unwrap_or("");
-        Path::new(pa).components().count().cmp(&Path::new(pb).components().count()).then(pa.cmp(pb))
+        Path::new(pa)
+            .components()
+            .count()
+            .cmp(&Path::new(pb).components().count())
+            .then(pa.cmp(pb))
     });
     for (m, dev, fstype) in to_mount {
         let rel = m.path.as_deref().unwrap_or("/").trim_start_matches('/');
@@ -90,15 +129,26 @@ pub fn apply(storage: &Storage, target: &Path) -> Result<Outcome> {
         let opts = m.options.clone().unwrap_or_default();
         mounts.mount(&dev, &point, Some(&fstype), &opts)?;
     }
-    Ok(Outcome { devices, fstab: entries, mounts })
+    Ok(Outcome {
+        devices,
+        fstab: entries,
+        mounts,
+    })
 }
 
-type Planned<'a> = (Vec<DiskPlan<'a>>, BTreeMap<String, PathBuf>, Vec<(&'a Format, FsFamily)>);
+type Planned<'a> = (
+    Vec<DiskPlan<'a>>,
+    BTreeMap<String, PathBuf>,
+    Vec<(&'a Format, FsFamily)>,
+);
 
 /// Resolve and check everything; write nothing.
 fn plan(storage: &Storage) -> Result<Planned<'_>> {
     if storage.version != 1 {
-        bail!("storage version {} is not supported (only version 1)", storage.version);
+        bail!(
+            "storage version {} is not supported (only version 1)",
+            storage.version
+        );
     }
     storage.check_supported().map_err(anyhow::Error::msg)?;
     let mut plans: Vec<DiskPlan> = Vec::new();
@@ -110,27 +160,50 @@ fn plan(storage: &Storage) -> Result<Planned<'_>> {
         }
         let path = disk::find(d)?;
         if let Some(other) = plans.iter().find(|p| p.found.path == path) {
-            bail!("disks '{}' and '{}' are both {}", other.cfg.id, d.id, path.display());
+            bail!(
+                "disks '{}' and '{}' are both {}",
+                other.cfg.id,
+                d.id,
+                path.display()
+            );
         }
         let found = FoundDisk::open(&path).with_context(|| format!("disk '{}'", d.id))?;
         if !d.preserve {
             disk::check_not_in_use(&path).with_context(|| format!("disk '{}'", d.id))?;
         }
         devices.insert(d.id.clone(), path);
-        plans.push(DiskPlan { cfg: d, found, parts: Vec::new() });
+        plans.push(DiskPlan {
+            cfg: d,
+            found,
+            parts: Vec::new(),
+        });
     }
     let parts: Vec<&Partition> = storage
         .config
         .iter()
-        .filter_map(|i| if let Item::Partition(p) = i { Some(p) } else { None })
+        .filter_map(|i| {
+            if let Item::Partition(p) = i {
+                Some(p)
+            } else {
+                None
+            }
+        })
         .collect();
     for p in &parts {
         if !plans.iter().any(|d| d.cfg.id == p.device) {
-            bail!("partition '{}': device '{}' is not a disk in the storage config", p.id, p.device);
+            bail!(
+                "partition '{}': device '{}' is not a disk in the storage config",
+                p.id,
+                p.device
+            );
         }
     }
     for d in plans.iter_mut() {
-        let mine: Vec<&Partition> = parts.iter().copied().filter(|p| p.device == d.cfg.id).collect();
+        let mine: Vec<&Partition> = parts
+            .iter()
+            .copied()
+            .filter(|p| p.device == d.cfg.id)
+            .collect();
         if mine.is_empty() {
             continue;
         }
@@ -142,15 +215,23 @@ fn plan(storage: &Storage) -> Result<Planned<'_>> {
         d.parts = partition::place(&d.found, &d.cfg.id, ptable, &mine)?;
         for p in &d.parts {
             if p.preserve && !d.cfg.preserve {
-                bail!("partition '{}' has preserve: true but disk '{}' does not", p.id, d.cfg.id);
+                bail!(
+                    "partition '{}' has preserve: true but disk '{}' does not",
+                    p.id,
+                    d.cfg.id
+                );
             }
             if !p.preserve && d.cfg.preserve {
-                bail!("partition '{}': adding partitions to a preserved disk is not supported yet", p.id);
+                bail!(
+                    "partition '{}': adding partitions to a preserved disk is not supported yet",
+                    p.id
+                );
             }
             devices.insert(p.id.clone(), kernel::part_path(&d.found.path, p.number));
         }
         if d.cfg.preserve {
-            let mut f = File::open(&d.found.path).with_context(|| format!("opening {}", d.found.path.display()))?;
+            let mut f = File::open(&d.found.path)
+                .with_context(|| format!("opening {}", d.found.path.display()))?;
             let existing = partition::read_existing(&mut f, &d.found, ptable)?;
             for p in &d.parts {
                 partition::verify_preserved(&existing, p, ptable, &d.found.path)?;
@@ -162,15 +243,23 @@ fn plan(storage: &Storage) -> Result<Planned<'_>> {
         match item {
             Item::Format(f) => {
                 if !devices.contains_key(&f.volume) {
-                    bail!("format '{}': volume '{}' is not a disk or partition in the storage config", f.id, f.volume);
+                    bail!(
+                        "format '{}': volume '{}' is not a disk or partition in the storage config",
+                        f.id,
+                        f.volume
+                    );
                 }
-                let fam = FsFamily::parse(f.fstype.name()).with_context(|| format!("format '{}'", f.id))?;
+                let fam = FsFamily::parse(f.fstype.name())
+                    .with_context(|| format!("format '{}'", f.id))?;
                 volumes.push((f, fam));
             }
             Item::Mount(m) => match &m.device {
                 Some(fid) => {
                     if !matches!(storage.get(fid), Some(Item::Format(_))) {
-                        bail!("mount '{}': device '{fid}' is not a format in the storage config", m.id);
+                        bail!(
+                            "mount '{}': device '{fid}' is not a format in the storage config",
+                            m.id
+                        );
                     }
                 }
                 None if m.spec.is_some() && m.fstype.is_some() => {}
@@ -247,7 +336,11 @@ fn write_disk(d: &DiskPlan) -> Result<()> {
         .iter()
         .map(|p| {
             // The kernel shows an extended partition as 1 KiB (2 sectors of 512).
-            let len = if p.kind == Kind::Extended { 1024.max(lbs) } else { p.len * lbs };
+            let len = if p.kind == Kind::Extended {
+                1024.max(lbs)
+            } else {
+                p.len * lbs
+            };
             (p.number, p.start * lbs, len)
         })
         .collect();
@@ -257,8 +350,13 @@ fn write_disk(d: &DiskPlan) -> Result<()> {
 
 fn format_volume(fmt: &Format, fam: FsFamily, dev: &Path) -> Result<String> {
     if fmt.preserve {
-        return tools::blkid_uuid(dev)?
-            .with_context(|| format!("format '{}' (preserve: true): {} has no file system", fmt.id, dev.display()));
+        return tools::blkid_uuid(dev)?.with_context(|| {
+            format!(
+                "format '{}' (preserve: true): {} has no file system",
+                fmt.id,
+                dev.display()
+            )
+        });
     }
     let sector = {
         let f = File::open(dev).with_context(|| format!("opening {}", dev.display()))?;
@@ -281,6 +379,7 @@ fn format_volume(fmt: &Format, fam: FsFamily, dev: &Path) -> Result<String> {
     .with_context(|| format!("format '{}'", fmt.id))?;
     match uuid {
         Some(u) => Ok(u.to_string()),
-        None => tools::blkid_uuid(dev)?.with_context(|| format!("no UUID on {} after mkfs", dev.display())),
+        None => tools::blkid_uuid(dev)?
+            .with_context(|| format!("no UUID on {} after mkfs", dev.display())),
     }
 }

@@ -155,13 +155,21 @@ pub fn find(d: &Disk) -> Result<PathBuf> {
         }
     }
     let mut wanted = Vec::new();
-    for (k, v) in [("wwn", &d.wwn), ("serial", &d.serial), ("path", &d.path), ("name", &d.name)] {
+    for (k, v) in [
+        ("wwn", &d.wwn),
+        ("serial", &d.serial),
+        ("path", &d.path),
+        ("name", &d.name),
+    ] {
         if let Some(v) = v {
             wanted.push(format!("{k} {v:?}"));
         }
     }
     if wanted.is_empty() {
-        bail!("disk '{}': no serial, wwn, path or name to find it by", d.id);
+        bail!(
+            "disk '{}': no serial, wwn, path or name to find it by",
+            d.id
+        );
     }
     bail!(
         "disk '{}': no disk with {}; disks seen: {}",

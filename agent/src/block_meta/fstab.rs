@@ -32,7 +32,10 @@ impl Entry {
     pub fn render(&self) -> String {
         let mut s = String::new();
         if self.path != "none" {
-            s += &format!("# {} was on {} during curtin installation\n", self.path, self.device);
+            s += &format!(
+                "# {} was on {} during curtin installation\n",
+                self.path, self.device
+            );
         }
         s += &format!(
             "{} {} {} {} {} {}\n",
@@ -95,6 +98,9 @@ mod tests {
             e.render(),
             "# / was on /dev/sda2 during curtin installation\n/dev/disk/by-uuid/abc / ext4 defaults 0 1\n"
         );
-        assert_eq!(header_of(Some("# a\n# b\nUUID=x / ext4 defaults 0 1\n")), "# a\n# b\n");
+        assert_eq!(
+            header_of(Some("# a\n# b\nUUID=x / ext4 defaults 0 1\n")),
+            "# a\n# b\n"
+        );
     }
 }

@@ -121,19 +121,25 @@ pub fn reread(f: &File, disk: &Path, parts: &[(u32, u64, u64)]) -> Result<()> {
     let reread_ok = unsafe { libc::ioctl(f.as_raw_fd(), BLKRRPART as _) } == 0;
     let matches = |n: u32, start: u64, len: u64| {
         let sp = sysfs_part(disk, n);
-        sysfs_u64(&sp.join("start")) == Some(start / 512) && sysfs_u64(&sp.join("size")) == Some(len / 512)
+        sysfs_u64(&sp.join("start")) == Some(start / 512)
+            && sysfs_u64(&sp.join("size")) == Some(len / 512)
     };
     if !reread_ok || parts.iter().any(|&(n, s, l)| !matches(n, s, l)) {
         // Remove what the kernel has that we did not write, then add ours.
         for n in 1..=128u32 {
-            if sysfs_part(disk, n).exists() && !parts.iter().any(|&(pn, s, l)| pn == n && matches(pn, s, l)) {
+            if sysfs_part(disk, n).exists()
+                && !parts.iter().any(|&(pn, s, l)| pn == n && matches(pn, s, l))
+            {
                 let _ = blkpg(f, BLKPG_DEL_PARTITION, n, 0, 0);
             }
         }
         for &(n, start, len) in parts {
             if !matches(n, start, len) {
                 blkpg(f, BLKPG_ADD_PARTITION, n, start, len).with_context(|| {
-                    format!("telling the kernel about partition {n} of {} (BLKPG)", disk.display())
+                    format!(
+                        "telling the kernel about partition {n} of {} (BLKPG)",
+                        disk.display()
+                    )
                 })?;
             }
         }

@@ -50,11 +50,15 @@ pub fn run(g: &Global, a: &BlockMetaArgs) -> Result<()> {
     let cfg = &loaded.merged;
     let storage = loaded.config.storage.clone();
     std::fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;
-    let simple = matches!(a.mode, Some(BlockMetaMode::Simple | BlockMetaMode::SimpleBoot)) || storage.is_none();
+    let simple = matches!(
+        a.mode,
+        Some(BlockMetaMode::Simple | BlockMetaMode::SimpleBoot)
+    ) || storage.is_none();
     let storage = match (simple, storage) {
         (false, Some(s)) => s,
         _ => {
-            let disk = simple::choose_disk(cfg, loaded.config.storage.as_ref(), &a.devices).kind(Kind::Storage)?;
+            let disk = simple::choose_disk(cfg, loaded.config.storage.as_ref(), &a.devices)
+                .kind(Kind::Storage)?;
             let layout = simple::layout(cfg).kind(Kind::Config)?;
             tracing::info!("simple mode: {layout:?} layout on {}", disk.display());
             simple::storage_for(&disk, layout)

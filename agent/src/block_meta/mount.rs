@@ -43,8 +43,15 @@ pub struct Mounts {
 }
 
 impl Mounts {
-    pub fn mount(&mut self, dev: &Path, point: &Path, fstype: Option<&str>, options: &str) -> Result<()> {
-        std::fs::create_dir_all(point).with_context(|| format!("creating mount point {}", point.display()))?;
+    pub fn mount(
+        &mut self,
+        dev: &Path,
+        point: &Path,
+        fstype: Option<&str>,
+        options: &str,
+    ) -> Result<()> {
+        std::fs::create_dir_all(point)
+            .with_context(|| format!("creating mount point {}", point.display()))?;
         let (flags, data) = parse_options(options);
         let mut b = Mount::builder().flags(flags);
         if let Some(t) = fstype.filter(|t| !matches!(*t, "none" | "bind")) {
@@ -55,11 +62,18 @@ impl Mounts {
         }
         b.mount(dev, point).map_err(|e| {
             let hint = if e.raw_os_error() == Some(libc::ENODEV) {
-                format!(": the running kernel does not support {} file systems", fstype.unwrap_or("this type of"))
+                format!(
+                    ": the running kernel does not support {} file systems",
+                    fstype.unwrap_or("this type of")
+                )
             } else {
                 String::new()
             };
-            anyhow::anyhow!("mounting {} on {} (options {options:?}): {e}{hint}", dev.display(), point.display())
+            anyhow::anyhow!(
+                "mounting {} on {} (options {options:?}): {e}{hint}",
+                dev.display(),
+                point.display()
+            )
         })?;
         self.points.push(point.to_path_buf());
         Ok(())
@@ -94,8 +108,11 @@ impl Drop for Mounts {
 
 /// Unmount every mount at or below `target`, deepest first (`block-meta --umount`).
 pub fn unmount_below(target: &Path) -> Result<()> {
-    let target = target.canonicalize().with_context(|| format!("{}", target.display()))?;
-    let mounts = std::fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
+    let target = target
+        .canonicalize()
+        .with_context(|| format!("{}", target.display()))?;
+    let mounts =
+        std::fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
     let mut points: Vec<PathBuf> = mounts
         .lines()
         .filter_map(|l| l.split_whitespace().nth(1))
@@ -105,7 +122,8 @@ pub fn unmount_below(target: &Path) -> Result<()> {
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     points.dedup();
     for p in points {
-        sys_mount::unmount(&p, UnmountFlags::empty()).with_context(|| format!("unmounting {}", p.display()))?;
+        sys_mount::unmount(&p, UnmountFlags::empty())
+            .with_context(|| format!("unmounting {}", p.display()))?;
     }
     Ok(())
 }

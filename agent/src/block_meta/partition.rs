@@ -54,7 +54,12 @@ pub fn usable(disk: &FoundDisk, ptable: Ptable) -> (u64, u64) {
 }
 
 /// Place every partition of one disk, in config order, or say exactly what does not fit.
-pub fn place(disk: &FoundDisk, disk_id: &str, ptable: Ptable, parts: &[&Partition]) -> Result<Vec<Placed>> {
+pub fn place(
+    disk: &FoundDisk,
+    disk_id: &str,
+    ptable: Ptable,
+    parts: &[&Partition],
+) -> Result<Vec<Placed>> {
     let lbs = disk.sector;
     let align = (1u64 << 20) / lbs;
     let (first_usable, last_usable) = usable(disk, ptable);
@@ -68,10 +73,16 @@ pub fn place(disk: &FoundDisk, disk_id: &str, ptable: Ptable, parts: &[&Partitio
             _ => Kind::Primary,
         };
         if ptable == Ptable::Gpt && kind != Kind::Primary {
-            bail!("partition '{}': extended/logical partitions need ptable msdos", p.id);
+            bail!(
+                "partition '{}': extended/logical partitions need ptable msdos",
+                p.id
+            );
         }
         if ptable == Ptable::Msdos && p.flag == Some(Flag::Prep) {
-            bail!("partition '{}': PReP partitions require a GPT partition table", p.id);
+            bail!(
+                "partition '{}': PReP partitions require a GPT partition table",
+                p.id
+            );
         }
         let number = match p.number {
             Some(n) => n,
@@ -85,13 +96,19 @@ pub fn place(disk: &FoundDisk, disk_id: &str, ptable: Ptable, parts: &[&Partitio
         let extended = out.iter().find(|q| q.kind == Kind::Extended).cloned();
         let start = if let Some(off) = p.offset {
             if off % lbs != 0 {
-                bail!("partition '{}': offset {off} is not a multiple of the {lbs}-byte sector", p.id);
+                bail!(
+                    "partition '{}': offset {off} is not a multiple of the {lbs}-byte sector",
+                    p.id
+                );
             }
             off / lbs
         } else if kind == Kind::Logical {
-            let ext = extended
-                .as_ref()
-                .with_context(|| format!("partition '{}': a logical partition needs an extended partition before it", p.id))?;
+            let ext = extended.as_ref().with_context(|| {
+                format!(
+                    "partition '{}': a logical partition needs an extended partition before it",
+                    p.id
+                )
+            })?;
             let prev_logical = out.iter().rev().find(|q| q.kind == Kind::Logical);
             prev_logical.map(|q| q.end()).unwrap_or(ext.start) + align
         } else {
@@ -106,7 +123,10 @@ pub fn place(disk: &FoundDisk, disk_id: &str, ptable: Ptable, parts: &[&Partitio
         };
         let len = if p.size == 0 {
             if i + 1 != parts.len() && kind != Kind::Extended {
-                bail!("partition '{}': no size, and it is not the last partition of disk '{disk_id}'", p.id);
+                bail!(
+                    "partition '{}': no size, and it is not the last partition of disk '{disk_id}'",
+                    p.id
+                );
             }
             (limit + 1).saturating_sub(start)
         } else {
@@ -131,7 +151,11 @@ pub fn place(disk: &FoundDisk, disk_id: &str, ptable: Ptable, parts: &[&Partitio
             );
         }
         if let Some(q) = out.iter().find(|q| q.number == number) {
-            bail!("partition '{}': number {number} is already used by '{}'", p.id, q.id);
+            bail!(
+                "partition '{}': number {number} is already used by '{}'",
+                p.id,
+                q.id
+            );
         }
         let overlaps = out.iter().find(|q| {
             let same_space = (q.kind == Kind::Logical) == (kind == Kind::Logical);
@@ -141,7 +165,10 @@ pub fn place(disk: &FoundDisk, disk_id: &str, ptable: Ptable, parts: &[&Partitio
             bail!("partition '{}' overlaps partition '{}'", p.id, q.id);
         }
         if kind != Kind::Logical && number > 4 && ptable == Ptable::Msdos {
-            bail!("partition '{}': msdos primary/extended partitions are numbered 1-4", p.id);
+            bail!(
+                "partition '{}': msdos primary/extended partitions are numbered 1-4",
+                p.id
+            );
         }
         out.push(Placed {
             id: p.id.clone(),
@@ -218,7 +245,11 @@ pub fn write_msdos(f: &mut File, disk: &FoundDisk, parts: &[Placed]) -> Result<(
     for p in parts.iter().filter(|p| p.kind != Kind::Logical) {
         let (sys, boot) = mbr_type(p.flag);
         mbr[p.number as usize] = mbrman::MBRPartitionEntry {
-            boot: if boot { mbrman::BOOT_ACTIVE } else { mbrman::BOOT_INACTIVE },
+            boot: if boot {
+                mbrman::BOOT_ACTIVE
+            } else {
+                mbrman::BOOT_INACTIVE
+            },
             first_chs: mbrman::CHS::empty(),
             sys,
             last_chs: mbrman::CHS::empty(),
@@ -229,7 +260,11 @@ pub fn write_msdos(f: &mut File, disk: &FoundDisk, parts: &[Placed]) -> Result<(
     for p in parts.iter().filter(|p| p.kind == Kind::Logical) {
         let (sys, boot) = mbr_type(p.flag);
         let l = mbr
-            .push(sys, (p.start - align as u64) as u32, (p.len + align as u64) as u32)
+            .push(
+                sys,
+                (p.start - align as u64) as u32,
+                (p.len + align as u64) as u32,
+            )
             .with_context(|| format!("adding logical partition '{}'", p.id))?;
         if boot {
             l.partition.boot = mbrman::BOOT_ACTIVE;
@@ -242,7 +277,11 @@ pub fn write_msdos(f: &mut File, disk: &FoundDisk, parts: &[Placed]) -> Result<(
 }
 
 /// The partitions of an existing table: (number, start sector, sectors, gpt type guid or mbr sys).
-pub fn read_existing(f: &mut File, disk: &FoundDisk, ptable: Ptable) -> Result<Vec<(u32, u64, u64, String)>> {
+pub fn read_existing(
+    f: &mut File,
+    disk: &FoundDisk,
+    ptable: Ptable,
+) -> Result<Vec<(u32, u64, u64, String)>> {
     let mut out = Vec::new();
     match ptable {
         Ptable::Gpt => {
@@ -250,14 +289,22 @@ pub fn read_existing(f: &mut File, disk: &FoundDisk, ptable: Ptable) -> Result<V
                 .or_else(|_| gptman::GPT::find_from(f))
                 .context("reading the existing GPT")?;
             for (n, e) in gpt.iter().filter(|(_, e)| e.is_used()) {
-                let ty = uuid::Uuid::from_bytes_le(e.partition_type_guid).to_string().to_uppercase();
+                let ty = uuid::Uuid::from_bytes_le(e.partition_type_guid)
+                    .to_string()
+                    .to_uppercase();
                 out.push((n, e.starting_lba, e.ending_lba - e.starting_lba + 1, ty));
             }
         }
         _ => {
-            let mbr = mbrman::MBR::read_from(f, disk.sector as u32).context("reading the existing msdos table")?;
+            let mbr = mbrman::MBR::read_from(f, disk.sector as u32)
+                .context("reading the existing msdos table")?;
             for (n, e) in mbr.iter().filter(|(_, e)| e.is_used()) {
-                out.push((n as u32, e.starting_lba as u64, e.sectors as u64, format!("{:02x}", e.sys)));
+                out.push((
+                    n as u32,
+                    e.starting_lba as u64,
+                    e.sectors as u64,
+                    format!("{:02x}", e.sys),
+                ));
             }
         }
     }
@@ -265,22 +312,43 @@ pub fn read_existing(f: &mut File, disk: &FoundDisk, ptable: Ptable) -> Result<V
 }
 
 /// `preserve: true`: the partition must exist with the same place, size and type.
-pub fn verify_preserved(existing: &[(u32, u64, u64, String)], p: &Placed, ptable: Ptable, disk: &Path) -> Result<()> {
+pub fn verify_preserved(
+    existing: &[(u32, u64, u64, String)],
+    p: &Placed,
+    ptable: Ptable,
+    disk: &Path,
+) -> Result<()> {
     let Some((_, start, len, ty)) = existing.iter().find(|e| e.0 == p.number) else {
-        bail!("partition '{}' (preserve: true): {} has no partition {}", p.id, disk.display(), p.number);
+        bail!(
+            "partition '{}' (preserve: true): {} has no partition {}",
+            p.id,
+            disk.display(),
+            p.number
+        );
     };
     if *len != p.len {
-        bail!("partition '{}' (preserve: true): expected {} sectors, found {len}", p.id, p.len);
+        bail!(
+            "partition '{}' (preserve: true): expected {} sectors, found {len}",
+            p.id,
+            p.len
+        );
     }
     if *start != p.start {
-        bail!("partition '{}' (preserve: true): expected start sector {}, found {start}", p.id, p.start);
+        bail!(
+            "partition '{}' (preserve: true): expected start sector {}, found {start}",
+            p.id,
+            p.start
+        );
     }
     let want = match ptable {
         Ptable::Gpt => gpt_type(p.flag).1.to_string(),
         _ => format!("{:02x}", mbr_type(p.flag).0),
     };
     if *ty != want {
-        bail!("partition '{}' (preserve: true): expected type {want}, found {ty}", p.id);
+        bail!(
+            "partition '{}' (preserve: true): expected type {want}, found {ty}",
+            p.id
+        );
     }
     Ok(())
 }

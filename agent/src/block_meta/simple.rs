@@ -19,7 +19,11 @@ pub enum Layout {
 
 /// `block-meta: {format: ...}`, else UEFI when the machine booted with it, else mbr (amd64).
 pub fn layout(cfg: &Value) -> Result<Layout> {
-    match cfg.get("block-meta").and_then(|b| b.get("format")).and_then(Value::as_str) {
+    match cfg
+        .get("block-meta")
+        .and_then(|b| b.get("format"))
+        .and_then(Value::as_str)
+    {
         Some("uefi") => Ok(Layout::Uefi),
         Some("gpt") => Ok(Layout::Gpt),
         Some("mbr") => Ok(Layout::Mbr),
@@ -36,7 +40,11 @@ pub fn choose_disk(cfg: &Value, storage: Option<&Storage>, devices: &[PathBuf]) 
     if let Some(d) = devices.first() {
         return Ok(d.clone());
     }
-    if let Some(seq) = cfg.get("block-meta").and_then(|b| b.get("devices")).and_then(Value::as_sequence) {
+    if let Some(seq) = cfg
+        .get("block-meta")
+        .and_then(|b| b.get("devices"))
+        .and_then(Value::as_sequence)
+    {
         if let Some(d) = seq.iter().filter_map(Value::as_str).next() {
             return Ok(PathBuf::from(d));
         }
@@ -45,7 +53,11 @@ pub fn choose_disk(cfg: &Value, storage: Option<&Storage>, devices: &[PathBuf]) 
         for i in &st.config {
             if let Item::Disk(d) = i {
                 if d.serial.is_some() && d.grub_device {
-                    return super::disk::find(&Disk { wwn: None, path: None, ..d.clone() });
+                    return super::disk::find(&Disk {
+                        wwn: None,
+                        path: None,
+                        ..d.clone()
+                    });
                 }
             }
         }
@@ -56,13 +68,26 @@ pub fn choose_disk(cfg: &Value, storage: Option<&Storage>, devices: &[PathBuf]) 
 fn installable() -> Result<PathBuf> {
     let mut valid = Vec::new();
     for n in super::disk::disks_seen() {
-        let rd = |a: &str| std::fs::read_to_string(format!("/sys/block/{n}/{a}")).unwrap_or_default().trim().to_string();
+        let rd = |a: &str| {
+            std::fs::read_to_string(format!("/sys/block/{n}/{a}"))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
         let size: u64 = rd("size").parse().unwrap_or(0) * 512;
-        if n.starts_with("loop") || n.starts_with("ram") || n.starts_with("zram") || n.starts_with("dm-") {
+        if n.starts_with("loop")
+            || n.starts_with("ram")
+            || n.starts_with("zram")
+            || n.starts_with("dm-")
+        {
             continue;
         }
         let dev = PathBuf::from(format!("/dev/{n}"));
-        if rd("removable") == "1" || rd("ro") == "1" || size < (1 << 30) || super::disk::check_not_in_use(&dev).is_err() {
+        if rd("removable") == "1"
+            || rd("ro") == "1"
+            || size < (1 << 30)
+            || super::disk::check_not_in_use(&dev).is_err()
+        {
             continue;
         }
         valid.push(dev);
@@ -71,14 +96,21 @@ fn installable() -> Result<PathBuf> {
     if valid.len() > 1 {
         tracing::warn!("several installable disks; using {}", valid[0].display());
     }
-    valid.into_iter().next().context("No valid target devices found that curtin can install on.")
+    valid
+        .into_iter()
+        .next()
+        .context("No valid target devices found that curtin can install on.")
 }
 
 /// The flat layout on `disk` as a storage config.
 pub fn storage_for(disk: &Path, layout: Layout) -> Storage {
     let mut items = vec![Item::Disk(Disk {
         id: "disk0".into(),
-        ptable: Some(if layout == Layout::Mbr { Ptable::Msdos } else { Ptable::Gpt }),
+        ptable: Some(if layout == Layout::Mbr {
+            Ptable::Msdos
+        } else {
+            Ptable::Gpt
+        }),
         serial: None,
         wwn: None,
         path: Some(disk.display().to_string()),
@@ -152,5 +184,9 @@ pub fn storage_for(disk: &Path, layout: Layout) -> Storage {
     if layout == Layout::Uefi {
         items.push(mnt("esp_mount", "esp_fs", "/boot/efi", "LABEL=uefi-boot"));
     }
-    Storage { version: 1, config: items, device_map_path: None }
+    Storage {
+        version: 1,
+        config: items,
+        device_map_path: None,
+    }
 }

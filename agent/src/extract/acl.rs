@@ -11,7 +11,11 @@ const UNDEFINED_ID: u32 = u32::MAX;
 pub fn text_to_xattr(text: &[u8]) -> Result<Vec<u8>> {
     let text = std::str::from_utf8(text).context("ACL text is not UTF-8")?;
     let mut entries: Vec<(u16, u16, u32)> = Vec::new();
-    for item in text.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()) {
+    for item in text
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         let item = item.split('#').next().unwrap_or("").trim();
         let parts: Vec<&str> = item.split(':').collect();
         let (tag, qual, perm) = match parts.as_slice() {
@@ -60,11 +64,22 @@ fn lookup(q: &str, user: bool) -> Result<u32> {
         return Ok(n);
     }
     let found = if user {
-        nix::unistd::User::from_name(q).ok().flatten().map(|u| u.uid.as_raw())
+        nix::unistd::User::from_name(q)
+            .ok()
+            .flatten()
+            .map(|u| u.uid.as_raw())
     } else {
-        nix::unistd::Group::from_name(q).ok().flatten().map(|g| g.gid.as_raw())
+        nix::unistd::Group::from_name(q)
+            .ok()
+            .flatten()
+            .map(|g| g.gid.as_raw())
     };
-    found.with_context(|| format!("unknown {} {q:?} in ACL", if user { "user" } else { "group" }))
+    found.with_context(|| {
+        format!(
+            "unknown {} {q:?} in ACL",
+            if user { "user" } else { "group" }
+        )
+    })
 }
 
 #[cfg(test)]

@@ -48,7 +48,10 @@ fn extract_with_fstab(uri: &str, target: &Path) -> Result<Stats> {
         .filter(|t| t.contains("during curtin installation") || t.contains("LABEL=cloudimg-rootfs"))
         .map(|t| {
             t.lines()
-                .skip_while(|l| l.starts_with('#') && !l.contains("during curtin installation") || l.trim().is_empty())
+                .skip_while(|l| {
+                    l.starts_with('#') && !l.contains("during curtin installation")
+                        || l.trim().is_empty()
+                })
                 .map(|l| format!("{l}\n"))
                 .collect::<String>()
         });
@@ -80,7 +83,11 @@ pub fn run(g: &crate::cli::Global, a: &crate::cli::TargetArgs) -> Result<()> {
             .kind(Kind::Config);
         }
         any = true;
-        tracing::info!("acquiring and extracting image from {} (source {})", src.uri, src.name);
+        tracing::info!(
+            "acquiring and extracting image from {} (source {})",
+            src.uri,
+            src.name
+        );
         let st = extract_with_fstab(&src.uri, &target)?;
         tracing::info!("extracted {} entries, {} bytes", st.entries, st.bytes);
     }

@@ -31,8 +31,10 @@ pub fn detect(head: &[u8]) -> Result<Compression> {
     } else if head.len() >= 262 && &head[257..262] == b"ustar" {
         Compression::None
     } else {
-        bail!("not a tar archive (plain, gzip, bzip2, xz or zstd): unknown magic bytes {:02x?}",
-            &head[..head.len().min(8)])
+        bail!(
+            "not a tar archive (plain, gzip, bzip2, xz or zstd): unknown magic bytes {:02x?}",
+            &head[..head.len().min(8)]
+        )
     })
 }
 
@@ -62,7 +64,9 @@ pub fn open_uri(uri: &str) -> Result<Box<dyn Read + Send>> {
 /// Wrap a raw stream in its decoder, chosen by the magic bytes.
 pub fn decoder(raw: Box<dyn Read + Send>) -> Result<Box<dyn Read + Send>> {
     let mut r = BufReader::with_capacity(1 << 20, raw);
-    let head = r.fill_buf().context("reading the first bytes of the source")?;
+    let head = r
+        .fill_buf()
+        .context("reading the first bytes of the source")?;
     let head = if head.len() < 262 {
         // A short first read: peeking more would need a copy; tiny archives are fine with this.
         head.to_vec()
@@ -161,11 +165,17 @@ mod tests {
     fn detects_magic() {
         assert_eq!(detect(&[0x1f, 0x8b, 8]).unwrap(), Compression::Gzip);
         assert_eq!(detect(b"BZh91AY").unwrap(), Compression::Bzip2);
-        assert_eq!(detect(&[0x28, 0xb5, 0x2f, 0xfd, 0]).unwrap(), Compression::Zstd);
+        assert_eq!(
+            detect(&[0x28, 0xb5, 0x2f, 0xfd, 0]).unwrap(),
+            Compression::Zstd
+        );
         let mut tar = vec![0u8; 512];
         tar[257..262].copy_from_slice(b"ustar");
         assert_eq!(detect(&tar).unwrap(), Compression::None);
-        assert!(detect(b"PK\x03\x04 zip").unwrap_err().to_string().contains("not a tar"));
+        assert!(detect(b"PK\x03\x04 zip")
+            .unwrap_err()
+            .to_string()
+            .contains("not a tar"));
     }
 
     #[test]

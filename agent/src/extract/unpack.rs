@@ -88,7 +88,11 @@ struct Pending {
 
 impl Pending {
     fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.pax.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_slice())
+        self.pax
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_slice())
     }
 
     fn num(&self, key: &[u8]) -> Result<Option<u64>> {
@@ -131,7 +135,8 @@ fn read_member<R: Read>(e: &mut tar::Entry<R>) -> Result<Vec<u8>> {
         bail!("a tar metadata member larger than 16 MiB");
     }
     let mut v = Vec::new();
-    e.read_to_end(&mut v).context("reading tar metadata member")?;
+    e.read_to_end(&mut v)
+        .context("reading tar metadata member")?;
     Ok(v)
 }
 
@@ -146,7 +151,10 @@ fn trim_nul(mut v: Vec<u8>) -> Vec<u8> {
 pub fn parse_pax(mut data: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut out = Vec::new();
     while !data.is_empty() && data[0] != 0 {
-        let sp = data.iter().position(|&b| b == b' ').context("malformed PAX record")?;
+        let sp = data
+            .iter()
+            .position(|&b| b == b' ')
+            .context("malformed PAX record")?;
         let len: usize = std::str::from_utf8(&data[..sp])
             .ok()
             .and_then(|s| s.parse().ok())
@@ -155,7 +163,10 @@ pub fn parse_pax(mut data: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
             bail!("malformed PAX record");
         }
         let kv = &data[sp + 1..len - 1];
-        let eq = kv.iter().position(|&b| b == b'=').context("PAX record without '='")?;
+        let eq = kv
+            .iter()
+            .position(|&b| b == b'=')
+            .context("PAX record without '='")?;
         out.push((kv[..eq].to_vec(), kv[eq + 1..].to_vec()));
         data = &data[len..];
     }
@@ -166,8 +177,13 @@ pub fn parse_pax(mut data: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
 enum Layout {
     Plain,
     /// PAX sparse 1.0: the map is at the start of the data.
-    PaxMapInData { real_size: u64 },
-    Segments { map: Vec<(u64, u64)>, real_size: u64 },
+    PaxMapInData {
+        real_size: u64,
+    },
+    Segments {
+        map: Vec<(u64, u64)>,
+        real_size: u64,
+    },
 }
 
 struct Meta {
@@ -313,10 +329,7 @@ impl Unpacker {
                 Ok(md) if md.is_dir() => {}
                 Ok(md) if md.file_type().is_symlink() => {
                     let real = abs.canonicalize().map_err(|e| {
-                        anyhow::anyhow!(
-                            "refusing to follow symlink {}: {e}",
-                            prefix.display()
-                        )
+                        anyhow::anyhow!("refusing to follow symlink {}: {e}", prefix.display())
                     })?;
                     if !real.starts_with(&self.root) {
                         bail!(
@@ -346,8 +359,9 @@ impl Unpacker {
         match std::fs::symlink_metadata(abs) {
             Ok(md) if md.is_dir() => std::fs::remove_dir(abs)
                 .with_context(|| format!("replacing directory {}", abs.display()))?,
-            Ok(_) => std::fs::remove_file(abs)
-                .with_context(|| format!("replacing {}", abs.display()))?,
+            Ok(_) => {
+                std::fs::remove_file(abs).with_context(|| format!("replacing {}", abs.display()))?
+            }
             Err(_) => {}
         }
         // A directory we had checked may be gone or replaced.
@@ -405,19 +419,18 @@ impl Unpacker {
         let src = self.root.join(&src_rel);
         let (s, d) = (cstr(&src)?, cstr(abs)?);
         // flags 0: never follow a symlink at the source.
-        let link = || unsafe { libc::linkat(libc::AT_FDCWD, s.as_ptr(), libc::AT_FDCWD, d.as_ptr(), 0) };
+        let link =
+            || unsafe { libc::linkat(libc::AT_FDCWD, s.as_ptr(), libc::AT_FDCWD, d.as_ptr(), 0) };
         if link() != 0 {
             let err = errno();
             if err.raw_os_error() != Some(libc::EEXIST) {
-                return Err(err).with_context(|| {
-                    format!("hard link {} to {}", abs.display(), src.display())
-                });
+                return Err(err)
+                    .with_context(|| format!("hard link {} to {}", abs.display(), src.display()));
             }
             self.clear(abs)?;
             if link() != 0 {
-                return Err(errno()).with_context(|| {
-                    format!("hard link {} to {}", abs.display(), src.display())
-                });
+                return Err(errno())
+                    .with_context(|| format!("hard link {} to {}", abs.display(), src.display()));
             }
         }
         Ok(())
@@ -533,8 +546,9 @@ impl Unpacker {
         ] {
             if let Some(a) = val {
                 let v = acl::text_to_xattr(a)?;
-                if unsafe { libc::lsetxattr(c.as_ptr(), name.as_ptr(), v.as_ptr().cast(), v.len(), 0) }
-                    != 0
+                if unsafe {
+                    libc::lsetxattr(c.as_ptr(), name.as_ptr(), v.as_ptr().cast(), v.len(), 0)
+                } != 0
                 {
                     return Err(errno()).with_context(|| format!("setting ACL on {c:?}"));
                 }
@@ -546,7 +560,12 @@ impl Unpacker {
     fn times_path(&self, c: &CString, meta: &Meta) -> Result<()> {
         let ts = [timespec(meta.mtime), timespec(meta.mtime)];
         if unsafe {
-            libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW)
+            libc::utimensat(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                ts.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
         } != 0
         {
             return Err(errno()).with_context(|| format!("setting mtime of {c:?}"));
@@ -610,7 +629,10 @@ fn copy_plain<R: Read>(r: &mut R, f: &mut File, buf: &mut [u8]) -> Result<u64> {
 /// The sparse layout of a regular member, from its GNU header or its PAX records.
 fn layout<R: Read>(e: &tar::Entry<R>, p: &Pending) -> Result<Layout> {
     if e.header().entry_type() == EntryType::GNUSparse {
-        let gnu = e.header().as_gnu().context("sparse member without a GNU header")?;
+        let gnu = e
+            .header()
+            .as_gnu()
+            .context("sparse member without a GNU header")?;
         if gnu.is_extended() {
             bail!("GNU old-format sparse files with more than 4 segments are not supported");
         }
@@ -621,19 +643,30 @@ fn layout<R: Read>(e: &tar::Entry<R>, p: &Pending) -> Result<Layout> {
             }
             map.push((s.offset()?, s.length()?));
         }
-        return Ok(Layout::Segments { map, real_size: gnu.real_size()? });
+        return Ok(Layout::Segments {
+            map,
+            real_size: gnu.real_size()?,
+        });
     }
     let real_size = p
         .num(b"GNU.sparse.realsize")?
         .or(p.num(b"GNU.sparse.size")?);
-    match (p.get(b"GNU.sparse.major"), p.get(b"GNU.sparse.map"), real_size) {
+    match (
+        p.get(b"GNU.sparse.major"),
+        p.get(b"GNU.sparse.map"),
+        real_size,
+    ) {
         (Some(b"1"), _, Some(real_size)) => Ok(Layout::PaxMapInData { real_size }),
         (None, Some(m), Some(real_size)) => {
             let nums = std::str::from_utf8(m)?
                 .split(',')
                 .map(|n| n.parse::<u64>().context("GNU.sparse.map"))
                 .collect::<Result<Vec<_>>>()?;
-            let map = nums.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0], c[1])).collect();
+            let map = nums
+                .chunks(2)
+                .filter(|c| c.len() == 2)
+                .map(|c| (c[0], c[1]))
+                .collect();
             Ok(Layout::Segments { map, real_size })
         }
         (None, None, None) => Ok(Layout::Plain),
@@ -659,7 +692,9 @@ fn read_data_map<R: Read>(r: &mut R) -> Result<Vec<(u64, u64)>> {
                 bail!("malformed sparse map");
             }
         }
-        std::str::from_utf8(&line)?.parse().context("malformed sparse map")
+        std::str::from_utf8(&line)?
+            .parse()
+            .context("malformed sparse map")
     };
     let count = next(&mut consumed)?;
     if count > 1 << 20 {
