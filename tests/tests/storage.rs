@@ -494,3 +494,57 @@ fn preserve_keeps_and_checks() {
         "{err}"
     );
 }
+
+#[test]
+fn block_meta_then_extract_keeps_our_fstab_under_the_image_header() {
+    require_root();
+    let d = LoopDisk::new(512 * MIB);
+    let t = Target::new();
+    let cfg = format!(
+        "storage:\n  version: 1\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: d, size: 256M}}\n    - {{id: f1, type: format, volume: p1, fstype: ext4}}\n    - {{id: m1, type: mount, device: f1, path: /}}\n",
+        d.dev.display()
+    );
+    let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = std::fs::read_to_string(t.fstab()).unwrap();
+
+    let img = t.dir.path().join("img");
+    std::fs::create_dir_all(img.join("etc")).unwrap();
+    std::fs::write(
+        img.join("etc/fstab"),
+        "# /etc/fstab: image header\n# second line\nUUID=old / ext4 defaults 0 1\n",
+    )
+    .unwrap();
+    sh(&format!(
+        "tar -C {} -czf {}/img.tgz .",
+        img.display(),
+        t.dir.path().display()
+    ));
+    let ecfg = t.dir.path().join("extract.yaml");
+    std::fs::write(
+        &ecfg,
+        format!("sources:\n  10_root: {}/img.tgz\n", t.dir.path().display()),
+    )
+    .unwrap();
+    let out = Command::new(deployer_bin())
+        .args(["extract", "-c"])
+        .arg(&ecfg)
+        .arg("--target-mount")
+        .arg(t.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let etc = std::fs::read_to_string(t.path().join("etc/fstab")).unwrap();
+    assert_eq!(
+        etc,
+        format!("# /etc/fstab: image header\n# second line\n\n{ours}")
+    );
+}
