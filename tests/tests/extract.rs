@@ -202,7 +202,8 @@ fn traversal_and_symlink_escape_are_refused() {
     let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
     let outside = work.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
-    let cases: Vec<(&str, Vec<(&str, tar::EntryType, String, &[u8])>, &str)> = vec![
+    type Raw<'a> = (&'a str, tar::EntryType, String, &'a [u8]);
+    let cases: Vec<(&str, Vec<Raw>, &str)> = vec![
         (
             "dotdot",
             vec![(

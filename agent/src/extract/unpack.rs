@@ -492,10 +492,9 @@ impl Unpacker {
         };
         self.stats.bytes += written;
         let fd = f.as_raw_fd();
-        if !(self.is_root && meta.uid == 0 && meta.gid == 0) {
-            if unsafe { libc::fchown(fd, meta.uid, meta.gid) } != 0 {
-                return Err(errno()).with_context(|| format!("chown {}", abs.display()));
-            }
+        let need_chown = !(self.is_root && meta.uid == 0 && meta.gid == 0);
+        if need_chown && unsafe { libc::fchown(fd, meta.uid, meta.gid) } != 0 {
+            return Err(errno()).with_context(|| format!("chown {}", abs.display()));
         }
         if unsafe { libc::fchmod(fd, meta.mode) } != 0 {
             return Err(errno()).with_context(|| format!("chmod {}", abs.display()));
