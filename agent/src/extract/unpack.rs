@@ -46,6 +46,8 @@ pub fn unpack<R: Read>(reader: R, target: &Path) -> Result<Stats> {
         is_root: unsafe { libc::geteuid() } == 0,
         stats: Stats::default(),
     };
+    // Modes come from the archive, not the umask (restored when done).
+    let _umask = UmaskGuard(unsafe { libc::umask(0) });
     let mut archive = tar::Archive::new(reader);
     let mut pending = Pending::default();
     for entry in archive.entries().context("reading tar stream")?.raw(true) {
@@ -76,6 +78,14 @@ pub fn unpack<R: Read>(reader: R, target: &Path) -> Result<Stats> {
     }
     u.finish_dirs()?;
     Ok(u.stats)
+}
+
+struct UmaskGuard(libc::mode_t);
+
+impl Drop for UmaskGuard {
+    fn drop(&mut self) {
+        unsafe { libc::umask(self.0) };
+    }
 }
 
 /// What the members before an entry said about it.
@@ -405,8 +415,8 @@ impl Unpacker {
                 return Err(errno()).with_context(|| format!("symlink {}", abs.display()));
             }
         }
-        // A new symlink can change where any cached parent path leads.
-        self.checked.clear();
+        // A symlink made at a new path cannot be a cached parent (those are real directories);
+        // replacing an existing entry went through `clear`, which empties the cache.
         self.owner_path(&c, meta)?;
         self.times_path(&c, meta)
     }
@@ -469,7 +479,7 @@ impl Unpacker {
                 .write(true)
                 .create_new(true)
                 .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .mode(0o600)
+                .mode(meta.mode & 0o777)
                 .open(abs)
         };
         let mut f = match open() {
@@ -496,7 +506,11 @@ impl Unpacker {
         if need_chown && unsafe { libc::fchown(fd, meta.uid, meta.gid) } != 0 {
             return Err(errno()).with_context(|| format!("chown {}", abs.display()));
         }
-        if unsafe { libc::fchmod(fd, meta.mode) } != 0 {
+        // The umask is 0 while unpacking, so open() gave the permission bits already; chown
+        // drops setuid/setgid, so those (and any mode after a chown) are set now.
+        if (need_chown || meta.mode & 0o7000 != 0)
+            && unsafe { libc::fchmod(fd, meta.mode) } != 0
+        {
             return Err(errno()).with_context(|| format!("chmod {}", abs.display()));
         }
         for (k, v) in &meta.xattrs {
