@@ -1,5 +1,4 @@
-//! Every external command the agent runs, wrapped and typed. Nothing else calls
-//! `Command::new`: this is the list of what the ephemeral OS must provide.
+//! Mounting, probing and growing filesystems (used by the dd path and grow).
 
 use anyhow::{bail, Context, Result};
 use std::path::Path;

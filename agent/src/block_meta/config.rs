@@ -1,0 +1,3 @@
+//! The storage config types block-meta works from: the config model's.
+
+pub use preseed::storage::*;

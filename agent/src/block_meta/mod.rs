@@ -1,0 +1,70 @@
+//! The partitioning stage (curtin `block-meta`): wipe, partition, format and mount what the
+//! storage config says (custom mode), or curtin's flat layout on one disk (simple mode); write
+//! the fstab lines to `$OUTPUT_FSTAB` and the target's `/etc/fstab`.
+
+pub mod config;
+pub mod custom;
+pub mod disk;
+pub mod fstab;
+pub mod kernel;
+pub mod localcfg;
+pub mod mount;
+pub mod partition;
+pub mod simple;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::cli::{BlockMetaArgs, BlockMetaMode, Global};
+use crate::error::{Kind, KindExt};
+
+/// Apply a storage config and leave the target mounted; returns the fstab text.
+pub fn apply(storage: &config::Storage, target: &Path) -> Result<String> {
+    let out = custom::apply(storage, target).kind(Kind::Storage)?;
+    let body = fstab::render(&out.fstab);
+    write_fstab(target, &body)?;
+    out.mounts.keep();
+    Ok(body)
+}
+
+/// `$OUTPUT_FSTAB` when set (curtin's state file), and the target's `/etc/fstab`.
+fn write_fstab(target: &Path, body: &str) -> Result<()> {
+    if let Some(p) = std::env::var_os("OUTPUT_FSTAB").filter(|p| !p.is_empty()) {
+        std::fs::write(&p, body).with_context(|| format!("writing {}", Path::new(&p).display()))?;
+    }
+    fstab::install(target, body)
+}
+
+pub fn run(g: &Global, a: &BlockMetaArgs) -> Result<()> {
+    let target = a
+        .target
+        .target_mount
+        .clone()
+        .context("no target: pass --target-mount DIR or set TARGET_MOUNT_POINT")
+        .kind(Kind::Config)?;
+    if a.umount {
+        return mount::unmount_below(&target).kind(Kind::Storage);
+    }
+    let loaded = localcfg::load(g).kind(Kind::Config)?;
+    let cfg = &loaded.merged;
+    let storage = loaded.config.storage.clone();
+    std::fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;
+    let simple = matches!(
+        a.mode,
+        Some(BlockMetaMode::Simple | BlockMetaMode::SimpleBoot)
+    ) || storage.is_none();
+    let storage = match (simple, storage) {
+        (false, Some(s)) => s,
+        _ => {
+            let disk = simple::choose_disk(cfg, loaded.config.storage.as_ref(), &a.devices)
+                .kind(Kind::Storage)?;
+            let layout = simple::layout(cfg).kind(Kind::Config)?;
+            tracing::info!("simple mode: {layout:?} layout on {}", disk.display());
+            simple::storage_for(&disk, layout)
+        }
+    };
+    let body = apply(&storage, &target)?;
+    tracing::info!("storage ready under {}\n{body}", target.display());
+    Ok(())
+}

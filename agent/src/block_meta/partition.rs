@@ -1,0 +1,354 @@
+//! Partition placement (curtin v1) and writing the table: GPT with gptman, msdos with mbrman.
+//!
+//! Placement, in the disk's logical sectors: the first partition at 1 MiB unless `offset` is
+//! given, then each one right after the previous; the first logical partition one alignment unit
+//! into the extended one, the next ones one unit after the previous (room for the EBR); a last
+//! partition without a size takes the rest. Everything is checked before anything is written.
+
+use std::fs::File;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use super::config::{Flag, Partition, Ptable};
+use super::disk::FoundDisk;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Primary,
+    Extended,
+    Logical,
+}
+
+/// A partition with its place on the disk.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub id: String,
+    pub number: u32,
+    /// First sector (logical sectors of the disk).
+    pub start: u64,
+    /// Length in sectors.
+    pub len: u64,
+    pub flag: Option<Flag>,
+    pub kind: Kind,
+    pub preserve: bool,
+    pub name: Option<String>,
+}
+
+impl Placed {
+    pub fn end(&self) -> u64 {
+        self.start + self.len
+    }
+}
+
+/// GPT: the entry array is 16 KiB; MBR: nothing but sector 0.
+pub fn usable(disk: &FoundDisk, ptable: Ptable) -> (u64, u64) {
+    let total = disk.size / disk.sector;
+    match ptable {
+        Ptable::Gpt => {
+            let array = 16384u64.div_ceil(disk.sector);
+            (2 + array, total - 2 - array)
+        }
+        _ => (1, total.min(u32::MAX as u64) - 1),
+    }
+}
+
+/// Place every partition of one disk, in config order, or say exactly what does not fit.
+pub fn place(
+    disk: &FoundDisk,
+    disk_id: &str,
+    ptable: Ptable,
+    parts: &[&Partition],
+) -> Result<Vec<Placed>> {
+    let lbs = disk.sector;
+    let align = (1u64 << 20) / lbs;
+    let (first_usable, last_usable) = usable(disk, ptable);
+    let mut out: Vec<Placed> = Vec::new();
+    let mut primaries = 0u32;
+    let mut logicals = 0u32;
+    for (i, p) in parts.iter().enumerate() {
+        let kind = match p.flag {
+            Some(Flag::Extended) => Kind::Extended,
+            Some(Flag::Logical) => Kind::Logical,
+            _ => Kind::Primary,
+        };
+        if ptable == Ptable::Gpt && kind != Kind::Primary {
+            bail!(
+                "partition '{}': extended/logical partitions need ptable msdos",
+                p.id
+            );
+        }
+        if ptable == Ptable::Msdos && p.flag == Some(Flag::Prep) {
+            bail!(
+                "partition '{}': PReP partitions require a GPT partition table",
+                p.id
+            );
+        }
+        let number = match p.number {
+            Some(n) => n,
+            None if kind == Kind::Logical => 5 + logicals,
+            None => primaries + logicals + 1,
+        };
+        match kind {
+            Kind::Logical => logicals += 1,
+            _ => primaries += 1,
+        }
+        let extended = out.iter().find(|q| q.kind == Kind::Extended).cloned();
+        let start = if let Some(off) = p.offset {
+            if off % lbs != 0 {
+                bail!(
+                    "partition '{}': offset {off} is not a multiple of the {lbs}-byte sector",
+                    p.id
+                );
+            }
+            off / lbs
+        } else if kind == Kind::Logical {
+            let ext = extended.as_ref().with_context(|| {
+                format!(
+                    "partition '{}': a logical partition needs an extended partition before it",
+                    p.id
+                )
+            })?;
+            let prev_logical = out.iter().rev().find(|q| q.kind == Kind::Logical);
+            prev_logical.map(|q| q.end()).unwrap_or(ext.start) + align
+        } else {
+            match out.iter().rev().find(|q| q.kind != Kind::Logical) {
+                Some(prev) => prev.end(),
+                None => align,
+            }
+        };
+        let limit = match (kind, &extended) {
+            (Kind::Logical, Some(ext)) => ext.end() - 1,
+            _ => last_usable,
+        };
+        let len = if p.size == 0 {
+            if i + 1 != parts.len() && kind != Kind::Extended {
+                bail!(
+                    "partition '{}': no size, and it is not the last partition of disk '{disk_id}'",
+                    p.id
+                );
+            }
+            (limit + 1).saturating_sub(start)
+        } else {
+            if p.size % lbs != 0 {
+                bail!(
+                    "partition '{}': size {} is not a multiple of the disk's {lbs}-byte logical sector",
+                    p.id, p.size
+                );
+            }
+            p.size / lbs
+        };
+        if len == 0 || start < first_usable || start + len - 1 > limit {
+            bail!(
+                "partition '{}' does not fit on disk '{disk_id}' ({}): it would span bytes {}..{} but the usable area is {}..{} ({} bytes in {lbs}-byte sectors)",
+                p.id,
+                disk.path.display(),
+                start * lbs,
+                (start + len) * lbs,
+                first_usable * lbs,
+                (limit + 1) * lbs,
+                disk.size
+            );
+        }
+        if let Some(q) = out.iter().find(|q| q.number == number) {
+            bail!(
+                "partition '{}': number {number} is already used by '{}'",
+                p.id,
+                q.id
+            );
+        }
+        let overlaps = out.iter().find(|q| {
+            let same_space = (q.kind == Kind::Logical) == (kind == Kind::Logical);
+            same_space && start < q.end() && q.start < start + len
+        });
+        if let Some(q) = overlaps {
+            bail!("partition '{}' overlaps partition '{}'", p.id, q.id);
+        }
+        if kind != Kind::Logical && number > 4 && ptable == Ptable::Msdos {
+            bail!(
+                "partition '{}': msdos primary/extended partitions are numbered 1-4",
+                p.id
+            );
+        }
+        out.push(Placed {
+            id: p.id.clone(),
+            number,
+            start,
+            len,
+            flag: p.flag,
+            kind,
+            preserve: p.preserve,
+            name: p.name.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// curtin's sgdisk type codes, as GPT type GUIDs.
+pub fn gpt_type(flag: Option<Flag>) -> (&'static str, &'static str) {
+    match flag {
+        Some(Flag::BiosGrub) => ("ef02", "21686148-6449-6E6F-744E-656564454649"),
+        Some(Flag::Boot) => ("ef00", "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"),
+        Some(Flag::Prep) => ("4100", "9E1A2D38-C612-4316-AA26-8B49521E5A8B"),
+        Some(Flag::Swap) => ("8200", "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F"),
+        Some(Flag::Lvm) => ("8e00", "E6D6D379-F507-44C2-A23C-238F2A3DF928"),
+        Some(Flag::Raid) => ("fd00", "A19D880F-05FC-4D3B-A006-743F0F84911E"),
+        Some(Flag::Msftres) => ("0c01", "E3C9E316-0B5C-4DB8-817D-F92DF00215AE"),
+        Some(Flag::Home) => ("8302", "933AC7E1-2EB4-4F13-B844-0E14E2AEF915"),
+        _ => ("8300", "0FC63DAF-8483-4772-8E79-3D69D8477DE4"),
+    }
+}
+
+/// MBR system id and boot flag, as parted sets them.
+pub fn mbr_type(flag: Option<Flag>) -> (u8, bool) {
+    match flag {
+        Some(Flag::Extended) => (0x05, false),
+        Some(Flag::Swap) => (0x82, false),
+        Some(Flag::Lvm) => (0x8e, false),
+        Some(Flag::Raid) => (0xfd, false),
+        Some(Flag::Boot) => (0x83, true),
+        _ => (0x83, false),
+    }
+}
+
+fn guid_le(s: &str) -> [u8; 16] {
+    uuid::Uuid::parse_str(s).expect("static GUID").to_bytes_le()
+}
+
+/// Write a new GPT with exactly `parts` (and a protective MBR).
+pub fn write_gpt(f: &mut File, disk: &FoundDisk, parts: &[Placed]) -> Result<()> {
+    let mut gpt = gptman::GPT::new_from(f, disk.sector, *uuid::Uuid::new_v4().as_bytes())
+        .context("creating the GPT")?;
+    for p in parts {
+        let (_, ty) = gpt_type(p.flag);
+        gpt[p.number] = gptman::GPTPartitionEntry {
+            partition_type_guid: guid_le(ty),
+            unique_partition_guid: *uuid::Uuid::new_v4().as_bytes(),
+            starting_lba: p.start,
+            ending_lba: p.end() - 1,
+            attribute_bits: 0,
+            partition_name: p.name.as_deref().unwrap_or("").into(),
+        };
+    }
+    gpt.write_into(f).context("writing the GPT")?;
+    gptman::GPT::write_protective_mbr_into(f, disk.sector).context("writing the protective MBR")?;
+    Ok(())
+}
+
+/// Write a new msdos table with exactly `parts`.
+pub fn write_msdos(f: &mut File, disk: &FoundDisk, parts: &[Placed]) -> Result<()> {
+    let sig = *uuid::Uuid::new_v4().as_bytes();
+    let mut mbr = mbrman::MBR::new_from(f, disk.sector as u32, [sig[0], sig[1], sig[2], sig[3]])
+        .context("creating the msdos table")?;
+    let align = ((1u64 << 20) / disk.sector) as u32;
+    mbr.align = align;
+    for p in parts.iter().filter(|p| p.kind != Kind::Logical) {
+        let (sys, boot) = mbr_type(p.flag);
+        mbr[p.number as usize] = mbrman::MBRPartitionEntry {
+            boot: if boot {
+                mbrman::BOOT_ACTIVE
+            } else {
+                mbrman::BOOT_INACTIVE
+            },
+            first_chs: mbrman::CHS::empty(),
+            sys,
+            last_chs: mbrman::CHS::empty(),
+            starting_lba: p.start as u32,
+            sectors: p.len as u32,
+        };
+    }
+    for p in parts.iter().filter(|p| p.kind == Kind::Logical) {
+        let (sys, boot) = mbr_type(p.flag);
+        let l = mbr
+            .push(
+                sys,
+                (p.start - align as u64) as u32,
+                (p.len + align as u64) as u32,
+            )
+            .with_context(|| format!("adding logical partition '{}'", p.id))?;
+        if boot {
+            l.partition.boot = mbrman::BOOT_ACTIVE;
+        }
+        // mbrman rounds the size up to the alignment; keep the exact size asked for.
+        l.partition.sectors = p.len as u32;
+    }
+    mbr.write_into(f).context("writing the msdos table")?;
+    Ok(())
+}
+
+/// The partitions of an existing table: (number, start sector, sectors, gpt type guid or mbr sys).
+pub fn read_existing(
+    f: &mut File,
+    disk: &FoundDisk,
+    ptable: Ptable,
+) -> Result<Vec<(u32, u64, u64, String)>> {
+    let mut out = Vec::new();
+    match ptable {
+        Ptable::Gpt => {
+            let gpt = gptman::GPT::read_from(f, disk.sector)
+                .or_else(|_| gptman::GPT::find_from(f))
+                .context("reading the existing GPT")?;
+            for (n, e) in gpt.iter().filter(|(_, e)| e.is_used()) {
+                let ty = uuid::Uuid::from_bytes_le(e.partition_type_guid)
+                    .to_string()
+                    .to_uppercase();
+                out.push((n, e.starting_lba, e.ending_lba - e.starting_lba + 1, ty));
+            }
+        }
+        _ => {
+            let mbr = mbrman::MBR::read_from(f, disk.sector as u32)
+                .context("reading the existing msdos table")?;
+            for (n, e) in mbr.iter().filter(|(_, e)| e.is_used()) {
+                out.push((
+                    n as u32,
+                    e.starting_lba as u64,
+                    e.sectors as u64,
+                    format!("{:02x}", e.sys),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `preserve: true`: the partition must exist with the same place, size and type.
+pub fn verify_preserved(
+    existing: &[(u32, u64, u64, String)],
+    p: &Placed,
+    ptable: Ptable,
+    disk: &Path,
+) -> Result<()> {
+    let Some((_, start, len, ty)) = existing.iter().find(|e| e.0 == p.number) else {
+        bail!(
+            "partition '{}' (preserve: true): {} has no partition {}",
+            p.id,
+            disk.display(),
+            p.number
+        );
+    };
+    if *len != p.len {
+        bail!(
+            "partition '{}' (preserve: true): expected {} sectors, found {len}",
+            p.id,
+            p.len
+        );
+    }
+    if *start != p.start {
+        bail!(
+            "partition '{}' (preserve: true): expected start sector {}, found {start}",
+            p.id,
+            p.start
+        );
+    }
+    let want = match ptable {
+        Ptable::Gpt => gpt_type(p.flag).1.to_string(),
+        _ => format!("{:02x}", mbr_type(p.flag).0),
+    };
+    if *ty != want {
+        bail!(
+            "partition '{}' (preserve: true): expected type {want}, found {ty}",
+            p.id
+        );
+    }
+    Ok(())
+}

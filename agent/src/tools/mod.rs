@@ -1,0 +1,316 @@
+//! Every external command the agent runs, typed. A missing tool is an error that names the
+//! Debian package that provides it.
+
+mod disk;
+pub use disk::*;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// Find `tool` on PATH (plus the sbin directories, which a non-login PATH may lack).
+pub fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+/// The Debian package that ships a tool, for error messages.
+pub fn package_of(tool: &str) -> &'static str {
+    match tool {
+        "mkfs.ext2" | "mkfs.ext3" | "mkfs.ext4" | "e2fsck" | "resize2fs" => "e2fsprogs",
+        "mkfs.xfs" => "xfsprogs",
+        "mkfs.btrfs" => "btrfs-progs",
+        "mkfs.vfat" => "dosfstools",
+        "mkswap" | "wipefs" | "blkid" => "util-linux",
+        "pvremove" => "lvm2",
+        _ => "the package providing it",
+    }
+}
+
+/// The tool's path, or an error naming its package.
+pub fn require(tool: &str) -> Result<PathBuf> {
+    which(tool).with_context(|| {
+        format!(
+            "{tool} not found: install the Debian package {}",
+            package_of(tool)
+        )
+    })
+}
+
+/// Run a command; on failure the error carries its stderr.
+pub fn run(tool: &str, args: &[OsString]) -> Result<String> {
+    let exe = require(tool)?;
+    let out = Command::new(&exe)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {tool}"))?;
+    if !out.status.success() {
+        bail!(
+            "{tool} {} failed ({}): {}",
+            args.iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The file system families curtin knows, with their mkfs conventions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsFamily {
+    Ext(u8),
+    Xfs,
+    Btrfs,
+    /// FAT with an optional `-F 12|16|32`.
+    Vfat(Option<u8>),
+    Swap,
+}
+
+impl FsFamily {
+    /// curtin's fstype names.
+    pub fn parse(fstype: &str) -> Result<FsFamily> {
+        Ok(match fstype {
+            "ext2" => FsFamily::Ext(2),
+            "ext3" => FsFamily::Ext(3),
+            "ext4" => FsFamily::Ext(4),
+            "xfs" => FsFamily::Xfs,
+            "btrfs" => FsFamily::Btrfs,
+            "vfat" | "fat" => FsFamily::Vfat(None),
+            "fat12" => FsFamily::Vfat(Some(12)),
+            "fat16" => FsFamily::Vfat(Some(16)),
+            "fat32" => FsFamily::Vfat(Some(32)),
+            "swap" => FsFamily::Swap,
+            other => bail!("unsupported fs type {other:?} (supported: ext2, ext3, ext4, xfs, btrfs, vfat, fat12, fat16, fat32, swap)"),
+        })
+    }
+
+    pub fn tool(self) -> &'static str {
+        match self {
+            FsFamily::Ext(2) => "mkfs.ext2",
+            FsFamily::Ext(3) => "mkfs.ext3",
+            FsFamily::Ext(_) => "mkfs.ext4",
+            FsFamily::Xfs => "mkfs.xfs",
+            FsFamily::Btrfs => "mkfs.btrfs",
+            FsFamily::Vfat(_) => "mkfs.vfat",
+            FsFamily::Swap => "mkswap",
+        }
+    }
+
+    /// The label length limit (curtin truncates to it).
+    pub fn label_max(self) -> usize {
+        match self {
+            FsFamily::Ext(_) => 16,
+            FsFamily::Xfs => 12,
+            FsFamily::Btrfs => 256,
+            FsFamily::Vfat(_) => 11,
+            FsFamily::Swap => 15,
+        }
+    }
+
+    /// The type name for mount and fstab (`fat*` is `vfat`).
+    pub fn mount_type(self) -> &'static str {
+        match self {
+            FsFamily::Ext(2) => "ext2",
+            FsFamily::Ext(3) => "ext3",
+            FsFamily::Ext(_) => "ext4",
+            FsFamily::Xfs => "xfs",
+            FsFamily::Btrfs => "btrfs",
+            FsFamily::Vfat(_) => "vfat",
+            FsFamily::Swap => "swap",
+        }
+    }
+}
+
+/// What to make on a device.
+#[derive(Debug, Clone)]
+pub struct Mkfs<'a> {
+    pub family: FsFamily,
+    pub device: &'a Path,
+    pub label: Option<&'a str>,
+    /// Not for vfat (curtin passes none; the volume id is random).
+    pub uuid: Option<&'a str>,
+    pub sector_size: u64,
+    pub extra: &'a [String],
+}
+
+impl Mkfs<'_> {
+    /// The argument list, curtin's flags: force, label (truncated), uuid, sector size, extras.
+    pub fn args(&self) -> Vec<OsString> {
+        let mut a: Vec<OsString> = Vec::new();
+        let mut push = |s: &str| a.push(s.into());
+        match self.family {
+            FsFamily::Ext(_) => push("-F"),
+            FsFamily::Xfs => push("-f"),
+            FsFamily::Btrfs => push("--force"),
+            FsFamily::Vfat(bits) => {
+                push("-I");
+                if let Some(b) = bits {
+                    push("-F");
+                    push(&b.to_string());
+                }
+            }
+            FsFamily::Swap => push("--force"),
+        }
+        if let Some(l) = self.label {
+            let l: String = l.chars().take(self.family.label_max()).collect();
+            match self.family {
+                FsFamily::Ext(_) | FsFamily::Xfs => push("-L"),
+                FsFamily::Btrfs | FsFamily::Swap => push("--label"),
+                FsFamily::Vfat(_) => push("-n"),
+            }
+            push(&l);
+        }
+        if let Some(u) = self.uuid {
+            match self.family {
+                FsFamily::Ext(_) => {
+                    push("-U");
+                    push(u);
+                }
+                FsFamily::Xfs => {
+                    push("-m");
+                    push(&format!("uuid={u}"));
+                }
+                FsFamily::Btrfs | FsFamily::Swap => {
+                    push("--uuid");
+                    push(u);
+                }
+                FsFamily::Vfat(_) => {}
+            }
+        }
+        if self.sector_size > 512 {
+            let s = self.sector_size.to_string();
+            match self.family {
+                FsFamily::Ext(_) => {
+                    push("-b");
+                    push(&s);
+                }
+                FsFamily::Xfs => {
+                    push("-s");
+                    push(&format!("size={s}"));
+                }
+                FsFamily::Vfat(_) => {
+                    push("-S");
+                    push(&s);
+                    push("-s");
+                    push("1");
+                }
+                FsFamily::Btrfs => {
+                    push("--sectorsize");
+                    push(&s);
+                }
+                FsFamily::Swap => {}
+            }
+        }
+        if matches!(self.family, FsFamily::Ext(_)) {
+            push("-q");
+        }
+        for e in self.extra {
+            push(e);
+        }
+        a.push(self.device.as_os_str().to_owned());
+        a
+    }
+
+    pub fn run(&self) -> Result<()> {
+        run(self.family.tool(), &self.args()).with_context(|| {
+            format!(
+                "making {} on {}",
+                self.family.mount_type(),
+                self.device.display()
+            )
+        })?;
+        Ok(())
+    }
+}
+
+/// `wipefs --all --force DEV`.
+pub fn wipefs_all(dev: &Path) -> Result<()> {
+    run(
+        "wipefs",
+        &["--all".into(), "--force".into(), dev.as_os_str().to_owned()],
+    )?;
+    Ok(())
+}
+
+/// `pvremove --force --force --yes DEV` when LVM tools exist (rc 5, "not a PV", is fine).
+pub fn pvremove(dev: &Path) -> Result<()> {
+    let Some(exe) = which("pvremove") else {
+        tracing::info!(
+            "pvremove not installed: skipping LVM wipe of {}",
+            dev.display()
+        );
+        return Ok(());
+    };
+    let st = Command::new(exe)
+        .args(["--force", "--force", "--yes"])
+        .arg(dev)
+        .output()
+        .context("running pvremove")?;
+    match st.status.code() {
+        Some(0) | Some(5) => Ok(()),
+        _ => bail!(
+            "pvremove {} failed: {}",
+            dev.display(),
+            String::from_utf8_lossy(&st.stderr).trim()
+        ),
+    }
+}
+
+/// The file system UUID of a device (`blkid -o value -s UUID`), if it has one.
+pub fn blkid_uuid(dev: &Path) -> Result<Option<String>> {
+    let out = Command::new(require("blkid")?)
+        .args(["-p", "-o", "value", "-s", "UUID"])
+        .arg(dev)
+        .output()
+        .context("running blkid")?;
+    let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Ok((!s.is_empty()).then_some(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mkfs_flags_like_curtin() {
+        let m = Mkfs {
+            family: FsFamily::Xfs,
+            device: Path::new("/dev/x1"),
+            label: Some("a-very-long-label"),
+            uuid: Some("u"),
+            sector_size: 4096,
+            extra: &[],
+        };
+        let a: Vec<String> = m
+            .args()
+            .iter()
+            .map(|s| s.to_string_lossy().into())
+            .collect();
+        assert_eq!(
+            a,
+            [
+                "-f",
+                "-L",
+                "a-very-long-",
+                "-m",
+                "uuid=u",
+                "-s",
+                "size=4096",
+                "/dev/x1"
+            ]
+        );
+        assert!(require("mkfs.nonexistent-fs")
+            .unwrap_err()
+            .to_string()
+            .contains("not found"));
+        assert_eq!(package_of("mkfs.xfs"), "xfsprogs");
+    }
+}

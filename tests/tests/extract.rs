@@ -1,0 +1,292 @@
+//! The extract stage against GNU tar: the same tree, byte for byte and attribute for attribute,
+//! and nothing ever written outside the target.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use testkit::{deployer_bin, require_root, sh, LoopDisk};
+
+/// A fresh ext4 on a loop disk mounted at a temp dir (xattrs and capabilities need a real fs).
+struct Fs {
+    _disk: LoopDisk,
+    dir: tempfile::TempDir,
+}
+
+fn ext4(size: u64) -> Fs {
+    let disk = LoopDisk::new(size);
+    sh(&format!("mkfs.ext4 -q -F {}", disk.dev.display()));
+    let dir = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    sh(&format!(
+        "mount {} {}",
+        disk.dev.display(),
+        dir.path().display()
+    ));
+    Fs { _disk: disk, dir }
+}
+
+/// Build the fixture tree and archive it with GNU tar the way images are built.
+fn build_tarball(work: &Path) -> PathBuf {
+    let src = work.join("src");
+    let script = format!(
+        r#"set -e
+        mkdir -p {s}/usr/bin {s}/a/b/c/d/e {s}/dev {s}/var/spool {s}/acl
+        printf 'ping' > {s}/usr/bin/ping
+        chmod 0755 {s}/usr/bin/ping
+        setcap cap_net_raw+ep {s}/usr/bin/ping
+        printf 'su' > {s}/usr/bin/su && chown 0:0 {s}/usr/bin/su && chmod 4755 {s}/usr/bin/su
+        printf 'data' > {s}/usr/bin/orig && ln {s}/usr/bin/orig {s}/usr/bin/hardlink
+        mknod {s}/dev/null2 c 1 3 && chmod 0666 {s}/dev/null2
+        mknod {s}/dev/blk b 7 200
+        mkfifo {s}/var/spool/fifo && chmod 0620 {s}/var/spool/fifo
+        truncate -s 64M {s}/sparse && printf 'middle' | dd of={s}/sparse bs=1 seek=33554432 conv=notrunc status=none
+        printf 'end' >> {s}/sparse
+        printf 'deep' > {s}/a/b/c/d/e/file
+        ln -s ../../a/b/c/d/e/file {s}/usr/bin/deeplink
+        ln -s /etc/hostname {s}/abs-link
+        printf 'owned' > {s}/owned && chown 1234:5678 {s}/owned && chmod 0640 {s}/owned
+        setfattr -n user.note -v hello {s}/owned
+        printf 'acl' > {s}/acl/f && setfacl -m u:1000:rw {s}/acl/f && setfacl -d -m g:2000:rx {s}/acl
+        touch -d '2020-01-02 03:04:05' {s}/owned {s}/a/b
+        tar -C {s} --numeric-owner --xattrs --xattrs-include='*' --acls -Scpzf {w}/root.tgz .
+        "#,
+        s = src.display(),
+        w = work.display()
+    );
+    sh(&script);
+    work.join("root.tgz")
+}
+
+/// What a user compares: type, mode, owner, size, mtime, link target, device numbers, xattrs.
+fn describe(root: &Path) -> String {
+    let stat = sh(&format!(
+        "cd {} && find . -path ./lost+found -prune -o -printf '%p %y %m %U:%G %s %T@ %l\\n' | sort",
+        root.display()
+    ));
+    let rdev = sh(&format!(
+        "cd {} && find . \\( -type c -o -type b \\) -exec stat -c '%n %t:%T' {{}} + | sort",
+        root.display()
+    ));
+    let attrs = sh(&format!(
+        "cd {} && find . -path ./lost+found -prune -o -print | sort | while read -r f; do getfattr -h -d -m - \"$f\" 2>/dev/null; done",
+        root.display()
+    ));
+    let acl = sh(&format!(
+        "cd {} && find . -path ./lost+found -prune -o ! -type l -print | sort | while read -r f; do getfacl -n -p \"$f\" 2>/dev/null; done",
+        root.display()
+    ));
+    format!("{stat}\n{rdev}\n{attrs}\n{acl}")
+}
+
+fn config_for(work: &Path, uri: &str) -> PathBuf {
+    let cfg = work.join("extract.yaml");
+    std::fs::write(&cfg, format!("sources:\n  10_root: {uri}\n")).unwrap();
+    cfg
+}
+
+fn run_extract(cfg: &Path, target: &Path) -> std::process::Output {
+    Command::new(deployer_bin())
+        .args(["extract", "-c"])
+        .arg(cfg)
+        .arg("--target-mount")
+        .arg(target)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn tarball_extracts_identically_to_gnu_tar() {
+    require_root();
+    let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    let tgz = build_tarball(work.path());
+    let gnu = ext4(512 << 20);
+    let ours = ext4(512 << 20);
+    sh(&format!(
+        "tar -C {} -Sxpzf {} --numeric-owner --xattrs --xattrs-include='*' --acls",
+        gnu.dir.path().display(),
+        tgz.display()
+    ));
+    let cfg = config_for(work.path(), &format!("file://{}", tgz.display()));
+    let out = run_extract(&cfg, ours.dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (a, b) = (describe(gnu.dir.path()), describe(ours.dir.path()));
+    assert_eq!(a, b, "GNU tar vs deployer");
+    // Spot checks of what matters most, in case both were wrong the same way.
+    assert!(b.contains("security.capability"), "{b}");
+    assert!(b.contains("./usr/bin/su f 4755"), "{b}");
+    assert!(b.contains("./var/spool/fifo p 620"), "{b}");
+    assert!(b.contains("./dev/null2 1:3"), "{b}");
+    assert!(b.contains("user:1000:rw-"), "{b}");
+    let cap = sh(&format!(
+        "getcap {}/usr/bin/ping",
+        ours.dir.path().display()
+    ));
+    assert!(cap.contains("cap_net_raw=ep"), "{cap}");
+    let ino = |p: &str| {
+        sh(&format!(
+            "stat -c %i {}/usr/bin/{p}",
+            ours.dir.path().display()
+        ))
+    };
+    assert_eq!(ino("orig"), ino("hardlink"));
+    // The sparse file stays sparse (64 MiB apparent, a few KiB allocated).
+    let blocks: u64 = sh(&format!("stat -c %b {}/sparse", ours.dir.path().display()))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(blocks < 1024, "sparse file has {blocks} blocks");
+    assert_eq!(
+        std::fs::read_to_string(ours.dir.path().join("usr/bin/deeplink")).unwrap(),
+        "deep"
+    );
+}
+
+#[test]
+fn tarball_over_http_zstd_and_plain() {
+    require_root();
+    let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    let src = work.path().join("src");
+    sh(&format!(
+        "mkdir -p {s}/etc && echo hi > {s}/etc/motd && tar -C {s} -cf {w}/r.tar . && zstd -q {w}/r.tar -o {w}/r.tar.zst",
+        s = src.display(),
+        w = work.path().display()
+    ));
+    let server = testkit::Server::start();
+    server.serve_file("/r.tar.zst", work.path().join("r.tar.zst"));
+    server.serve_file("/r.tar", work.path().join("r.tar"));
+    for name in ["r.tar.zst", "r.tar"] {
+        let t = tempfile::tempdir_in(work.path()).unwrap();
+        let cfg = config_for(work.path(), &server.url(&format!("/{name}")));
+        let out = run_extract(&cfg, t.path());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("etc/motd")).unwrap(),
+            "hi\n"
+        );
+    }
+}
+
+/// Writes a tar with raw entries the way an attacker would (GNU tar refuses to create them).
+fn evil_tar(path: &Path, entries: &[(&str, tar::EntryType, &str, &[u8])]) {
+    let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
+    for (name, ty, link, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(*ty);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(data.len() as u64);
+        {
+            let raw = h.as_old_mut();
+            raw.name[..name.len()].copy_from_slice(name.as_bytes());
+            raw.linkname[..link.len()].copy_from_slice(link.as_bytes());
+        }
+        h.set_cksum();
+        b.append(&h, *data).unwrap();
+    }
+    b.finish().unwrap();
+}
+
+#[test]
+fn traversal_and_symlink_escape_are_refused() {
+    require_root();
+    let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    let outside = work.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    type Raw<'a> = (&'a str, tar::EntryType, String, &'a [u8]);
+    let cases: Vec<(&str, Vec<Raw>, &str)> = vec![
+        (
+            "dotdot",
+            vec![(
+                "../outside/pwned",
+                tar::EntryType::Regular,
+                String::new(),
+                b"x",
+            )],
+            "'..'",
+        ),
+        (
+            "absolute",
+            vec![("ABS", tar::EntryType::Regular, String::new(), b"x")],
+            "absolute",
+        ),
+        (
+            "symlink",
+            vec![
+                (
+                    "link",
+                    tar::EntryType::Symlink,
+                    outside.display().to_string(),
+                    b"",
+                ),
+                ("link/pwned", tar::EntryType::Regular, String::new(), b"x"),
+            ],
+            "out of the target",
+        ),
+        (
+            "relsymlink",
+            vec![
+                ("d/", tar::EntryType::Directory, String::new(), b""),
+                ("d/up", tar::EntryType::Symlink, "../../outside".into(), b""),
+                ("d/up/pwned", tar::EntryType::Regular, String::new(), b"x"),
+            ],
+            "out of the target",
+        ),
+        (
+            "hardlink",
+            vec![("hl", tar::EntryType::Link, "../outside/secret".into(), b"")],
+            "'..'",
+        ),
+    ];
+    std::fs::write(outside.join("secret"), "s").unwrap();
+    let abs_name = format!("{}/pwned", outside.display());
+    for (name, entries, needle) in cases {
+        let tarfile = work.path().join(format!("{name}.tar"));
+        let entries: Vec<(&str, tar::EntryType, &str, &[u8])> = entries
+            .iter()
+            .map(|(n, t, l, d)| {
+                let n: &str = if *n == "ABS" { &abs_name } else { n };
+                (n, *t, l.as_str(), *d)
+            })
+            .collect();
+        evil_tar(&tarfile, &entries);
+        let target = work.path().join(format!("t-{name}"));
+        std::fs::create_dir(&target).unwrap();
+        let cfg = config_for(work.path(), &tarfile.display().to_string());
+        let out = run_extract(&cfg, &target);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: extract succeeded");
+        assert!(err.contains(needle), "{name}: {err}");
+        let listing: Vec<_> = std::fs::read_dir(&outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            listing,
+            vec![std::ffi::OsString::from("secret")],
+            "{name}: wrote outside"
+        );
+    }
+}
+
+#[test]
+fn not_a_tarball_is_a_clear_error() {
+    require_root();
+    let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    let f = work.path().join("x.zip");
+    std::fs::write(&f, vec![b'P'; 4096]).unwrap();
+    let cfg = config_for(work.path(), &f.display().to_string());
+    let out = run_extract(&cfg, work.path());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a tar archive"), "{err}");
+}

@@ -1,0 +1,550 @@
+//! block-meta on loop disks: the partitions, file systems, mounts and fstab a user would check
+//! with sfdisk, blkid and findmnt; errors before anything is written.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use testkit::{deployer_bin, require_root, sh, LoopDisk, MountGuard};
+
+const MIB: u64 = 1 << 20;
+
+/// This machine's kernel may lack vfat (no modules): then the ESP cannot be mounted.
+fn kernel_has(fs: &str) -> bool {
+    std::fs::read_to_string("/proc/filesystems")
+        .unwrap()
+        .split_whitespace()
+        .any(|w| w == fs)
+}
+
+fn block_meta(cfg: &str, target: &Path, fstab: &Path, extra: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("storage.yaml");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    Command::new(deployer_bin())
+        .arg("block-meta")
+        .args(extra)
+        .arg("-c")
+        .arg(&cfg_path)
+        .arg("--target-mount")
+        .arg(target)
+        .env("OUTPUT_FSTAB", fstab)
+        .output()
+        .unwrap()
+}
+
+fn sfdisk(dev: &Path) -> serde_json::Value {
+    let out = sh(&format!("sfdisk --json {}", dev.display()));
+    serde_json::from_str::<serde_json::Value>(&out).unwrap()["partitiontable"].clone()
+}
+
+/// (node, start sector, size sectors, type) of each partition.
+fn parts(dev: &Path) -> Vec<(String, u64, u64, String)> {
+    sfdisk(dev)["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["node"].as_str().unwrap().to_string(),
+                p["start"].as_u64().unwrap(),
+                p["size"].as_u64().unwrap(),
+                p["type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn blkid(dev: &Path, tag: &str) -> String {
+    sh(&format!("blkid -p -o value -s {tag} {}", dev.display()))
+        .trim()
+        .to_string()
+}
+
+struct Target {
+    dir: tempfile::TempDir,
+}
+
+impl Target {
+    fn new() -> Self {
+        Target {
+            dir: tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap(),
+        }
+    }
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("target")
+    }
+    fn fstab(&self) -> PathBuf {
+        self.dir.path().join("fstab")
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        drop(MountGuard(self.path()));
+    }
+}
+
+#[test]
+fn two_disks_gpt_and_msdos() {
+    require_root();
+    let a = LoopDisk::new(2048 * MIB);
+    let b = LoopDisk::new(512 * MIB);
+    let t = Target::new();
+    let vfat = kernel_has("vfat");
+    let esp_mount = if vfat {
+        "    - {id: esp_mount, type: mount, device: esp_fs, path: /boot/efi}\n"
+    } else {
+        ""
+    };
+    let cfg = format!(
+        r#"
+storage:
+  version: 1
+  config:
+    - {{id: sda, type: disk, path: {a}, ptable: gpt, wipe: superblock, grub_device: true}}
+    - {{id: sda-part1, type: partition, device: sda, size: 512M, flag: boot, number: 1}}
+    - {{id: sda-part2, type: partition, device: sda, size: 1G, number: 2}}
+    - {{id: sda-part3, type: partition, device: sda, size: 256M, flag: swap, number: 3}}
+    - {{id: sdb, type: disk, path: {b}, ptable: msdos}}
+    - {{id: sdb-part1, type: partition, device: sdb, size: 320M}}
+    - {{id: esp_fs, type: format, volume: sda-part1, fstype: fat32, label: efi}}
+    - {{id: root_fs, type: format, volume: sda-part2, fstype: ext4, label: root-filesystem-long-label, uuid: 6b5fe5a6-1e4c-4b5e-9c7a-1d2e3f405162}}
+    - {{id: swap_fs, type: format, volume: sda-part3, fstype: swap, label: swap}}
+    - {{id: data_fs, type: format, volume: sdb-part1, fstype: xfs, label: data}}
+    - {{id: data_mount, type: mount, device: data_fs, path: /srv/data, options: "noatime,nodev"}}
+    - {{id: root_mount, type: mount, device: root_fs, path: /}}
+{esp_mount}    - {{id: swap_mount, type: mount, device: swap_fs, path: none}}
+"#,
+        a = a.dev.display(),
+        b = b.dev.display()
+    );
+    let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    assert_eq!(sfdisk(&a.dev)["label"], "gpt");
+    let p = parts(&a.dev);
+    let esp = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
+    let linux = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
+    let swap = "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F";
+    assert_eq!(
+        p.iter()
+            .map(|x| (x.1, x.2, x.3.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            (2048, 1048576, esp),
+            (2048 + 1048576, 2097152, linux),
+            (2048 + 1048576 + 2097152, 524288, swap)
+        ]
+    );
+    assert_eq!(sfdisk(&b.dev)["label"], "dos");
+    let q = parts(&b.dev);
+    assert_eq!(
+        q.iter()
+            .map(|x| (x.1, x.2, x.3.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(2048, 655360, "83")]
+    );
+
+    assert_eq!(blkid(&a.part(1), "TYPE"), "vfat");
+    assert_eq!(blkid(&a.part(1), "LABEL"), "efi");
+    assert_eq!(blkid(&a.part(2), "TYPE"), "ext4");
+    assert_eq!(
+        blkid(&a.part(2), "LABEL"),
+        "root-filesystem-",
+        "ext labels truncate to 16"
+    );
+    assert_eq!(
+        blkid(&a.part(2), "UUID"),
+        "6b5fe5a6-1e4c-4b5e-9c7a-1d2e3f405162"
+    );
+    assert_eq!(blkid(&a.part(3), "TYPE"), "swap");
+    assert_eq!(blkid(&b.part(1), "TYPE"), "xfs");
+
+    // Mounted in path order under the target, options honoured.
+    let mnt = sh(&format!(
+        "findmnt -rn -o TARGET,SOURCE,OPTIONS -R {}",
+        t.path().display()
+    ));
+    let lines: Vec<&str> = mnt.lines().collect();
+    assert_eq!(lines.len(), if vfat { 3 } else { 2 }, "{mnt}");
+    assert!(
+        lines[0].starts_with(&format!("{} {}", t.path().display(), a.part(2).display())),
+        "{mnt}"
+    );
+    let data = lines.iter().find(|l| l.contains("/srv/data")).unwrap();
+    assert!(data.contains("noatime") && data.contains("nodev"), "{data}");
+
+    // fstab, curtin's format, in config order; swap included.
+    let u = |d: &Path| blkid(d, "UUID");
+    let esp_line = if vfat {
+        format!(
+            "# /boot/efi was on {} during curtin installation\n/dev/disk/by-uuid/{} /boot/efi vfat defaults 0 1\n",
+            a.part(1).display(),
+            u(&a.part(1))
+        )
+    } else {
+        String::new()
+    };
+    let expected = format!(
+        "# /srv/data was on {b1} during curtin installation\n\
+/dev/disk/by-uuid/{ub1} /srv/data xfs noatime,nodev 0 1\n\
+# / was on {a2} during curtin installation\n\
+/dev/disk/by-uuid/{ua2} / ext4 defaults 0 1\n\
+{esp_line}\
+/dev/disk/by-uuid/{ua3} none swap sw 0 0\n",
+        b1 = b.part(1).display(),
+        a2 = a.part(2).display(),
+        ub1 = u(&b.part(1)),
+        ua2 = u(&a.part(2)),
+        ua3 = u(&a.part(3)),
+    );
+    assert_eq!(std::fs::read_to_string(t.fstab()).unwrap(), expected);
+    let etc = std::fs::read_to_string(t.path().join("etc/fstab")).unwrap();
+    assert!(
+        etc.starts_with("# /etc/fstab: static file system information."),
+        "{etc}"
+    );
+    assert!(etc.ends_with(&expected), "{etc}");
+
+    // --umount takes it all down.
+    let out = block_meta(&cfg, &t.path(), &t.fstab(), &["--umount"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        sh(&format!("findmnt -rn -R {} || true", t.path().display())),
+        ""
+    );
+}
+
+fn simple(layout: &str, disk: &LoopDisk) -> (Target, Output) {
+    let t = Target::new();
+    let cfg = format!("block-meta: {{format: {layout}}}\n");
+    let dev = disk.dev.display().to_string();
+    let out = block_meta(&cfg, &t.path(), &t.fstab(), &["simple", "-D", &dev]);
+    (t, out)
+}
+
+#[test]
+fn simple_mode_uefi() {
+    require_root();
+    let d = LoopDisk::new(2048 * MIB);
+    let (t, out) = simple("uefi", &d);
+    if !kernel_has("vfat") {
+        // The layout and file systems are made; the ESP mount fails clearly and nothing stays mounted.
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("does not support vfat"), "{err}");
+        assert_eq!(
+            sh(&format!("findmnt -rn -R {} || true", t.path().display())),
+            ""
+        );
+    } else {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let p = parts(&d.dev);
+    assert_eq!(p[0].1, 2048 + 1048576, "root after the ESP");
+    assert_eq!(p[0].3, "0FC63DAF-8483-4772-8E79-3D69D8477DE4");
+    assert!(p[0].0.ends_with("p1"));
+    assert_eq!(
+        (p[1].1, p[1].2, p[1].3.as_str()),
+        (2048, 1048576, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B")
+    );
+    assert!(p[1].0.ends_with("p15"));
+    assert_eq!(blkid(&d.part(1), "LABEL"), "cloudimg-rootfs");
+    assert_eq!(blkid(&d.part(15), "LABEL"), "uefi-boot");
+    if !kernel_has("vfat") {
+        return;
+    }
+    assert_eq!(
+        std::fs::read_to_string(t.fstab()).unwrap(),
+        format!(
+            "# / was on {} during curtin installation\nLABEL=cloudimg-rootfs / ext4 defaults 0 0\n\
+# /boot/efi was on {} during curtin installation\nLABEL=uefi-boot /boot/efi vfat defaults 0 0\n",
+            d.part(1).display(),
+            d.part(15).display()
+        )
+    );
+    assert!(t.path().join("boot/efi").is_dir());
+}
+
+#[test]
+fn simple_mode_bios_gpt() {
+    require_root();
+    let d = LoopDisk::new(1024 * MIB);
+    let (_t, out) = simple("gpt", &d);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = parts(&d.dev);
+    assert_eq!(
+        (p[1].1, p[1].2, p[1].3.as_str()),
+        (2048, 2048, "21686148-6449-6E6F-744E-656564454649")
+    );
+    assert_eq!(p[0].1, 4096);
+    // The root takes the rest, up to the backup GPT.
+    assert_eq!(p[0].1 + p[0].2, 1024 * MIB / 512 - 33);
+    assert_eq!(blkid(&d.part(1), "LABEL"), "cloudimg-rootfs");
+}
+
+#[test]
+fn four_k_native_disk() {
+    require_root();
+    let d = LoopDisk::with_sector_size(1024 * MIB, 4096);
+    let t = Target::new();
+    let cfg = format!(
+        r#"
+storage:
+  version: 1
+  config:
+    - {{id: d, type: disk, path: {}, ptable: gpt}}
+    - {{id: p1, type: partition, device: d, size: 512M, flag: boot}}
+    - {{id: p2, type: partition, device: d, size: 256M}}
+    - {{id: f1, type: format, volume: p1, fstype: vfat}}
+    - {{id: f2, type: format, volume: p2, fstype: ext4, label: root}}
+    - {{id: m2, type: mount, device: f2, path: /}}
+"#,
+        d.dev.display()
+    );
+    let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = sfdisk(&d.dev);
+    assert_eq!(j["sectorsize"], 4096);
+    let p = parts(&d.dev);
+    assert_eq!((p[0].1, p[0].2), (256, 131072));
+    assert_eq!((p[1].1, p[1].2), (256 + 131072, 65536));
+    assert_eq!(blkid(&d.part(2), "LABEL"), "root");
+    assert_eq!(blkid(&d.part(1), "TYPE"), "vfat");
+}
+
+#[test]
+fn msdos_extended_and_logical() {
+    require_root();
+    let d = LoopDisk::new(512 * MIB);
+    let t = Target::new();
+    let cfg = format!(
+        r#"
+storage:
+  version: 1
+  config:
+    - {{id: d, type: disk, path: {}, ptable: msdos}}
+    - {{id: p1, type: partition, device: d, size: 100M, flag: boot}}
+    - {{id: p2, type: partition, device: d, size: 300M, flag: extended}}
+    - {{id: p5, type: partition, device: d, size: 100M, flag: logical}}
+    - {{id: p6, type: partition, device: d, size: 100M, flag: logical}}
+    - {{id: f5, type: format, volume: p5, fstype: ext4}}
+"#,
+        d.dev.display()
+    );
+    let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = parts(&d.dev);
+    let got: Vec<(u64, u64, &str)> = p.iter().map(|x| (x.1, x.2, x.3.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (2048, 204800, "83"),
+            (206848, 614400, "5"),
+            (206848 + 2048, 204800, "83"),
+            (206848 + 2048 + 204800 + 2048, 204800, "83"),
+        ]
+    );
+    assert!(p[2].0.ends_with("p5") && p[3].0.ends_with("p6"));
+    assert_eq!(blkid(&d.part(5), "TYPE"), "ext4");
+}
+
+fn assert_untouched(disk: &LoopDisk, before: &[u8]) {
+    assert!(
+        disk.read_at(0, before.len()) == before,
+        "disk bytes changed"
+    );
+}
+
+#[test]
+fn errors_before_anything_is_written() {
+    require_root();
+    let d = LoopDisk::new(256 * MIB);
+    // An existing table and file system that must survive a refused config.
+    sh(&format!(
+        "sgdisk -o -n 1:2048:+64M {} >/dev/null && partx -u {} || true",
+        d.dev.display(),
+        d.dev.display()
+    ));
+    d.partx();
+    sh(&format!("mkfs.ext4 -q -F {}", d.part(1).display()));
+    let before = d.read_at(0, 4 * MIB as usize);
+    let tail_before = d.read_at(d.size() - MIB, MIB as usize);
+    let t = Target::new();
+
+    let cases = [
+        (
+            format!(
+                "storage:\n  version: 1\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: missing, type: disk, serial: NO-SUCH-SERIAL-XYZ, ptable: gpt}}\n    - {{id: p, type: partition, device: d, size: 64M}}\n",
+                d.dev.display()
+            ),
+            vec!["disk 'missing'", "NO-SUCH-SERIAL-XYZ", "disks seen"],
+        ),
+        (
+            format!(
+                "storage:\n  version: 1\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: d, size: 200M}}\n    - {{id: p2, type: partition, device: d, size: 100M}}\n",
+                d.dev.display()
+            ),
+            vec!["partition 'p2' does not fit"],
+        ),
+        (
+            format!(
+                "storage:\n  version: 1\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: d, size: 64M}}\n    - {{id: f, type: format, volume: p1, fstype: jfs}}\n",
+                d.dev.display()
+            ),
+            vec!["unsupported fs type \"jfs\""],
+        ),
+        (
+            format!(
+                "storage:\n  version: 1\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: nope, size: 64M}}\n",
+                d.dev.display()
+            ),
+            vec!["refers to 'nope'"],
+        ),
+    ];
+    for (cfg, needles) in cases {
+        let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{cfg}");
+        let want = if cfg.contains("nope") { 2 } else { 5 };
+        assert_eq!(out.status.code(), Some(want), "exit code for: {err}");
+        for n in needles {
+            assert!(err.contains(n), "{n:?} not in {err}");
+        }
+        assert_untouched(&d, &before);
+        assert!(
+            d.read_at(d.size() - MIB, MIB as usize) == tail_before,
+            "disk tail changed"
+        );
+    }
+    // A mounted disk is refused too.
+    let m = tempfile::tempdir().unwrap();
+    sh(&format!(
+        "mount {} {}",
+        d.part(1).display(),
+        m.path().display()
+    ));
+    let _g = MountGuard(m.path().to_path_buf());
+    let cfg = format!(
+        "storage:\n  version: 1\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: d, size: 64M}}\n",
+        d.dev.display()
+    );
+    let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("is in use"), "{err}");
+}
+
+#[test]
+fn preserve_keeps_and_checks() {
+    require_root();
+    let d = LoopDisk::new(256 * MIB);
+    let t = Target::new();
+    let base = format!(
+        "storage:\n  version: 1\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: d, size: 64M}}\n    - {{id: f1, type: format, volume: p1, fstype: ext4, label: keep}}\n",
+        d.dev.display()
+    );
+    let out = block_meta(&base, &t.path(), &t.fstab(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let uuid = blkid(&d.part(1), "UUID");
+    let keep = base
+        .replace("ptable: gpt}", "ptable: gpt, preserve: true}")
+        .replace("size: 64M}", "size: 64M, preserve: true}")
+        .replace("label: keep}", "label: keep, preserve: true}");
+    let out = block_meta(&keep, &t.path(), &t.fstab(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(blkid(&d.part(1), "UUID"), uuid);
+    let wrong = keep.replace("size: 64M", "size: 32M");
+    let out = block_meta(&wrong, &t.path(), &t.fstab(), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("preserve: true") && err.contains("expected 65536 sectors, found 131072"),
+        "{err}"
+    );
+}
+
+#[test]
+fn block_meta_then_extract_keeps_our_fstab_under_the_image_header() {
+    require_root();
+    let d = LoopDisk::new(512 * MIB);
+    let t = Target::new();
+    let cfg = format!(
+        "storage:\n  version: 1\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: d, size: 256M}}\n    - {{id: f1, type: format, volume: p1, fstype: ext4}}\n    - {{id: m1, type: mount, device: f1, path: /}}\n",
+        d.dev.display()
+    );
+    let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = std::fs::read_to_string(t.fstab()).unwrap();
+
+    let img = t.dir.path().join("img");
+    std::fs::create_dir_all(img.join("etc")).unwrap();
+    std::fs::write(
+        img.join("etc/fstab"),
+        "# /etc/fstab: image header\n# second line\nUUID=old / ext4 defaults 0 1\n",
+    )
+    .unwrap();
+    sh(&format!(
+        "tar -C {} -czf {}/img.tgz .",
+        img.display(),
+        t.dir.path().display()
+    ));
+    let ecfg = t.dir.path().join("extract.yaml");
+    std::fs::write(
+        &ecfg,
+        format!("sources:\n  10_root: {}/img.tgz\n", t.dir.path().display()),
+    )
+    .unwrap();
+    let out = Command::new(deployer_bin())
+        .args(["extract", "-c"])
+        .arg(&ecfg)
+        .arg("--target-mount")
+        .arg(t.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let etc = std::fs::read_to_string(t.path().join("etc/fstab")).unwrap();
+    assert_eq!(
+        etc,
+        format!("# /etc/fstab: image header\n# second line\n\n{ours}")
+    );
+}
