@@ -179,8 +179,9 @@ impl Chroot {
         // Paths as C strings before the fork: nothing in the child allocates.
         let root = std::ffi::CString::new(self.root.as_os_str().as_encoded_bytes())
             .context("target path has a NUL byte")?;
-        let proc_dir = std::ffi::CString::new(self.root.join("proc").as_os_str().as_encoded_bytes())
-            .context("target path has a NUL byte")?;
+        let proc_dir =
+            std::ffi::CString::new(self.root.join("proc").as_os_str().as_encoded_bytes())
+                .context("target path has a NUL byte")?;
         // SAFETY: the closure runs in the forked child before exec and only makes raw syscalls
         // (unshare, mount, fork, waitpid, close, chroot, chdir, _exit) on data prepared above.
         unsafe {
@@ -312,7 +313,13 @@ unsafe fn enter_namespaces(proc_dir: &std::ffi::CStr) {
         return; // runs without the PID namespace
     }
     if pid == 0 {
-        libc::mount(c"proc".as_ptr(), proc_dir.as_ptr(), c"proc".as_ptr(), 0, std::ptr::null());
+        libc::mount(
+            c"proc".as_ptr(),
+            proc_dir.as_ptr(),
+            c"proc".as_ptr(),
+            0,
+            std::ptr::null(),
+        );
         return;
     }
     // The intermediate: drop every descriptor but stdio (among them the pipe through which the

@@ -340,7 +340,7 @@ fn curtin_multi_call_dispatch() {
     ]);
     assert_ne!(code(&o), 0);
     assert!(
-        text(&o.stderr).contains("curtin: error: not implemented yet: block-meta"),
+        text(&o.stderr).contains("curtin: error: no target: pass --target-mount DIR"),
         "{}",
         text(&o.stderr)
     );

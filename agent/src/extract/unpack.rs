@@ -508,9 +508,7 @@ impl Unpacker {
         }
         // The umask is 0 while unpacking, so open() gave the permission bits already; chown
         // drops setuid/setgid, so those (and any mode after a chown) are set now.
-        if (need_chown || meta.mode & 0o7000 != 0)
-            && unsafe { libc::fchmod(fd, meta.mode) } != 0
-        {
+        if (need_chown || meta.mode & 0o7000 != 0) && unsafe { libc::fchmod(fd, meta.mode) } != 0 {
             return Err(errno()).with_context(|| format!("chmod {}", abs.display()));
         }
         for (k, v) in &meta.xattrs {
