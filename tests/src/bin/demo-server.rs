@@ -14,12 +14,19 @@ use testkit::Server;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["serve", dir, events, port_file] => serve(dir, events, port_file),
         ["show", events] => show(events, 0),
         ["show", events, from] => show(events, from.parse().unwrap_or(0)),
         _ => {
-            eprintln!("usage: demo-server serve DIR EVENTS_FILE PORT_FILE | show EVENTS_FILE [FROM_LINE]");
+            eprintln!(
+                "usage: demo-server serve DIR EVENTS_FILE PORT_FILE | show EVENTS_FILE [FROM_LINE]"
+            );
             std::process::exit(2);
         }
     }
@@ -64,7 +71,12 @@ fn show(events: &str, from: usize) {
             continue;
         };
         let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
-        let mut l = format!("{:<8} {:<62} {}", s("event_type"), s("name"), s("description"));
+        let mut l = format!(
+            "{:<8} {:<62} {}",
+            s("event_type"),
+            s("name"),
+            s("description")
+        );
         if let Some(r) = e["result"].as_str() {
             l.push_str(&format!("  [{r}]"));
         }
