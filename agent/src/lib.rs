@@ -3,6 +3,7 @@
 //! Data flows one way: config -> plan -> disk -> target -> report.
 //!
 //! Entry points and the stage sequence:
+//! - [`config`]: reading `-c` files, `--set` and $CONFIG into the typed, merged config.
 //! - [`cli`]: clap types for `deployer ...` and the multi-call `curtin ...` command line; nothing else.
 //! - [`install`]: the install command, the stages in curtin's order, short enough to read as a checklist.
 //! - [`plan`]: the dry run that says what each stage would do.

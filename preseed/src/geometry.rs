@@ -64,8 +64,9 @@ pub fn layout(storage: &Storage, disk_id: &str, lbs: u64) -> Vec<Placed> {
             sectors += nlogical * align;
         }
         let prev = out.last();
-        let start = if storage.version >= 2 && p.offset.is_some() {
-            p.offset.unwrap() / lbs
+        let offset = p.offset.filter(|_| storage.version >= 2);
+        let start = if let Some(offset) = offset {
+            offset / lbs
         } else if kind == MsdosKind::Logical {
             match (prev, extended) {
                 (Some(prev), Some(_)) if prev.kind == MsdosKind::Logical => prev.end() + align,

@@ -236,10 +236,9 @@ pub fn write_files_from_value(
     Ok(out)
 }
 
-/// A mode: an octal string (`"0644"`, `"0o644"`), or an integer taken as is (YAML 1.1 `0644` is
-/// already octal to curtin's loader; our YAML 1.2 loader reads a bare `0644` as a string of
-/// digits only when quoted, so a bare int with only octal digits and a leading zero never
-/// reaches here as such).
+/// A mode: an octal string (`"0644"`, `"0o644"`), or an integer taken as is (curtin's
+/// `decode_perms`). A bare `0644` is octal to PyYAML (YAML 1.1); serde_yaml reads it as the
+/// string "0644", which lands on the same mode.
 fn mode(v: &Value) -> Option<u32> {
     match v {
         Value::Number(n) => n

@@ -673,58 +673,63 @@ fn check(s: &Storage, warnings: &mut Vec<Issue>) -> Result<(), Issue> {
                 ));
             }
         }
+        let no_identity = |d: &Disk| {
+            d.serial.is_none() && d.wwn.is_none() && d.path.is_none() && d.device_id.is_none()
+        };
         match item {
-            Item::Disk(d) => {
-                if d.serial.is_none()
-                    && d.wwn.is_none()
-                    && d.path.is_none()
-                    && d.device_id.is_none()
-                {
-                    return Err(Issue::new(
-                        format!("config[{i}]"),
-                        format!(
-                            "{} needs one of serial, wwn or path to find the disk",
-                            describe(i, item)
-                        ),
-                    ));
-                }
+            Item::Disk(d) if no_identity(d) => {
+                return Err(Issue::new(
+                    format!("config[{i}]"),
+                    format!(
+                        "{} needs one of serial, wwn or path to find the disk",
+                        describe(i, item)
+                    ),
+                ));
             }
-            Item::Mount(m) => {
-                if m.device.is_none() && (m.spec.is_none() || m.fstype.is_none()) {
-                    return Err(Issue::new(
-                        format!("config[{i}]"),
-                        format!(
-                            "{} needs `device`, or `spec` and `fstype`",
-                            describe(i, item)
-                        ),
-                    ));
-                }
+            Item::Mount(m) if m.device.is_none() && (m.spec.is_none() || m.fstype.is_none()) => {
+                return Err(Issue::new(
+                    format!("config[{i}]"),
+                    format!(
+                        "{} needs `device`, or `spec` and `fstype`",
+                        describe(i, item)
+                    ),
+                ));
             }
             _ => {}
         }
     }
-    // Cycles: follow references from each item; a path that comes back names both ends.
-    for start in 0..s.config.len() {
-        let mut seen = vec![start];
-        let mut cur = start;
-        while let Some(&(_, next)) = s.config[cur].refs().first() {
-            let j = index[next];
-            if j == start {
-                let last = *seen.last().unwrap();
+    // Cycles: depth-first over every reference; a reference back into the current path names
+    // both ends.
+    fn visit(
+        s: &Storage,
+        index: &HashMap<&str, usize>,
+        i: usize,
+        state: &mut [u8],
+    ) -> Result<(), Issue> {
+        state[i] = 1;
+        for (key, target) in s.config[i].refs() {
+            let j = index[target];
+            if state[j] == 1 {
                 return Err(Issue::new(
-                    format!("config[{last}]"),
+                    format!("config[{i}].{key}"),
                     format!(
                         "reference cycle: {} refers back to {}",
-                        describe(last, &s.config[last]),
-                        describe(start, &s.config[start])
+                        describe(i, &s.config[i]),
+                        describe(j, &s.config[j])
                     ),
                 ));
             }
-            if seen.contains(&j) {
-                break;
+            if state[j] == 0 {
+                visit(s, index, j, state)?;
             }
-            seen.push(j);
-            cur = j;
+        }
+        state[i] = 2;
+        Ok(())
+    }
+    let mut state = vec![0u8; s.config.len()];
+    for i in 0..s.config.len() {
+        if state[i] == 0 {
+            visit(s, &index, i, &mut state)?;
         }
     }
     Ok(())

@@ -26,7 +26,8 @@ fn every_example_config_loads() {
     for e in std::fs::read_dir(examples()).unwrap() {
         let p = e.unwrap().path();
         if p.extension().is_some_and(|x| x == "yaml" || x == "json") {
-            let l = load_files(&[p.clone()]).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let l = load_files(std::slice::from_ref(&p))
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             assert!(l.warnings.is_empty(), "{}: {:?}", p.display(), l.warnings);
             n += 1;
         }
@@ -357,6 +358,14 @@ fn storage_reference_errors_name_both_ends() {
     );
     assert!(
         e.contains("reference cycle") && e.contains("id=c1") && e.contains("id=c2"),
+        "{e}"
+    );
+    // a cycle through a list of devices
+    let e = err(
+        "storage:\n  version: 1\n  config:\n    - {id: d, type: disk, path: /dev/vda}\n    - {id: md1, type: raid, name: md1, raidlevel: 1, devices: [d, md2]}\n    - {id: md2, type: raid, name: md2, raidlevel: 1, devices: [md1]}\n",
+    );
+    assert!(
+        e.contains("reference cycle") && e.contains("id=md1") && e.contains("id=md2"),
         "{e}"
     );
     // no way to find the disk

@@ -137,7 +137,7 @@ pub fn human(bytes: u64) -> String {
     for (u, n) in UNITS {
         if bytes >= n {
             let v = bytes as f64 / n as f64;
-            let v = if bytes % n == 0 {
+            let v = if bytes.is_multiple_of(n) {
                 format!("{}", bytes / n)
             } else {
                 format!("{v:.2}")
