@@ -193,8 +193,13 @@ pub struct InTargetArgs {
     /// Accepted for curtin compatibility (curtin passes stdin through unless this is set).
     #[arg(long = "allow-daemons", short = 'a')]
     pub allow_daemons: bool,
-    /// The command and its arguments, after `--`.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// The command and its arguments (after `--`, which curtin also lets one omit).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
     pub command: Vec<String>,
 }
 

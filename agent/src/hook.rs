@@ -15,7 +15,7 @@ use crate::workdir::{self, WorkingDir};
 /// `deployer hook`: run `<target>/curtin/finalize` if it is a file.
 pub fn run(g: &crate::cli::Global, a: &crate::cli::TargetArgs) -> Result<()> {
     let cfg = workdir::stage_config(g)?;
-    let wd = workdir::for_stage(a.target_mount.as_deref(), &cfg)?;
+    let wd = workdir::for_stage(a.target_mount.as_deref(), &cfg)?.for_subcommand("hook");
     let finalize = wd.target.join("curtin/finalize");
     let r = if finalize.is_file() {
         run_target_hook(&wd, &finalize)

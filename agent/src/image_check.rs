@@ -127,6 +127,23 @@ impl TarIndex {
         self.files.insert(Self::normalize(path), content);
     }
 
+    /// Record one entry of a root tarball as it streams past (the extract stage can build the
+    /// index while reading the archive, or from a first pass before partitioning). Reads the
+    /// entry's data only for the few small files the check wants.
+    pub fn add_entry<R: std::io::Read>(&mut self, e: &mut tar::Entry<R>) -> std::io::Result<()> {
+        let path = e.path()?.to_string_lossy().into_owned();
+        let ty = e.header().entry_type();
+        let mode = e.header().mode().unwrap_or(0);
+        let exec = (ty.is_file() && mode & 0o111 != 0) || ty.is_symlink() || ty.is_hard_link();
+        self.add(&path, exec);
+        if ty.is_file() && Self::wants_content(&path) && e.size() <= 16 << 20 {
+            let mut text = String::new();
+            std::io::Read::read_to_string(e, &mut text)?;
+            self.add_content(&path, text);
+        }
+        Ok(())
+    }
+
     /// Paths whose content the check wants, for a reader of the archive to keep.
     pub fn wants_content(path: &str) -> bool {
         matches!(
@@ -228,9 +245,19 @@ pub fn check(root: &dyn RootView, req: Requirements) -> Result<()> {
 
 /// Check a mounted target with the requirements of its OS (netplan for Ubuntu), or with
 /// `netplan` forced on when a netplan config must be applied.
+///
+/// A root without os-release (Windows, ESXi, other non-Linux dd images: MAAS does not check
+/// those) is not checked.
 pub fn check_target(root: &Path, need_netplan: bool) -> Result<()> {
     let view = MountedRoot(root);
-    let mut req = Requirements::for_os(os_id(&view).as_deref());
+    let Some(id) = os_id(&view) else {
+        tracing::info!(
+            "{}: no os-release, not a Linux root: no cloud-init check",
+            root.display()
+        );
+        return Ok(());
+    };
+    let mut req = Requirements::for_os(Some(&id));
     req.netplan |= need_netplan;
     check(&view, req)
 }
@@ -272,6 +299,10 @@ mod tests {
         fs::remove_file(r.join("var/lib/dpkg/status")).unwrap();
         check_target(r, false).unwrap();
         assert!(check_target(r, true).is_err());
+        // Not a Linux root (a Windows or ESXi dd image): not checked.
+        let other = tempfile::tempdir().unwrap();
+        fs::create_dir_all(other.path().join("curtin")).unwrap();
+        check_target(other.path(), false).unwrap();
     }
 
     #[test]
@@ -287,5 +318,39 @@ mod tests {
         idx.add("bin/cloud-init", true);
         check(&idx, req).unwrap();
         assert!(TarIndex::wants_content("./var/lib/dpkg/status"));
+    }
+
+    #[test]
+    fn tar_index_from_a_real_archive() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut add = |path: &str, mode: u32, data: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(mode);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, path, data).unwrap();
+        };
+        add("./etc/os-release", 0o644, b"ID=ubuntu\n");
+        add("./usr/bin/cloud-init", 0o755, b"#!/usr/bin/python3\n");
+        add(
+            "./var/lib/dpkg/status",
+            0o644,
+            b"Package: netplan.io\nStatus: install ok installed\n",
+        );
+        let data = b.into_inner().unwrap();
+        let mut idx = TarIndex::default();
+        let mut ar = tar::Archive::new(&data[..]);
+        for e in ar.entries().unwrap() {
+            idx.add_entry(&mut e.unwrap()).unwrap();
+        }
+        let req = Requirements::for_os(os_id(&idx).as_deref());
+        assert_eq!(
+            req,
+            Requirements {
+                cloud_init: true,
+                netplan: true
+            }
+        );
+        check(&idx, req).unwrap();
     }
 }

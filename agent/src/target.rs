@@ -161,10 +161,11 @@ impl Chroot {
     fn bind_ischroot(&mut self) {
         let t = self.root.join("usr/bin/true");
         let i = self.root.join("usr/bin/ischroot");
-        if t.is_file() && i.is_file() {
-            if mount(Some(&t), &i, None::<&str>, MsFlags::MS_BIND, None::<&str>).is_ok() {
-                self.mounts.push(i);
-            }
+        if t.is_file()
+            && i.is_file()
+            && mount(Some(&t), &i, None::<&str>, MsFlags::MS_BIND, None::<&str>).is_ok()
+        {
+            self.mounts.push(i);
         }
     }
 
@@ -175,13 +176,19 @@ impl Chroot {
         };
         let mut c = Command::new(prog);
         c.args(args).env("SYSTEMD_OFFLINE", "1");
-        let root = self.root.clone();
-        // SAFETY: chroot and chdir are async-signal-safe syscalls; no allocation happens here
-        // (the path was converted before fork by nix's NixPath on the stack).
+        // Paths as C strings before the fork: nothing in the child allocates.
+        let root = std::ffi::CString::new(self.root.as_os_str().as_encoded_bytes())
+            .context("target path has a NUL byte")?;
+        let proc_dir = std::ffi::CString::new(self.root.join("proc").as_os_str().as_encoded_bytes())
+            .context("target path has a NUL byte")?;
+        // SAFETY: the closure runs in the forked child before exec and only makes raw syscalls
+        // (unshare, mount, fork, waitpid, close, chroot, chdir, _exit) on data prepared above.
         unsafe {
             c.pre_exec(move || {
-                nix::unistd::chroot(&root).map_err(std::io::Error::from)?;
-                nix::unistd::chdir("/").map_err(std::io::Error::from)?;
+                enter_namespaces(&proc_dir);
+                if libc::chroot(root.as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 Ok(())
             });
         }
@@ -278,6 +285,59 @@ impl Chroot {
         }
         errs
     }
+}
+
+/// In the forked child, before chroot: new PID and mount namespaces (as curtin's
+/// `unshare --fork --pid --mount-proc`), so that daemons a command leaves behind die with it and
+/// nothing it mounts reaches the host. The process forks once more: the grandchild (PID 1 of the
+/// new namespace, with its own /proc) goes on to exec the command; this process waits for it and
+/// exits with its status. Where namespaces are not allowed, the command runs without them.
+///
+/// # Safety
+/// Only between fork and exec (async-signal-safe calls only).
+unsafe fn enter_namespaces(proc_dir: &std::ffi::CStr) {
+    if libc::unshare(libc::CLONE_NEWPID | libc::CLONE_NEWNS) != 0 {
+        return;
+    }
+    // Our mounts stay ours.
+    libc::mount(
+        std::ptr::null(),
+        c"/".as_ptr(),
+        std::ptr::null(),
+        libc::MS_REC | libc::MS_PRIVATE,
+        std::ptr::null(),
+    );
+    let pid = libc::fork();
+    if pid < 0 {
+        return; // runs without the PID namespace
+    }
+    if pid == 0 {
+        libc::mount(c"proc".as_ptr(), proc_dir.as_ptr(), c"proc".as_ptr(), 0, std::ptr::null());
+        return;
+    }
+    // The intermediate: drop every descriptor but stdio (among them the pipe through which the
+    // parent learns that exec happened, which must close when the grandchild execs), then wait.
+    for fd in 3..1024 {
+        libc::close(fd);
+    }
+    let mut status = 0;
+    loop {
+        let r = libc::waitpid(pid, &mut status, 0);
+        if r == pid {
+            break;
+        }
+        if r < 0 && *libc::__errno_location() != libc::EINTR {
+            libc::_exit(127);
+        }
+    }
+    if libc::WIFEXITED(status) {
+        libc::_exit(libc::WEXITSTATUS(status));
+    }
+    // Killed by a signal: die the same way so the parent sees it.
+    let sig = libc::WTERMSIG(status);
+    libc::signal(sig, libc::SIG_DFL);
+    libc::kill(libc::getpid(), sig);
+    libc::_exit(128 + sig);
 }
 
 impl Drop for Chroot {

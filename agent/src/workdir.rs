@@ -220,6 +220,17 @@ impl WorkingDir {
         }
     }
 
+    /// The event prefix inside a curtin subcommand: `<parent>/cmd-<name>` (curtin's main
+    /// appends the subcommand to the stack it inherits).
+    pub fn for_subcommand(&self, name: &str) -> WorkingDir {
+        let stack = if self.report_stack.is_empty() {
+            format!("cmd-{name}")
+        } else {
+            format!("{}/cmd-{name}", self.report_stack)
+        };
+        self.with_report_stack(stack)
+    }
+
     /// Remove the dir if it was made for this one stage command (never the target).
     pub fn finish(&self) {
         if self.ephemeral && !self.target.starts_with(&self.top) {
@@ -329,49 +340,15 @@ pub fn for_stage(target: Option<&Path>, config: &serde_yaml::Value) -> Result<Wo
     Ok(wd)
 }
 
-/// The merged config for a stage command: the `-c` files in order (curtin's merge: mappings
-/// merge recursively, anything else is replaced), or the file named by $CONFIG.
-// TODO(wt-model): replace with `crate::config::load(global)?.merged` once it lands.
+/// The merged config for a stage command: `-c`/`--set` or $CONFIG through
+/// [`crate::config::load`]; an empty mapping when there is neither (a stage run alone on a
+/// target, with everything from its flags).
 pub fn stage_config(global: &crate::cli::Global) -> Result<serde_yaml::Value> {
-    use crate::error::{Kind, KindExt};
-    let files: Vec<String> = if global.config.is_empty() {
-        match std::env::var(var::CONFIG) {
-            Ok(c) if !c.is_empty() => vec![c],
-            _ => return Ok(serde_yaml::Value::Mapping(Default::default())),
-        }
-    } else {
-        global.config.clone()
-    };
-    let mut merged = serde_yaml::Value::Mapping(Default::default());
-    for f in files {
-        let text = fs::read_to_string(&f)
-            .with_context(|| format!("reading config {f}"))
-            .kind(Kind::Config)?;
-        if text.trim().is_empty() {
-            continue;
-        }
-        let v: serde_yaml::Value = serde_yaml::from_str(&text)
-            .with_context(|| format!("parsing config {f}"))
-            .kind(Kind::Config)?;
-        merge_into(&mut merged, v);
+    let no_env = std::env::var_os(var::CONFIG).map_or(true, |c| c.is_empty());
+    if global.config.is_empty() && global.set.is_empty() && no_env {
+        return Ok(serde_yaml::Value::Mapping(Default::default()));
     }
-    Ok(merged)
-}
-
-fn merge_into(base: &mut serde_yaml::Value, over: serde_yaml::Value) {
-    match (base, over) {
-        (serde_yaml::Value::Mapping(b), serde_yaml::Value::Mapping(o)) => {
-            for (k, v) in o {
-                match b.get_mut(&k) {
-                    Some(existing) => merge_into(existing, v),
-                    None => {
-                        b.insert(k, v);
-                    }
-                }
-            }
-        }
-        (b, o) => *b = o,
-    }
+    Ok(crate::config::load(global)?.merged)
 }
 
 #[cfg(test)]

@@ -195,6 +195,33 @@ fn curtin_in_target_runs_chrooted_and_unmounts_everything() {
     assert!(!root.path("usr/sbin/policy-rc.d").exists());
     assert_eq!(root.extra_mounts(), Vec::<String>::new());
 
+    // Its own PID namespace and /proc: the command is PID 1, and a daemon it leaves behind dies
+    // with it, so nothing holds the target afterwards.
+    let started = std::time::Instant::now();
+    let out = curtin(&[
+        "in-target",
+        "-t",
+        &t,
+        "--",
+        "sh",
+        "-c",
+        "echo pid=$$; ls /proc | grep -c '^[0-9]' > /nprocs; sleep 300 & echo bg",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("pid=1"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        root.read("nprocs").trim().parse::<u32>().unwrap() < 5,
+        "own /proc"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    let stray = sh("ps -eo args | grep -c '^sleep 300$' || true");
+    assert_eq!(stray.trim(), "0", "the background sleep was killed");
+    assert_eq!(root.extra_mounts(), Vec::<String>::new());
+
     // The exit code passes through, and a failure tears down too.
     let out = curtin(&[
         "in-target",
@@ -214,6 +241,10 @@ fn curtin_in_target_runs_chrooted_and_unmounts_everything() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
+    // Without `--` (curtin allows it), and options of the command are the command's.
+    let out = curtin(&["in-target", "-t", &t, "ls", "-a", "/etc"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("os-release"));
     // A missing target is a clear error.
     let out = curtin(&["in-target", "-t", "/nonexistent/target", "--", "true"]);
     assert!(!out.status.success());
@@ -411,6 +442,7 @@ fn curtin_hooks_get_curtins_environment() {
         state.join("interfaces")
     );
     assert!(env["WORKING_DIR"].ends_with("/scratch"));
+    assert_eq!(env["CURTIN_REPORTSTACK"], "cmd-curthooks");
     assert_eq!(env["http_proxy"], "http://192.0.2.2:3128");
     assert_eq!(env["no_proxy"], "localhost");
     assert_eq!(
@@ -516,7 +548,7 @@ fn finalize_runs_in_the_hook_stage() {
         &[],
     );
     assert!(out.status.success(), "{}", text(&out));
-    assert!(root.read("finalized").starts_with("finalized"));
+    assert_eq!(root.read("finalized"), "finalized cmd-hook\n");
     write_exec(
         &root.path("curtin/finalize"),
         "#!/bin/sh\necho finalize broke\nexit 1\n",
@@ -601,9 +633,9 @@ fn builtin_curthooks_passthrough_cloudconfig_fstab_bootloader() {
             "update-grub"
         ],
     );
-    assert!(root
-        .read("etc/default/grub.d/50-curtin-settings.cfg")
-        .contains("GRUB_DISABLE_OS_PROBER=\"true\""));
+    let grub = root.read("etc/default/grub.d/50-curtin-settings.cfg");
+    assert!(grub.contains("GRUB_DISABLE_OS_PROBER=\"true\""), "{grub}");
+    assert!(grub.contains("GRUB_CMDLINE_LINUX_DEFAULT="), "{grub}");
     assert_eq!(root.extra_mounts(), Vec::<String>::new());
 }
 
@@ -674,4 +706,71 @@ fn builtin_curthooks_missing_tool_names_the_package() {
     let out = run_builtin(&root, BUILTIN_CFG);
     assert!(!out.status.success());
     assert!(text(&out).contains("curtin-hooks"), "{}", text(&out));
+}
+
+#[test]
+fn net_meta_writes_the_config_as_given_or_runs_the_image_hook() {
+    let root = Root::new("ubuntu", Some(true), true);
+    let cfg = "network:\n  version: 2\n  ethernets:\n    eth0: {dhcp4: true, x-kept: 1}\n";
+    let (wd, env) = stage_env(&root, cfg, "");
+    fs::write(&wd.network_config, "").unwrap();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let c = wd.config.to_str().unwrap();
+    let out = deployer(&["net-meta", "custom", "-c", c], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    let got: serde_yaml::Value =
+        serde_yaml::from_str(&fs::read_to_string(&wd.network_config).unwrap()).unwrap();
+    let want: serde_yaml::Value = serde_yaml::from_str(cfg).unwrap();
+    assert_eq!(got, want);
+    // `disabled` writes nothing.
+    fs::write(&wd.network_config, "").unwrap();
+    let out = deployer(&["net-meta", "disabled", "-c", c], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(fs::read_to_string(&wd.network_config).unwrap(), "");
+    // The image's /curtin/network-config replaces the stage.
+    write_exec(
+        &root.path("curtin/network-config"),
+        "#!/bin/sh\necho 'network: {version: 1, config: []}' > \"$OUTPUT_NETWORK_CONFIG\"\n",
+    );
+    let out = deployer(&["net-meta", "custom", "-c", c], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        fs::read_to_string(&wd.network_config).unwrap(),
+        "network: {version: 1, config: []}\n"
+    );
+}
+
+#[test]
+fn ubuntu_core_gets_cloudconfig_and_network_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("target");
+    fs::create_dir_all(t.join("system-data/var/lib/snapd")).unwrap();
+    // A hook is ignored on Ubuntu Core, as in curtin.
+    write_exec(&t.join("curtin/curtin-hooks"), "#!/bin/sh\nexit 1\n");
+    let cfg = dir.path().join("cfg.yaml");
+    fs::write(
+        &cfg,
+        "network: {version: 2, ethernets: {eth0: {dhcp4: true}}}\ncloudconfig: {ds: {content: 'x: 1'}}\n",
+    )
+    .unwrap();
+    let out = deployer(
+        &[
+            "curthooks",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--target-mount",
+            t.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let d = t.join("system-data/etc/cloud/cloud.cfg.d");
+    assert_eq!(
+        fs::read_to_string(d.join("95-cloudconfig-ds.cfg")).unwrap(),
+        "x: 1"
+    );
+    let net: serde_yaml::Value =
+        serde_yaml::from_str(&fs::read_to_string(d.join("50-curtin-networking.cfg")).unwrap())
+            .unwrap();
+    assert_eq!(net["network"]["ethernets"]["eth0"]["dhcp4"], true);
 }

@@ -216,14 +216,56 @@ fn write_grub_settings(root: &Path, boot: Option<&Value>) -> Result<()> {
     if terminal != "unmodified" {
         text.push_str(&format!("GRUB_TERMINAL=\"{terminal}\"\n"));
     }
+    let replace_default = get("replace_linux_default")
+        .and_then(preseed::network::value_bool)
+        .unwrap_or(true);
+    if replace_default {
+        let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+        let carry = carryover_params(&cmdline);
+        text.push_str(&format!("GRUB_CMDLINE_LINUX_DEFAULT=\"{carry}\"\n"));
+    }
     let dir = root.join("etc/default/grub.d");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     std::fs::write(dir.join("50-curtin-settings.cfg"), text)
         .with_context(|| format!("writing {}/50-curtin-settings.cfg", dir.display()))
 }
 
+/// curtin's `get_carryover_params`: the ephemeral kernel's arguments after ` --- ` (or the legacy
+/// ` -- `), minus BOOTIF=, initrd= and BOOT_IMAGE=, plus its `console=` arguments before it.
+pub fn carryover_params(cmdline: &str) -> String {
+    let words: Vec<&str> = cmdline.split_whitespace().collect();
+    let sep = words
+        .iter()
+        .position(|w| *w == "---")
+        .or_else(|| words.iter().position(|w| *w == "--"));
+    let (before, after) = match sep {
+        Some(i) => (&words[..i], &words[i + 1..]),
+        None => (&words[..], &[][..]),
+    };
+    let dropped = |w: &&&str| {
+        !(w.starts_with("BOOTIF=") || w.starts_with("initrd=") || w.starts_with("BOOT_IMAGE="))
+    };
+    let mut out: Vec<&str> = after.iter().filter(dropped).copied().collect();
+    for c in before.iter().filter(|w| w.starts_with("console=")) {
+        if !out.contains(c) {
+            out.push(c);
+        }
+    }
+    out.join(" ")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn carryover() {
+        let c = "BOOT_IMAGE=/vmlinuz ro root=x console=tty0 console=ttyS0,115200 --- quiet BOOTIF=01-aa initrd=x nomodeset";
+        assert_eq!(
+            super::carryover_params(c),
+            "quiet nomodeset console=tty0 console=ttyS0,115200"
+        );
+        assert_eq!(super::carryover_params("ro root=x"), "");
+    }
+
     use super::*;
 
     #[test]

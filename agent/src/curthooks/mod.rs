@@ -29,7 +29,7 @@ pub const FSTAB_HEADER: &str = "\
 /// `deployer curthooks`.
 pub fn run(g: &crate::cli::Global, a: &crate::cli::TargetArgs) -> Result<()> {
     let cfg = workdir::stage_config(g)?;
-    let wd = workdir::for_stage(a.target_mount.as_deref(), &cfg)?;
+    let wd = workdir::for_stage(a.target_mount.as_deref(), &cfg)?.for_subcommand("curthooks");
     let r = run_stage(&wd, &cfg);
     wd.finish();
     r
@@ -68,12 +68,42 @@ pub fn run_stage(wd: &WorkingDir, cfg: &Value) -> Result<()> {
         ))
         .kind(Kind::Config);
     }
+    if let Some(base) = ubuntu_core_data(target) {
+        return ubuntu_core(cfg, &base);
+    }
     let hook = target.join("curtin/curtin-hooks");
     if mode != "builtin" && hook.is_file() {
         tracing::info!("running the image's {}", hook.display());
         return crate::hook::run_target_hook(wd, &hook);
     }
     builtin(wd, cfg)
+}
+
+/// Ubuntu Core (a snapd tree instead of a root): where its writable data lives —
+/// `system-data` (UC16/18) or `data` (UC20+).
+fn ubuntu_core_data(target: &Path) -> Option<std::path::PathBuf> {
+    let core = target.join("system-data/var/lib/snapd").is_dir() || target.join("snaps").is_dir();
+    if !core {
+        return None;
+    }
+    Some(if target.join("system-data").is_dir() {
+        target.join("system-data")
+    } else {
+        target.join("data")
+    })
+}
+
+/// curtin's `ubuntu_core_curthooks`: only cloudconfig and the network (passed through);
+/// neither image hooks nor builtin hooks run.
+fn ubuntu_core(cfg: &Value, base: &Path) -> Result<()> {
+    write_cloudconfig(base, cfg).context("cloudconfig (Ubuntu Core)")?;
+    if let Some(net) = crate::network::from_config(cfg)? {
+        let p = base.join(crate::network::PASSTHROUGH_PATH);
+        fs::create_dir_all(p.parent().expect("has parent"))?;
+        fs::write(&p, crate::network::passthrough_text(&net)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
 }
 
 /// The target's os-release ID and ID_LIKE words.

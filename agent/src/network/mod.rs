@@ -79,7 +79,7 @@ pub fn render_cmd(g: &crate::cli::Global, a: &crate::cli::RenderNetworkArgs) -> 
 pub fn net_meta(g: &crate::cli::Global, a: &crate::cli::NetMetaArgs) -> Result<()> {
     let cfg = workdir::stage_config(g)?;
     let target = a.target.target_mount.clone();
-    let wd = workdir::for_stage(target.as_deref(), &cfg)?;
+    let wd = workdir::for_stage(target.as_deref(), &cfg)?.for_subcommand("net-meta");
     let r = net_meta_in(&wd, &cfg, a.mode.as_deref());
     wd.finish();
     r
@@ -313,5 +313,28 @@ fn cleanup_legacy(root: &Path) {
                 .collect();
             let _ = fs::write(&privacy, commented);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloud_init_version_from_dpkg_status() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("var/lib/dpkg")).unwrap();
+        fs::write(
+            d.path().join("var/lib/dpkg/status"),
+            "Package: bash\nVersion: 5.2\n\nPackage: cloud-init\nStatus: install ok installed\nVersion: 22.4.2-1+deb12u1\n",
+        )
+        .unwrap();
+        assert_eq!(cloud_init_version(d.path()), Some((22, 4)));
+        fs::write(
+            d.path().join("var/lib/dpkg/status"),
+            "Package: cloud-init\nVersion: 1:18.3-0ubuntu1\n",
+        )
+        .unwrap();
+        assert_eq!(cloud_init_version(d.path()), Some((18, 3)));
     }
 }
