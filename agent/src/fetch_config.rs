@@ -122,7 +122,7 @@ pub fn from_cmdline() -> anyhow::Result<Vec<(String, String)>> {
     let c = parse_cmdline(&kernel_cmdline());
     if c.configs.is_empty() && c.cloud_config_url.is_none() {
         anyhow::bail!(
-            "no config: give -c FILE_OR_URL, set $CONFIG, or boot with deployer.config=URL (or MAAS's cloud-config-url=URL) on the kernel command line"
+            "no config: pass -c FILE_OR_URL (repeatable), set $CONFIG, or boot with deployer.config=URL (or MAAS's cloud-config-url=URL) on the kernel command line"
         );
     }
     let mut docs = Vec::new();

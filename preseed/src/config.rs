@@ -76,6 +76,8 @@ pub const CARRIED_KEYS: &[&str] = &[
     "bootloader",
     "resize_rootfs",
     "package_update",
+    // deployer's own: `image: {name, base_image, type}`, carried on every report event.
+    "image",
 ];
 
 impl Config {

@@ -281,7 +281,7 @@ fn webhook_cfg(srv: &Server) -> String {
 }
 
 #[test]
-#[ignore = "needs block-meta, extract and curthooks merged (wt-storage, wt-target)"]
+#[ignore = "needs block-meta and extract from branch wt-storage (passes with it merged)"]
 fn tgz_install_onto_a_loop_device_from_http() {
     require_root();
     let dir = tempfile::tempdir_in("/var/tmp").unwrap();
@@ -384,4 +384,63 @@ fn ddgz_install_onto_a_loop_device_from_http() {
     assert_eq!(last["name"], "cmd-install");
     assert_eq!(last["result"], "SUCCESS");
     assert_eq!(last["image"]["type"], "dd-gz");
+}
+
+#[test]
+fn curtin_install_as_maas_runs_it() {
+    // MAAS's installer runs `curtin --install-deps install --config=... --config=... SOURCE`.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let a = write_cfg(
+        dir.path(),
+        "config-000.cfg",
+        &format!("#cloud-config\n{NO_BUILTINS}install: {{log_file: ''}}\n"),
+    );
+    let b = write_cfg(
+        dir.path(),
+        "config-001.cfg",
+        &format!("late_commands: {{maas: 'cp $CONFIG {d}/config.json'}}\n"),
+    );
+    let curtin = testkit::curtin_dir().join("curtin");
+    let o = Command::new(&curtin)
+        .args(["--install-deps", "install"])
+        .arg(format!("--config={a}"))
+        .arg(format!("--config={b}"))
+        .arg("http://127.0.0.1:9/root-tgz")
+        .env_remove("CONFIG")
+        .env_remove("CURTIN_REPORTSTACK")
+        .env("DEPLOYER_CMDLINE_FILE", dir.path().join("none"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(c["sources"]["00_cmdline"], "http://127.0.0.1:9/root-tgz");
+    assert_eq!(c["network_commands"]["builtin"], Value::Null);
+}
+
+#[test]
+fn an_early_failure_still_reports_and_leaves_the_error_tarball() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start();
+    let d = dir.path().display().to_string();
+    let cfg = write_cfg(
+        dir.path(),
+        "c.yaml",
+        &format!(
+            "{}install: {{log_file: {d}/install.log, error_tarfile: {d}/err.tar}}\n",
+            webhook_cfg(&srv)
+        ),
+    );
+    // A directory is neither a disk nor a disk image file.
+    let o = install(dir.path(), &["-c", &cfg, "--target", &d]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert!(stderr(&o).contains("neither a block device nor a disk image file"));
+    assert!(dir.path().join("err.tar").exists());
+    let events = srv.posted_json("/status");
+    let last = events.last().unwrap();
+    assert_eq!(last["name"], "cmd-install");
+    assert_eq!(last["result"], "FAIL");
+    let log = std::fs::read_to_string(dir.path().join("install.log")).unwrap();
+    assert!(log.contains("Installation failed"), "{log}");
 }

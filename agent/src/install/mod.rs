@@ -97,6 +97,7 @@ pub fn run(g: &Global, a: &InstallArgs) -> anyhow::Result<()> {
     );
 
     let mut disk = None;
+    let mut wd = None;
     let result = (|| -> anyhow::Result<()> {
         if let Some(t) = &a.target {
             let size = match &a.size {
@@ -108,9 +109,11 @@ pub fn run(g: &Global, a: &InstallArgs) -> anyhow::Result<()> {
             disk = Some(d);
         }
         add_save_install_config(&mut cfg);
-        let wd = make_workdir(&cfg)?;
-        let r = run_stages(g, &cfg, &wd, &top, &log);
-        if let Err(e) = &r {
+        let w = wd.insert(make_workdir(&cfg)?);
+        run_stages(g, &cfg, w, &top, &log)
+    })();
+    match &result {
+        Err(e) => {
             let msg = format!(
                 "curtin: Installation failed with exception: {}\n",
                 crate::error::render(e)
@@ -125,13 +128,15 @@ pub fn run(g: &Global, a: &InstallArgs) -> anyhow::Result<()> {
                     tracing::warn!("writing the error tarfile: {}", crate::error::render(&te));
                 }
             }
-        } else {
+        }
+        Ok(()) => {
             stage::write_log(&log, b"curtin: Installation finished.\n");
             eprintln!("curtin: Installation finished.");
         }
-        cleanup(&cfg, &install, &wd, log_file.as_deref());
-        r
-    })();
+    }
+    if let Some(w) = &wd {
+        cleanup(&install, w, log_file.as_deref());
+    }
     if let Some(d) = &mut disk {
         d.detach();
     }
@@ -272,7 +277,7 @@ fn open_log(path: Option<&std::path::Path>, install: &Value) -> stage::LogSink {
 
 /// curtin's `finally`: the log into the target, the target unmounted (unless
 /// `install.unmount: disabled`), the working directory removed when nothing is mounted in it.
-fn cleanup(cfg: &Value, install: &Value, wd: &WorkingDir, log_file: Option<&std::path::Path>) {
+fn cleanup(install: &Value, wd: &WorkingDir, log_file: Option<&std::path::Path>) {
     let save_log = match install.get("save_install_log") {
         None => Some("/root/curtin-install.log".to_string()),
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
@@ -287,7 +292,6 @@ fn cleanup(cfg: &Value, install: &Value, wd: &WorkingDir, log_file: Option<&std:
             tracing::warn!("{}", crate::error::render(&e));
         }
     }
-    let _ = cfg;
     if finish::mounts_under(&wd.top).is_empty() {
         let _ = std::fs::remove_dir_all(&wd.top);
     } else {

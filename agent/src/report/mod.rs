@@ -478,8 +478,8 @@ impl Progress {
         let mut desc = format!("{}: {}", self.what, human(done));
         if let Some(t) = self.total {
             desc.push_str(&format!(" of {}", human(t)));
-            if t > 0 {
-                desc.push_str(&format!(" ({}%)", done.saturating_mul(100) / t));
+            if let Some(pct) = done.saturating_mul(100).checked_div(t) {
+                desc.push_str(&format!(" ({pct}%)"));
             }
         }
         desc.push_str(&format!(", {}/s", human(rate)));
