@@ -197,6 +197,9 @@ fn curtin_in_target_runs_chrooted_and_unmounts_everything() {
 
     // Its own PID namespace and /proc: the command is PID 1, and a daemon it leaves behind dies
     // with it, so nothing holds the target afterwards.
+    // A sleep of a duration no other process on the machine uses, so that the check below sees
+    // only ours (the same test may run in parallel elsewhere).
+    let marker = 100_000 + std::process::id() % 100_000;
     let started = std::time::Instant::now();
     let out = curtin(&[
         "in-target",
@@ -205,7 +208,7 @@ fn curtin_in_target_runs_chrooted_and_unmounts_everything() {
         "--",
         "sh",
         "-c",
-        "echo pid=$$; ls /proc | grep -c '^[0-9]' > /nprocs; sleep 300 & echo bg",
+        &format!("echo pid=$$; ls /proc | grep -c '^[0-9]' > /nprocs; sleep {marker} & echo bg"),
     ]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
@@ -218,7 +221,15 @@ fn curtin_in_target_runs_chrooted_and_unmounts_everything() {
         "own /proc"
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
-    let stray = sh("ps -eo args | grep -c '^sleep 300$' || true");
+    // The kernel kills the rest of a PID namespace when its init exits; reaping is asynchronous.
+    let mut stray = String::new();
+    for _ in 0..50 {
+        stray = sh(&format!("ps -eo args | grep -c '^sleep {marker}$' || true"));
+        if stray.trim() == "0" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert_eq!(stray.trim(), "0", "the background sleep was killed");
     assert_eq!(root.extra_mounts(), Vec::<String>::new());
 
