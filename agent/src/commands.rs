@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_yaml::Value;
@@ -70,7 +71,8 @@ pub fn commands_from_value(stage: &str, v: &Value) -> Result<CommandList> {
                     .map(|a| match a {
                         Value::String(s) => Ok(s.clone()),
                         Value::Number(n) => Ok(n.to_string()),
-                        Value::Bool(b) => Ok(b.to_string()),
+                        // curtin passes Python's str(): True / False.
+                        Value::Bool(b) => Ok(if *b { "True" } else { "False" }.to_string()),
                         _ => Err(anyhow!(
                             "{stage}_commands.{key}: an argument is not a string"
                         )),
@@ -108,13 +110,35 @@ pub enum CommandEvent<'a> {
     },
 }
 
+/// Where command output goes besides the terminal: the install log, shared by the stage
+/// runner and the install's own lines (None: no log).
+pub type LogSink = Arc<Mutex<Option<fs::File>>>;
+
+/// A log sink appending to `path`.
+pub fn log_to(path: &Path) -> Result<LogSink> {
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening install log {}", path.display()))?;
+    Ok(Arc::new(Mutex::new(Some(f))))
+}
+
+/// Append bytes to the log, if there is one. Logging never fails a command.
+pub fn write_log(log: &LogSink, bytes: &[u8]) {
+    if let Some(f) = log.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        let _ = f.write_all(bytes);
+    }
+}
+
 /// How to run a stage's commands.
 pub struct RunOpts<'a> {
     /// Extra environment (e.g. `WorkingDir::env()`), on top of the inherited one.
     pub env: Vec<(String, OsString)>,
     /// The install log, appended to.
-    pub log_file: Option<&'a Path>,
-    /// Also copy the output to our stdout (curtin does).
+    pub log: LogSink,
+    /// Also copy the output to our stderr (curtin copies it to the terminal; stdout stays
+    /// free for results such as `--json`).
     pub echo: bool,
     pub on_event: Option<&'a mut dyn FnMut(CommandEvent<'_>)>,
 }
@@ -123,15 +147,16 @@ impl Default for RunOpts<'_> {
     fn default() -> Self {
         RunOpts {
             env: vec![],
-            log_file: None,
+            log: LogSink::default(),
             echo: true,
             on_event: None,
         }
     }
 }
 
-/// How much of a failing command's output goes into the error message.
-const ERROR_TAIL: usize = 16 * 1024;
+/// How much of a failing command's output goes into the error message: its last lines (the
+/// whole output is in the install log).
+const ERROR_TAIL_LINES: usize = 20;
 
 /// Run a stage's commands in order; the first failure stops the stage.
 pub fn run_stage(
@@ -149,7 +174,7 @@ pub fn run_stage(
                 description: description.clone(),
             });
         }
-        let r = run_one(cmd, opts);
+        let r = run_one(cmd, opts).with_context(|| format!("{stage}_commands {key}"));
         if let Some(f) = opts.on_event.as_mut() {
             f(CommandEvent::Finish {
                 stage,
@@ -158,41 +183,30 @@ pub fn run_stage(
                 description: description.clone(),
             });
         }
-        r.with_context(|| format!("{stage}_commands.{key} failed"))?;
+        r?;
     }
     Ok(())
 }
 
-/// Run one command with merged output; Err carries the exit status and the output's tail.
+/// Run one command with stdout and stderr merged into the log (and stderr when echoing).
+/// A failure carries the exit status and the output's last lines; its kind is the child's
+/// when the child is deployer itself (a `curtin ...` stage command), else [`Kind::Hook`].
 pub fn run_one(cmd: &Cmd, opts: &RunOpts) -> Result<()> {
     let argv = argv(cmd);
-    let (rd, wr) = nix::unistd::pipe().context("creating a pipe")?;
-    let wr2 = wr.try_clone().context("duplicating a pipe")?;
+    let (mut reader, writer) = std::io::pipe().context("creating a pipe for command output")?;
     let mut c = Command::new(&argv[0]);
     c.args(&argv[1..])
         .stdin(Stdio::null())
-        .stdout(Stdio::from(wr))
-        .stderr(Stdio::from(wr2));
-    for (k, v) in &opts.env {
-        c.env(k, v);
-    }
+        .stdout(writer.try_clone().context("duplicating a pipe")?)
+        .stderr(writer);
+    // The program is looked up on the env's PATH, where a `curtin` link may come first.
+    c.envs(opts.env.iter().map(|(k, v)| (k, v)));
     let mut child = c
         .spawn()
-        .with_context(|| format!("starting {:?}", argv[0]))
+        .with_context(|| format!("cannot run '{}'", cmd.display()))
         .kind(Kind::Hook)?;
     drop(c); // closes our copies of the write end, so EOF comes when the child exits
-    let mut log = match opts.log_file {
-        Some(p) => Some(
-            fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .with_context(|| format!("opening install log {}", p.display()))?,
-        ),
-        None => None,
-    };
-    let mut tail: Vec<u8> = Vec::new();
-    let mut reader = fs::File::from(rd);
+    let mut tail = Tail::default();
     let mut buf = [0u8; 8192];
     loop {
         let n = match reader.read(&mut buf) {
@@ -203,42 +217,60 @@ pub fn run_one(cmd: &Cmd, opts: &RunOpts) -> Result<()> {
         };
         let chunk = &buf[..n];
         if opts.echo {
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(chunk);
-            let _ = out.flush();
+            let _ = std::io::stderr().write_all(chunk);
         }
-        if let Some(l) = log.as_mut() {
-            let _ = l.write_all(chunk);
-        }
-        tail.extend_from_slice(chunk);
-        if tail.len() > 2 * ERROR_TAIL {
-            tail.drain(..tail.len() - ERROR_TAIL);
-        }
+        write_log(&opts.log, chunk);
+        tail.push(chunk);
     }
     let status = child.wait().context("waiting for the command")?;
     if status.success() {
         return Ok(());
     }
-    if tail.len() > ERROR_TAIL {
-        tail.drain(..tail.len() - ERROR_TAIL);
-    }
-    let out = String::from_utf8_lossy(&tail);
-    let out = out.trim_end();
-    let code = match status.code() {
-        Some(c) => format!("exit status {c}"),
+    let how = match status.code() {
+        Some(c) => format!("exit code {c}"),
         None => format!("{status}"),
     };
-    let shown = cmd.display();
-    Err(anyhow!(
-        "command `{shown}` failed ({code}){}{}",
-        if out.is_empty() {
-            ", no output"
-        } else {
-            "; output:\n"
-        },
-        out
-    ))
-    .kind(Kind::Hook)
+    let kind = match (&argv[0], status.code()) {
+        (a0, Some(code)) if is_deployer(a0) => Kind::from_exit_code(code).unwrap_or(Kind::Hook),
+        _ => Kind::Hook,
+    };
+    let out = tail.last_lines(ERROR_TAIL_LINES);
+    let out = if out.is_empty() {
+        ", no output".to_string()
+    } else {
+        format!("; output:\n{out}")
+    };
+    Err(anyhow!("'{}' failed with {how}{out}", cmd.display())).kind(kind)
+}
+
+/// Whether argv[0] is deployer itself (run as `curtin` or `deployer`).
+fn is_deployer(argv0: &str) -> bool {
+    let base = Path::new(argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    base == "curtin" || base == "deployer"
+}
+
+/// The last few KiB of a command's output, kept for the error message.
+#[derive(Default)]
+struct Tail(Vec<u8>);
+
+impl Tail {
+    const KEEP: usize = 16 * 1024;
+
+    fn push(&mut self, b: &[u8]) {
+        self.0.extend_from_slice(b);
+        if self.0.len() > 2 * Self::KEEP {
+            self.0.drain(..self.0.len() - Self::KEEP);
+        }
+    }
+
+    fn last_lines(&self, n: usize) -> String {
+        let text = String::from_utf8_lossy(&self.0);
+        let lines: Vec<&str> = text.trim_end().lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
 }
 
 /// One `write_files` entry.
@@ -510,14 +542,14 @@ mod tests {
         )
         .unwrap();
         let mut opts = RunOpts {
-            log_file: Some(&log),
+            log: log_to(&log).unwrap(),
             echo: false,
             ..Default::default()
         };
         let err = run_stage("late", &cmds, &mut opts).unwrap_err();
         let msg = crate::error::render(&err);
         assert!(
-            msg.contains("late_commands.a") && msg.contains("exit status 3"),
+            msg.contains("late_commands a") && msg.contains("exit code 3"),
             "{msg}"
         );
         assert!(msg.contains("to-out") && msg.contains("to-err"), "{msg}");

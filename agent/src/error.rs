@@ -31,6 +31,19 @@ impl Kind {
             Kind::Image => 7,
         }
     }
+
+    /// The kind a deployer child process reported through its exit code.
+    pub fn from_exit_code(code: i32) -> Option<Kind> {
+        [
+            Kind::Config,
+            Kind::Source,
+            Kind::Storage,
+            Kind::Hook,
+            Kind::Image,
+        ]
+        .into_iter()
+        .find(|k| k.exit_code() == code)
+    }
 }
 
 /// Exit code for a failure with no [`Kind`] (curtin exits 3 on any exception).

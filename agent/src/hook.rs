@@ -43,12 +43,10 @@ pub fn run_target_hook(wd: &WorkingDir, hook: &Path) -> Result<()> {
     if let Some(v) = efivarfs_workaround() {
         env.push(("LIBEFIVAR_OPS".into(), v.into()));
     }
-    // Our stdout is the install log when run as a stage command (the parent tees it).
+    // Our output is the install log when run as a stage command (the parent tees it).
     let opts = RunOpts {
         env,
-        log_file: None,
-        echo: true,
-        on_event: None,
+        ..Default::default()
     };
     let cmd = Cmd::Exec(vec![hook.to_string_lossy().into_owned()]);
     commands::run_one(&cmd, &opts)

@@ -515,7 +515,7 @@ fn failing_or_unexecutable_hook_fails_the_stage_with_its_output() {
     );
     assert_eq!(out.status.code(), Some(6), "{}", text(&out));
     assert!(
-        text(&out).contains("hook says no") && text(&out).contains("exit status 3"),
+        text(&out).contains("hook says no") && text(&out).contains("exit code 3"),
         "{}",
         text(&out)
     );

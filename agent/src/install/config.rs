@@ -12,44 +12,10 @@ use serde_yaml::{Mapping, Value};
 
 use crate::error::{Kind, KindExt};
 
-/// curtin's `CONFIG_BUILTIN` (install.py), under the user's config.
-pub const BUILTIN: &str = r#"
-sources: {}
-stages: [early, partitioning, network, extract, curthooks, hook, late]
-extract_commands: {builtin: [curtin, extract]}
-hook_commands: {builtin: [curtin, hook]}
-partitioning_commands: {builtin: [curtin, block-meta, simple]}
-curthooks_commands: {builtin: [curtin, curthooks]}
-late_commands: {builtin: []}
-network_commands: {builtin: [curtin, net-meta, auto]}
-apply_net_commands: {builtin: []}
-install:
-  log_file: /var/log/curtin/install.log
-  log_file_append: false
-  error_tarfile: /var/log/curtin/curtin-error-logs.tar
-"#;
-
-/// curtin's merge: mappings merge key by key, anything else (lists too) is replaced.
-pub fn merge(base: &mut Value, over: Value) {
-    match (base, over) {
-        (Value::Mapping(b), Value::Mapping(o)) => {
-            for (k, v) in o {
-                match b.get_mut(&k) {
-                    Some(slot) if slot.is_mapping() && v.is_mapping() => merge(slot, v),
-                    _ => {
-                        b.insert(k, v);
-                    }
-                }
-            }
-        }
-        (b, o) => *b = o,
-    }
-}
-
-/// BUILTIN merged under the user's config, plus the command-line sources.
+/// curtin's CONFIG_BUILTIN merged under the user's config, plus the command-line sources.
 pub fn effective(user: Value, cli_sources: &[String]) -> anyhow::Result<Value> {
-    let mut cfg: Value = serde_yaml::from_str(BUILTIN).expect("builtin config");
-    merge(&mut cfg, user);
+    let mut cfg = preseed::load::builtin();
+    preseed::load::merge(&mut cfg, user);
     let sources = cfg
         .as_mapping_mut()
         .expect("mapping")
@@ -272,13 +238,6 @@ mod tests {
         let e =
             effective(y("sources: {a: 'dd-gz:x', b: {type: dd-raw, uri: y}}"), &[]).unwrap_err();
         assert!(e.to_string().contains("more than one disk image"), "{e}");
-    }
-
-    #[test]
-    fn merge_is_curtins() {
-        let mut v = y("a: {b: 1, c: [1, 2]}");
-        merge(&mut v, y("a: {c: [3]}"));
-        assert_eq!(v, y("a: {b: 1, c: [3]}"));
     }
 
     #[test]

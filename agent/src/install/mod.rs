@@ -23,6 +23,7 @@ use anyhow::Context;
 use serde_yaml::Value;
 
 use crate::cli::{Global, InstallArgs};
+use crate::commands;
 use crate::error::{Kind, KindExt};
 use crate::report::{self, Level, Stack};
 use crate::workdir::WorkingDir;
@@ -83,7 +84,7 @@ pub fn run(g: &Global, a: &InstallArgs) -> anyhow::Result<()> {
     std::env::set_var(report::REPORTSTACK_ENV, top.name());
 
     let log = open_log(log_file.as_deref(), &install);
-    stage::write_log(
+    commands::write_log(
         &log,
         format!(
             "curtin: Installation started. (deployer {})\n",
@@ -118,7 +119,7 @@ pub fn run(g: &Global, a: &InstallArgs) -> anyhow::Result<()> {
                 "curtin: Installation failed with exception: {}\n",
                 crate::error::render(e)
             );
-            stage::write_log(&log, msg.as_bytes());
+            commands::write_log(&log, msg.as_bytes());
             eprint!("{msg}");
             if let Some(t) = &error_tarfile {
                 let mut logs: Vec<PathBuf> = log_file.iter().cloned().collect();
@@ -130,7 +131,7 @@ pub fn run(g: &Global, a: &InstallArgs) -> anyhow::Result<()> {
             }
         }
         Ok(()) => {
-            stage::write_log(&log, b"curtin: Installation finished.\n");
+            commands::write_log(&log, b"curtin: Installation finished.\n");
             eprintln!("curtin: Installation finished.");
         }
     }
@@ -155,7 +156,7 @@ fn run_stages(
     cfg: &Value,
     wd: &WorkingDir,
     top: &Stack,
-    log: &stage::LogSink,
+    log: &commands::LogSink,
 ) -> anyhow::Result<()> {
     let mut wd = wd.clone();
     wd.verbosity = cfg
@@ -179,7 +180,7 @@ fn run_stages(
     }
     let stages = config::tag(config::stages(cfg))?;
     // Every stage's commands are checked before the first one runs.
-    let plan: Vec<(String, Vec<(String, stage::Cmd)>)> = stages
+    let plan: Vec<(String, Vec<(String, commands::Cmd)>)> = stages
         .iter()
         .map(|s| Ok((s.clone(), stage::commands(cfg, s)?)))
         .collect::<anyhow::Result<_>>()
@@ -244,7 +245,7 @@ fn add_save_install_config(cfg: &mut Value) {
     }
 }
 
-fn open_log(path: Option<&std::path::Path>, install: &Value) -> stage::LogSink {
+fn open_log(path: Option<&std::path::Path>, install: &Value) -> commands::LogSink {
     let Some(p) = path else {
         return Arc::new(Mutex::new(None));
     };

@@ -9,20 +9,6 @@ use serde_yaml::Value;
 
 use super::disk::{self, human, Target, TargetKind};
 
-/// curtin's stage descriptions (the event text of `stage-<name>`).
-fn description(stage: &str) -> String {
-    match stage {
-        "early" => "preparing for installation".into(),
-        "partitioning" => "configuring storage".into(),
-        "network" => "configuring network".into(),
-        "extract" => "writing install sources to disk".into(),
-        "curthooks" => "configuring installed system".into(),
-        "hook" => "finalizing installation".into(),
-        "late" => "executing late commands".into(),
-        s => format!("stage {s}"),
-    }
-}
-
 pub fn plan(c: &Config, merged: &Value, target: Option<&Target>) -> Vec<String> {
     let mut out = vec!["plan (a dry run: nothing is written, partitioned or mounted)".to_string()];
     match target {
@@ -33,7 +19,10 @@ pub fn plan(c: &Config, merged: &Value, target: Option<&Target>) -> Vec<String> 
         out.push("no stages: the install would do nothing".into());
     }
     for stage in &c.stages {
-        out.push(format!("stage {stage}: {}", description(stage)));
+        out.push(format!(
+            "stage {stage}: {}",
+            crate::install::stage_description(stage)
+        ));
         let cmds = c.stage_commands(stage);
         let mut any = false;
         for (key, cmd) in &cmds {
