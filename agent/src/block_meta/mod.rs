@@ -7,7 +7,6 @@ pub mod custom;
 pub mod disk;
 pub mod fstab;
 pub mod kernel;
-pub mod localcfg;
 pub mod mount;
 pub mod partition;
 pub mod simple;
@@ -46,7 +45,7 @@ pub fn run(g: &Global, a: &BlockMetaArgs) -> Result<()> {
     if a.umount {
         return mount::unmount_below(&target).kind(Kind::Storage);
     }
-    let loaded = localcfg::load(g).kind(Kind::Config)?;
+    let loaded = crate::config::load(g)?;
     let cfg = &loaded.merged;
     let storage = loaded.config.storage.clone();
     std::fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;

@@ -68,7 +68,7 @@ pub fn run(g: &crate::cli::Global, a: &crate::cli::TargetArgs) -> Result<()> {
         .clone()
         .context("no target: pass --target-mount DIR or set TARGET_MOUNT_POINT")
         .kind(Kind::Config)?;
-    let loaded = crate::block_meta::localcfg::load(g).kind(Kind::Config)?;
+    let loaded = crate::config::load(g)?;
     let mut any = false;
     for src in loaded.config.sources_sorted() {
         if src.kind.is_dd() {
