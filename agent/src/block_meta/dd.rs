@@ -41,18 +41,13 @@ pub fn apply(
         src.uri,
         disk.display()
     );
-    let p = &loaded.config.proxy;
     let mut req = Request::new(&src.uri, &disk);
     req.declared = Some(src.kind);
     req.sha256 = src.sha256.clone();
     req.sha512 = src.sha512.clone();
     req.size = src.size;
     req.grow = grow;
-    req.fetch.proxy = crate::source::ProxyConfig {
-        http_proxy: p.http_proxy.clone(),
-        https_proxy: p.https_proxy.clone(),
-        no_proxy: p.no_proxy.clone(),
-    };
+    req.fetch.proxy = (&loaded.config.proxy).into();
     let progress = Arc::new(Mutex::new(crate::report::Progress::new(
         &format!("writing image to {}", disk.display()),
         src.size,
