@@ -344,7 +344,7 @@ pub fn for_stage(target: Option<&Path>, config: &serde_yaml::Value) -> Result<Wo
 /// [`crate::config::load`]; an empty mapping when there is neither (a stage run alone on a
 /// target, with everything from its flags).
 pub fn stage_config(global: &crate::cli::Global) -> Result<serde_yaml::Value> {
-    let no_env = std::env::var_os(var::CONFIG).map_or(true, |c| c.is_empty());
+    let no_env = std::env::var_os(var::CONFIG).is_none_or(|c| c.is_empty());
     if global.config.is_empty() && global.set.is_empty() && no_env {
         return Ok(serde_yaml::Value::Mapping(Default::default()));
     }

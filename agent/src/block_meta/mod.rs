@@ -7,7 +7,6 @@ pub mod custom;
 pub mod dd;
 pub mod disk;
 pub mod fstab;
-pub mod kernel;
 pub mod mount;
 pub mod partition;
 pub mod simple;
