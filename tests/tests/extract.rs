@@ -369,3 +369,69 @@ fn wrong_sha256_fails_with_the_checksum_error() {
         "{err}"
     );
 }
+
+/// As curtin's extract: after the sources, `write_files` lands in the target (modes, owners,
+/// encodings), over what the tarball had.
+#[test]
+fn write_files_after_the_sources() {
+    require_root();
+    let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    let (tgz, _) = random_tgz(work.path());
+    let target = work.path().join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    let cfg = work.path().join("extract.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "sources:\n  10_root: {}\nwrite_files:\n  \
+             a: {{path: /etc/marker, content: \"from config\\n\"}}\n  \
+             b: {{path: /etc/secret/key, content: aGVsbG8=, encoding: b64, permissions: '0600', owner: '1234:5678'}}\n",
+            tgz.display()
+        ),
+    )
+    .unwrap();
+    let out = run_extract(&cfg, &target);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("etc/marker")).unwrap(),
+        "from config\n"
+    );
+    assert!(target.join("blob").exists());
+    assert_eq!(
+        std::fs::read(target.join("etc/secret/key")).unwrap(),
+        b"hello"
+    );
+    assert_eq!(
+        sh(&format!(
+            "stat -c '%a %u:%g' {}/etc/secret/key",
+            target.display()
+        ))
+        .trim(),
+        "600 1234:5678"
+    );
+    assert_eq!(
+        sh(&format!("stat -c '%a' {}/etc/marker", target.display())).trim(),
+        "644"
+    );
+
+    // A path leaving the target fails the stage, naming the entry; nothing is written outside.
+    std::fs::write(
+        &cfg,
+        format!(
+            "sources:\n  10_root: {}\nwrite_files:\n  evil: {{path: ../../escaped, content: x}}\n",
+            tgz.display()
+        ),
+    )
+    .unwrap();
+    let out = run_extract(&cfg, &target);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("write_files.evil"), "{err}");
+    assert!(err.contains("leaves the target"), "{err}");
+    assert!(!work.path().join("escaped").exists());
+    assert!(!work.path().parent().unwrap().join("escaped").exists());
+}

@@ -1,5 +1,6 @@
 //! The extract stage: each non-dd source of the config, in sorted name order, unpacked into the
-//! mounted target (curtin `extract`). Tarballs only here; dd images are written by block-meta.
+//! mounted target, then the config's `write_files` written there (curtin `extract`). Tarballs
+//! only here; dd images are written by block-meta.
 
 pub mod acl;
 pub mod unpack;
@@ -147,6 +148,15 @@ pub fn run(g: &crate::cli::Global, a: &crate::cli::TargetArgs) -> Result<()> {
     }
     if !any {
         tracing::warn!("no tarball sources to extract");
+    }
+    // curtin writes `write_files` into the target after all sources (dd installs too).
+    if !loaded.config.write_files.is_empty() {
+        crate::commands::write_model_files(&target, &loaded.config.write_files)?;
+        tracing::info!(
+            "wrote {} write_files entries into {}",
+            loaded.config.write_files.len(),
+            target.display()
+        );
     }
     Ok(())
 }
