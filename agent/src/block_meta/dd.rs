@@ -13,6 +13,7 @@ use serde_yaml::Value;
 use super::config::Storage;
 use super::mount::Mounts;
 use crate::error::{Kind, KindExt};
+use crate::report::Progress;
 use crate::write_image::{self, Request};
 
 /// `block-meta: {grow_root: BOOL}`; true when absent (curtin never grows; see compatibility.md).
@@ -48,19 +49,23 @@ pub fn apply(
     req.size = src.size;
     req.grow = grow;
     req.fetch.proxy = (&loaded.config.proxy).into();
-    let progress = Arc::new(Mutex::new(crate::report::Progress::new(
-        &format!("writing image to {}", disk.display()),
-        src.size,
-    )));
+    // Created at the first callback: by then the served length is known when the config
+    // gave no `size`.
+    let what = format!("writing image to {}", disk.display());
+    let progress: Arc<Mutex<Option<Progress>>> = Arc::default();
     let pr = progress.clone();
+    let declared = src.size;
     req.on_progress = Some(Box::new(move |s| {
         if let Ok(mut p) = pr.lock() {
-            p.update(s.read);
+            p.get_or_insert_with(|| Progress::new(&what, declared.or(s.source_total)))
+                .update(s.read);
         }
     }));
     let summary = write_image::write_image(req)?;
     if let Ok(mut p) = progress.lock() {
-        p.done(summary.bytes_read);
+        if let Some(p) = p.as_mut() {
+            p.done(summary.bytes_read);
+        }
     }
     tracing::info!("grow: {}", summary.grow);
     let root = summary
