@@ -368,6 +368,23 @@ fn wrong_sha256_fails_with_the_checksum_error() {
         )),
         "{err}"
     );
+
+    // A declared size that is not the file's fails before anything is extracted.
+    let fresh = work.path().join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "sources:\n  10_root: {{type: tgz, uri: '{}', size: 1000}}\n",
+            tgz.display()
+        ),
+    )
+    .unwrap();
+    let out = run_extract(&cfg, &fresh);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not the declared size 1000"), "{err}");
+    assert_eq!(std::fs::read_dir(&fresh).unwrap().count(), 0);
 }
 
 /// As curtin's extract: after the sources, `write_files` lands in the target (modes, owners,
