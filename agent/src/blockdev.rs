@@ -5,7 +5,8 @@
 //! - [`read_table`], [`reread_partitions`], [`partition_path`]: make the kernel see a newly
 //!   written table (BLKRRPART, else BLKPG like `partx -a`) and wait for the nodes.
 //! - [`find_root`]: curtin's rule for the root of a dd image.
-//! - [`wipe_ends`]: zero the first and last MiB (partition table signatures at both ends).
+//! - [`sync_partitions`]: make the kernel's partitions exactly the ones just written.
+//! - [`wipe_ends`], [`zero_range`]: zero the ends of a disk, or any range (BLKZEROOUT).
 
 use anyhow::{bail, Context, Result};
 use std::fs::{File, OpenOptions};
@@ -21,6 +22,7 @@ nix::ioctl_read!(blk_getsize64, 0x12, 114, u64);
 nix::ioctl_read_bad!(blk_sszget, 0x1268, libc::c_int);
 nix::ioctl_none!(blk_rrpart, 0x12, 95);
 nix::ioctl_write_ptr_bad!(blk_pg, 0x1269, BlkpgIoctlArg);
+nix::ioctl_write_ptr_bad!(blk_zeroout, 0x127f, [u64; 2]);
 
 #[repr(C)]
 pub struct BlkpgIoctlArg {
@@ -322,77 +324,114 @@ pub fn resize_partition(f: &File, p: Part) -> io::Result<()> {
     blkpg(f, BLKPG_RESIZE, p)
 }
 
-/// Make the kernel see the table now on `disk`: BLKRRPART, or where that is refused (loop
-/// devices without partscan, a busy disk) delete and add each partition with BLKPG as
-/// `partx` does. Then wait for the nodes. Returns the partitions and their nodes.
+/// Make the kernel see the table now on `disk`: read it, then [`sync_partitions`] and settle
+/// udev. Returns the partitions and their nodes.
 pub fn reread_partitions(disk: &Path) -> Result<Vec<(Part, PathBuf)>> {
     let mut f = File::open(disk).with_context(|| format!("opening {}", disk.display()))?;
     let sector = logical_sector_size(&f)?;
     let table = read_table(&mut f, sector)?;
     let parts = table.map(|t| t.parts).unwrap_or_default();
-    // SAFETY: BLKRRPART takes no argument.
+    sync_partitions(&f, disk, &parts)?;
+    tools::udevadm_settle();
+    Ok(parts
+        .into_iter()
+        .map(|p| (p, partition_path(disk, p.number)))
+        .collect())
+}
+
+/// `/sys/class/block/<partition name>`.
+fn sysfs_part(disk: &Path, n: u32) -> PathBuf {
+    let name = partition_path(disk, n);
+    let name = name.file_name().unwrap_or_default().to_owned();
+    PathBuf::from("/sys/class/block").join(name)
+}
+
+fn sysfs_u64(p: &Path) -> Option<u64> {
+    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+}
+
+/// Make the kernel's partitions of `disk` exactly `parts` (bytes; an msdos extended container
+/// is 1 KiB to the kernel) and wait for their nodes: BLKRRPART, and where it is refused (loop
+/// devices without partscan, a busy disk) or the kernel's view differs (no parser for this
+/// table, stale partitions), delete and add with BLKPG as `partx` does.
+pub fn sync_partitions(f: &File, disk: &Path, parts: &[Part]) -> Result<()> {
+    // SAFETY: fsync and BLKRRPART take no pointer.
+    let _ = unsafe { libc::fsync(f.as_raw_fd()) };
     let rr = unsafe { blk_rrpart(f.as_raw_fd()) };
-    // A kernel without a parser for this table type "succeeds" and adds nothing: check.
-    let seen = |p: &Part| partition_path(disk, p.number).exists();
-    let all_seen = || parts.iter().all(seen);
-    let t = Instant::now();
-    while rr.is_ok() && !all_seen() && t.elapsed() < Duration::from_millis(500) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if rr.is_err() || !all_seen() {
+    // sysfs `start` and `size` are in 512-byte units whatever the logical sector size.
+    let matches = |p: &Part| {
+        let sp = sysfs_part(disk, p.number);
+        sysfs_u64(&sp.join("start")) == Some(p.start / 512)
+            && sysfs_u64(&sp.join("size")) == Some(p.len / 512)
+    };
+    if rr.is_err() || !parts.iter().all(matches) {
         tracing::info!(
-            "the kernel did not add the partitions of {} ({}); adding them with BLKPG",
+            "the kernel's partitions of {} differ from the table ({}); setting them with BLKPG",
             disk.display(),
             rr.err()
-                .map(|e| e.to_string())
-                .unwrap_or_else(|| "BLKRRPART found none".into())
+                .map(|e| format!("BLKRRPART: {e}"))
+                .unwrap_or_else(|| "BLKRRPART left them out".into())
         );
-        for (_, name, _) in disk_and_parts(disk)?.iter().skip(1) {
-            if let Some(n) = name
-                .rsplit(|c: char| !c.is_ascii_digit())
-                .next()
-                .and_then(|n| n.parse().ok())
-            {
-                let _ = blkpg(
-                    &f,
-                    BLKPG_DEL,
-                    Part {
-                        number: n,
-                        start: 0,
-                        len: 0,
-                    },
-                );
+        for n in 1..=128u32 {
+            if sysfs_part(disk, n).exists() && !parts.iter().any(|p| p.number == n && matches(p)) {
+                let del = Part {
+                    number: n,
+                    start: 0,
+                    len: 0,
+                };
+                let _ = blkpg(f, BLKPG_DEL, del);
             }
         }
-        for p in &parts {
-            blkpg(&f, BLKPG_ADD, *p).with_context(|| {
+        for p in parts.iter().filter(|p| !matches(p)) {
+            blkpg(f, BLKPG_ADD, *p).with_context(|| {
                 format!(
-                    "adding partition {} of {} (BLKPG)",
+                    "telling the kernel about partition {} of {} (BLKPG)",
                     p.number,
                     disk.display()
                 )
             })?;
         }
     }
-    let mut out = vec![];
     for p in parts {
-        let node = partition_path(disk, p.number);
-        wait_for(&node, Duration::from_secs(10))?;
-        out.push((p, node));
+        wait_for_node(&partition_path(disk, p.number), Duration::from_secs(10))?;
     }
-    tools::udevadm_settle();
-    Ok(out)
+    Ok(())
 }
 
 use crate::tools;
 
-fn wait_for(node: &Path, max: Duration) -> Result<()> {
+/// Wait for a block device node to appear.
+pub fn wait_for_node(node: &Path, max: Duration) -> Result<()> {
     let t = Instant::now();
-    while !node.exists() {
+    loop {
+        if std::fs::metadata(node).is_ok_and(|m| m.file_type().is_block_device()) {
+            return Ok(());
+        }
         if t.elapsed() > max {
             bail!("{} did not appear within {max:?}", node.display());
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Zero `len` bytes at `off`: BLKZEROOUT (the device may do it without writing; loop devices
+/// punch holes), else zeros written.
+pub fn zero_range(f: &File, off: u64, len: u64) -> Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    let range = [off, len];
+    // SAFETY: BLKZEROOUT reads two u64 (start, length).
+    if unsafe { blk_zeroout(f.as_raw_fd(), &range) }.is_ok() {
+        return Ok(());
+    }
+    let buf = vec![0u8; 4 << 20];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(buf.len() as u64) as usize;
+        f.write_all_at(&buf[..n], off + done)
+            .with_context(|| format!("zeroing at byte {}", off + done))?;
+        done += n as u64;
     }
     Ok(())
 }

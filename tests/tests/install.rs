@@ -231,9 +231,7 @@ partitioning_commands:
     );
 }
 
-// ---- Whole deployments. These need the real stages (block-meta, extract, curthooks and the
-// dd writer from branches wt-storage, wt-dd and wt-target) merged into this branch; on the
-// wt-report branch alone they are ignored. Run with `cargo test --test install -- --ignored`.
+// ---- Whole deployments onto loop devices, every stage real.
 
 /// A small root with what MAAS and curtin look for: cloud-init and netplan markers and an
 /// executable /curtin/curtin-hooks that leaves a mark.
@@ -281,7 +279,6 @@ fn webhook_cfg(srv: &Server) -> String {
 }
 
 #[test]
-#[ignore = "needs block-meta and extract from branch wt-storage (passes with it merged)"]
 fn tgz_install_onto_a_loop_device_from_http() {
     require_root();
     let dir = tempfile::tempdir_in("/var/tmp").unwrap();
@@ -343,7 +340,6 @@ fn tgz_install_onto_a_loop_device_from_http() {
 }
 
 #[test]
-#[ignore = "needs the dd writer in block-meta simple mode merged (wt-dd, wt-storage)"]
 fn ddgz_install_onto_a_loop_device_from_http() {
     require_root();
     let dir = tempfile::tempdir_in("/var/tmp").unwrap();
@@ -351,7 +347,7 @@ fn ddgz_install_onto_a_loop_device_from_http() {
     let raw = dir.path().join("img.raw");
     let part = dir.path().join("part.ext4");
     testkit::sh(&format!(
-        "truncate -s 200M {r} && sgdisk -o -n1:2048:0 -t1:8300 {r} >/dev/null && truncate -s 199M {p} && mkfs.ext4 -q -L cloudimg-rootfs -d {root} {p} && dd if={p} of={r} bs=1M seek=1 conv=notrunc status=none && gzip -k {r}",
+        "truncate -s 200M {r} && sgdisk -o -n1:2048:0 -t1:8300 {r} >/dev/null && truncate -s 198M {p} && mkfs.ext4 -q -L cloudimg-rootfs -d {root} {p} && dd if={p} of={r} bs=1M seek=1 conv=notrunc status=none && gzip -k {r}",
         r = raw.display(),
         p = part.display(),
         root = root.display()

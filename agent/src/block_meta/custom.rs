@@ -12,9 +12,9 @@ use anyhow::{bail, Context, Result};
 use super::config::{Disk, Format, Item, Mount, Partition, Ptable, Storage, Wipe};
 use super::disk::{self, FoundDisk};
 use super::fstab;
-use super::kernel;
 use super::mount::Mounts;
 use super::partition::{self, Kind, Placed};
+use crate::blockdev;
 use crate::tools::{self, FsFamily, Mkfs};
 
 /// What block-meta made: the device of every id, the fstab entries, the mounts.
@@ -227,7 +227,10 @@ fn plan(storage: &Storage) -> Result<Planned<'_>> {
                     p.id
                 );
             }
-            devices.insert(p.id.clone(), kernel::part_path(&d.found.path, p.number));
+            devices.insert(
+                p.id.clone(),
+                blockdev::partition_path(&d.found.path, p.number),
+            );
         }
         if d.cfg.preserve {
             let mut f = File::open(&d.found.path)
@@ -280,7 +283,7 @@ fn write_disk(d: &DiskPlan) -> Result<()> {
     match d.cfg.wipe {
         Some(Wipe::SuperblockRecursive) => {
             for n in 1..=128u32 {
-                let pp = kernel::part_path(path, n);
+                let pp = blockdev::partition_path(path, n);
                 if pp.exists() {
                     tools::wipefs_all(&pp)?;
                 }
@@ -290,7 +293,7 @@ fn write_disk(d: &DiskPlan) -> Result<()> {
         Some(Wipe::Superblock) => tools::wipefs_all(path)?,
         Some(Wipe::Pvremove) => {
             for n in 1..=128u32 {
-                let pp = kernel::part_path(path, n);
+                let pp = blockdev::partition_path(path, n);
                 if pp.exists() {
                     tools::pvremove(&pp)?;
                 }
@@ -310,16 +313,16 @@ fn write_disk(d: &DiskPlan) -> Result<()> {
         if d.cfg.wipe == Some(Wipe::Random) {
             tracing::warn!("wipe: random is done as zero");
         }
-        kernel::zero_range(&f, 0, d.found.size)?;
+        blockdev::zero_range(&f, 0, d.found.size)?;
     } else {
         // Always: GPT at both ends, the MBR, and whatever sits at the ends of the new partitions
         // (file systems, LVM and md superblocks of an earlier install).
-        kernel::zero_range(&f, 0, mib.min(d.found.size))?;
-        kernel::zero_range(&f, d.found.size.saturating_sub(mib), mib.min(d.found.size))?;
+        blockdev::zero_range(&f, 0, mib.min(d.found.size))?;
+        blockdev::zero_range(&f, d.found.size.saturating_sub(mib), mib.min(d.found.size))?;
         for p in d.parts.iter().filter(|p| p.kind != Kind::Extended) {
             let (s, e) = (p.start * d.found.sector, p.end() * d.found.sector);
-            kernel::zero_range(&f, s, mib.min(e - s))?;
-            kernel::zero_range(&f, e.saturating_sub(mib).max(s), mib.min(e - s))?;
+            blockdev::zero_range(&f, s, mib.min(e - s))?;
+            blockdev::zero_range(&f, e.saturating_sub(mib).max(s), mib.min(e - s))?;
         }
     }
     if d.parts.is_empty() && d.cfg.ptable.is_none() {
@@ -331,7 +334,7 @@ fn write_disk(d: &DiskPlan) -> Result<()> {
         _ => {}
     }
     let lbs = d.found.sector;
-    let kparts: Vec<(u32, u64, u64)> = d
+    let kparts: Vec<blockdev::Part> = d
         .parts
         .iter()
         .map(|p| {
@@ -341,10 +344,14 @@ fn write_disk(d: &DiskPlan) -> Result<()> {
             } else {
                 p.len * lbs
             };
-            (p.number, p.start * lbs, len)
+            blockdev::Part {
+                number: p.number,
+                start: p.start * lbs,
+                len,
+            }
         })
         .collect();
-    kernel::reread(&f, path, &kparts)?;
+    blockdev::sync_partitions(&f, path, &kparts)?;
     Ok(())
 }
 
@@ -360,7 +367,9 @@ fn format_volume(fmt: &Format, fam: FsFamily, dev: &Path) -> Result<String> {
     }
     let sector = {
         let f = File::open(dev).with_context(|| format!("opening {}", dev.display()))?;
-        kernel::sector_size(&f)?
+        blockdev::logical_sector_size(&f)
+            .with_context(|| format!("reading the sector size of {}", dev.display()))?
+            as u64
     };
     let generated = uuid::Uuid::new_v4().to_string();
     let uuid = match fam {

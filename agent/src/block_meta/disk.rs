@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::config::Disk;
-use super::kernel;
+use crate::blockdev;
 
 /// A disk found and opened for reading its geometry.
 #[derive(Debug, Clone)]
@@ -27,8 +27,11 @@ impl FoundDisk {
         let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
         Ok(FoundDisk {
             path: path.to_path_buf(),
-            sector: kernel::sector_size(&f).with_context(|| path.display().to_string())?,
-            size: kernel::size_bytes(&f).with_context(|| path.display().to_string())?,
+            sector: blockdev::logical_sector_size(&f)
+                .with_context(|| format!("reading the sector size of {}", path.display()))?
+                as u64,
+            size: blockdev::size_of(&f)
+                .with_context(|| format!("reading the size of {}", path.display()))?,
         })
     }
 }

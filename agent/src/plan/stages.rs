@@ -87,7 +87,7 @@ pub fn plan(c: &Config, merged: &Value, target: Option<&Target>) -> Vec<String> 
 
 fn builtin(sub: &str, c: &Config, merged: &Value, t: Option<&Target>, out: &mut Vec<String>) {
     match sub {
-        "block-meta" => partitioning(c, t, out),
+        "block-meta" => partitioning(c, merged, t, out),
         "net-meta" => network(merged, out),
         "extract" => extract(c, out),
         "curthooks" => curthooks(c, merged, out),
@@ -98,20 +98,26 @@ fn builtin(sub: &str, c: &Config, merged: &Value, t: Option<&Target>, out: &mut 
     }
 }
 
-fn partitioning(c: &Config, t: Option<&Target>, out: &mut Vec<String>) {
+fn partitioning(c: &Config, merged: &Value, t: Option<&Target>, out: &mut Vec<String>) {
     if let Some(dd) = c.dd_source() {
         let disk = match t {
             Some(t) => format!("--target {}", t.path.display()),
-            None => simple_disk(c.storage.as_ref()),
+            None => simple_disk(merged, c.storage.as_ref()),
         };
         out.push(format!(
             "    simple mode (dd image): stream {} {} onto {disk}, then mount its root partition",
             dd.kind, dd.uri
         ));
         checks(dd, out);
-        out.push("    the GPT backup header is moved to the end of the disk and the root grown to fill it".into());
+        match crate::block_meta::dd::grow_root(merged) {
+            Ok(false) => out.push(
+                "    the root is not grown (block-meta.grow_root: false): the image's layout is kept"
+                    .into(),
+            ),
+            _ => out.push("    the GPT backup header is moved to the end of the disk and the root grown to fill it".into()),
+        }
         if c.storage.is_some() {
-            out.push("    the storage layout is not applied to a dd image (curtin uses only the serial of its grub_device disk)".into());
+            out.push("    the storage layout is not applied to a dd image (only its grub_device disk is used, by serial or path)".into());
         }
         return;
     }
@@ -310,9 +316,21 @@ fn ptable_name(p: Ptable) -> &'static str {
     }
 }
 
-/// simple mode's disk choice: the serial of the grub_device disk, else the first installable.
-fn simple_disk(s: Option<&Storage>) -> String {
-    let d = s.and_then(|s| s.disks().find(|d| d.grub_device && d.serial.is_some()));
+/// simple mode's disk choice ([`crate::block_meta::simple::choose_disk`]): `block-meta.devices`,
+/// else the grub_device disk (by serial or path), else the first installable.
+fn simple_disk(merged: &Value, s: Option<&Storage>) -> String {
+    if let Some(d) = merged
+        .get("block-meta")
+        .and_then(|b| b.get("devices"))
+        .and_then(Value::as_sequence)
+        .and_then(|v| v.iter().find_map(Value::as_str))
+    {
+        return d.to_string();
+    }
+    let d = s.and_then(|s| {
+        s.disks()
+            .find(|d| d.grub_device && (d.serial.is_some() || d.path.is_some()))
+    });
     match d {
         Some(d) => format!("disk {} ({})", d.id, disk::resolve(d)),
         None => "the first installable disk (by name)".into(),
