@@ -35,6 +35,35 @@ const FETCH_CHUNK: usize = MIB;
 const FETCH_QUEUE: usize = 4;
 const WRITE_BUF: usize = 4 * MIB;
 const WRITE_QUEUE: usize = 3;
+/// Phase timings, logged when DEPLOYER_TIMING is set (for finding where the time goes).
+struct Phases {
+    on: bool,
+    t0: Instant,
+    last: Instant,
+}
+
+impl Phases {
+    fn new() -> Self {
+        let now = Instant::now();
+        Phases {
+            on: std::env::var_os("DEPLOYER_TIMING").is_some(),
+            t0: now,
+            last: now,
+        }
+    }
+
+    fn mark(&mut self, what: &str) {
+        if self.on {
+            let now = Instant::now();
+            tracing::info!(
+                "timing: {what}: {:.3}s (at {:.3}s)",
+                (now - self.last).as_secs_f64(),
+                (now - self.t0).as_secs_f64()
+            );
+            self.last = now;
+        }
+    }
+}
 
 /// What to write where.
 pub struct Request {
@@ -92,6 +121,7 @@ pub struct Summary {
 /// partitions, and the root is found (and grown when asked).
 pub fn write_image(mut req: Request) -> Result<Summary> {
     let t0 = Instant::now();
+    let mut phases = Phases::new();
     let mut target = blockdev::open_target(&req.target).kind(Kind::Storage)?;
     let opened = source::open(&req.uri, &req.fetch)
         .with_context(|| format!("opening the source {}", req.uri))
@@ -123,7 +153,15 @@ pub fn write_image(mut req: Request) -> Result<Summary> {
         Progress::add(&progress.source_total, l);
     }
     let mut state = WriteState { wiped: false };
-    let res = stream(&mut req, &mut target, opened.reader, &progress, &mut state);
+    phases.mark("open target and source");
+    let res = stream(
+        &mut req,
+        &mut target,
+        opened.reader,
+        &progress,
+        &mut state,
+        &mut phases,
+    );
     let (found, digests, image_size) = match res {
         Ok(v) => v,
         Err(e) => {
@@ -151,6 +189,7 @@ pub fn write_image(mut req: Request) -> Result<Summary> {
     );
 
     let (root, grow_outcome) = settle_and_grow(&req.target, req.grow)?;
+    phases.mark("partitions, root and grow");
     Ok(Summary {
         source: req.uri.clone(),
         target: req.target.clone(),
@@ -204,6 +243,7 @@ fn stream(
     reader: Box<dyn Read + Send>,
     progress: &Arc<Progress>,
     state: &mut WriteState,
+    phases: &mut Phases,
 ) -> Result<(Found, Digests, u64)> {
     let (chunk_tx, chunk_rx) = bounded::<io::Result<Vec<u8>>>(FETCH_QUEUE);
     let (buf_tx, buf_rx) = bounded::<AlignedBuf>(WRITE_QUEUE);
@@ -289,6 +329,7 @@ fn stream(
         .with_context(|| format!("reading the image from {}", req.uri))
         .kind(Kind::Source)?;
     let (first_mib, image_size, writer_mode) = write_res?;
+    phases.mark("stream (fetch, decode, write)");
     verify(req, &digests).kind(Kind::Source)?;
     if image_size == 0 {
         return Err(anyhow!("the image is empty")).kind(Kind::Source);
@@ -303,6 +344,7 @@ fn stream(
             .with_context(|| format!("syncing {} ({what})", req.target.display()))
     };
     sync("the image body")?;
+    phases.mark("sync the image body");
     use std::os::unix::fs::FileExt;
     target
         .file
@@ -316,6 +358,7 @@ fn stream(
             .context("sizing the image file")?;
     }
     sync("the first MiB")?;
+    phases.mark("write and sync the first MiB");
     tracing::debug!("zero handling: {writer_mode:?}");
     Ok((found, digests, image_size))
 }
@@ -344,6 +387,7 @@ fn write_loop(
         ZeroMode::Punch
     };
     let mut w = ZeroSkipWriter::new(&target.direct, &target.file, mode, progress);
+
     let mut first = Vec::new();
     let mut off: u64 = 0;
     let mut last_cb = Instant::now();
@@ -373,6 +417,7 @@ fn write_loop(
             .kind(Kind::Storage)?;
         off += data.len() as u64;
         let _ = free.send(b);
+
         if let Some(cb) = &mut req.on_progress {
             if last_cb.elapsed() >= Duration::from_millis(250) {
                 cb(progress.snapshot());
