@@ -25,7 +25,8 @@ use crate::blockdev::{self, RootFound, Target};
 use crate::error::{Kind, KindExt};
 use crate::grow::{self, GrowOutcome};
 use crate::io::{
-    AlignedBuf, Digests, HashReader, LimitReader, Progress, Snapshot, ZeroMode, ZeroSkipWriter,
+    AlignedBuf, ChannelReader, Digests, HashReader, LimitReader, Progress, Snapshot, ZeroMode,
+    ZeroSkipWriter,
 };
 use crate::source::{self, decode, kind::split_dd, FetchOptions, Found, SourceType};
 
@@ -246,11 +247,7 @@ fn stream(
         std::thread::Builder::new()
             .name("decode".into())
             .spawn(move || -> Result<Found> {
-                let input = ChannelReader {
-                    rx: chunk_rx,
-                    cur: Vec::new(),
-                    pos: 0,
-                };
+                let input = ChannelReader::new(chunk_rx);
                 decode::with_image(input, declared, |image, _found| {
                     let mut image: Box<dyn Read> = match limit {
                         Some(l) => Box::new(LimitReader::new(
@@ -324,29 +321,12 @@ fn stream(
 }
 
 fn verify(req: &Request, d: &Digests) -> Result<()> {
-    if let Some(want) = req.size {
-        if want != d.size {
-            bail!(
-                "the source is {} bytes, not the declared size {want}",
-                d.size
-            );
-        }
+    source::Expect {
+        sha256: req.sha256.clone(),
+        sha512: req.sha512.clone(),
+        size: req.size,
     }
-    for (name, want, got) in [
-        ("sha256", &req.sha256, &d.sha256),
-        ("sha512", &req.sha512, &d.sha512),
-    ] {
-        if let (Some(w), Some(g)) = (want, got) {
-            if !w.trim().eq_ignore_ascii_case(g) {
-                bail!(
-                    "{name} mismatch for {}: expected {}, got {g}",
-                    req.uri,
-                    w.trim()
-                );
-            }
-        }
-    }
-    Ok(())
+    .check(&req.uri, d)
 }
 
 /// The writer: returns the held first MiB, the image size and the zero mode used.
@@ -424,32 +404,6 @@ fn check_sector_size(first: &[u8], sector: u32) -> Result<()> {
     }
 }
 
-/// Reads the fetch thread's chunks as one stream.
-struct ChannelReader {
-    rx: Receiver<io::Result<Vec<u8>>>,
-    cur: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.cur.len() {
-            match self.rx.recv() {
-                Ok(Ok(c)) => {
-                    self.cur = c;
-                    self.pos = 0;
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = (self.cur.len() - self.pos).min(buf.len());
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
 /// `deployer write-image SOURCE TARGET`.
 pub fn run(g: &crate::cli::Global, a: &crate::cli::WriteImageArgs) -> Result<()> {
     use std::io::IsTerminal;
@@ -457,12 +411,7 @@ pub fn run(g: &crate::cli::Global, a: &crate::cli::WriteImageArgs) -> Result<()>
     // The config's `proxy` key applies when a config is given (-c/--set); otherwise the usual
     // environment variables do (reqwest reads them).
     if !g.config.is_empty() || !g.set.is_empty() {
-        let p = crate::config::load(g)?.config.proxy;
-        req.fetch.proxy = source::ProxyConfig {
-            http_proxy: p.http_proxy,
-            https_proxy: p.https_proxy,
-            no_proxy: p.no_proxy,
-        };
+        req.fetch.proxy = (&crate::config::load(g)?.config.proxy).into();
     }
     req.sha256 = a.sha256.clone();
     req.sha512 = a.sha512.clone();

@@ -2,6 +2,7 @@
 //! clean up after themselves, a real HTTP server on 127.0.0.1 that can misbehave on purpose and
 //! records what it is sent, and the path of the built `deployer` binary.
 
+pub mod fixtures;
 pub mod http;
 pub mod loopdev;
 

@@ -290,3 +290,82 @@ fn not_a_tarball_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a tar archive"), "{err}");
 }
+
+/// A tgz of 6 MiB of random data (so that it does not compress) and its sha256.
+fn random_tgz(work: &Path) -> (PathBuf, String) {
+    sh(&format!(
+        "set -e; cd {w}; mkdir -p r/etc; head -c 6M /dev/urandom > r/blob; echo ok > r/etc/marker; \
+         tar -C r -czf r.tgz .",
+        w = work.display()
+    ));
+    let tgz = work.join("r.tgz");
+    let sum = sh(&format!("sha256sum {}", tgz.display()));
+    (tgz, sum.split_whitespace().next().unwrap().to_string())
+}
+
+fn typed_config(work: &Path, uri: &str, sha256: &str) -> PathBuf {
+    let cfg = work.join("extract.yaml");
+    std::fs::write(
+        &cfg,
+        format!("sources:\n  10_root: {{type: tgz, uri: '{uri}', sha256: {sha256}}}\n"),
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn http_source_resumes_after_a_cut_and_is_verified() {
+    require_root();
+    let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    let (tgz, sum) = random_tgz(work.path());
+    let srv = testkit::Server::start();
+    srv.serve_file("/r.tgz", &tgz);
+    let len = std::fs::metadata(&tgz).unwrap().len();
+    srv.fault("/r.tgz", testkit::Fault::CutAfter(len / 2));
+    let target = work.path().join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    let cfg = typed_config(work.path(), &srv.url("/r.tgz"), &sum);
+    let out = run_extract(&cfg, &target);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(target.join("blob")).unwrap(),
+        std::fs::read(work.path().join("r/blob")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("etc/marker")).unwrap(),
+        "ok\n"
+    );
+    // The cut was resumed with a Range request, not refetched from the start.
+    let reqs = srv.requests();
+    let ranged: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.path == "/r.tgz" && r.header("range").is_some())
+        .collect();
+    assert!(!ranged.is_empty(), "no Range request after the cut");
+}
+
+#[test]
+fn wrong_sha256_fails_with_the_checksum_error() {
+    require_root();
+    let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    let (tgz, sum) = random_tgz(work.path());
+    let target = work.path().join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    let bad = sum.replace(|c: char| c != '0', "0");
+    let cfg = typed_config(work.path(), &format!("file://{}", tgz.display()), &bad);
+    let out = run_extract(&cfg, &target);
+    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "sha256 mismatch for file://{}: expected {bad}, got {sum}",
+            tgz.display()
+        )),
+        "{err}"
+    );
+}

@@ -548,3 +548,38 @@ fn block_meta_then_extract_keeps_our_fstab_under_the_image_header() {
         format!("# /etc/fstab: image header\n# second line\n\n{ours}")
     );
 }
+
+/// `deployer install` runs each stage as curtin does: `curtin block-meta simple` with only
+/// $CONFIG (the merged config, JSON), $TARGET_MOUNT_POINT and $OUTPUT_FSTAB set.
+#[test]
+fn curtin_block_meta_reads_config_from_env() {
+    require_root();
+    let d = LoopDisk::new(512 * MIB);
+    let t = Target::new();
+    let cfg = t.dir.path().join("config.json");
+    std::fs::write(
+        &cfg,
+        serde_json::json!({"block-meta": {"format": "gpt", "devices": [d.dev]}}).to_string(),
+    )
+    .unwrap();
+    let out = Command::new(testkit::curtin_dir().join("curtin"))
+        .args(["block-meta", "simple"])
+        .env("CONFIG", &cfg)
+        .env("TARGET_MOUNT_POINT", t.path())
+        .env("OUTPUT_FSTAB", t.fstab())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(blkid(&d.part(1), "LABEL"), "cloudimg-rootfs");
+    assert_eq!(
+        sh(&format!("findmnt -rno SOURCE {}", t.path().display())).trim(),
+        d.part(1).display().to_string()
+    );
+    assert!(std::fs::read_to_string(t.fstab())
+        .unwrap()
+        .contains("LABEL=cloudimg-rootfs / ext4"));
+}

@@ -4,10 +4,10 @@
 
 pub mod config;
 pub mod custom;
+pub mod dd;
 pub mod disk;
 pub mod fstab;
 pub mod kernel;
-pub mod localcfg;
 pub mod mount;
 pub mod partition;
 pub mod simple;
@@ -46,7 +46,18 @@ pub fn run(g: &Global, a: &BlockMetaArgs) -> Result<()> {
     if a.umount {
         return mount::unmount_below(&target).kind(Kind::Storage);
     }
-    let loaded = localcfg::load(g).kind(Kind::Config)?;
+    let loaded = crate::config::load(g)?;
+    // A dd source means simple mode whatever `storage` says (curtin's block_meta): the image
+    // brings its own layout; storage only chooses the disk.
+    if let Some(src) = loaded.config.dd_source() {
+        let disk = dd::apply(src, &loaded, &a.devices, &target)?;
+        tracing::info!(
+            "image written to {}, root mounted at {}",
+            disk.display(),
+            target.display()
+        );
+        return Ok(());
+    }
     let cfg = &loaded.merged;
     let storage = loaded.config.storage.clone();
     std::fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;

@@ -34,7 +34,8 @@ pub fn layout(cfg: &Value) -> Result<Layout> {
 }
 
 /// The disk simple mode installs to: `-D`, else `block-meta.devices`, else the storage config's
-/// disk with `serial` and `grub_device`. Never a guess in tests: installable-disk discovery
+/// disk with `grub_device` and a `serial` (curtin) or a `path` (our extension; curtin ignores
+/// `path` here). Never a guess in tests: installable-disk discovery
 /// picks curtin's `sorted(valid)[0]` among unmounted, writable, non-removable disks >= 1 GiB.
 pub fn choose_disk(cfg: &Value, storage: Option<&Storage>, devices: &[PathBuf]) -> Result<PathBuf> {
     if let Some(d) = devices.first() {
@@ -52,10 +53,9 @@ pub fn choose_disk(cfg: &Value, storage: Option<&Storage>, devices: &[PathBuf]) 
     if let Some(st) = storage {
         for i in &st.config {
             if let Item::Disk(d) = i {
-                if d.serial.is_some() && d.grub_device {
+                if d.grub_device && (d.serial.is_some() || d.path.is_some()) {
                     return super::disk::find(&Disk {
                         wwn: None,
-                        path: None,
                         ..d.clone()
                     });
                 }

@@ -2,7 +2,6 @@
 //! mounted target (curtin `extract`). Tarballs only here; dd images are written by block-meta.
 
 pub mod acl;
-pub mod stream;
 pub mod unpack;
 
 use std::io::Read;
@@ -11,21 +10,72 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::error::{Kind, KindExt};
+use crate::source::{self, decode, Expect, FetchOptions, VerifyReader};
+use preseed::sources::Source;
 
 pub use unpack::Stats;
 
+const CHUNK: usize = 512 * 1024;
+const DEPTH: usize = 8;
+
 /// Unpack a tar stream (any compression, detected) into `target`, decoding on a second thread.
+/// The stream is read to its end, so that a [`VerifyReader`] under it has checked the source.
 pub fn extract_tar<R: Read + Send + 'static>(reader: R, target: &Path) -> Result<Stats> {
-    let decoded = stream::decoder(Box::new(reader)).kind(Kind::Source)?;
-    let piped = stream::pipelined(decoded);
-    let stats = unpack::unpack(piped, target)?;
+    let decoded = decode::tar_stream(reader).kind(Kind::Source)?;
+    let piped = crate::io::pipelined(Box::new(decoded), "extract-decode", CHUNK, DEPTH)
+        .context("starting the decode thread")?;
+    let mut input = Watched {
+        inner: piped,
+        failed: false,
+    };
+    let stats = match unpack::unpack(&mut input, target) {
+        Ok(s) => s,
+        // A read error is the source's (fetch, decode, checksum), not the target's.
+        Err(e) if input.failed => return Err(e).kind(Kind::Source),
+        Err(e) => return Err(e),
+    };
+    std::io::copy(&mut input, &mut std::io::sink())
+        .context("reading the end of the archive")
+        .kind(Kind::Source)?;
     sync_fs(target)?;
     Ok(stats)
 }
 
-/// Extract one source uri (path, `file://`, `http(s)://`) into `target`.
-pub fn extract_uri(uri: &str, target: &Path) -> Result<Stats> {
-    let raw = stream::open_uri(uri).kind(Kind::Source)?;
+/// Remembers whether a read failed, to tell source errors from target errors.
+struct Watched<R> {
+    inner: R,
+    failed: bool,
+}
+
+impl<R: Read> Read for Watched<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let r = self.inner.read(buf);
+        self.failed |= r.is_err();
+        r
+    }
+}
+
+/// Fetch (HTTP with Range resume, file://, a path), verify (`sha256`, `sha512`, `size`) and
+/// extract one source into `target`.
+pub fn extract_source(src: &Source, fetch: &FetchOptions, target: &Path) -> Result<Stats> {
+    let uri = &src.uri;
+    let opened = source::open(uri, fetch)
+        .with_context(|| format!("opening the source {uri}"))
+        .kind(Kind::Source)?;
+    if let (Some(want), Some(len)) = (src.size, opened.len) {
+        if want != len {
+            return Err(anyhow::anyhow!(
+                "the source {uri} is {len} bytes, not the declared size {want}"
+            ))
+            .kind(Kind::Source);
+        }
+    }
+    let expect = Expect {
+        sha256: src.sha256.clone(),
+        sha512: src.sha512.clone(),
+        size: src.size,
+    };
+    let raw = VerifyReader::new(opened.reader, expect, uri);
     extract_tar(raw, target).with_context(|| format!("extracting {uri} into {}", target.display()))
 }
 
@@ -41,7 +91,7 @@ fn sync_fs(target: &Path) -> Result<()> {
 
 /// Extract, keeping the fstab block-meta wrote into the target (the image's own fstab would
 /// replace it): the image's header lines, then block-meta's entries (curtin's `copy_fstab`).
-fn extract_with_fstab(uri: &str, target: &Path) -> Result<Stats> {
+fn extract_with_fstab(src: &Source, fetch: &FetchOptions, target: &Path) -> Result<Stats> {
     let fstab = target.join("etc/fstab");
     let ours = std::fs::read_to_string(&fstab)
         .ok()
@@ -55,7 +105,7 @@ fn extract_with_fstab(uri: &str, target: &Path) -> Result<Stats> {
                 .map(|l| format!("{l}\n"))
                 .collect::<String>()
         });
-    let st = extract_uri(uri, target)?;
+    let st = extract_source(src, fetch, target)?;
     if let Some(body) = ours {
         crate::block_meta::fstab::install(target, &body)?;
     }
@@ -68,7 +118,11 @@ pub fn run(g: &crate::cli::Global, a: &crate::cli::TargetArgs) -> Result<()> {
         .clone()
         .context("no target: pass --target-mount DIR or set TARGET_MOUNT_POINT")
         .kind(Kind::Config)?;
-    let loaded = crate::block_meta::localcfg::load(g).kind(Kind::Config)?;
+    let loaded = crate::config::load(g)?;
+    let fetch = FetchOptions {
+        proxy: (&loaded.config.proxy).into(),
+        ..FetchOptions::default()
+    };
     let mut any = false;
     for src in loaded.config.sources_sorted() {
         if src.kind.is_dd() {
@@ -88,7 +142,7 @@ pub fn run(g: &crate::cli::Global, a: &crate::cli::TargetArgs) -> Result<()> {
             src.uri,
             src.name
         );
-        let st = extract_with_fstab(&src.uri, &target)?;
+        let st = extract_with_fstab(src, &fetch, &target)?;
         tracing::info!("extracted {} entries, {} bytes", st.entries, st.bytes);
     }
     if !any {

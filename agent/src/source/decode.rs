@@ -204,19 +204,25 @@ where
     Ok(found)
 }
 
-/// Read `r` to its end into `buf`-sized chunks (every chunk full except the last).
-pub fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+/// A tar archive, plain or compressed (gzip, bzip2, xz, zstd; detected, concatenated members
+/// allowed, trailing garbage refused): the decompressed stream.
+pub fn tar_stream<I: Read>(input: I) -> Result<Members<I>> {
+    let mut pk = PeekReader::new(input, 1 << 20);
+    let head = pk.peek(512).context("reading the start of the source")?;
+    if head.is_empty() {
+        bail!("the source is empty");
     }
-    Ok(n)
+    let comp = Compression::sniff(head);
+    if comp == Compression::None && !detect::is_tar(head) {
+        bail!(
+            "not a tar archive (plain, gzip, bzip2, xz or zstd): unknown magic bytes {:02x?}",
+            &head[..head.len().min(8)]
+        );
+    }
+    Ok(Members::new(comp, pk)?)
 }
+
+pub use crate::io::read_full;
 
 #[cfg(test)]
 mod tests {

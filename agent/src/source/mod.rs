@@ -5,9 +5,11 @@ pub mod decode;
 pub mod detect;
 pub mod http;
 pub mod kind;
+pub mod verify;
 
 pub use detect::{Compression, Found};
 pub use kind::{DdSpec, SourceType};
+pub use verify::{Expect, VerifyReader};
 
 use anyhow::{Context, Result};
 use std::io::Read;
@@ -19,6 +21,16 @@ pub struct ProxyConfig {
     pub http_proxy: Option<String>,
     pub https_proxy: Option<String>,
     pub no_proxy: Option<String>,
+}
+
+impl From<&preseed::install::Proxy> for ProxyConfig {
+    fn from(p: &preseed::install::Proxy) -> Self {
+        ProxyConfig {
+            http_proxy: p.http_proxy.clone(),
+            https_proxy: p.https_proxy.clone(),
+            no_proxy: p.no_proxy.clone(),
+        }
+    }
 }
 
 /// How to fetch.

@@ -1,0 +1,107 @@
+//! The dd path of block-meta (curtin `meta_simple` with a dd source): whatever `storage` says,
+//! the image is written to one disk (storage only chooses it), the root found in the image is
+//! grown (unless `block-meta: {grow_root: false}`) and mounted at the target. No fstab is
+//! written, as curtin: the image's own is kept.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use preseed::sources::Source;
+use serde_yaml::Value;
+
+use super::config::Storage;
+use super::mount::Mounts;
+use crate::error::{Kind, KindExt};
+use crate::write_image::{self, Request};
+
+/// `block-meta: {grow_root: BOOL}`; true when absent (curtin never grows; see compatibility.md).
+pub fn grow_root(cfg: &Value) -> Result<bool> {
+    match cfg.get("block-meta").and_then(|b| b.get("grow_root")) {
+        None | Some(Value::Null) => Ok(true),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => anyhow::bail!("block-meta.grow_root must be true or false, not {other:?}"),
+    }
+}
+
+/// Write `src` to the chosen disk and mount its root at `target`; returns the disk.
+pub fn apply(
+    src: &Source,
+    loaded: &preseed::load::Loaded,
+    devices: &[PathBuf],
+    target: &Path,
+) -> Result<PathBuf> {
+    let cfg = &loaded.merged;
+    let grow = grow_root(cfg).kind(Kind::Config)?;
+    let storage: Option<&Storage> = loaded.config.storage.as_ref();
+    let disk = super::simple::choose_disk(cfg, storage, devices).kind(Kind::Storage)?;
+    tracing::info!(
+        "dd source {}: writing {} to {} (storage config used only to choose the disk)",
+        src.name,
+        src.uri,
+        disk.display()
+    );
+    let mut req = Request::new(&src.uri, &disk);
+    req.declared = Some(src.kind);
+    req.sha256 = src.sha256.clone();
+    req.sha512 = src.sha512.clone();
+    req.size = src.size;
+    req.grow = grow;
+    req.fetch.proxy = (&loaded.config.proxy).into();
+    let progress = Arc::new(Mutex::new(crate::report::Progress::new(
+        &format!("writing image to {}", disk.display()),
+        src.size,
+    )));
+    let pr = progress.clone();
+    req.on_progress = Some(Box::new(move |s| {
+        if let Ok(mut p) = pr.lock() {
+            p.update(s.read);
+        }
+    }));
+    let summary = write_image::write_image(req)?;
+    if let Ok(mut p) = progress.lock() {
+        p.done(summary.bytes_read);
+    }
+    tracing::info!("grow: {}", summary.grow);
+    let root = summary
+        .root
+        .context("no root file system found in the image")
+        .kind(Kind::Image)?;
+    std::fs::create_dir_all(target).with_context(|| format!("creating {}", target.display()))?;
+    let mut mounts = Mounts::default();
+    mounts
+        .mount(&root.device, target, None, "defaults")
+        .with_context(|| {
+            format!(
+                "mounting the image's root {} at {}",
+                root.device.display(),
+                target.display()
+            )
+        })
+        .kind(Kind::Storage)?;
+    mounts.keep();
+    tracing::info!(
+        "root {} (has /{}) mounted at {}",
+        root.device.display(),
+        root.marker,
+        target.display()
+    );
+    Ok(disk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grow_root_key() {
+        let v = |s: &str| serde_yaml::from_str::<Value>(s).unwrap();
+        assert!(grow_root(&v("{}")).unwrap());
+        assert!(grow_root(&v("block-meta: {grow_root: true}")).unwrap());
+        assert!(!grow_root(&v("block-meta: {grow_root: false}")).unwrap());
+        let e = grow_root(&v("block-meta: {grow_root: no-thanks}")).unwrap_err();
+        assert!(e
+            .to_string()
+            .contains("block-meta.grow_root must be true or false"));
+    }
+}
