@@ -138,7 +138,7 @@ network:
     );
     let run = ph
         .run("deploy (ephemeral OS, TCG)", || {
-            d.deploy(&config, Duration::from_secs(900))
+            d.deploy(&config, Duration::from_secs(1800))
         })
         .expect("deploy");
     assert_eq!(
@@ -204,7 +204,6 @@ network:
 }
 
 #[test]
-#[ignore = "whole deployment under TCG (minutes): DEPLOYER_QEMU=1 scripts/test"]
 fn ddgz_with_curtin_hooks_grows_and_boots() {
     let Some(_g) = gate("ddgz_with_curtin_hooks_grows_and_boots") else {
         return;
