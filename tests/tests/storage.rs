@@ -583,3 +583,46 @@ fn curtin_block_meta_reads_config_from_env() {
         .unwrap()
         .contains("LABEL=cloudimg-rootfs / ext4"));
 }
+
+/// curtin's builtin partitioning command is `curtin block-meta simple`, and `deployer install`
+/// runs it with MAAS's `storage` config: the storage config wins (custom mode), as in curtin.
+#[test]
+fn block_meta_simple_with_storage_config_is_custom() {
+    require_root();
+    let d = LoopDisk::new(512 * MIB);
+    let t = Target::new();
+    let cfg = t.dir.path().join("config.json");
+    std::fs::write(
+        &cfg,
+        serde_json::json!({"storage": {"version": 1, "config": [
+            {"id": "d0", "type": "disk", "ptable": "gpt", "path": d.dev},
+            {"id": "p1", "type": "partition", "device": "d0", "number": 1, "size": "100M"},
+            {"id": "p2", "type": "partition", "device": "d0", "number": 2, "size": "300M"},
+            {"id": "f2", "type": "format", "volume": "p2", "fstype": "ext4", "label": "mine"},
+            {"id": "m2", "type": "mount", "device": "f2", "path": "/"}]}})
+        .to_string(),
+    )
+    .unwrap();
+    let out = Command::new(testkit::curtin_dir().join("curtin"))
+        .args(["block-meta", "simple"])
+        .env("CONFIG", &cfg)
+        .env("TARGET_MOUNT_POINT", t.path())
+        .env("OUTPUT_FSTAB", t.fstab())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = parts(&d.dev);
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert_eq!(p[1].2, 300 * MIB / 512, "{p:?}");
+    assert_eq!(blkid(&d.part(2), "LABEL"), "mine");
+    assert_eq!(
+        sh(&format!("findmnt -rno SOURCE {}", t.path().display())).trim(),
+        d.part(2).display().to_string()
+    );
+    let fstab = std::fs::read_to_string(t.fstab()).unwrap();
+    assert!(!fstab.contains("cloudimg-rootfs"), "{fstab}");
+}

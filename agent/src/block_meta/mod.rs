@@ -60,10 +60,18 @@ pub fn run(g: &Global, a: &BlockMetaArgs) -> Result<()> {
     let cfg = &loaded.merged;
     let storage = loaded.config.storage.clone();
     std::fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;
-    let simple = matches!(
-        a.mode,
-        Some(BlockMetaMode::Simple | BlockMetaMode::SimpleBoot)
-    ) || storage.is_none();
+    // curtin's block_meta: a `storage` config means custom mode even when the command says
+    // `simple` (its builtin partitioning command is `curtin block-meta simple`, and MAAS sends
+    // `storage`); the mode argument only matters without one.
+    let simple = storage.is_none();
+    if storage.is_some()
+        && matches!(
+            a.mode,
+            Some(BlockMetaMode::Simple | BlockMetaMode::SimpleBoot)
+        )
+    {
+        tracing::debug!("storage config present: custom mode despite the simple argument");
+    }
     let storage = match (simple, storage) {
         (false, Some(s)) => s,
         _ => {

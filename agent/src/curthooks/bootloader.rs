@@ -51,6 +51,9 @@ fn require(chroot: &Chroot, t: &TargetTool) -> Result<()> {
 }
 
 fn run_in(chroot: &Chroot, argv: &[&str]) -> Result<()> {
+    // Announced before it runs: these take minutes on a slow machine, and the console shows
+    // which one a stalled install is in.
+    tracing::info!("running `{}` in the target", argv.join(" "));
     let out = chroot.output(argv)?;
     if !out.trim().is_empty() {
         tracing::info!("{}: {}", argv[0], out.trim_end());
