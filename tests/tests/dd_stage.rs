@@ -29,6 +29,18 @@ fn fixture() -> Fixture {
     Fixture { dir, gz, sha256 }
 }
 
+/// The fixture served over HTTP, a 256 MiB loop disk and a target directory unmounted on drop
+/// (bind in this order: the guard drops first, then the disk).
+fn setup() -> (Fixture, Server, LoopDisk, PathBuf, MountGuard) {
+    let f = fixture();
+    let srv = Server::start();
+    srv.serve_file("/disk.img.gz", &f.gz);
+    let disk = LoopDisk::new(256 * MIB);
+    let target = f.dir.path().join("target");
+    let guard = MountGuard(target.clone());
+    (f, srv, disk, target, guard)
+}
+
 fn curtin(args: &[&str], config: &Path, target: &Path, envs: &[(&str, &str)]) -> Output {
     let mut c = Command::new(curtin_dir().join("curtin"));
     c.args(args)
@@ -74,12 +86,7 @@ fn stderr(o: &Output) -> String {
 #[test]
 fn dd_source_written_grown_mounted_and_reported() {
     require_root();
-    let f = fixture();
-    let srv = Server::start();
-    srv.serve_file("/disk.img.gz", &f.gz);
-    let disk = LoopDisk::new(256 * MIB);
-    let target = f.dir.path().join("target");
-    let _guard = MountGuard(target.clone());
+    let (f, srv, disk, target, _guard) = setup();
     let cfg = config(&f, &srv, &disk, &f.sha256, serde_json::json!({}));
     let out = curtin(
         &["block-meta", "simple"],
@@ -150,12 +157,7 @@ fn dd_source_written_grown_mounted_and_reported() {
 #[test]
 fn dd_source_grow_off_and_bad_checksum() {
     require_root();
-    let f = fixture();
-    let srv = Server::start();
-    srv.serve_file("/disk.img.gz", &f.gz);
-    let disk = LoopDisk::new(256 * MIB);
-    let target = f.dir.path().join("target");
-    let _guard = MountGuard(target.clone());
+    let (f, srv, disk, target, _guard) = setup();
 
     // A wrong sha256: the stage fails naming the checksum, nothing is mounted, no table left.
     let bad = "0".repeat(64);

@@ -93,6 +93,16 @@ fn run_extract(cfg: &Path, target: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// `deployer extract`, which must succeed.
+fn extract_ok(cfg: &Path, target: &Path) {
+    let out = run_extract(cfg, target);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn tarball_extracts_identically_to_gnu_tar() {
     require_root();
@@ -106,12 +116,7 @@ fn tarball_extracts_identically_to_gnu_tar() {
         tgz.display()
     ));
     let cfg = config_for(work.path(), &format!("file://{}", tgz.display()));
-    let out = run_extract(&cfg, ours.dir.path());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    extract_ok(&cfg, ours.dir.path());
 
     let (a, b) = (describe(gnu.dir.path()), describe(ours.dir.path()));
     assert_eq!(a, b, "GNU tar vs deployer");
@@ -325,12 +330,7 @@ fn http_source_resumes_after_a_cut_and_is_verified() {
     let target = work.path().join("target");
     std::fs::create_dir_all(&target).unwrap();
     let cfg = typed_config(work.path(), &srv.url("/r.tgz"), &sum);
-    let out = run_extract(&cfg, &target);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    extract_ok(&cfg, &target);
     assert_eq!(
         std::fs::read(target.join("blob")).unwrap(),
         std::fs::read(work.path().join("r/blob")).unwrap()
@@ -407,12 +407,7 @@ fn write_files_after_the_sources() {
         ),
     )
     .unwrap();
-    let out = run_extract(&cfg, &target);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    extract_ok(&cfg, &target);
     assert_eq!(
         std::fs::read_to_string(target.join("etc/marker")).unwrap(),
         "from config\n"

@@ -549,8 +549,24 @@ fn block_meta_then_extract_keeps_our_fstab_under_the_image_header() {
     );
 }
 
-/// `deployer install` runs each stage as curtin does: `curtin block-meta simple` with only
-/// $CONFIG (the merged config, JSON), $TARGET_MOUNT_POINT and $OUTPUT_FSTAB set.
+/// Run `curtin block-meta simple` as `deployer install` runs the stage: with only $CONFIG (the
+/// merged config, JSON), $TARGET_MOUNT_POINT and $OUTPUT_FSTAB set. It must succeed.
+fn curtin_block_meta_simple(t: &Target, cfg: &Path) {
+    let out = Command::new(testkit::curtin_dir().join("curtin"))
+        .args(["block-meta", "simple"])
+        .env("CONFIG", cfg)
+        .env("TARGET_MOUNT_POINT", t.path())
+        .env("OUTPUT_FSTAB", t.fstab())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `deployer install` runs each stage as curtin does, the config coming from $CONFIG.
 #[test]
 fn curtin_block_meta_reads_config_from_env() {
     require_root();
@@ -562,18 +578,7 @@ fn curtin_block_meta_reads_config_from_env() {
         serde_json::json!({"block-meta": {"format": "gpt", "devices": [d.dev]}}).to_string(),
     )
     .unwrap();
-    let out = Command::new(testkit::curtin_dir().join("curtin"))
-        .args(["block-meta", "simple"])
-        .env("CONFIG", &cfg)
-        .env("TARGET_MOUNT_POINT", t.path())
-        .env("OUTPUT_FSTAB", t.fstab())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    curtin_block_meta_simple(&t, &cfg);
     assert_eq!(blkid(&d.part(1), "LABEL"), "cloudimg-rootfs");
     assert_eq!(
         sh(&format!("findmnt -rno SOURCE {}", t.path().display())).trim(),
@@ -603,18 +608,7 @@ fn block_meta_simple_with_storage_config_is_custom() {
         .to_string(),
     )
     .unwrap();
-    let out = Command::new(testkit::curtin_dir().join("curtin"))
-        .args(["block-meta", "simple"])
-        .env("CONFIG", &cfg)
-        .env("TARGET_MOUNT_POINT", t.path())
-        .env("OUTPUT_FSTAB", t.fstab())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    curtin_block_meta_simple(&t, &cfg);
     let p = parts(&d.dev);
     assert_eq!(p.len(), 2, "{p:?}");
     assert_eq!(p[1].2, 300 * MIB / 512, "{p:?}");
