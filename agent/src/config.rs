@@ -77,7 +77,7 @@ fn set_document(arg: &str) -> anyhow::Result<(String, String)> {
     if !doc.is_mapping() {
         anyhow::bail!("--set {arg}: a whole-document value must be a JSON object");
     }
-    Ok((format!("--set {arg}"), serde_yaml::to_string(&doc)?))
+    Ok((format!("--set {arg}"), preseed::yaml::to_string(&doc)?))
 }
 
 #[cfg(test)]

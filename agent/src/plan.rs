@@ -17,7 +17,7 @@ pub fn validate(g: &Global, a: &ValidateArgs) -> anyhow::Result<()> {
     }
     let mut out = std::io::stdout().lock();
     if a.print {
-        write!(out, "{}", serde_yaml::to_string(&loaded.merged)?)?;
+        write!(out, "{}", preseed::yaml::to_string(&loaded.merged)?)?;
     } else {
         writeln!(out, "config is valid: {}", summary(&loaded))?;
     }

@@ -332,7 +332,7 @@ pub fn show(v: &Value) -> String {
         Value::Null => "null".into(),
         Value::Sequence(_) => "a list".into(),
         Value::Mapping(_) => "a mapping".into(),
-        other => serde_yaml::to_string(other)
+        other => crate::yaml::to_string(other)
             .map(|s| s.trim_end().to_string())
             .unwrap_or_else(|_| format!("{other:?}")),
     }

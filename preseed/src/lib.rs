@@ -9,6 +9,7 @@
 //!   per top-level key family.
 //! - [`size`]: curtin's size units.
 //! - [`error`]: errors that name the file, line, column and key path.
+//! - [`yaml`]: writing YAML that YAML 1.1 readers (curtin, cloud-init) read back the same.
 //! - [`generate`]: configs and user-data the way MAAS builds them for custom images.
 
 pub mod commands;
@@ -23,6 +24,7 @@ pub mod reporting;
 pub mod size;
 pub mod sources;
 pub mod storage;
+pub mod yaml;
 
 pub use config::Config;
 pub use error::{ConfigError, Result};

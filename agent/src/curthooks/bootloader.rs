@@ -133,17 +133,16 @@ fn grub_devices(cfg: &Value) -> Vec<PathBuf> {
     out
 }
 
-/// A disk entry's device: `path`, else `/dev/disk/by-id/*<serial>`.
+/// A disk entry's device: its `path`, else found as the partitioning stage found it (wwn or
+/// serial through sysfs or by-id): the ephemeral OS may have no udev, so no /dev/disk/by-id.
 fn disk_path(disk: &Value) -> Option<PathBuf> {
     if let Some(p) = disk.get("path").and_then(Value::as_str) {
         return Some(PathBuf::from(p));
     }
-    let serial = disk.get("serial").and_then(Value::as_str)?;
-    let dir = std::fs::read_dir("/dev/disk/by-id").ok()?;
-    dir.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
-        let n = p.file_name().unwrap_or_default().to_string_lossy();
-        n.ends_with(serial) && !n.contains("-part")
-    })
+    let d: preseed::storage::Disk = serde_yaml::from_value(disk.clone()).ok()?;
+    crate::block_meta::disk::find(&d)
+        .map_err(|e| tracing::warn!("{e:#}"))
+        .ok()
 }
 
 /// The bootloader step.

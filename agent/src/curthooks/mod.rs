@@ -165,8 +165,8 @@ pub fn write_cloudconfig(target: &Path, cfg: &Value) -> Result<()> {
     for (key, item) in items {
         let content = match item.get("content") {
             Some(Value::String(s)) => s.clone(),
-            Some(other) => serde_yaml::to_string(other)?,
-            None => serde_yaml::to_string(item)?,
+            Some(other) => preseed::yaml::to_string(other)?,
+            None => preseed::yaml::to_string(item)?,
         };
         let rel = match item.get("path").and_then(Value::as_str) {
             Some(p) => p.trim_start_matches('/').to_string(),

@@ -231,7 +231,7 @@ fn add_save_install_config(cfg: &mut Value) {
         _ => None,
     };
     let Some(path) = path else { return };
-    let content = serde_yaml::to_string(cfg).unwrap_or_default();
+    let content = preseed::yaml::to_string(cfg).unwrap_or_default();
     let entry: Value = serde_yaml::to_value(serde_json::json!({
         "path": path, "permissions": "0400", "owner": "root:root", "content": content
     }))

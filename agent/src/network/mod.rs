@@ -40,7 +40,7 @@ pub fn from_config(cfg: &Value) -> Result<Option<Network>> {
 pub fn passthrough_text(net: &Network) -> Result<String> {
     let mut m = serde_yaml::Mapping::new();
     m.insert(Value::String("network".into()), net.raw.clone());
-    serde_yaml::to_string(&Value::Mapping(m)).context("writing network YAML")
+    preseed::yaml::to_string(&Value::Mapping(m)).context("writing network YAML")
 }
 
 /// Render for a format. netplan/eni need v1 (v2 is already netplan: it is written as is).

@@ -72,7 +72,7 @@ fn bridge_key(k: &str) -> Option<&'static str> {
 /// Render the whole file (header + YAML).
 pub fn render(st: &State) -> Result<String> {
     let doc = render_value(st)?;
-    let body = serde_yaml::to_string(&doc).map_err(|e| anyhow!("writing netplan YAML: {e}"))?;
+    let body = preseed::yaml::to_string(&doc).map_err(|e| anyhow!("writing netplan YAML: {e}"))?;
     Ok(format!("{HEADER}{body}"))
 }
 

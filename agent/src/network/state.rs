@@ -151,7 +151,7 @@ pub fn scalar_text(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Sequence(s) => s.iter().map(scalar_text).collect::<Vec<_>>().join(" "),
         Value::Null => String::new(),
-        other => serde_yaml::to_string(other)
+        other => preseed::yaml::to_string(other)
             .unwrap_or_default()
             .trim()
             .to_string(),

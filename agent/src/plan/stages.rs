@@ -484,7 +484,7 @@ fn curthooks(c: &Config, merged: &Value, out: &mut Vec<String>) {
     if let Some(sw) = &c.swap {
         out.push(format!(
             "    swap: {}",
-            serde_yaml::to_string(sw)
+            preseed::yaml::to_string(sw)
                 .unwrap_or_default()
                 .trim()
                 .replace('\n', ", ")

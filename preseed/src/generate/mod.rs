@@ -275,7 +275,7 @@ impl Generated {
         format!(
             "#curtin-config\n# source: {}\n{}",
             self.source,
-            serde_yaml::to_string(&self.merged()).expect("YAML of a Value")
+            crate::yaml::to_string(&self.merged()).expect("YAML of a Value")
         )
     }
 
@@ -286,7 +286,7 @@ impl Generated {
             .iter()
             .enumerate()
             .map(|(i, f)| {
-                let body = serde_yaml::to_string(&f.value).expect("YAML of a Value");
+                let body = crate::yaml::to_string(&f.value).expect("YAML of a Value");
                 (
                     format!("config-{i:03}.cfg"),
                     format!("#curtin-config\n# {i:03} {}\n{body}", f.name),
@@ -308,7 +308,7 @@ impl Generated {
         format!(
             "#curtin-config-archive\n# source: {}\n{}",
             self.source,
-            serde_yaml::to_string(&Value::Sequence(items)).expect("YAML of a Value")
+            crate::yaml::to_string(&Value::Sequence(items)).expect("YAML of a Value")
         )
     }
 }

@@ -119,6 +119,6 @@ pub fn render(m: &Machine, g: &Generated, opts: &Options) -> String {
     c.insert("power_state".into(), Value::Mapping(ps));
     format!(
         "#cloud-config\n{}",
-        serde_yaml::to_string(&Value::Mapping(c)).expect("YAML of a Value")
+        crate::yaml::to_string(&Value::Mapping(c)).expect("YAML of a Value")
     )
 }
