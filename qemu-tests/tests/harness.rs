@@ -209,6 +209,7 @@ fn ephemeral_os_boots_to_its_marker_and_reaches_the_server() {
 }
 
 #[test]
+#[ignore = "5 min of TCG that scenarios 1 (a UEFI boot) and 2 (this ddgz, deployed and booted) cover: DEPLOYER_QEMU=1 scripts/test"]
 fn dd_image_written_on_the_host_boots_to_cloud_init_under_uefi() {
     let Some(_g) = gate("dd_image_written_on_the_host_boots_to_cloud_init_under_uefi") else {
         return;

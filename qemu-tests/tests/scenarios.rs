@@ -1,10 +1,9 @@
 //! The three whole deployments of issue 8, from the ephemeral boot to the deployed OS's first
 //! boot. They drive `deployer install` as a provisioning system does (config URL on the kernel
 //! command line) and need a static deployer (`scripts/build-static`) and minutes of TCG each.
-//! Those that pass run in the default test run (`scripts/test` shows their phases and
-//! durations; `DEPLOYER_QEMU=0` skips them); one still `#[ignore]`d says why, and runs with
-//! `DEPLOYER_QEMU=1 scripts/test` or
-//! `cargo test -p qemu-tests --test scenarios -- --ignored --nocapture`.
+//! All three run in the default test run (`scripts/test` shows their phases and durations;
+//! `DEPLOYER_QEMU=0` skips them); one alone: `cargo test -p qemu-tests --test scenarios NAME
+//! -- --nocapture`.
 
 use qemu_tests::image::{self, DiskRecipe, CLOUD_ROOT, MARKER_HOOK, NO_CLOUD_INIT_ROOT};
 use qemu_tests::scenario::{check_oauth, ext4_size, partition_extent, stage_events, Deployment};
@@ -93,7 +92,6 @@ fn assert_success_events(d: &Deployment) {
 }
 
 #[test]
-#[ignore = "whole deployment under TCG (minutes): DEPLOYER_QEMU=1 scripts/test"]
 fn tgz_flat_uefi_static_network() {
     let Some(_g) = gate("tgz_flat_uefi_static_network") else {
         return;
