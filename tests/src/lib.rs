@@ -5,6 +5,7 @@
 pub mod fixtures;
 pub mod http;
 pub mod loopdev;
+pub mod yaml11;
 
 pub use http::{Fault, Request, Server};
 pub use loopdev::{LoopDisk, MountGuard};

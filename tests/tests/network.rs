@@ -34,43 +34,10 @@ fn render_ok(input: &std::path::Path, format: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// `text` as PyYAML reads it (YAML 1.1, as cloud-init and curtin do), in JSON.
-fn pyyaml(text: &str) -> serde_json::Value {
-    use std::io::Write;
-    let mut child = Command::new("python3")
-        .args([
-            "-c",
-            "import sys, json, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 with PyYAML (scripts/setup installs python3-yaml)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "PyYAML could not read:\n{text}");
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// A YAML 1.1 reader gets the same document as a YAML 1.2 one.
-fn assert_same_in_yaml11(text: &str) {
-    let v12: serde_json::Value = serde_yaml::from_str(text).unwrap();
-    assert_eq!(
-        pyyaml(text),
-        v12,
-        "YAML 1.1 reads this differently:\n{text}"
-    );
-}
-
 fn check_case(case: &str) {
     let input = golden(&format!("{case}.yaml"));
     let netplan = render_ok(&input, "netplan");
-    assert_same_in_yaml11(&netplan);
+    testkit::yaml11::assert_same(&netplan);
     let got: Value = serde_yaml::from_str(&netplan).unwrap();
     let want: Value = serde_yaml::from_str(
         &std::fs::read_to_string(golden(&format!("{case}.netplan.yaml"))).unwrap(),
@@ -172,7 +139,7 @@ fn digit_only_mac_stays_a_string_for_yaml11_readers() {
     for format in ["passthrough", "netplan"] {
         let text = render_ok(&cfg, format);
         assert!(text.contains("'52:54:00:12:34:56'"), "{format}:\n{text}");
-        assert_same_in_yaml11(&text);
+        testkit::yaml11::assert_same(&text);
     }
 }
 
