@@ -551,10 +551,12 @@ fn block_meta_then_extract_keeps_our_fstab_under_the_image_header() {
 
 /// Run `curtin block-meta simple` as `deployer install` runs the stage: with only $CONFIG (the
 /// merged config, JSON), $TARGET_MOUNT_POINT and $OUTPUT_FSTAB set. It must succeed.
-fn curtin_block_meta_simple(t: &Target, cfg: &Path) {
+fn curtin_block_meta_simple(t: &Target, config: serde_json::Value) {
+    let cfg = t.dir.path().join("config.json");
+    std::fs::write(&cfg, config.to_string()).unwrap();
     let out = Command::new(testkit::curtin_dir().join("curtin"))
         .args(["block-meta", "simple"])
-        .env("CONFIG", cfg)
+        .env("CONFIG", &cfg)
         .env("TARGET_MOUNT_POINT", t.path())
         .env("OUTPUT_FSTAB", t.fstab())
         .output()
@@ -572,13 +574,10 @@ fn curtin_block_meta_reads_config_from_env() {
     require_root();
     let d = LoopDisk::new(512 * MIB);
     let t = Target::new();
-    let cfg = t.dir.path().join("config.json");
-    std::fs::write(
-        &cfg,
-        serde_json::json!({"block-meta": {"format": "gpt", "devices": [d.dev]}}).to_string(),
-    )
-    .unwrap();
-    curtin_block_meta_simple(&t, &cfg);
+    curtin_block_meta_simple(
+        &t,
+        serde_json::json!({"block-meta": {"format": "gpt", "devices": [d.dev]}}),
+    );
     assert_eq!(blkid(&d.part(1), "LABEL"), "cloudimg-rootfs");
     assert_eq!(
         sh(&format!("findmnt -rno SOURCE {}", t.path().display())).trim(),
@@ -596,19 +595,15 @@ fn block_meta_simple_with_storage_config_is_custom() {
     require_root();
     let d = LoopDisk::new(512 * MIB);
     let t = Target::new();
-    let cfg = t.dir.path().join("config.json");
-    std::fs::write(
-        &cfg,
+    curtin_block_meta_simple(
+        &t,
         serde_json::json!({"storage": {"version": 1, "config": [
             {"id": "d0", "type": "disk", "ptable": "gpt", "path": d.dev},
             {"id": "p1", "type": "partition", "device": "d0", "number": 1, "size": "100M"},
             {"id": "p2", "type": "partition", "device": "d0", "number": 2, "size": "300M"},
             {"id": "f2", "type": "format", "volume": "p2", "fstype": "ext4", "label": "mine"},
-            {"id": "m2", "type": "mount", "device": "f2", "path": "/"}]}})
-        .to_string(),
-    )
-    .unwrap();
-    curtin_block_meta_simple(&t, &cfg);
+            {"id": "m2", "type": "mount", "device": "f2", "path": "/"}]}}),
+    );
     let p = parts(&d.dev);
     assert_eq!(p.len(), 2, "{p:?}");
     assert_eq!(p[1].2, 300 * MIB / 512, "{p:?}");
