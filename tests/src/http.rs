@@ -388,31 +388,16 @@ fn reason(code: u16) -> &'static str {
     }
 }
 
-/// An RFC 7231 date, without pulling a date crate into the kit.
+/// An RFC 7231 date, `offset` seconds from now (a server whose clock is off).
 fn http_date(offset: i64) -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-        .saturating_add(offset)
-        .max(0) as u64;
-    let days = secs / 86400;
-    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
-    let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if mo <= 2 { 1 } else { 0 };
-    let mon = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(mo - 1) as usize];
-    format!("{wd}, {d:02} {mon} {y} {h:02}:{m:02}:{s:02} GMT")
+    let now = std::time::SystemTime::now();
+    let d = std::time::Duration::from_secs(offset.unsigned_abs());
+    let t = if offset < 0 {
+        now.checked_sub(d).unwrap_or(std::time::UNIX_EPOCH)
+    } else {
+        now + d
+    };
+    httpdate::fmt_http_date(t)
 }
 
 #[cfg(test)]

@@ -275,27 +275,25 @@ pub fn apply(chroot: &Chroot, wd: &WorkingDir) -> Result<Applied> {
     Ok(applied)
 }
 
+/// A config file's lines without blanks and comments, trimmed.
+fn meaningful_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
 /// curtin's after-steps: drop Ubuntu's legacy eth0 DHCP stanza and the IPv6 privacy default.
 fn cleanup_legacy(root: &Path) {
     let eth0 = root.join("etc/network/interfaces.d/eth0.cfg");
     if let Ok(t) = fs::read_to_string(&eth0) {
-        let lines: Vec<&str> = t
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .collect();
-        if lines == ["auto eth0", "iface eth0 inet dhcp"] {
+        if meaningful_lines(&t) == ["auto eth0", "iface eth0 inet dhcp"] {
             let _ = fs::remove_file(&eth0);
         }
     }
     let privacy = root.join("etc/sysctl.d/10-ipv6-privacy.conf");
     if let Ok(t) = fs::read_to_string(&privacy) {
-        let lines: Vec<&str> = t
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .collect();
-        if lines
+        if meaningful_lines(&t)
             == [
                 "net.ipv6.conf.all.use_tempaddr = 2",
                 "net.ipv6.conf.default.use_tempaddr = 2",

@@ -240,10 +240,11 @@ fn collect(m: &Machine) -> Result<Vec<Iface<'_>>, GenError> {
             }
             bond_params.push((canon, v.clone()));
         }
-        let mac = match &b.mac {
-            Some(mac) => Some(check_mac(&format!("{key}.mac"), mac)?),
-            None => None,
-        };
+        let mac = b
+            .mac
+            .as_deref()
+            .map(|mac| check_mac(&format!("{key}.mac"), mac))
+            .transpose()?;
         out.push(Iface {
             kind: Kind::Bond,
             name: b.name.clone(),
@@ -296,10 +297,11 @@ fn collect(m: &Machine) -> Result<Vec<Iface<'_>>, GenError> {
                 "a bridge needs members",
             ));
         }
-        let mac = match &b.mac {
-            Some(mac) => Some(check_mac(&format!("{key}.mac"), mac)?),
-            None => None,
-        };
+        let mac = b
+            .mac
+            .as_deref()
+            .map(|mac| check_mac(&format!("{key}.mac"), mac))
+            .transpose()?;
         out.push(Iface {
             kind: Kind::Bridge,
             name: b.name.clone(),
