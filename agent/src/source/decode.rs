@@ -9,13 +9,14 @@ use anyhow::{bail, Context, Result};
 use std::io::{self, Read};
 
 use super::detect::{self, Compression, Found};
+use super::igzip::GzipMember;
 use super::kind::{DdSpec, SourceType};
 use crate::io::PeekReader;
 
 type Src<I> = PeekReader<I>;
 
 enum Dec<I: Read> {
-    Gz(flate2::bufread::GzDecoder<Src<I>>),
+    Gz(GzipMember<Src<I>>),
     Xz(liblzma::bufread::XzDecoder<Src<I>>),
     Bz(bzip2::bufread::BzDecoder<Src<I>>),
     Zst(zstd::stream::read::Decoder<'static, Src<I>>),
@@ -24,7 +25,7 @@ enum Dec<I: Read> {
 impl<I: Read> Dec<I> {
     fn new(c: Compression, src: Src<I>) -> io::Result<Self> {
         Ok(match c {
-            Compression::Gzip => Dec::Gz(flate2::bufread::GzDecoder::new(src)),
+            Compression::Gzip => Dec::Gz(GzipMember::new(src)),
             Compression::Xz => Dec::Xz(liblzma::bufread::XzDecoder::new(src)),
             Compression::Bzip2 => Dec::Bz(bzip2::bufread::BzDecoder::new(src)),
             Compression::Zstd => {

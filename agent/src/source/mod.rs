@@ -4,6 +4,7 @@
 pub mod decode;
 pub mod detect;
 pub mod http;
+pub mod igzip;
 pub mod kind;
 pub mod verify;
 
