@@ -2,7 +2,8 @@
 //!
 //! Why not flate2 here: a dd-gz image is inflated on one core, and that core is the whole
 //! deployment's bottleneck. igzip's inflate is about 30% faster than zlib-rs on disk-image data
-//! on this class of machine (docs/bench-dd.md). flate2 still decodes everything else.
+//! on this class of machine (docs/bench-dd.md). flate2 stays for small gzip payloads
+//! (`write_files` content).
 //!
 //! Like `flate2::bufread::GzDecoder`, the decoder reads from a [`BufRead`] and consumes exactly
 //! its member (header, deflate data, CRC32 and length trailer, both checked), so whatever
