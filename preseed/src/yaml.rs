@@ -52,12 +52,14 @@ pub fn to_string<T: Serialize + ?Sized>(value: &T) -> Result<String, serde_yaml:
     }
     let mut quoted = Vec::new();
     mark(&mut v, &prefix, &mut quoted);
-    let mut out = serde_yaml::to_string(&v)?;
-    // Last first, so that token 1 is never replaced inside token 10.
-    for (i, s) in quoted.iter().enumerate().rev() {
-        out = out.replace(&token(&prefix, i), &format!("'{}'", s.replace('\'', "''")));
-    }
-    Ok(out)
+    let out = serde_yaml::to_string(&v)?;
+    let tokens =
+        Regex::new(&format!("{}([0-9]+)__", regex::escape(&prefix))).expect("token pattern");
+    let restored = tokens.replace_all(&out, |c: &regex::Captures| {
+        let s = &quoted[c[1].parse::<usize>().expect("token number")];
+        format!("'{}'", s.replace('\'', "''"))
+    });
+    Ok(restored.into_owned())
 }
 
 fn token(prefix: &str, i: usize) -> String {

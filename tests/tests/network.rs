@@ -34,6 +34,14 @@ fn render_ok(input: &std::path::Path, format: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `text` as a config file `c.yaml` in a fresh directory (kept while the guard lives).
+fn config_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(&cfg, text).unwrap();
+    (dir, cfg)
+}
+
 fn check_case(case: &str) {
     let input = golden(&format!("{case}.yaml"));
     let netplan = render_ok(&input, "netplan");
@@ -108,11 +116,9 @@ fn golden_aliases() {
 
 #[test]
 fn passthrough_is_the_config_as_given() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.yaml");
     let net =
         "network:\n  version: 2\n  ethernets:\n    eth0: {dhcp4: true, mtu: 0, x-unknown: kept}\n";
-    std::fs::write(&cfg, format!("sources: {{a: 'http://x/y.tgz'}}\n{net}")).unwrap();
+    let (_dir, cfg) = config_file(&format!("sources: {{a: 'http://x/y.tgz'}}\n{net}"));
     let got: Value = serde_yaml::from_str(&render_ok(&cfg, "passthrough")).unwrap();
     let want: Value = serde_yaml::from_str(net).unwrap();
     assert_eq!(got, want);
@@ -128,14 +134,10 @@ fn passthrough_is_the_config_as_given() {
 /// MAC 41135085296 and applies no network): what deployer writes keeps it a string.
 #[test]
 fn digit_only_mac_stays_a_string_for_yaml11_readers() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.yaml");
-    std::fs::write(
-        &cfg,
+    let (_dir, cfg) = config_file(
         "network: {version: 1, config: [{type: physical, name: eth0, \
          mac_address: '52:54:00:12:34:56', subnets: [{type: static, address: 10.0.2.50/24}]}]}\n",
-    )
-    .unwrap();
+    );
     for format in ["passthrough", "netplan"] {
         let text = render_ok(&cfg, format);
         assert!(text.contains("'52:54:00:12:34:56'"), "{format}:\n{text}");
@@ -145,13 +147,9 @@ fn digit_only_mac_stays_a_string_for_yaml11_readers() {
 
 #[test]
 fn bad_network_is_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.yaml");
-    std::fs::write(
-        &cfg,
+    let (_dir, cfg) = config_file(
         "network: {version: 1, config: [{type: physical, name: eth0, subnets: [{type: static, address: 10.0.0.300/24}]}]}\n",
-    )
-    .unwrap();
+    );
     let out = render(&cfg, "netplan");
     assert_eq!(out.status.code(), Some(2), "config error exit code");
     let err = String::from_utf8_lossy(&out.stderr);

@@ -58,25 +58,22 @@ pub fn run(g: &Global, a: &BlockMetaArgs) -> Result<()> {
         return Ok(());
     }
     let cfg = &loaded.merged;
-    let storage = loaded.config.storage.clone();
     std::fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;
     // curtin's block_meta: a `storage` config means custom mode even when the command says
     // `simple` (its builtin partitioning command is `curtin block-meta simple`, and MAAS sends
     // `storage`); the mode argument only matters without one.
-    let simple = storage.is_none();
-    if storage.is_some()
-        && matches!(
-            a.mode,
-            Some(BlockMetaMode::Simple | BlockMetaMode::SimpleBoot)
-        )
-    {
-        tracing::debug!("storage config present: custom mode despite the simple argument");
-    }
-    let storage = match (simple, storage) {
-        (false, Some(s)) => s,
-        _ => {
-            let disk = simple::choose_disk(cfg, loaded.config.storage.as_ref(), &a.devices)
-                .kind(Kind::Storage)?;
+    let storage = match loaded.config.storage.clone() {
+        Some(s) => {
+            if matches!(
+                a.mode,
+                Some(BlockMetaMode::Simple | BlockMetaMode::SimpleBoot)
+            ) {
+                tracing::debug!("storage config present: custom mode despite the simple argument");
+            }
+            s
+        }
+        None => {
+            let disk = simple::choose_disk(cfg, None, &a.devices).kind(Kind::Storage)?;
             let layout = simple::layout(cfg).kind(Kind::Config)?;
             tracing::info!("simple mode: {layout:?} layout on {}", disk.display());
             simple::storage_for(&disk, layout)

@@ -120,6 +120,7 @@ fn default_search(m: &Machine) -> Vec<String> {
     s
 }
 
+/// `mac`, lower-cased, if it is one; the error names `{key}.mac`.
 fn check_mac(key: &str, mac: &str) -> Result<String, GenError> {
     let parts: Vec<&str> = mac.split(':').collect();
     if parts.len() != 6
@@ -128,7 +129,7 @@ fn check_mac(key: &str, mac: &str) -> Result<String, GenError> {
             .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
     {
         return Err(GenError::new(
-            key,
+            &format!("{key}.mac"),
             format!("{mac:?} is not a MAC address (aa:bb:cc:dd:ee:ff)"),
         ));
     }
@@ -150,7 +151,7 @@ fn collect(m: &Machine) -> Result<Vec<Iface<'_>>, GenError> {
     for (i, p) in m.interfaces.iter().enumerate() {
         let key = format!("interfaces[{i}]");
         check_name(&format!("{key}.name"), &p.name)?;
-        let mac = check_mac(&format!("{key}.mac"), &p.mac)?;
+        let mac = check_mac(&key, &p.mac)?;
         let params = p
             .params
             .iter()
@@ -240,11 +241,7 @@ fn collect(m: &Machine) -> Result<Vec<Iface<'_>>, GenError> {
             }
             bond_params.push((canon, v.clone()));
         }
-        let mac = b
-            .mac
-            .as_deref()
-            .map(|mac| check_mac(&format!("{key}.mac"), mac))
-            .transpose()?;
+        let mac = b.mac.as_deref().map(|m| check_mac(&key, m)).transpose()?;
         out.push(Iface {
             kind: Kind::Bond,
             name: b.name.clone(),
@@ -297,11 +294,7 @@ fn collect(m: &Machine) -> Result<Vec<Iface<'_>>, GenError> {
                 "a bridge needs members",
             ));
         }
-        let mac = b
-            .mac
-            .as_deref()
-            .map(|mac| check_mac(&format!("{key}.mac"), mac))
-            .transpose()?;
+        let mac = b.mac.as_deref().map(|m| check_mac(&key, m)).transpose()?;
         out.push(Iface {
             kind: Kind::Bridge,
             name: b.name.clone(),
