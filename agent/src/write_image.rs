@@ -479,6 +479,7 @@ pub fn run(g: &crate::cli::Global, a: &crate::cli::WriteImageArgs) -> Result<()>
     req.sha256 = a.sha256.clone();
     req.sha512 = a.sha512.clone();
     req.size = a.size;
+    req.mirrors = a.mirrors.clone();
     req.grow = !a.no_grow;
     let bar = std::io::stderr().is_terminal().then(|| {
         let pb = indicatif::ProgressBar::new(0);

@@ -54,6 +54,8 @@ pub struct Request {
     pub status: u16,
     /// Body bytes sent in the answer.
     pub sent: u64,
+    /// When its head was read.
+    pub at: std::time::Instant,
 }
 
 impl Request {
@@ -323,6 +325,7 @@ fn handle(conn: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
             body,
             status: 0,
             sent: 0,
+            at: std::time::Instant::now(),
         };
         let (idx, route, fault, auth, offset) = {
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());

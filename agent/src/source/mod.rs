@@ -58,6 +58,9 @@ fn open_with(
     opts: &FetchOptions,
     handover: Option<http::Handover>,
 ) -> Result<Opened> {
+    if let Some(m) = mirrors.iter().find(|m| !is_http(m)) {
+        return Err(anyhow!("the mirror {m} is not an http:// or https:// URL"));
+    }
     if is_http(uri) {
         let urls = std::iter::once(uri.to_string())
             .chain(mirrors.iter().cloned())

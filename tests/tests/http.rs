@@ -1,0 +1,436 @@
+//! HTTP as a fleet client: resumes that prove they continue the same object (`If-Range`,
+//! `Content-Range`), restarts from byte 0 when the server answers with another object (a 200
+//! to a Range request, a replaced object, another length), `Retry-After`, and mirrors. Each
+//! test checks the bytes on the disk (or in the target) and the requests the server saw.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use testkit::fixtures::build_disk;
+use testkit::{deployer_bin, require_root, sh, Fault, LoopDisk, Server};
+
+const MIB: u64 = 1 << 20;
+
+/// Disk images: `a` and `b` of 16 MiB (the object before and after it was replaced on the
+/// server), `c` of 12 MiB (a replacement of another length); raw and gzipped. Cached under
+/// target/.
+struct Fixtures {
+    dir: PathBuf,
+}
+
+fn fixtures() -> &'static Fixtures {
+    static F: OnceLock<Fixtures> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = testkit::target_dir().join("http-fixtures-v1");
+        if !dir.join("done").exists() {
+            let tmp =
+                testkit::target_dir().join(format!("http-fixtures-tmp-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&tmp);
+            for (v, mib) in [("a", 16), ("b", 16), ("c", 12)] {
+                let d = tmp.join(v);
+                std::fs::create_dir_all(&d).unwrap();
+                build_disk(&d, "disk.img", mib, "ext4");
+                sh(&format!("cd {} && gzip -k disk.img", d.display()));
+            }
+            sh(&format!("touch {}/done", tmp.display()));
+            let _ = std::fs::rename(&tmp, &dir);
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        Fixtures { dir }
+    })
+}
+
+impl Fixtures {
+    /// `a` or `b`, `disk.img` or `disk.img.gz`.
+    fn path(&self, v: &str, name: &str) -> PathBuf {
+        self.dir.join(v).join(name)
+    }
+    fn bytes(&self, v: &str, name: &str) -> Vec<u8> {
+        std::fs::read(self.path(v, name)).unwrap()
+    }
+    fn len(&self, v: &str, name: &str) -> u64 {
+        std::fs::metadata(self.path(v, name)).unwrap().len()
+    }
+}
+
+fn sha256(p: &Path) -> String {
+    let out = sh(&format!("sha256sum {}", p.display()));
+    out.split_whitespace().next().unwrap().to_string()
+}
+
+struct Run {
+    code: i32,
+    stderr: String,
+}
+
+fn write_image(args: &[&str]) -> Run {
+    let out = Command::new(deployer_bin())
+        .arg("write-image")
+        .args(args)
+        .args(["--no-grow", "--json"])
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run deployer");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn ok(r: &Run) {
+    assert_eq!(r.code, 0, "write-image failed:\n{}", r.stderr);
+}
+
+fn dev(d: &LoopDisk) -> &str {
+    d.dev.to_str().unwrap()
+}
+
+/// The disk holds exactly `image` at its start.
+fn assert_image_on(d: &LoopDisk, image: &[u8]) {
+    let got = d.read_at(0, image.len());
+    if let Some(i) = got.iter().zip(image).position(|(a, b)| a != b) {
+        panic!("the disk differs from the image at byte {i}");
+    }
+}
+
+/// (status, Range, If-Range) of every request to `path`, in order.
+fn seen(srv: &Server, path: &str) -> Vec<(u16, Option<String>, Option<String>)> {
+    srv.requests()
+        .iter()
+        .filter(|r| r.path == path)
+        .map(|r| {
+            (
+                r.status,
+                r.header("range").map(String::from),
+                r.header("if-range").map(String::from),
+            )
+        })
+        .collect()
+}
+
+/// The byte a resume asked for (`bytes=N-`).
+fn range_start(range: &Option<String>) -> u64 {
+    let r = range.as_deref().expect("a Range header");
+    r.trim_start_matches("bytes=")
+        .trim_end_matches('-')
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_reset_is_resumed_with_if_range_and_the_same_object() {
+    require_root();
+    let fx = fixtures();
+    let srv = Server::start();
+    let len = fx.len("a", "disk.img.gz");
+    srv.serve_file("/img.gz", fx.path("a", "disk.img.gz"));
+    srv.fault("/img.gz", Fault::ResetAfter(len / 3));
+    let d = LoopDisk::new(32 * MIB);
+    ok(&write_image(&[
+        &format!("dd-gz:{}", srv.url("/img.gz")),
+        dev(&d),
+        "--sha256",
+        &sha256(&fx.path("a", "disk.img.gz")),
+    ]));
+    assert_image_on(&d, &fx.bytes("a", "disk.img"));
+    let s = seen(&srv, "/img.gz");
+    assert_eq!(s.len(), 2, "{s:?}");
+    assert_eq!((s[0].0, &s[0].1), (200, &None));
+    // The resume names the object it continues, and nothing was fetched twice.
+    assert_eq!(s[1].0, 206);
+    assert_eq!(s[1].2, srv.etag("/img.gz"));
+    assert!(range_start(&s[1].1) <= len / 3);
+    let sent: u64 = srv.requests().iter().map(|r| r.sent).sum();
+    assert!(sent <= len + len / 3, "{sent} bytes sent for {len}");
+}
+
+#[test]
+fn a_200_to_a_resume_starts_over_from_byte_zero() {
+    require_root();
+    let fx = fixtures();
+    let srv = Server::start();
+    let len = fx.len("a", "disk.img.gz");
+    srv.serve_file("/img.gz", fx.path("a", "disk.img.gz"));
+    // A proxy that ignores Range: the resume gets the whole object again.
+    srv.fault("/img.gz", Fault::CutAfter(len / 2));
+    srv.fault("/img.gz", Fault::IgnoreRange);
+    let d = LoopDisk::new(32 * MIB);
+    let r = write_image(&[&format!("dd-gz:{}", srv.url("/img.gz")), dev(&d)]);
+    ok(&r);
+    assert_image_on(&d, &fx.bytes("a", "disk.img"));
+    assert!(
+        r.stderr.contains("starting over from byte 0"),
+        "{}",
+        r.stderr
+    );
+    let s = seen(&srv, "/img.gz");
+    // The 200 is the new pass's stream: no third request.
+    assert_eq!(s.len(), 2, "{s:?}");
+    assert_eq!((s[1].0, range_start(&s[1].1)), (200, len / 2));
+}
+
+#[test]
+fn an_object_replaced_mid_download_is_written_whole_from_the_new_one() {
+    require_root();
+    let fx = fixtures();
+    let srv = Server::start();
+    let len = fx.len("a", "disk.img.gz");
+    srv.serve_file("/img.gz", fx.path("a", "disk.img.gz"));
+    let old = srv.etag("/img.gz").unwrap();
+    let new = Arc::new(fx.bytes("b", "disk.img.gz"));
+    srv.fault("/img.gz", Fault::ReplaceAfter(len / 2, new));
+    let d = LoopDisk::new(32 * MIB);
+    let r = write_image(&[
+        &format!("dd-gz:{}", srv.url("/img.gz")),
+        dev(&d),
+        "--sha256",
+        &sha256(&fx.path("b", "disk.img.gz")),
+    ]);
+    ok(&r);
+    assert_image_on(&d, &fx.bytes("b", "disk.img"));
+    let s = seen(&srv, "/img.gz");
+    assert_eq!(s.len(), 2, "{s:?}");
+    // The resume carried the old ETag; the server answered with the whole new object.
+    assert_eq!((s[1].0, s[1].2.as_deref()), (200, Some(old.as_str())));
+}
+
+#[test]
+fn without_validators_another_length_or_a_416_starts_over() {
+    require_root();
+    let fx = fixtures();
+    // A 16 MiB raw image cut, then replaced by a 12 MiB one. The server sends no ETag or
+    // Last-Modified, so the resume cannot carry If-Range: the length tells.
+    let short = Arc::new(fx.bytes("c", "disk.img"));
+    for (cut, why) in [(8 * MIB, "length"), (14 * MIB, "past the end")] {
+        let srv = Server::start();
+        srv.serve_bytes("/img", fx.bytes("b", "disk.img"));
+        srv.set_validators("/img", None, None);
+        srv.fault("/img", Fault::ReplaceAfter(cut, short.clone()));
+        let d = LoopDisk::new(32 * MIB);
+        let r = write_image(&[&format!("dd-raw:{}", srv.url("/img")), dev(&d)]);
+        ok(&r);
+        assert_image_on(&d, &short);
+        assert!(r.stderr.contains(why), "{why}: {}", r.stderr);
+        let s = seen(&srv, "/img");
+        let statuses: Vec<u16> = s.iter().map(|x| x.0).collect();
+        let expect = if cut < 12 * MIB { 206 } else { 416 };
+        assert_eq!(statuses, [200, expect, 200], "{s:?}");
+        assert_eq!((&s[1].2, &s[2].1), (&None, &None));
+    }
+}
+
+#[test]
+fn retry_after_is_waited_out() {
+    require_root();
+    let fx = fixtures();
+    let srv = Server::start();
+    let len = fx.len("a", "disk.img.gz");
+    srv.serve_file("/img.gz", fx.path("a", "disk.img.gz"));
+    srv.fault("/img.gz", Fault::Unavailable(2));
+    srv.fault("/img.gz", Fault::CutAfter(len / 2));
+    srv.fault("/img.gz", Fault::Unavailable(1));
+    let d = LoopDisk::new(32 * MIB);
+    ok(&write_image(&[
+        &format!("dd-gz:{}", srv.url("/img.gz")),
+        dev(&d),
+    ]));
+    assert_image_on(&d, &fx.bytes("a", "disk.img"));
+    let reqs: Vec<_> = srv.requests();
+    let st: Vec<u16> = reqs.iter().map(|r| r.status).collect();
+    assert_eq!(st, [503, 200, 503, 206]);
+    assert!(reqs[1].at - reqs[0].at >= Duration::from_secs(2));
+    assert!(reqs[3].at - reqs[2].at >= Duration::from_secs(1));
+}
+
+#[test]
+fn a_mirror_with_the_same_object_continues_at_the_same_byte() {
+    require_root();
+    let fx = fixtures();
+    let (primary, mirror) = (Server::start(), Server::start());
+    let len = fx.len("a", "disk.img.gz");
+    primary.serve_file("/img.gz", fx.path("a", "disk.img.gz"));
+    mirror.serve_file("/img.gz", fx.path("a", "disk.img.gz"));
+    // Half, then a failure no retry can fix.
+    primary.fault("/img.gz", Fault::CutAfter(len / 2));
+    primary.fault("/img.gz", Fault::Status(410));
+    let d = LoopDisk::new(32 * MIB);
+    ok(&write_image(&[
+        &format!("dd-gz:{}", primary.url("/img.gz")),
+        dev(&d),
+        "--mirror",
+        &mirror.url("/img.gz"),
+    ]));
+    assert_image_on(&d, &fx.bytes("a", "disk.img"));
+    let m = seen(&mirror, "/img.gz");
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!((m[0].0, range_start(&m[0].1)), (206, len / 2));
+    assert_eq!(m[0].2, primary.etag("/img.gz"));
+    // Nothing fetched twice.
+    assert_eq!(primary.body_bytes_sent() + mirror.body_bytes_sent(), len);
+}
+
+#[test]
+fn a_mirror_with_another_copy_starts_over_and_sha256_decides() {
+    require_root();
+    let fx = fixtures();
+    let len = fx.len("a", "disk.img");
+    // Another ETag: the mirror answers the If-Range with its whole object.
+    let (primary, mirror) = (Server::start(), Server::start());
+    primary.serve_file("/img", fx.path("a", "disk.img"));
+    mirror.serve_file("/img", fx.path("a", "disk.img"));
+    mirror.set_validators("/img", Some("\"elsewhere\""), None);
+    primary.fault("/img", Fault::CutAfter(len / 2));
+    primary.fault("/img", Fault::Status(404));
+    let d = LoopDisk::new(32 * MIB);
+    let r = write_image(&[
+        &format!("dd-raw:{}", primary.url("/img")),
+        dev(&d),
+        "--mirror",
+        &mirror.url("/img"),
+    ]);
+    ok(&r);
+    assert_image_on(&d, &fx.bytes("a", "disk.img"));
+    let m = seen(&mirror, "/img");
+    assert_eq!((m.len(), m[0].0), (1, 200), "{m:?}");
+
+    // A mirror that claims the same object (same ETag, same length) but holds other bytes: the
+    // resume goes on there, and the sha256 refuses the result; the disk is left unbootable.
+    let (primary, mirror) = (Server::start(), Server::start());
+    primary.serve_file("/img", fx.path("a", "disk.img"));
+    mirror.serve_file("/img", fx.path("b", "disk.img"));
+    let etag = primary.etag("/img");
+    mirror.set_validators("/img", etag.as_deref(), None);
+    primary.fault("/img", Fault::CutAfter(len / 2));
+    primary.fault("/img", Fault::Status(404));
+    let d = LoopDisk::new(32 * MIB);
+    let r = write_image(&[
+        &format!("dd-raw:{}", primary.url("/img")),
+        dev(&d),
+        "--mirror",
+        &mirror.url("/img"),
+        "--sha256",
+        &sha256(&fx.path("a", "disk.img")),
+    ]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("sha256 mismatch"), "{}", r.stderr);
+    assert!(d.read_at(0, MIB as usize).iter().all(|&b| b == 0));
+}
+
+#[test]
+fn every_mirror_failing_is_one_error_naming_each() {
+    require_root();
+    let fx = fixtures();
+    let (primary, mirror) = (Server::start(), Server::start());
+    primary.serve_file("/img", fx.path("a", "disk.img"));
+    let d = LoopDisk::new(32 * MIB);
+    // The primary 404s at once: the mirror is asked from byte 0 and serves it.
+    mirror.serve_file("/other", fx.path("a", "disk.img"));
+    ok(&write_image(&[
+        &format!("dd-raw:{}", primary.url("/missing")),
+        dev(&d),
+        "--mirror",
+        &mirror.url("/other"),
+    ]));
+    assert_image_on(&d, &fx.bytes("a", "disk.img"));
+    assert_eq!(seen(&mirror, "/other")[0].1, None);
+    let r = write_image(&[
+        &format!("dd-raw:{}", primary.url("/missing")),
+        dev(&d),
+        "--mirror",
+        &mirror.url("/gone"),
+    ]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    for needle in [
+        "every mirror failed",
+        &format!("{}: HTTP 404", primary.url("/missing")),
+        &format!("{}: HTTP 404", mirror.url("/gone")),
+    ] {
+        assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
+    }
+    // Nothing was written: the image from before is still whole.
+    assert_image_on(&d, &fx.bytes("a", "disk.img"));
+    let r = write_image(&[&primary.url("/img"), dev(&d), "--mirror", "ftp://x/img"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not an http:// or https:// URL"),
+        "{}",
+        r.stderr
+    );
+}
+
+fn extract(cfg: &Path, target: &Path) -> std::process::Output {
+    Command::new(deployer_bin())
+        .args(["extract", "-c"])
+        .arg(cfg)
+        .arg("--target-mount")
+        .arg(target)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_tarball_with_mirrors_is_extracted_again_when_replaced() {
+    require_root();
+    let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    let w = work.path();
+    sh(&format!(
+        "set -e; cd {w}; for v in a b; do mkdir -p $v/etc; head -c 4M /dev/urandom > $v/blob; \
+         echo $v > $v/etc/version; done; touch a/only-in-a; \
+         tar -C a -czf a.tgz .; tar -C b -czf b.tgz .",
+        w = w.display()
+    ));
+    let (primary, mirror) = (Server::start(), Server::start());
+    let b = std::fs::read(w.join("b.tgz")).unwrap();
+    let len = std::fs::metadata(w.join("a.tgz")).unwrap().len();
+    primary.serve_file("/root.tgz", w.join("a.tgz"));
+    mirror.serve_file("/root.tgz", w.join("a.tgz"));
+    // The primary is gone after half; the mirror replaced its copy under the download.
+    primary.fault("/root.tgz", Fault::CutAfter(len / 2));
+    primary.fault("/root.tgz", Fault::Status(404));
+    mirror.fault("/root.tgz", Fault::ReplaceAfter(len / 8, Arc::new(b)));
+    let cfg = w.join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "sources:\n  10_root:\n    type: tgz\n    uri: '{}'\n    mirrors: ['{}']\n    sha256: {}\n",
+            primary.url("/root.tgz"),
+            mirror.url("/root.tgz"),
+            sha256(&w.join("b.tgz"))
+        ),
+    )
+    .unwrap();
+    let target = w.join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    let out = extract(&cfg, &target);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("starting over from byte 0"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(target.join("etc/version")).unwrap(),
+        "b\n"
+    );
+    assert_eq!(
+        std::fs::read(target.join("blob")).unwrap(),
+        std::fs::read(w.join("b/blob")).unwrap()
+    );
+    let m = seen(&mirror, "/root.tgz");
+    let st: Vec<u16> = m.iter().map(|x| x.0).collect();
+    assert_eq!(st, [206, 200], "{m:?}");
+
+    // A mirror of a file path is refused at validation, naming the key.
+    std::fs::write(
+        &cfg,
+        "sources:\n  10_root: {type: tgz, uri: /srv/root.tgz, mirrors: ['http://m/root.tgz']}\n",
+    )
+    .unwrap();
+    let out = extract(&cfg, &target);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("sources.10_root.mirrors") && err.contains("http(s) uri"),
+        "{err}"
+    );
+}
