@@ -26,7 +26,9 @@ pub enum Fault {
     Pass,
     /// A short body: send headers with the full length, then this many body bytes, then close.
     CutAfter(u64),
-    /// Send this many body bytes, then reset the connection (TCP RST).
+    /// Reset the connection (TCP RST) instead of answering.
+    Reset,
+    /// Send this many body bytes, then reset the connection.
     ResetAfter(u64),
     /// Send this many body bytes, then go silent for the duration (holding the connection).
     StallAfter(u64, Duration),
@@ -36,6 +38,10 @@ pub enum Fault {
     Unavailable(u64),
     /// Answer a `Range` request with the whole object and a 200 (a proxy that ignores Range).
     IgnoreRange,
+    /// Leave out `.1` body bytes after the first `.0`, send the rest, then close: a body with a
+    /// hole in it and a short total, as nginx's slice module sends when its upstream fails
+    /// inside a slice.
+    Hole(u64, u64),
     /// Send this many body bytes of the current object, then replace the object with these
     /// bytes (new ETag and Last-Modified) and close: the file changed under a download.
     ReplaceAfter(u64, Arc<Vec<u8>>),
@@ -380,6 +386,11 @@ fn handle(conn: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
                 thread::sleep(d);
                 return Ok(());
             }
+            Some(Fault::Reset) => {
+                answered(0, 0);
+                reset_on_close(&conn);
+                return Ok(());
+            }
             _ => {}
         }
         if method == "POST" || method == "PUT" {
@@ -450,7 +461,7 @@ fn serve(
     answered(status, sent);
     res?;
     match fault {
-        Some(Fault::CutAfter(_)) => {
+        Some(Fault::CutAfter(_)) | Some(Fault::Hole(..)) => {
             let _ = conn.shutdown(std::net::Shutdown::Both);
             Err(std::io::Error::other("cut"))
         }
@@ -559,20 +570,35 @@ fn send_object(
         | Some(Fault::ReplaceAfter(n, _)) => *n,
         _ => u64::MAX,
     };
+    let hole = match fault {
+        Some(Fault::Hole(at, len)) => Some((*at, *len)),
+        _ => None,
+    };
     let mut sent = 0u64;
     let res = (|| -> std::io::Result<()> {
         let mut reader = body.reader()?;
         std::io::copy(&mut (&mut reader).take(from), &mut std::io::sink())?;
         let mut remaining = (to - from).min(limit);
         let mut buf = vec![0u8; 256 * 1024];
+        let mut at = 0u64;
         while remaining > 0 {
-            let want = buf.len().min(remaining.min(usize::MAX as u64) as usize);
+            if let Some((h, len)) = hole.filter(|(h, _)| *h == at) {
+                let skipped = std::io::copy(&mut (&mut reader).take(len), &mut std::io::sink())?;
+                remaining = remaining.saturating_sub(skipped);
+                at = h + skipped;
+                continue;
+            }
+            let mut want = buf.len().min(remaining.min(usize::MAX as u64) as usize);
+            if let Some((h, _)) = hole.filter(|(h, _)| *h > at) {
+                want = want.min((h - at) as usize);
+            }
             let n = reader.read(&mut buf[..want])?;
             if n == 0 {
                 break;
             }
             conn.write_all(&buf[..n])?;
             sent += n as u64;
+            at += n as u64;
             remaining -= n as u64;
             state.lock().unwrap_or_else(|e| e.into_inner()).body_bytes += n as u64;
         }
@@ -754,5 +780,15 @@ mod tests {
         srv.fault("/a", Fault::ResetAfter(100));
         let (_, b) = get(&srv.url("/a"), None);
         assert!(b.len() <= 100);
+        srv.serve_bytes("/h", bytes.clone());
+        srv.fault("/h", Fault::Hole(1000, 500));
+        let (_, b) = get(&srv.url("/h"), None);
+        assert_eq!(b.len(), 4_500);
+        assert!(b[..1000] == bytes[..1000] && b[1000..] == bytes[1500..]);
+        srv.fault("/a", Fault::Reset);
+        let mut s = TcpStream::connect(srv.addr()).unwrap();
+        write!(s, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = Vec::new();
+        assert!(s.read_to_end(&mut out).is_err() || out.is_empty());
     }
 }

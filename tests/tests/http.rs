@@ -12,6 +12,8 @@ use testkit::fixtures::build_disk;
 use testkit::{deployer_bin, require_root, sh, Fault, LoopDisk, Server};
 
 const MIB: u64 = 1 << 20;
+/// What a resume asks for again before the next byte (deployer's `source::http::OVERLAP`).
+const OVERLAP: u64 = 64 << 10;
 
 /// Disk images: `a` and `b` of 16 MiB (the object before and after it was replaced on the
 /// server), `c` of 12 MiB (a replacement of another length); raw and gzipped. Cached under
@@ -110,7 +112,7 @@ fn seen(srv: &Server, path: &str) -> Vec<(u16, Option<String>, Option<String>)> 
         .collect()
 }
 
-/// The byte a resume asked for (`bytes=N-`).
+/// The first byte a resume asked for (`bytes=N-`).
 fn range_start(range: &Option<String>) -> u64 {
     let r = range.as_deref().expect("a Range header");
     r.trim_start_matches("bytes=")
@@ -141,7 +143,7 @@ fn a_reset_is_resumed_with_if_range_and_the_same_object() {
     // The resume names the object it continues, and nothing was fetched twice.
     assert_eq!(s[1].0, 206);
     assert_eq!(s[1].2, srv.etag("/img.gz"));
-    assert!(range_start(&s[1].1) <= len / 3);
+    assert!(range_start(&s[1].1) <= len / 3 - OVERLAP);
     let sent: u64 = srv.requests().iter().map(|r| r.sent).sum();
     assert!(sent <= len + len / 3, "{sent} bytes sent for {len}");
 }
@@ -168,7 +170,7 @@ fn a_200_to_a_resume_starts_over_from_byte_zero() {
     let s = seen(&srv, "/img.gz");
     // The 200 is the new pass's stream: no third request.
     assert_eq!(s.len(), 2, "{s:?}");
-    assert_eq!((s[1].0, range_start(&s[1].1)), (200, len / 2));
+    assert_eq!((s[1].0, range_start(&s[1].1)), (200, len / 2 - OVERLAP));
 }
 
 #[test]
@@ -222,6 +224,32 @@ fn without_validators_another_length_or_a_416_starts_over() {
 }
 
 #[test]
+fn a_body_that_lost_bytes_in_its_middle_is_caught_at_the_resume() {
+    require_root();
+    let fx = fixtures();
+    let srv = Server::start();
+    let len = fx.len("a", "disk.img");
+    srv.serve_file("/img", fx.path("a", "disk.img"));
+    // 300 KiB missing after 4 MiB, the rest sent shifted, the total short: what nginx's slice
+    // module sends when its upstream fails inside a slice.
+    srv.fault("/img", Fault::Hole(4 * MIB, 300 << 10));
+    let d = LoopDisk::new(32 * MIB);
+    let r = write_image(&[&format!("dd-raw:{}", srv.url("/img")), dev(&d)]);
+    ok(&r);
+    assert_image_on(&d, &fx.bytes("a", "disk.img"));
+    assert!(
+        r.stderr.contains("differ from those received before"),
+        "{}",
+        r.stderr
+    );
+    let s = seen(&srv, "/img");
+    let st: Vec<u16> = s.iter().map(|x| x.0).collect();
+    assert_eq!(st, [200, 206, 200], "{s:?}");
+    // The resume asked again for the overlap before the byte it needed.
+    assert_eq!(range_start(&s[1].1), len - (300 << 10) - OVERLAP);
+}
+
+#[test]
 fn retry_after_is_waited_out() {
     require_root();
     let fx = fixtures();
@@ -265,10 +293,13 @@ fn a_mirror_with_the_same_object_continues_at_the_same_byte() {
     assert_image_on(&d, &fx.bytes("a", "disk.img"));
     let m = seen(&mirror, "/img.gz");
     assert_eq!(m.len(), 1, "{m:?}");
-    assert_eq!((m[0].0, range_start(&m[0].1)), (206, len / 2));
+    assert_eq!((m[0].0, range_start(&m[0].1)), (206, len / 2 - OVERLAP));
     assert_eq!(m[0].2, primary.etag("/img.gz"));
-    // Nothing fetched twice.
-    assert_eq!(primary.body_bytes_sent() + mirror.body_bytes_sent(), len);
+    // Nothing fetched twice but the overlap that proves the mirror's bytes line up.
+    assert_eq!(
+        primary.body_bytes_sent() + mirror.body_bytes_sent(),
+        len + OVERLAP
+    );
 }
 
 #[test]

@@ -1,14 +1,18 @@
 //! An HTTP(S) body reader for images that survives short bodies, resets, stalls, caches that
 //! ignore `Range`, objects replaced on the server and dead mirrors.
 //!
-//! A broken transfer is resumed with `Range: bytes=<next byte>-` and `If-Range` carrying the
-//! first response's strong ETag (or its Last-Modified), so that a server whose object changed
-//! answers with the whole new object instead of the rest of another one. A 206 is checked: its
-//! `Content-Range` must start at the byte asked for, and its total length and validators must
-//! be the first response's. Anything else (a 200 to a Range request, another length or ETag,
-//! a 416) means the bytes already handed on belong to another object: the reader never skips
-//! bytes to line up, it hands a fresh stream from byte 0 to [`super::with_restarts`], which
-//! runs the whole pass (decode, disk or extraction) again.
+//! A broken transfer is resumed with a `Range` request and `If-Range` carrying the first
+//! response's strong ETag (or its Last-Modified), so that a server whose object changed answers
+//! with the whole new object instead of the rest of another one. The range starts [`OVERLAP`]
+//! bytes before the next byte needed, and those bytes must equal the last ones received: a
+//! body that silently lost bytes in its middle (nginx's slice module does this when its
+//! upstream fails inside a slice) is caught there instead of shifting the rest of the image.
+//! A 206 is checked: its `Content-Range` must start at the byte asked for, and its total length
+//! and validators must be the first response's. Anything else (a 200 to a Range request,
+//! another length or ETag, a 416, other overlap bytes) means the bytes already handed on do not
+//! belong with what the server sends now: the reader never skips bytes to line up, it hands a
+//! fresh stream from byte 0 to [`super::with_restarts`], which runs the whole pass (decode, disk
+//! or extraction) again.
 //!
 //! Retried under [`Policy::download`] (full-jitter backoff, `Retry-After` honoured): connection
 //! errors, timeouts (a read with no byte for the stall timeout), short bodies, 408, 429, 5xx.
@@ -28,6 +32,10 @@ use crate::net::{self, retry, Backoff, Policy};
 
 /// Where a reader leaves the stream of a replaced object for the next pass.
 pub type Handover = Arc<Mutex<Option<RangeReader>>>;
+
+/// Bytes a resume asks for again and compares (0.1% of a 64 MiB image a resume): enough that
+/// misplaced compressed or random data cannot match by chance.
+pub const OVERLAP: usize = 64 * 1024;
 
 /// What a response says about the object it is part of.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -119,6 +127,9 @@ pub struct RangeReader {
     handover: Option<Handover>,
     /// Set once this reader handed the stream over: it reads nothing more.
     handed_over: Option<String>,
+    /// The last bytes handed on, ending at `pos` (at least the last [`OVERLAP`] when there are
+    /// that many; trimmed lazily).
+    tail: Vec<u8>,
 }
 
 impl RangeReader {
@@ -142,6 +153,7 @@ impl RangeReader {
             failures: Vec::new(),
             handover,
             handed_over: None,
+            tail: Vec::new(),
         };
         r.connect()?;
         Ok(r)
@@ -158,9 +170,10 @@ impl RangeReader {
 
     fn attempt(&mut self) -> Answer {
         let ranged = self.pos > 0;
+        let from = self.pos - self.overlap().len() as u64;
         let mut req = self.client.get(self.url());
         if ranged {
-            req = req.header(RANGE, format!("bytes={}-", self.pos));
+            req = req.header(RANGE, format!("bytes={from}-"));
             if let Some(v) = self.object.if_range() {
                 req = req.header(IF_RANGE, v);
             }
@@ -172,17 +185,16 @@ impl RangeReader {
         let st = resp.status();
         if st == StatusCode::PARTIAL_CONTENT && ranged {
             let start = content_range(resp.headers()).map(|(s, _)| s);
-            if start != Some(self.pos) {
+            if start != Some(from) {
                 let cr = header(resp.headers(), CONTENT_RANGE);
                 return Answer::Fatal(format!(
-                    "asked to resume at byte {} but the server sent the range {cr:?}",
-                    self.pos
+                    "asked for the range from byte {from} but the server sent {cr:?}"
                 ));
             }
             if let Some(why) = self.object.differs(&Validators::of(&resp)) {
                 return Answer::Changed(None, format!("the object changed on the server ({why})"));
             }
-            return Answer::Stream(resp);
+            return self.check_overlap(resp);
         }
         if st.is_success() && st != StatusCode::PARTIAL_CONTENT {
             if ranged {
@@ -196,16 +208,51 @@ impl RangeReader {
             return Answer::Stream(resp);
         }
         if st == StatusCode::RANGE_NOT_SATISFIABLE && ranged {
-            let why = format!(
-                "the server says byte {} is past the end (the object shrank)",
-                self.pos
-            );
+            let why = format!("the server says byte {from} is past the end (the object shrank)");
             return Answer::Changed(None, why);
         }
         if retry::retryable(st) {
             return Answer::Retry(format!("HTTP {st}"), retry::retry_after(resp.headers()));
         }
         Answer::Fatal(format!("HTTP {st}"))
+    }
+
+    /// A resume's first bytes are the last ones received: read and compare them.
+    fn check_overlap(&mut self, mut resp: Response) -> Answer {
+        let mut again = vec![0u8; self.overlap().len()];
+        if let Err(e) = resp.read_exact(&mut again) {
+            return Answer::Retry(
+                format!("reading the overlap: {}", net::error_chain(&e)),
+                None,
+            );
+        }
+        if again != self.overlap() {
+            let why = format!(
+                "the {} bytes before byte {} differ from those received before (a response lost bytes in its middle, or the object changed)",
+                again.len(),
+                self.pos
+            );
+            return Answer::Changed(None, why);
+        }
+        Answer::Stream(resp)
+    }
+
+    /// The bytes a resume asks for again.
+    fn overlap(&self) -> &[u8] {
+        &self.tail[self.tail.len().saturating_sub(OVERLAP)..]
+    }
+
+    /// Keep the last [`OVERLAP`] bytes handed on.
+    fn remember(&mut self, data: &[u8]) {
+        if data.len() >= OVERLAP {
+            self.tail.clear();
+            self.tail.extend_from_slice(&data[data.len() - OVERLAP..]);
+            return;
+        }
+        self.tail.extend_from_slice(data);
+        if self.tail.len() > 2 * OVERLAP {
+            self.tail.drain(..self.tail.len() - OVERLAP);
+        }
     }
 
     fn connect(&mut self) -> io::Result<()> {
@@ -291,6 +338,7 @@ impl RangeReader {
             failures: self.failures.clone(),
             handover: Some(slot.clone()),
             handed_over: None,
+            tail: Vec::new(),
         };
         *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(next);
         io::Error::other(msg)
@@ -328,6 +376,7 @@ impl Read for RangeReader {
                 }
                 Ok(n) => {
                     self.pos += n as u64;
+                    self.remember(&buf[..n]);
                     if let Some(l) = self.object.len.filter(|l| self.pos > *l) {
                         return Err(io::Error::other(format!(
                             "{}: the server sent {} bytes, more than the length {l} it announced",
