@@ -138,6 +138,23 @@ impl Drop for Nginx {
     }
 }
 
+/// What the origin answered and what nginx logged, for a failure message.
+fn diagnose(origin: &Server, nginx: &Nginx) -> String {
+    let mut s = String::from("origin requests (range, status, body bytes):\n");
+    for r in origin.requests() {
+        s.push_str(&format!(
+            "  {:?} {} {}\n",
+            r.header("range"),
+            r.status,
+            r.sent
+        ));
+    }
+    let log = std::fs::read_to_string(nginx.prefix.join("logs/error.log")).unwrap_or_default();
+    s.push_str("nginx error log:\n");
+    s.push_str(&log);
+    s
+}
+
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
@@ -239,33 +256,12 @@ fn twenty_machines_through_a_slicing_cache_with_a_faulty_origin() {
         .map(|c| c.wait_with_output().unwrap())
         .collect();
     let secs = t.elapsed().as_secs_f64();
-    if std::env::var_os("FLEET_DEBUG").is_some() {
-        for r in origin.requests() {
-            eprintln!(
-                "origin: {:?} {} {} inm={:?}",
-                r.header("range"),
-                r.status,
-                r.sent,
-                r.header("if-none-match")
-            );
-        }
-        eprintln!(
-            "{}",
-            std::fs::read_to_string(w.join("nginx/logs/error.log")).unwrap_or_default()
-        );
-        eprintln!(
-            "{}",
-            std::fs::read_to_string(w.join("nginx/logs/access.log")).unwrap_or_default()
-        );
-        for (i, o) in outs.iter().enumerate() {
-            eprintln!("client {i}: {}", String::from_utf8_lossy(&o.stderr));
-        }
-    }
     for (i, o) in outs.iter().enumerate() {
         assert!(
             o.status.success(),
-            "client {i} failed:\n{}",
-            String::from_utf8_lossy(&o.stderr)
+            "client {i} failed:\n{}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            diagnose(&origin, &nginx)
         );
     }
     for (i, d) in disks.iter().enumerate() {
@@ -310,4 +306,42 @@ fn twenty_machines_through_a_slicing_cache_with_a_faulty_origin() {
     let reqs = origin.requests();
     assert_eq!((reqs[0].status, reqs[0].sent), (206, 300 << 10));
     assert!(reqs.iter().filter(|r| r.status == 503).count() >= 3);
+}
+
+#[test]
+fn a_hole_left_by_the_cache_is_caught_and_started_over() {
+    require_root();
+    let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    let w = work.path();
+    build_disk(w, "disk.img", 32, "ext4");
+    let img = w.join("disk.img");
+    let image = std::fs::read(&img).unwrap();
+    let origin = Server::start();
+    origin.serve_file("/img", &img);
+    // The origin resets inside slice 2. nginx 1.22 then sends slice 3 and on after the part of
+    // slice 2 it had, and the body ends short; deployer's resume finds its last bytes are not
+    // the object's at that offset and starts over. (A cache without this bug just resumes.)
+    origin.fault("/img", Fault::Pass);
+    origin.fault("/img", Fault::Pass);
+    origin.fault("/img", Fault::ResetAfter(300 << 10));
+    let nginx = Nginx::start(&w.join("nginx"), &origin.addr().to_string());
+    let d = LoopDisk::new(40 * MIB);
+    let out = Command::new(deployer_bin())
+        .args(["write-image", "--no-grow", "--sha256", &sha256(&img)])
+        .arg(format!("dd-raw:{}", nginx.url("/img?client=hole")))
+        .arg(&d.dev)
+        .env("RUST_LOG", "info")
+        // nginx keeps the connection open after the short body: do not wait a minute for it.
+        .env("DEPLOYER_HTTP_STALL_SECS", "3")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}\n{}", diagnose(&origin, &nginx));
+    assert!(holds(&d, &image), "the disk does not hold the image");
+    let started_over = err.contains("starting over from byte 0");
+    let (bytes, reqs) = nginx.bytes_by_client()["hole"];
+    println!(
+        "hole: the cache sent {bytes} bytes in {reqs} requests for a {}-byte image; started over: {started_over}",
+        image.len()
+    );
 }
