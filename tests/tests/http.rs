@@ -97,6 +97,26 @@ fn assert_image_on(d: &LoopDisk, image: &[u8]) {
     }
 }
 
+/// `write-image SOURCE EXTRA...` onto a fresh disk: it must succeed and leave `image` on it.
+fn deploys(source: &str, extra: &[&str], image: &[u8]) -> Run {
+    let d = LoopDisk::new(32 * MIB);
+    let mut args = vec![source, dev(&d)];
+    args.extend_from_slice(extra);
+    let r = write_image(&args);
+    ok(&r);
+    assert_image_on(&d, image);
+    r
+}
+
+/// The run's log says `needle`.
+fn says(r: &Run, needle: &str) {
+    assert!(
+        r.stderr.contains(needle),
+        "{needle:?} not in:\n{}",
+        r.stderr
+    );
+}
+
 /// (status, Range, If-Range) of every request to `path`, in order.
 fn seen(srv: &Server, path: &str) -> Vec<(u16, Option<String>, Option<String>)> {
     srv.requests()
@@ -112,6 +132,10 @@ fn seen(srv: &Server, path: &str) -> Vec<(u16, Option<String>, Option<String>)> 
         .collect()
 }
 
+fn statuses(srv: &Server, path: &str) -> Vec<u16> {
+    seen(srv, path).iter().map(|s| s.0).collect()
+}
+
 /// The first byte a resume asked for (`bytes=N-`).
 fn range_start(range: &Option<String>) -> u64 {
     let r = range.as_deref().expect("a Range header");
@@ -121,22 +145,30 @@ fn range_start(range: &Option<String>) -> u64 {
         .unwrap()
 }
 
+/// A server with fixture `v`'s `name` at `path`, and these faults queued for it.
+fn serving(v: &str, name: &str, path: &str, faults: Vec<Fault>) -> Server {
+    let srv = Server::start();
+    srv.serve_file(path, fixtures().path(v, name));
+    for f in faults {
+        srv.fault(path, f);
+    }
+    srv
+}
+
 #[test]
 fn a_reset_is_resumed_with_if_range_and_the_same_object() {
     require_root();
     let fx = fixtures();
-    let srv = Server::start();
     let len = fx.len("a", "disk.img.gz");
-    srv.serve_file("/img.gz", fx.path("a", "disk.img.gz"));
-    srv.fault("/img.gz", Fault::ResetAfter(len / 3));
-    let d = LoopDisk::new(32 * MIB);
-    ok(&write_image(&[
-        &format!("dd-gz:{}", srv.url("/img.gz")),
-        dev(&d),
-        "--sha256",
-        &sha256(&fx.path("a", "disk.img.gz")),
-    ]));
-    assert_image_on(&d, &fx.bytes("a", "disk.img"));
+    let srv = serving(
+        "a",
+        "disk.img.gz",
+        "/img.gz",
+        vec![Fault::ResetAfter(len / 3)],
+    );
+    let sum = sha256(&fx.path("a", "disk.img.gz"));
+    let src = format!("dd-gz:{}", srv.url("/img.gz"));
+    deploys(&src, &["--sha256", &sum], &fx.bytes("a", "disk.img"));
     let s = seen(&srv, "/img.gz");
     assert_eq!(s.len(), 2, "{s:?}");
     assert_eq!((s[0].0, &s[0].1), (200, &None));
@@ -152,21 +184,13 @@ fn a_reset_is_resumed_with_if_range_and_the_same_object() {
 fn a_200_to_a_resume_starts_over_from_byte_zero() {
     require_root();
     let fx = fixtures();
-    let srv = Server::start();
     let len = fx.len("a", "disk.img.gz");
-    srv.serve_file("/img.gz", fx.path("a", "disk.img.gz"));
     // A proxy that ignores Range: the resume gets the whole object again.
-    srv.fault("/img.gz", Fault::CutAfter(len / 2));
-    srv.fault("/img.gz", Fault::IgnoreRange);
-    let d = LoopDisk::new(32 * MIB);
-    let r = write_image(&[&format!("dd-gz:{}", srv.url("/img.gz")), dev(&d)]);
-    ok(&r);
-    assert_image_on(&d, &fx.bytes("a", "disk.img"));
-    assert!(
-        r.stderr.contains("starting over from byte 0"),
-        "{}",
-        r.stderr
-    );
+    let faults = vec![Fault::CutAfter(len / 2), Fault::IgnoreRange];
+    let srv = serving("a", "disk.img.gz", "/img.gz", faults);
+    let src = format!("dd-gz:{}", srv.url("/img.gz"));
+    let r = deploys(&src, &[], &fx.bytes("a", "disk.img"));
+    says(&r, "starting over from byte 0");
     let s = seen(&srv, "/img.gz");
     // The 200 is the new pass's stream: no third request.
     assert_eq!(s.len(), 2, "{s:?}");
@@ -177,21 +201,18 @@ fn a_200_to_a_resume_starts_over_from_byte_zero() {
 fn an_object_replaced_mid_download_is_written_whole_from_the_new_one() {
     require_root();
     let fx = fixtures();
-    let srv = Server::start();
     let len = fx.len("a", "disk.img.gz");
-    srv.serve_file("/img.gz", fx.path("a", "disk.img.gz"));
-    let old = srv.etag("/img.gz").unwrap();
     let new = Arc::new(fx.bytes("b", "disk.img.gz"));
-    srv.fault("/img.gz", Fault::ReplaceAfter(len / 2, new));
-    let d = LoopDisk::new(32 * MIB);
-    let r = write_image(&[
-        &format!("dd-gz:{}", srv.url("/img.gz")),
-        dev(&d),
-        "--sha256",
-        &sha256(&fx.path("b", "disk.img.gz")),
-    ]);
-    ok(&r);
-    assert_image_on(&d, &fx.bytes("b", "disk.img"));
+    let srv = serving(
+        "a",
+        "disk.img.gz",
+        "/img.gz",
+        vec![Fault::ReplaceAfter(len / 2, new)],
+    );
+    let old = srv.etag("/img.gz").unwrap();
+    let sum = sha256(&fx.path("b", "disk.img.gz"));
+    let src = format!("dd-gz:{}", srv.url("/img.gz"));
+    deploys(&src, &["--sha256", &sum], &fx.bytes("b", "disk.img"));
     let s = seen(&srv, "/img.gz");
     assert_eq!(s.len(), 2, "{s:?}");
     // The resume carried the old ETag; the server answered with the whole new object.
@@ -206,19 +227,18 @@ fn without_validators_another_length_or_a_416_starts_over() {
     // Last-Modified, so the resume cannot carry If-Range: the length tells.
     let short = Arc::new(fx.bytes("c", "disk.img"));
     for (cut, why) in [(8 * MIB, "length"), (14 * MIB, "past the end")] {
-        let srv = Server::start();
-        srv.serve_bytes("/img", fx.bytes("b", "disk.img"));
+        let srv = serving(
+            "b",
+            "disk.img",
+            "/img",
+            vec![Fault::ReplaceAfter(cut, short.clone())],
+        );
         srv.set_validators("/img", None, None);
-        srv.fault("/img", Fault::ReplaceAfter(cut, short.clone()));
-        let d = LoopDisk::new(32 * MIB);
-        let r = write_image(&[&format!("dd-raw:{}", srv.url("/img")), dev(&d)]);
-        ok(&r);
-        assert_image_on(&d, &short);
-        assert!(r.stderr.contains(why), "{why}: {}", r.stderr);
+        let r = deploys(&format!("dd-raw:{}", srv.url("/img")), &[], &short);
+        says(&r, why);
         let s = seen(&srv, "/img");
-        let statuses: Vec<u16> = s.iter().map(|x| x.0).collect();
         let expect = if cut < 12 * MIB { 206 } else { 416 };
-        assert_eq!(statuses, [200, expect, 200], "{s:?}");
+        assert_eq!(statuses(&srv, "/img"), [200, expect, 200], "{s:?}");
         assert_eq!((&s[1].2, &s[2].1), (&None, &None));
     }
 }
@@ -227,25 +247,24 @@ fn without_validators_another_length_or_a_416_starts_over() {
 fn a_body_that_lost_bytes_in_its_middle_is_caught_at_the_resume() {
     require_root();
     let fx = fixtures();
-    let srv = Server::start();
     let len = fx.len("a", "disk.img");
-    srv.serve_file("/img", fx.path("a", "disk.img"));
     // 300 KiB missing after 4 MiB, the rest sent shifted, the total short: what nginx's slice
     // module sends when its upstream fails inside a slice.
-    srv.fault("/img", Fault::Hole(4 * MIB, 300 << 10));
-    let d = LoopDisk::new(32 * MIB);
-    let r = write_image(&[&format!("dd-raw:{}", srv.url("/img")), dev(&d)]);
-    ok(&r);
-    assert_image_on(&d, &fx.bytes("a", "disk.img"));
-    assert!(
-        r.stderr.contains("differ from those received before"),
-        "{}",
-        r.stderr
+    let srv = serving(
+        "a",
+        "disk.img",
+        "/img",
+        vec![Fault::Hole(4 * MIB, 300 << 10)],
     );
-    let s = seen(&srv, "/img");
-    let st: Vec<u16> = s.iter().map(|x| x.0).collect();
-    assert_eq!(st, [200, 206, 200], "{s:?}");
+    let r = deploys(
+        &format!("dd-raw:{}", srv.url("/img")),
+        &[],
+        &fx.bytes("a", "disk.img"),
+    );
+    says(&r, "differ from those received before");
+    assert_eq!(statuses(&srv, "/img"), [200, 206, 200]);
     // The resume asked again for the overlap before the byte it needed.
+    let s = seen(&srv, "/img");
     assert_eq!(range_start(&s[1].1), len - (300 << 10) - OVERLAP);
 }
 
@@ -253,21 +272,17 @@ fn a_body_that_lost_bytes_in_its_middle_is_caught_at_the_resume() {
 fn retry_after_is_waited_out() {
     require_root();
     let fx = fixtures();
-    let srv = Server::start();
     let len = fx.len("a", "disk.img.gz");
-    srv.serve_file("/img.gz", fx.path("a", "disk.img.gz"));
-    srv.fault("/img.gz", Fault::Unavailable(2));
-    srv.fault("/img.gz", Fault::CutAfter(len / 2));
-    srv.fault("/img.gz", Fault::Unavailable(1));
-    let d = LoopDisk::new(32 * MIB);
-    ok(&write_image(&[
-        &format!("dd-gz:{}", srv.url("/img.gz")),
-        dev(&d),
-    ]));
-    assert_image_on(&d, &fx.bytes("a", "disk.img"));
-    let reqs: Vec<_> = srv.requests();
-    let st: Vec<u16> = reqs.iter().map(|r| r.status).collect();
-    assert_eq!(st, [503, 200, 503, 206]);
+    let faults = vec![
+        Fault::Unavailable(2),
+        Fault::CutAfter(len / 2),
+        Fault::Unavailable(1),
+    ];
+    let srv = serving("a", "disk.img.gz", "/img.gz", faults);
+    let src = format!("dd-gz:{}", srv.url("/img.gz"));
+    deploys(&src, &[], &fx.bytes("a", "disk.img"));
+    assert_eq!(statuses(&srv, "/img.gz"), [503, 200, 503, 206]);
+    let reqs = srv.requests();
     assert!(reqs[1].at - reqs[0].at >= Duration::from_secs(2));
     assert!(reqs[3].at - reqs[2].at >= Duration::from_secs(1));
 }
@@ -276,21 +291,14 @@ fn retry_after_is_waited_out() {
 fn a_mirror_with_the_same_object_continues_at_the_same_byte() {
     require_root();
     let fx = fixtures();
-    let (primary, mirror) = (Server::start(), Server::start());
     let len = fx.len("a", "disk.img.gz");
-    primary.serve_file("/img.gz", fx.path("a", "disk.img.gz"));
-    mirror.serve_file("/img.gz", fx.path("a", "disk.img.gz"));
     // Half, then a failure no retry can fix.
-    primary.fault("/img.gz", Fault::CutAfter(len / 2));
-    primary.fault("/img.gz", Fault::Status(410));
-    let d = LoopDisk::new(32 * MIB);
-    ok(&write_image(&[
-        &format!("dd-gz:{}", primary.url("/img.gz")),
-        dev(&d),
-        "--mirror",
-        &mirror.url("/img.gz"),
-    ]));
-    assert_image_on(&d, &fx.bytes("a", "disk.img"));
+    let faults = vec![Fault::CutAfter(len / 2), Fault::Status(410)];
+    let primary = serving("a", "disk.img.gz", "/img.gz", faults);
+    let mirror = serving("a", "disk.img.gz", "/img.gz", vec![]);
+    let src = format!("dd-gz:{}", primary.url("/img.gz"));
+    let m_url = mirror.url("/img.gz");
+    deploys(&src, &["--mirror", &m_url], &fx.bytes("a", "disk.img"));
     let m = seen(&mirror, "/img.gz");
     assert_eq!(m.len(), 1, "{m:?}");
     assert_eq!((m[0].0, range_start(&m[0].1)), (206, len / 2 - OVERLAP));
@@ -307,34 +315,24 @@ fn a_mirror_with_another_copy_starts_over_and_sha256_decides() {
     require_root();
     let fx = fixtures();
     let len = fx.len("a", "disk.img");
+    let faults = || vec![Fault::CutAfter(len / 2), Fault::Status(404)];
     // Another ETag: the mirror answers the If-Range with its whole object.
-    let (primary, mirror) = (Server::start(), Server::start());
-    primary.serve_file("/img", fx.path("a", "disk.img"));
-    mirror.serve_file("/img", fx.path("a", "disk.img"));
+    let primary = serving("a", "disk.img", "/img", faults());
+    let mirror = serving("a", "disk.img", "/img", vec![]);
     mirror.set_validators("/img", Some("\"elsewhere\""), None);
-    primary.fault("/img", Fault::CutAfter(len / 2));
-    primary.fault("/img", Fault::Status(404));
-    let d = LoopDisk::new(32 * MIB);
-    let r = write_image(&[
-        &format!("dd-raw:{}", primary.url("/img")),
-        dev(&d),
-        "--mirror",
-        &mirror.url("/img"),
-    ]);
-    ok(&r);
-    assert_image_on(&d, &fx.bytes("a", "disk.img"));
-    let m = seen(&mirror, "/img");
-    assert_eq!((m.len(), m[0].0), (1, 200), "{m:?}");
+    let src = format!("dd-raw:{}", primary.url("/img"));
+    deploys(
+        &src,
+        &["--mirror", &mirror.url("/img")],
+        &fx.bytes("a", "disk.img"),
+    );
+    assert_eq!(statuses(&mirror, "/img"), [200]);
 
-    // A mirror that claims the same object (same ETag, same length) but holds other bytes: the
-    // resume goes on there, and the sha256 refuses the result; the disk is left unbootable.
-    let (primary, mirror) = (Server::start(), Server::start());
-    primary.serve_file("/img", fx.path("a", "disk.img"));
-    mirror.serve_file("/img", fx.path("b", "disk.img"));
-    let etag = primary.etag("/img");
-    mirror.set_validators("/img", etag.as_deref(), None);
-    primary.fault("/img", Fault::CutAfter(len / 2));
-    primary.fault("/img", Fault::Status(404));
+    // A mirror that claims the same object (same ETag, same length) but holds other bytes:
+    // whether the overlap shows it or not, the sha256 refuses the result.
+    let primary = serving("a", "disk.img", "/img", faults());
+    let mirror = serving("b", "disk.img", "/img", vec![]);
+    mirror.set_validators("/img", primary.etag("/img").as_deref(), None);
     let d = LoopDisk::new(32 * MIB);
     let r = write_image(&[
         &format!("dd-raw:{}", primary.url("/img")),
@@ -345,7 +343,7 @@ fn a_mirror_with_another_copy_starts_over_and_sha256_decides() {
         &sha256(&fx.path("a", "disk.img")),
     ]);
     assert_eq!(r.code, 4, "{}", r.stderr);
-    assert!(r.stderr.contains("sha256 mismatch"), "{}", r.stderr);
+    says(&r, "sha256 mismatch");
     assert!(d.read_at(0, MIB as usize).iter().all(|&b| b == 0));
 }
 
@@ -354,41 +352,26 @@ fn every_mirror_failing_is_one_error_naming_each() {
     require_root();
     let fx = fixtures();
     let (primary, mirror) = (Server::start(), Server::start());
-    primary.serve_file("/img", fx.path("a", "disk.img"));
-    let d = LoopDisk::new(32 * MIB);
     // The primary 404s at once: the mirror is asked from byte 0 and serves it.
     mirror.serve_file("/other", fx.path("a", "disk.img"));
-    ok(&write_image(&[
-        &format!("dd-raw:{}", primary.url("/missing")),
-        dev(&d),
-        "--mirror",
-        &mirror.url("/other"),
-    ]));
-    assert_image_on(&d, &fx.bytes("a", "disk.img"));
+    let src = format!("dd-raw:{}", primary.url("/missing"));
+    deploys(
+        &src,
+        &["--mirror", &mirror.url("/other")],
+        &fx.bytes("a", "disk.img"),
+    );
     assert_eq!(seen(&mirror, "/other")[0].1, None);
-    let r = write_image(&[
-        &format!("dd-raw:{}", primary.url("/missing")),
-        dev(&d),
-        "--mirror",
-        &mirror.url("/gone"),
-    ]);
+    let d = LoopDisk::new(32 * MIB);
+    let r = write_image(&[&src, dev(&d), "--mirror", &mirror.url("/gone")]);
     assert_eq!(r.code, 4, "{}", r.stderr);
-    for needle in [
-        "every mirror failed",
-        &format!("{}: HTTP 404", primary.url("/missing")),
-        &format!("{}: HTTP 404", mirror.url("/gone")),
-    ] {
-        assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
-    }
-    // Nothing was written: the image from before is still whole.
-    assert_image_on(&d, &fx.bytes("a", "disk.img"));
+    says(&r, "every mirror failed");
+    says(&r, &format!("{}: HTTP 404", primary.url("/missing")));
+    says(&r, &format!("{}: HTTP 404", mirror.url("/gone")));
+    // Nothing was written.
+    assert!(d.read_at(0, MIB as usize).iter().all(|&b| b == 0));
     let r = write_image(&[&primary.url("/img"), dev(&d), "--mirror", "ftp://x/img"]);
     assert_eq!(r.code, 4, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("not an http:// or https:// URL"),
-        "{}",
-        r.stderr
-    );
+    says(&r, "not an http:// or https:// URL");
 }
 
 fn extract(cfg: &Path, target: &Path) -> std::process::Output {
