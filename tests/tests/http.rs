@@ -220,6 +220,30 @@ fn an_object_replaced_mid_download_is_written_whole_from_the_new_one() {
 }
 
 #[test]
+fn an_image_file_target_starts_over_empty() {
+    require_root();
+    let fx = fixtures();
+    // Written into a new file, whose holes read as zeros: starting over must not keep what the
+    // first pass wrote where the new image has zeros.
+    let c = fx.bytes("c", "disk.img");
+    let len = fx.len("a", "disk.img");
+    let faults = vec![Fault::ReplaceAfter(len - MIB, Arc::new(c.clone()))];
+    let srv = serving("a", "disk.img", "/img", faults);
+    let dir = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    let out = dir.path().join("out.img");
+    let r = write_image(&[
+        &format!("dd-raw:{}", srv.url("/img")),
+        out.to_str().unwrap(),
+    ]);
+    ok(&r);
+    says(&r, "starting over from byte 0");
+    assert!(
+        std::fs::read(&out).unwrap() == c,
+        "the file is not the new image"
+    );
+}
+
+#[test]
 fn without_validators_another_length_or_a_416_starts_over() {
     require_root();
     let fx = fixtures();
