@@ -142,10 +142,23 @@ impl RangeReader {
         policy: Policy,
         handover: Option<Handover>,
     ) -> anyhow::Result<Self> {
-        let mut r = RangeReader {
+        let mut r = RangeReader::at_start(client, urls, 0, policy, handover);
+        r.connect()?;
+        Ok(r)
+    }
+
+    /// A reader of `urls[at]` from byte 0, not connected yet.
+    fn at_start(
+        client: Client,
+        urls: Vec<String>,
+        at: usize,
+        policy: Policy,
+        handover: Option<Handover>,
+    ) -> Self {
+        RangeReader {
             client,
             urls,
-            at: 0,
+            at,
             resp: None,
             pos: 0,
             object: Validators::default(),
@@ -154,9 +167,7 @@ impl RangeReader {
             handover,
             handed_over: None,
             tail: Vec::new(),
-        };
-        r.connect()?;
-        Ok(r)
+        }
     }
 
     /// Length of the whole object, when the server said.
@@ -327,19 +338,16 @@ impl RangeReader {
         let Some(slot) = &self.handover else {
             return io::Error::other(format!("{msg}; this reader cannot start over"));
         };
-        let next = RangeReader {
-            client: self.client.clone(),
-            urls: self.urls.clone(),
-            at: self.at,
-            object: resp.as_ref().map(Validators::of).unwrap_or_default(),
-            resp,
-            pos: 0,
-            backoff: Backoff::new(self.backoff.policy().clone()),
-            failures: self.failures.clone(),
-            handover: Some(slot.clone()),
-            handed_over: None,
-            tail: Vec::new(),
-        };
+        let mut next = RangeReader::at_start(
+            self.client.clone(),
+            self.urls.clone(),
+            self.at,
+            self.backoff.policy().clone(),
+            Some(slot.clone()),
+        );
+        next.object = resp.as_ref().map(Validators::of).unwrap_or_default();
+        next.resp = resp;
+        next.failures = self.failures.clone();
         *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(next);
         io::Error::other(msg)
     }

@@ -1,5 +1,6 @@
-//! Where image bytes come from: fetching (http/https with Range resume, file://, paths),
-//! magic-byte detection checked against the declared type, and decoding.
+//! Where image bytes come from: fetching (http/https with checked Range resume and mirrors,
+//! file://, paths), a pass run again from byte 0 when the object is replaced on the server
+//! ([`with_restarts`]), magic-byte detection checked against the declared type, and decoding.
 
 pub mod decode;
 pub mod detect;
