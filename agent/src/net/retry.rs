@@ -38,8 +38,8 @@ impl Policy {
         }
     }
 
-    /// Configs (a metadata service that is briefly unreachable at boot): five tries over about
-    /// 15 s. `$DEPLOYER_FETCH_BACKOFF_MS` shortens the waits for tests.
+    /// Configs (a metadata service that is briefly unreachable at boot): five tries, waits of
+    /// up to 1, 2, 4 and 8 s. `$DEPLOYER_FETCH_BACKOFF_MS` sets the first bound, for tests.
     pub fn config() -> Self {
         let base = std::env::var("DEPLOYER_FETCH_BACKOFF_MS")
             .ok()
