@@ -130,6 +130,10 @@ pub struct WriteImageArgs {
     /// Expected size of the source as served, in bytes.
     #[arg(long, value_name = "BYTES")]
     pub size: Option<u64>,
+    /// Another URL of the same image, tried when the source fails for good (repeatable, in
+    /// order; as a source's `mirrors:` in a config).
+    #[arg(long = "mirror", value_name = "URL")]
+    pub mirrors: Vec<String>,
     /// Do not grow the root partition and filesystem to fill the disk.
     #[arg(long)]
     pub no_grow: bool,

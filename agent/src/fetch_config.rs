@@ -3,86 +3,41 @@
 //! `cloud-config-url=URL`), so that a unit in the ephemeral OS can start the agent with no
 //! arguments.
 
-use std::time::Duration;
-
 use anyhow::Context;
 use serde_yaml::Value;
 
-pub use crate::report::OauthCreds;
-
-/// Sleeps between attempts: 5 attempts over about 15 s, as a metadata service that is
-/// briefly unreachable at boot deserves.
-const BACKOFF: [u64; 4] = [1, 2, 4, 8];
+pub use crate::net::OauthCreds;
+use crate::net::{self, Policy};
 
 pub fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
 }
 
-/// GET `url` (OAuth-signed when `oauth` is given), retrying connection failures, timeouts,
-/// 5xx, 408 and 429; 4xx other than those fail at once with the status in the message.
+/// GET `url` (OAuth-signed when `oauth` is given) through the shared client under
+/// [`Policy::config`]; a status that retries cannot fix fails with a hint of what it means.
 pub fn fetch(url: &str, oauth: Option<&OauthCreds>) -> anyhow::Result<String> {
-    let backoff: Vec<Duration> = match std::env::var("DEPLOYER_FETCH_BACKOFF_MS") {
-        // Tests shorten the waits.
-        Ok(ms) => {
-            let ms: u64 = ms.parse().unwrap_or(10);
-            BACKOFF.iter().map(|_| Duration::from_millis(ms)).collect()
-        }
-        Err(_) => BACKOFF.iter().map(|s| Duration::from_secs(*s)).collect(),
-    };
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .connect_timeout(Duration::from_secs(10))
-        .user_agent(concat!("deployer/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("building the HTTP client")?;
-    let mut attempt = 0;
-    let mut skew_retry = true;
-    loop {
-        let mut req = client.get(url);
-        if let Some(o) = oauth {
-            req = req.header("Authorization", o.header(url));
-        }
-        let (err, retry) = match req.send() {
-            Ok(resp) if resp.status().is_success() => {
-                return resp
-                    .text()
-                    .with_context(|| format!("reading config from {url}"));
+    // Configs come before the config's `proxy:` is known: the environment's proxies apply.
+    let client = net::client(&Default::default())?;
+    let resp = net::send("fetching config", url, oauth, Policy::config(), &|| {
+        client.get(url)
+    })
+    .map_err(|f| {
+        let hint = match f.status.map(|s| s.as_u16()) {
+            Some(401 | 403) if oauth.is_none() => {
+                " (the server wants credentials: is this a MAAS metadata URL that needs OAuth?)"
             }
-            Ok(resp) => {
-                let status = resp.status();
-                let code = status.as_u16();
-                if oauth.is_some() && matches!(code, 401 | 403) && skew_retry {
-                    if let Some(d) = resp.headers().get("date").and_then(|d| d.to_str().ok()) {
-                        if crate::report::oauth::learn_skew(url, d) {
-                            skew_retry = false;
-                            continue;
-                        }
-                    }
-                }
-                let hint = match code {
-                    401 | 403 if oauth.is_none() => " (the server wants credentials: is this a MAAS metadata URL that needs OAuth?)",
-                    401 | 403 => " (the server refused the OAuth credentials)",
-                    404 => " (no such config on the server)",
-                    _ => "",
-                };
-                (
-                    anyhow::anyhow!("HTTP {status}{hint}"),
-                    status.is_server_error() || matches!(code, 408 | 429),
-                )
-            }
-            Err(e) => (anyhow::Error::from(e), true),
+            Some(401 | 403) => " (the server refused the OAuth credentials)",
+            Some(404) => " (no such config on the server)",
+            _ => "",
         };
-        if !retry || attempt >= backoff.len() {
-            let tries = attempt + 1;
-            return Err(err.context(format!(
-                "fetching config {url} (after {tries} attempt{})",
-                if tries == 1 { "" } else { "s" }
-            )));
-        }
-        tracing::warn!("fetching config {url}: {err:#}; retrying");
-        std::thread::sleep(backoff[attempt]);
-        attempt += 1;
-    }
+        anyhow::anyhow!(
+            "fetching config {url} ({}): {}{hint}",
+            f.attempts(),
+            f.error
+        )
+    })?;
+    resp.text()
+        .with_context(|| format!("reading config from {url}"))
 }
 
 /// The kernel command line (`$DEPLOYER_CMDLINE_FILE` overrides /proc/cmdline for tests).

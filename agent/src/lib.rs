@@ -18,13 +18,14 @@
 //! - [`image_check`]: the custom image must carry cloud-init (and netplan for Ubuntu), MAAS's check.
 //!
 //! The layers the stages stand on (a lower layer never reaches up into a stage):
+//! - [`net`]: the one HTTP client (proxy, User-Agent, timeouts, retry policy, OAuth signing).
 //! - [`source`]: where bytes come from (fetch, resume, detect, decode).
 //! - [`io`]: small composable readers and writers (hash, limit, progress, zero-skipping writer).
 //! - [`write_image`]: the dd pipeline from a source to a disk.
 //! - [`grow`]: moving the GPT backup header and growing the root partition and filesystem.
 //! - [`blockdev`]: block device discovery, safety checks, partition nodes, ioctls.
 //! - [`target`]: mounts, chroot, in-target execution.
-//! - [`report`]: events, webhook and OAuth, progress.
+//! - [`report`]: events, the webhook, progress.
 //! - [`error`]: failure kinds and exit codes.
 //! - [`tools`]: every external command the agent runs, in one place.
 //! - [`workdir`]: curtin's working dir (state files) and the environment of stage commands and hooks.
@@ -44,6 +45,7 @@ pub mod image_check;
 pub mod install;
 pub mod io;
 pub mod logging;
+pub mod net;
 pub mod network;
 pub mod plan;
 pub mod report;

@@ -26,33 +26,7 @@ pub mod var {
 }
 
 /// Proxy settings exported to every command (config `proxy:`).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Proxy {
-    pub http_proxy: Option<String>,
-    pub https_proxy: Option<String>,
-    pub no_proxy: Option<String>,
-}
-
-impl Proxy {
-    /// From a merged config: `proxy: {...}`, and curtin's legacy top-level `http_proxy`.
-    pub fn from_config(cfg: &serde_yaml::Value) -> Proxy {
-        let get = |k: &str| {
-            cfg.get("proxy")
-                .and_then(|p| p.get(k))
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-        };
-        Proxy {
-            http_proxy: get("http_proxy").or_else(|| {
-                cfg.get("http_proxy")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string)
-            }),
-            https_proxy: get("https_proxy"),
-            no_proxy: get("no_proxy"),
-        }
-    }
-}
+pub use preseed::install::Proxy;
 
 /// The working directory of one install (or of one stage run alone).
 #[derive(Debug, Clone)]
@@ -124,7 +98,7 @@ impl WorkingDir {
             interfaces: state.join("interfaces"),
             report_stack: String::new(),
             verbosity: 0,
-            proxy: Proxy::from_config(config),
+            proxy: Proxy::from_config(config).unwrap_or_default(),
             python_curtin: find_python_curtin(config),
             bin: top.join("bin"),
             ephemeral: false,

@@ -78,6 +78,8 @@ pub struct Request {
     pub size: Option<u64>,
     pub grow: bool,
     pub fetch: FetchOptions,
+    /// Other URLs of the same image, tried in order when the one in use fails for good.
+    pub mirrors: Vec<String>,
     /// Called with the counters about four times a second, and once at the end.
     pub on_progress: Option<Box<dyn FnMut(Snapshot) + Send>>,
 }
@@ -95,6 +97,7 @@ impl Request {
             size: None,
             grow: true,
             fetch: FetchOptions::default(),
+            mirrors: Vec::new(),
             on_progress: None,
         }
     }
@@ -123,46 +126,20 @@ pub fn write_image(mut req: Request) -> Result<Summary> {
     let t0 = Instant::now();
     let mut phases = Phases::new();
     let mut target = blockdev::open_target(&req.target).kind(Kind::Storage)?;
-    let opened = source::open(&req.uri, &req.fetch)
-        .with_context(|| format!("opening the source {}", req.uri))
-        .kind(Kind::Source)?;
-    if let (Some(want), Some(len)) = (req.size, opened.len) {
-        if want != len {
-            return Err(anyhow!(
-                "the source {} is {len} bytes, not the declared size {want}",
-                req.uri
-            ))
-            .kind(Kind::Source);
-        }
-    }
-    // A declared-raw source's length is the image's: refuse before writing anything. (Any
-    // other image that runs past the end of the disk fails while streaming.)
-    if let (Some(disk), Some(len), Some(SourceType::DdRaw)) =
-        (target.size, opened.len, req.declared)
-    {
-        if len > disk {
-            return Err(anyhow!(
-                "the image ({len} bytes) is larger than the target {} ({disk} bytes)",
-                req.target.display()
-            ))
-            .kind(Kind::Storage);
-        }
-    }
-    let progress = Arc::new(Progress::default());
-    if let Some(l) = opened.len {
-        Progress::add(&progress.source_total, l);
-    }
     let mut state = WriteState { wiped: false };
-    phases.mark("open target and source");
-    let res = stream(
-        &mut req,
-        &mut target,
-        opened.reader,
-        &progress,
-        &mut state,
-        &mut phases,
-    );
-    let (found, digests, image_size) = match res {
+    let (uri, mirrors, fetch) = (req.uri.clone(), req.mirrors.clone(), req.fetch.clone());
+    let mut passes = 0;
+    // An object replaced on the server mid-stream runs this pass again from byte 0 over the
+    // new one: a new decode and a new disk pass.
+    let res = source::with_restarts(&uri, &mirrors, &fetch, |opened| {
+        passes += 1;
+        if passes > 1 && target.fresh {
+            // "Reads as zero" no longer holds for what the last pass wrote.
+            target.file.set_len(0).context("emptying the image file")?;
+        }
+        write_pass(&mut req, &mut target, opened, &mut state, &mut phases)
+    });
+    let (found, digests, image_size, progress) = match res {
         Ok(v) => v,
         Err(e) => {
             if state.wiped {
@@ -203,6 +180,47 @@ pub fn write_image(mut req: Request) -> Result<Summary> {
         root,
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+type Written = (Found, Digests, u64, Arc<Progress>);
+
+/// One pass over the source: checks of what it announces, then the stream onto the disk.
+fn write_pass(
+    req: &mut Request,
+    target: &mut Target,
+    opened: source::Opened,
+    state: &mut WriteState,
+    phases: &mut Phases,
+) -> Result<Written> {
+    if let (Some(want), Some(len)) = (req.size, opened.len) {
+        if want != len {
+            return Err(anyhow!(
+                "the source {} is {len} bytes, not the declared size {want}",
+                req.uri
+            ))
+            .kind(Kind::Source);
+        }
+    }
+    // A declared-raw source's length is the image's: refuse before writing anything. (Any
+    // other image that runs past the end of the disk fails while streaming.)
+    if let (Some(disk), Some(len), Some(SourceType::DdRaw)) =
+        (target.size, opened.len, req.declared)
+    {
+        if len > disk {
+            return Err(anyhow!(
+                "the image ({len} bytes) is larger than the target {} ({disk} bytes)",
+                req.target.display()
+            ))
+            .kind(Kind::Storage);
+        }
+    }
+    let progress = Arc::new(Progress::default());
+    if let Some(l) = opened.len {
+        Progress::add(&progress.source_total, l);
+    }
+    phases.mark("open target and source");
+    let (found, digests, size) = stream(req, target, opened.reader, &progress, state, phases)?;
+    Ok((found, digests, size, progress))
 }
 
 /// Re-read the table, find the root, grow it. A disk image file gets no partition nodes: the
@@ -456,11 +474,12 @@ pub fn run(g: &crate::cli::Global, a: &crate::cli::WriteImageArgs) -> Result<()>
     // The config's `proxy` key applies when a config is given (-c/--set); otherwise the usual
     // environment variables do (reqwest reads them).
     if !g.config.is_empty() || !g.set.is_empty() {
-        req.fetch.proxy = (&crate::config::load(g)?.config.proxy).into();
+        req.fetch.proxy = crate::config::load(g)?.config.proxy.clone();
     }
     req.sha256 = a.sha256.clone();
     req.sha512 = a.sha512.clone();
     req.size = a.size;
+    req.mirrors = a.mirrors.clone();
     req.grow = !a.no_grow;
     let bar = std::io::stderr().is_terminal().then(|| {
         let pb = indicatif::ProgressBar::new(0);

@@ -138,8 +138,7 @@ impl Config {
                         crate::install::write_files_from_value(v, false, &mut w).map_err(at)?;
                 }
                 "install" => c.install = crate::install::install_from_value(v).map_err(at)?,
-                "proxy" if v.is_null() => {}
-                "proxy" => c.proxy = typed(v).map_err(at)?,
+                "proxy" => {} // with the legacy top-level key, below
                 "power_state" if v.is_null() => {}
                 "power_state" => c.power_state = Some(typed(v).map_err(at)?),
                 "curthooks" if v.is_null() => {}
@@ -165,12 +164,7 @@ impl Config {
                 }
             }
         }
-        // Legacy top-level http_proxy -> proxy.http_proxy (curtin `migrate_proxy_settings`).
-        if let Some(Value::String(p)) = m.get("http_proxy") {
-            if c.proxy.http_proxy.is_none() {
-                c.proxy.http_proxy = Some(p.clone());
-            }
-        }
+        c.proxy = Proxy::from_config(v)?;
         let dd: Vec<&Source> = c.sources.values().filter(|s| s.kind.is_dd()).collect();
         if dd.len() > 1 {
             return Err(Issue::new(

@@ -98,6 +98,24 @@ pub struct Proxy {
     pub no_proxy: Option<String>,
 }
 
+impl Proxy {
+    /// The `proxy:` of a merged config, with curtin's legacy top-level `http_proxy` moved into
+    /// it when `proxy` has none (`migrate_proxy_settings`). The one reading of these keys: the
+    /// typed config, the HTTP client and the stage commands' environment all take it from here.
+    pub fn from_config(cfg: &Value) -> Result<Proxy, Issue> {
+        let mut p: Proxy = match cfg.get("proxy") {
+            None | Some(Value::Null) => Proxy::default(),
+            Some(v) => crate::config::typed(v).map_err(|e| e.under("proxy"))?,
+        };
+        if p.http_proxy.is_none() {
+            if let Some(Value::String(legacy)) = cfg.get("http_proxy") {
+                p.http_proxy = Some(legacy.clone());
+            }
+        }
+        Ok(p)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PowerMode {

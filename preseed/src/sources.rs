@@ -1,7 +1,8 @@
 //! `sources`: what to install. A mapping (name -> source, handled in sorted name order), a list,
 //! or a single string. A source is a string normalised like curtin's `util.sanitize_source`
 //! (`dd-gz:http://...`; no known prefix means tgz) or a mapping `{type, uri}`, to which deployer
-//! adds optional `sha256`, `sha512` and `size` (checked while streaming).
+//! adds optional `sha256`, `sha512` and `size` (checked while streaming) and `mirrors` (other
+//! URLs of the same object, tried in order when the one in use fails for good).
 
 use serde::Deserialize;
 use serde_yaml::Value;
@@ -105,6 +106,8 @@ pub struct Source {
     pub sha256: Option<String>,
     pub sha512: Option<String>,
     pub size: Option<u64>,
+    /// Other http(s) URLs of the same object (deployer extension).
+    pub mirrors: Vec<String>,
 }
 
 /// Normalise a source string as curtin's `sanitize_source` does: a known `<type>:` prefix sets
@@ -119,6 +122,7 @@ pub fn parse(s: &str) -> Source {
         sha256: None,
         sha512: None,
         size: None,
+        mirrors: Vec::new(),
     }
 }
 
@@ -154,6 +158,8 @@ struct Entry {
     sha512: Option<String>,
     #[serde(default, deserialize_with = "crate::size::de_opt")]
     size: Option<u64>,
+    #[serde(default)]
+    mirrors: Vec<String>,
 }
 
 /// Read the `sources` value (mapping, list or string) into sources keyed by name.
@@ -218,6 +224,7 @@ fn entry(v: &Value) -> Result<Source, crate::config::Issue> {
             src.sha256 = check_hex(e.sha256, 64, "sha256")?;
             src.sha512 = check_hex(e.sha512, 128, "sha512")?;
             src.size = e.size;
+            src.mirrors = check_mirrors(&src.uri, e.mirrors)?;
             Ok(src)
         }
         _ => Err(Issue::new(
@@ -225,6 +232,33 @@ fn entry(v: &Value) -> Result<Source, crate::config::Issue> {
             "a source must be a string or a mapping {type, uri}",
         )),
     }
+}
+
+fn is_http(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
+/// Mirrors are other URLs of an object served over HTTP: both ends must be http(s).
+fn check_mirrors(uri: &str, mirrors: Vec<String>) -> Result<Vec<String>, crate::config::Issue> {
+    use crate::config::Issue;
+    if mirrors.is_empty() {
+        return Ok(mirrors);
+    }
+    if !is_http(uri) {
+        return Err(Issue::new(
+            "mirrors",
+            format!("mirrors need an http(s) uri, not '{uri}'"),
+        ));
+    }
+    for (i, m) in mirrors.iter().enumerate() {
+        if !is_http(m) {
+            return Err(Issue::new(
+                format!("mirrors[{i}]"),
+                format!("must be an http:// or https:// URL, got '{m}'"),
+            ));
+        }
+    }
+    Ok(mirrors)
 }
 
 fn check_hex(
@@ -265,5 +299,31 @@ mod tests {
         );
         assert_eq!(parse("cp:///media/root-ro").kind, SourceType::Tgz);
         assert!(SourceType::DdZst.is_dd() && !SourceType::Tzst.is_dd());
+    }
+
+    #[test]
+    fn mirrors_are_http_urls_of_an_http_source() {
+        let v: Value = serde_yaml::from_str(
+            "img: {type: dd-gz, uri: 'http://a/x.gz', mirrors: ['http://b/x.gz', 'https://c/x.gz']}",
+        )
+        .unwrap();
+        let s = &from_value(&v).unwrap()["img"];
+        assert_eq!(s.mirrors, ["http://b/x.gz", "https://c/x.gz"]);
+        assert!(parse("http://a/x").mirrors.is_empty());
+        for (cfg, path, msg) in [
+            (
+                "img: {uri: 'http://a/x.gz', mirrors: ['http://b/x', 'ftp://c/x']}",
+                "img.mirrors[1]",
+                "must be an http:// or https:// URL, got 'ftp://c/x'",
+            ),
+            (
+                "img: {uri: '/srv/x.tgz', mirrors: ['http://b/x']}",
+                "img.mirrors",
+                "mirrors need an http(s) uri, not '/srv/x.tgz'",
+            ),
+        ] {
+            let e = from_value(&serde_yaml::from_str(cfg).unwrap()).unwrap_err();
+            assert_eq!((e.path_string().as_str(), e.message.as_str()), (path, msg));
+        }
     }
 }

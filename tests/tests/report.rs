@@ -540,3 +540,34 @@ fn config_url_needing_oauth_fails_clearly_as_a_config_error() {
     assert_eq!(r.code(), 2);
     assert!(r.stderr().contains("deployer.config=URL"), "{}", r.stderr());
 }
+
+#[test]
+fn retry_after_is_honoured_by_config_fetch_and_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start();
+    let cfg = format!("stages: []\n{}", webhook(&srv, "    retries: [0.1]\n"));
+    srv.serve_bytes("/c.yaml", cfg.into_bytes());
+    srv.fault("/c.yaml", Fault::Unavailable(1));
+    srv.fault(STATUS, Fault::Unavailable(1));
+    let r = install(
+        dir.path(),
+        &["-c", &srv.url("/c.yaml"), "--set", "install/log_file="],
+        "",
+    );
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    let reqs = srv.requests();
+    let gap = |path: &str| {
+        let at: Vec<_> = reqs.iter().filter(|q| q.path == path).collect();
+        assert_eq!((at[0].status, at[1].status), (503, 200), "{path}");
+        at[1].at - at[0].at
+    };
+    // The config's 503 said one second; so did the webhook's, before its 0.1 s retry.
+    assert!(gap("/c.yaml") >= Duration::from_secs(1));
+    assert!(gap(STATUS) >= Duration::from_millis(1100));
+    // The event that met the 503 arrived after all, and every event has the one User-Agent.
+    let tr = triples(&srv.posted_json(STATUS));
+    assert!(tr.contains(&t("cmd-install", "start", "")), "{tr:?}");
+    assert!(reqs.iter().all(|q| q
+        .header("user-agent")
+        .is_some_and(|u| u.starts_with("deployer/"))));
+}

@@ -48,7 +48,8 @@ pub fn apply(
     req.sha512 = src.sha512.clone();
     req.size = src.size;
     req.grow = grow;
-    req.fetch.proxy = (&loaded.config.proxy).into();
+    req.fetch.proxy = loaded.config.proxy.clone();
+    req.mirrors = src.mirrors.clone();
     // Created at the first callback: by then the served length is known when the config
     // gave no `size`.
     let what = format!("writing image to {}", disk.display());

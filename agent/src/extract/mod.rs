@@ -56,28 +56,29 @@ impl<R: Read> Read for Watched<R> {
     }
 }
 
-/// Fetch (HTTP with Range resume, file://, a path), verify (`sha256`, `sha512`, `size`) and
-/// extract one source into `target`.
+/// Fetch (HTTP with Range resume and mirrors, file://, a path), verify (`sha256`, `sha512`,
+/// `size`) and extract one source into `target`. An object replaced on the server mid-stream
+/// is extracted again from its start into the same target.
 pub fn extract_source(src: &Source, fetch: &FetchOptions, target: &Path) -> Result<Stats> {
     let uri = &src.uri;
-    let opened = source::open(uri, fetch)
-        .with_context(|| format!("opening the source {uri}"))
-        .kind(Kind::Source)?;
-    if let (Some(want), Some(len)) = (src.size, opened.len) {
-        if want != len {
-            return Err(anyhow::anyhow!(
-                "the source {uri} is {len} bytes, not the declared size {want}"
-            ))
-            .kind(Kind::Source);
+    source::with_restarts(uri, &src.mirrors, fetch, |opened| {
+        if let (Some(want), Some(len)) = (src.size, opened.len) {
+            if want != len {
+                return Err(anyhow::anyhow!(
+                    "the source {uri} is {len} bytes, not the declared size {want}"
+                ))
+                .kind(Kind::Source);
+            }
         }
-    }
-    let expect = Expect {
-        sha256: src.sha256.clone(),
-        sha512: src.sha512.clone(),
-        size: src.size,
-    };
-    let raw = VerifyReader::new(opened.reader, expect, uri);
-    extract_tar(raw, target).with_context(|| format!("extracting {uri} into {}", target.display()))
+        let expect = Expect {
+            sha256: src.sha256.clone(),
+            sha512: src.sha512.clone(),
+            size: src.size,
+        };
+        let raw = VerifyReader::new(opened.reader, expect, uri);
+        extract_tar(raw, target)
+            .with_context(|| format!("extracting {uri} into {}", target.display()))
+    })
 }
 
 /// curtin runs `sync` after tar: flush the target's file system before saying it is done.
@@ -121,7 +122,7 @@ pub fn run(g: &crate::cli::Global, a: &crate::cli::TargetArgs) -> Result<()> {
         .kind(Kind::Config)?;
     let loaded = crate::config::load(g)?;
     let fetch = FetchOptions {
-        proxy: (&loaded.config.proxy).into(),
+        proxy: loaded.config.proxy.clone(),
         ..FetchOptions::default()
     };
     let mut any = false;

@@ -1,7 +1,7 @@
 //! Reporting, as curtin does it: hierarchical events (`cmd-install`,
 //! `cmd-install/stage-partitioning`, ...) sent to the `reporting` config's handlers (`webhook`
-//! with MAAS's OAuth, `log`, `print`, `journald`), a child's FAIL bubbling up to its parent,
-//! and byte-level progress during long writes.
+//! with MAAS's OAuth through [`crate::net`], `log`, `print`, `journald`), a child's FAIL
+//! bubbling up to its parent, and byte-level progress during long writes.
 //!
 //! Each process registers its own handlers from the config (children read `$CONFIG`), and
 //! names its events under `$CURTIN_REPORTSTACK`, so that a `curtin block-meta` child of an
@@ -9,7 +9,6 @@
 
 pub mod event;
 mod handlers;
-pub mod oauth;
 mod webhook;
 
 use std::path::PathBuf;
@@ -21,8 +20,8 @@ use base64::Engine;
 use serde_json::{Map, Value as Json};
 use serde_yaml::Value;
 
+pub use crate::net::OauthCreds;
 pub use event::{Event, EventType, Level, Outcome, PostedFile};
-pub use oauth::OauthCreds;
 pub use webhook::WebhookConfig;
 
 use crate::error::{Kind, KindExt};
@@ -61,14 +60,18 @@ fn reporter() -> Arc<Reporter> {
 /// Register the handlers of a merged config (its `reporting` key, and `image`/`sources` for
 /// the image identity). Replaces any earlier registration of this process.
 pub fn init(cfg: &Value) -> anyhow::Result<()> {
-    let handlers = parse_handlers(cfg.get("reporting")).kind(Kind::Config)?;
+    let proxy = preseed::install::Proxy::from_config(cfg).unwrap_or_default();
+    let handlers = parse_handlers(cfg.get("reporting"), &proxy).kind(Kind::Config)?;
     let image = image_identity(cfg);
     *REPORTER.write().unwrap_or_else(|e| e.into_inner()) =
         Some(Arc::new(Reporter { handlers, image }));
     Ok(())
 }
 
-fn parse_handlers(reporting: Option<&Value>) -> anyhow::Result<Vec<Handler>> {
+fn parse_handlers(
+    reporting: Option<&Value>,
+    proxy: &preseed::install::Proxy,
+) -> anyhow::Result<Vec<Handler>> {
     // curtin's default `logging: {type: log}`, which the config may override or disable.
     let mut cfg = serde_yaml::Mapping::new();
     let mut logging = serde_yaml::Mapping::new();
@@ -104,7 +107,10 @@ fn parse_handlers(reporting: Option<&Value>) -> anyhow::Result<Vec<Handler>> {
                     continue;
                 }
             },
-            "webhook" => Handler::Webhook(webhook::Webhook::start(webhook_config(name, h)?)?),
+            "webhook" => Handler::Webhook(webhook::Webhook::start(WebhookConfig {
+                proxy: proxy.clone(),
+                ..webhook_config(name, h)?
+            })?),
             other => anyhow::bail!(
                 "reporting.{name}: unknown type '{other}' (expected log, print, webhook or journald)"
             ),
@@ -147,6 +153,7 @@ fn webhook_config(name: &str, h: &Value) -> anyhow::Result<WebhookConfig> {
         oauth,
         timeout,
         retries,
+        proxy: Default::default(),
     })
 }
 
@@ -518,13 +525,22 @@ mod tests {
     #[test]
     fn handler_config_errors_name_the_key() {
         let cfg: Value = serde_yaml::from_str("maas: {type: webhook}").unwrap();
-        let e = parse_handlers(Some(&cfg)).err().unwrap();
+        let e = parse_handlers(Some(&cfg), &Default::default())
+            .err()
+            .unwrap();
         assert!(format!("{e:#}").contains("reporting.maas: a webhook needs an 'endpoint'"));
         let cfg: Value = serde_yaml::from_str("x: {type: carrier-pigeon}").unwrap();
-        let e = parse_handlers(Some(&cfg)).err().unwrap();
+        let e = parse_handlers(Some(&cfg), &Default::default())
+            .err()
+            .unwrap();
         assert!(format!("{e:#}").contains("unknown type 'carrier-pigeon'"));
         let cfg: Value = serde_yaml::from_str("logging: null\np: {type: print}").unwrap();
-        assert_eq!(parse_handlers(Some(&cfg)).unwrap().len(), 1);
+        assert_eq!(
+            parse_handlers(Some(&cfg), &Default::default())
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The `webhook` handler: events POSTed as JSON from a background thread, so that a dead or
 //! slow endpoint never stalls the install. Bounded queue, bounded per-request timeouts, few
-//! retries, and a flush with a deadline at the end.
+//! retries (through the shared client and its policy, [`crate::net`]), and a flush with a
+//! deadline at the end.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -8,8 +9,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
+use preseed::install::Proxy;
+use reqwest::header::CONTENT_TYPE;
+
 use super::event::Event;
-use super::oauth::{self, OauthCreds};
+use crate::net::{self, OauthCreds, Policy};
 
 /// Queue length: an install sends tens of events; a full queue drops progress events first.
 const QUEUE: usize = 256;
@@ -22,6 +26,8 @@ pub struct WebhookConfig {
     pub timeout: Duration,
     /// Sleeps between attempts (config `retries`, as curtin); default one retry after 1 s.
     pub retries: Vec<Duration>,
+    /// The config's `proxy:` (curtin exports it before it reports).
+    pub proxy: Proxy,
 }
 
 enum Msg {
@@ -43,11 +49,7 @@ pub const DOWN_ENV: &str = "DEPLOYER_REPORT_DOWN";
 
 impl Webhook {
     pub fn start(cfg: WebhookConfig) -> anyhow::Result<Self> {
-        let client = reqwest::blocking::Client::builder()
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("Curtin/", env!("CARGO_PKG_VERSION"), " deployer"))
-            .build()?;
+        let client = net::client(&cfg.proxy)?;
         let (tx, rx) = bounded(QUEUE);
         let endpoint = cfg.endpoint.clone();
         let timeout = cfg.timeout;
@@ -145,7 +147,7 @@ fn worker(
     }
 }
 
-/// POST one event, retrying `retries` times. Failures are logged, never raised.
+/// POST one event, with `retries` of the config's retries. Failures are logged, never raised.
 fn post(
     client: &reqwest::blocking::Client,
     cfg: &WebhookConfig,
@@ -153,48 +155,26 @@ fn post(
     retries: usize,
 ) -> bool {
     let body = ev.to_json();
-    let mut skew_retry = true;
-    let mut attempt = 0;
-    loop {
-        let mut req = client
+    let policy = Policy::fixed(cfg.retries[..retries.min(cfg.retries.len())].to_vec());
+    let what = format!("posting event {} to", ev.name);
+    let sent = net::send(&what, &cfg.endpoint, cfg.oauth.as_ref(), policy, &|| {
+        client
             .post(&cfg.endpoint)
-            .header("Content-Type", "application/json")
-            .body(body.clone());
-        if let Some(o) = &cfg.oauth {
-            req = req.header("Authorization", o.header(&cfg.endpoint));
-        }
-        let err = match req.send() {
-            Ok(resp) if resp.status().is_success() => return true,
-            Ok(resp) => {
-                let status = resp.status();
-                if matches!(status.as_u16(), 401 | 403) {
-                    let date = resp.headers().get("date").and_then(|d| d.to_str().ok());
-                    // A corrected clock deserves one immediate retry.
-                    if let Some(d) = date {
-                        if oauth::learn_skew(&cfg.endpoint, d) && skew_retry {
-                            skew_retry = false;
-                            continue;
-                        }
-                    }
-                }
-                format!("HTTP {status}")
-            }
-            Err(e) => crate::error::render(&e.into()),
-        };
-        if attempt >= retries {
+            .header(CONTENT_TYPE, "application/json")
+            .timeout(cfg.timeout)
+            .body(body.clone())
+    });
+    match sent {
+        Ok(_) => true,
+        Err(f) => {
             tracing::warn!(
-                "failed posting event {} to {}: {err}",
+                "failed posting event {} to {} ({}): {}",
                 ev.name,
-                cfg.endpoint
+                cfg.endpoint,
+                f.attempts(),
+                f.error
             );
-            return false;
+            false
         }
-        std::thread::sleep(
-            cfg.retries
-                .get(attempt)
-                .copied()
-                .unwrap_or(Duration::from_secs(1)),
-        );
-        attempt += 1;
     }
 }

@@ -1,5 +1,6 @@
-//! Where image bytes come from: fetching (http/https with Range resume, file://, paths),
-//! magic-byte detection checked against the declared type, and decoding.
+//! Where image bytes come from: fetching (http/https with checked Range resume and mirrors,
+//! file://, paths), a pass run again from byte 0 when the object is replaced on the server
+//! ([`with_restarts`]), magic-byte detection checked against the declared type, and decoding.
 
 pub mod decode;
 pub mod detect;
@@ -12,55 +13,26 @@ pub use detect::{Compression, Found};
 pub use kind::{DdSpec, SourceType};
 pub use verify::{Expect, VerifyReader};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
+use preseed::install::Proxy;
 use std::io::Read;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-/// The config's `proxy` key (curtin: http_proxy, https_proxy, no_proxy).
-#[derive(Debug, Clone, Default)]
-pub struct ProxyConfig {
-    pub http_proxy: Option<String>,
-    pub https_proxy: Option<String>,
-    pub no_proxy: Option<String>,
-}
+use crate::error::{Kind, KindExt};
+use crate::net::{self, Policy};
 
-impl From<&preseed::install::Proxy> for ProxyConfig {
-    fn from(p: &preseed::install::Proxy) -> Self {
-        ProxyConfig {
-            http_proxy: p.http_proxy.clone(),
-            https_proxy: p.https_proxy.clone(),
-            no_proxy: p.no_proxy.clone(),
-        }
-    }
-}
-
-/// How to fetch.
+/// How to fetch: through which proxy, retrying how.
 #[derive(Debug, Clone)]
 pub struct FetchOptions {
-    pub proxy: ProxyConfig,
-    /// A read that makes no progress for this long is a stall: reconnect and resume.
-    pub stall_timeout: Duration,
-    /// Tries in a row without a single new byte before giving up.
-    pub max_tries: u32,
-    /// First backoff between tries; doubles up to `max_backoff`.
-    pub backoff: Duration,
-    pub max_backoff: Duration,
+    pub proxy: Proxy,
+    pub policy: Policy,
 }
 
 impl Default for FetchOptions {
     fn default() -> Self {
-        // DEPLOYER_HTTP_STALL_SECS exists for tests of the stall path; the default suits real
-        // mirrors behind slow proxies.
-        let stall = std::env::var("DEPLOYER_HTTP_STALL_SECS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(60);
         FetchOptions {
-            proxy: ProxyConfig::default(),
-            stall_timeout: Duration::from_secs(stall),
-            max_tries: 8,
-            backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(10),
+            proxy: Proxy::default(),
+            policy: Policy::download(),
         }
     }
 }
@@ -71,15 +43,39 @@ pub struct Opened {
     pub len: Option<u64>,
 }
 
-/// Open `uri` (http://, https://, file://, or a path) as a raw byte stream.
+fn is_http(uri: &str) -> bool {
+    uri.starts_with("http://") || uri.starts_with("https://")
+}
+
+/// Open `uri` (http://, https://, file://, or a path) as a raw byte stream, for one pass: an
+/// HTTP object replaced mid-stream is an error here (see [`with_restarts`]).
 pub fn open(uri: &str, opts: &FetchOptions) -> Result<Opened> {
-    if uri.starts_with("http://") || uri.starts_with("https://") {
-        let r = http::RangeReader::open(uri, opts)?;
+    open_with(uri, &[], opts, None).with_context(|| format!("opening the source {uri}"))
+}
+
+fn open_with(
+    uri: &str,
+    mirrors: &[String],
+    opts: &FetchOptions,
+    handover: Option<http::Handover>,
+) -> Result<Opened> {
+    if let Some(m) = mirrors.iter().find(|m| !is_http(m)) {
+        return Err(anyhow!("the mirror {m} is not an http:// or https:// URL"));
+    }
+    if is_http(uri) {
+        let urls = std::iter::once(uri.to_string())
+            .chain(mirrors.iter().cloned())
+            .collect();
+        let client = net::client(&opts.proxy)?;
+        let r = http::RangeReader::open(urls, client, opts.policy.clone(), handover)?;
         let len = r.content_length();
         return Ok(Opened {
             reader: Box::new(r),
             len,
         });
+    }
+    if !mirrors.is_empty() {
+        return Err(anyhow!("{uri}: mirrors are for http(s) sources only"));
     }
     let path = uri.strip_prefix("file://").unwrap_or(uri);
     let f = std::fs::File::open(path).with_context(|| format!("opening {path}"))?;
@@ -91,4 +87,46 @@ pub fn open(uri: &str, opts: &FetchOptions) -> Result<Opened> {
         reader: Box::new(f),
         len,
     })
+}
+
+/// A pass over an object replaced this many times in a row is given up on.
+pub const MAX_RESTARTS: u32 = 3;
+
+/// Run `pass` over the bytes of `uri` (or of its `mirrors`) from byte 0. When the object turns
+/// out to have been replaced mid-stream (a 200 to a resume, another length or ETag, a mirror
+/// with another copy), the pass has consumed bytes of the old one: it fails, and runs again
+/// from byte 0 over the new object, so that whatever it writes (a disk, an extracted tree) is
+/// redone from the start, never patched together from two objects.
+pub fn with_restarts<T>(
+    uri: &str,
+    mirrors: &[String],
+    opts: &FetchOptions,
+    mut pass: impl FnMut(Opened) -> Result<T>,
+) -> Result<T> {
+    let slot: http::Handover = Arc::new(Mutex::new(None));
+    let mut opened = open_with(uri, mirrors, opts, Some(slot.clone()))
+        .with_context(|| format!("opening the source {uri}"))
+        .kind(Kind::Source)?;
+    let mut restarts = 0;
+    loop {
+        let err = match pass(opened) {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let Some(next) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return Err(err);
+        };
+        restarts += 1;
+        if restarts > MAX_RESTARTS {
+            return Err(err.context(format!(
+                "{uri} was replaced on the server {MAX_RESTARTS} times during the download; giving up"
+            )))
+            .kind(Kind::Source);
+        }
+        tracing::warn!("{}; starting over from byte 0", crate::error::render(&err));
+        opened = Opened {
+            len: next.content_length(),
+            reader: Box::new(next),
+        };
+    }
 }
