@@ -519,11 +519,15 @@ pub fn root_by_markers(probes: &[Probe]) -> Option<RootFound> {
 
 /// Our fallback: the last partition holding `/etc/os-release`.
 pub fn root_by_os_release(probes: &[Probe]) -> Option<RootFound> {
-    probes.iter().rev().find(|p| p.os_release).map(|p| RootFound {
-        device: p.node.clone(),
-        number: p.part.number,
-        marker: "etc/os-release".into(),
-    })
+    probes
+        .iter()
+        .rev()
+        .find(|p| p.os_release)
+        .map(|p| RootFound {
+            device: p.node.clone(),
+            number: p.part.number,
+            marker: "etc/os-release".into(),
+        })
 }
 
 /// curtin's rule: mount each partition, the last one holding a marker directory wins; if none
