@@ -232,10 +232,11 @@ fn dpkg_installed(root: &dyn RootView, pkg: &str) -> bool {
     dpkg_paragraph(root, pkg).is_some_and(|p| field(&p, "Status") == Some("install ok installed"))
 }
 
-/// The installed version of a dpkg package (`Version:` of its status paragraph).
+/// The version of a dpkg package (`Version:` of its status paragraph), unless the paragraph
+/// says it is not installed (removed packages keep theirs).
 pub fn dpkg_version(root: &dyn RootView, pkg: &str) -> Option<String> {
     let para = dpkg_paragraph(root, pkg)?;
-    if field(&para, "Status") != Some("install ok installed") {
+    if field(&para, "Status").is_some_and(|s| s != "install ok installed") {
         return None;
     }
     field(&para, "Version").map(str::to_string)

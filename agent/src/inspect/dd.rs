@@ -13,7 +13,6 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -183,10 +182,12 @@ fn inspect_disk(r: &mut Report, image: &Path, dev: &Path, size: u64, base: &Base
             human(size)
         ),
     );
+    // The kernel may not have scanned the table (or have no nodes for it): set its
+    // partitions from the table we read, as the dd path does after writing.
+    blockdev::sync_partitions(&f, dev, &table.parts).kind(Kind::Storage)?;
     let mut seen = vec![];
     for p in &table.parts {
         let node = blockdev::partition_path(dev, p.number);
-        blockdev::wait_for_node(&node, Duration::from_secs(10))?;
         seen.push(Seen {
             part: *p,
             info: tools::blkid_probe(&node),

@@ -137,7 +137,7 @@ pub fn inspect(opts: &Options) -> Result<Report> {
                 os::builtin_bootloader(&mut r, &t, curtin_hooks);
             }
             hooks::check(&mut r, &t);
-            tracing::info!("{} tar entries read", t.entries);
+            tracing::debug!("{} tar entries read", t.entries);
         }
         _ => {}
     }
