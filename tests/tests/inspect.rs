@@ -101,7 +101,11 @@ fn gpt_image(path: &Path, parts: &[(u64, &str, Content)]) {
         match content {
             Content::Ext4(dir) => {
                 let fs = path.with_extension(format!("p{}", i + 1));
-                sh(&format!("truncate -s {} {}", (last - first + 1) * 512, fs.display()));
+                sh(&format!(
+                    "truncate -s {} {}",
+                    (last - first + 1) * 512,
+                    fs.display()
+                ));
                 sh(&format!(
                     "mkfs.ext4 -q -L root{} -d {} {}",
                     i + 1,
@@ -136,7 +140,8 @@ fn nothing_left(image: &Path) {
     assert!(l.trim().is_empty(), "still attached: {l}");
     let m = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(
-        !m.lines().any(|l| l.contains("deployer-inspect") || l.contains("deployer-probe")),
+        !m.lines()
+            .any(|l| l.contains("deployer-inspect") || l.contains("deployer-probe")),
         "left mounted:\n{m}"
     );
 }
@@ -165,19 +170,27 @@ fn raw_image_whose_root_is_not_last_will_not_grow() {
     assert!(line(&r, "format").contains("upload it with filetype ddraw"));
     assert!(line(&r, "filetype").starts_with("ok"));
     assert!(line(&r, "partition-table").contains("GPT with 3 partitions"));
-    assert!(line(&r, "partition 2").contains("ext4 'root2'"), "{}", r.stdout);
+    assert!(
+        line(&r, "partition 2").contains("ext4 'root2'"),
+        "{}",
+        r.stdout
+    );
     assert!(line(&r, "root").contains("partition 2 holds /curtin"));
     let grow = line(&r, "root-grow");
     assert!(grow.starts_with("warning"), "{grow}");
     assert!(
-        grow.contains("root will not grow: partition 2 is not the last partition (partition 3 follows)"),
+        grow.contains(
+            "root will not grow: partition 2 is not the last partition (partition 3 follows)"
+        ),
         "{grow}"
     );
     // No loader in the image (boot code, ESP): the builtin curthooks' grub-install must do it.
     assert!(line(&r, "firmware").starts_with("warning"));
     assert!(line(&r, "bootloader").starts_with("ok"));
     assert!(line(&r, "cloud-init").contains("cloud-init 24.4.1, takes network config v2"));
-    assert!(r.stdout.ends_with("verdict: warning (MAAS would deploy it, with the warnings above)\n"));
+    assert!(r
+        .stdout
+        .ends_with("verdict: warning (MAAS would deploy it, with the warnings above)\n"));
     assert_eq!(sha(&img), before, "inspect changed the image");
     nothing_left(&img);
 
@@ -208,7 +221,13 @@ fn gzip_image_over_http_declared_ddtgz_names_ddgz() {
     let root = d.path().join("root");
     good_root(&root);
     let img = d.path().join("disk.img");
-    gpt_image(&img, &[(1, "EF02", Content::Empty), (24, "8300", Content::Ext4(&root))]);
+    gpt_image(
+        &img,
+        &[
+            (1, "EF02", Content::Empty),
+            (24, "8300", Content::Ext4(&root)),
+        ],
+    );
     sh(&format!("gzip -1 -k {}", img.display()));
     let gz = d.path().join("disk.img.gz");
     let srv = Server::start();
@@ -258,7 +277,11 @@ fn lvm_crc(buf: &[u8]) -> u32 {
     for b in buf {
         crc ^= *b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb88320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb88320
+            } else {
+                crc >> 1
+            };
         }
     }
     crc
@@ -286,14 +309,24 @@ fn lvm_root_is_not_inspected_yet() {
     let img = d.path().join("disk.img");
     gpt_image(
         &img,
-        &[(1, "EF02", Content::Empty), (8, "8E00", Content::Bytes(lvm_pv()))],
+        &[
+            (1, "EF02", Content::Empty),
+            (8, "8E00", Content::Bytes(lvm_pv())),
+        ],
     );
     let r = inspect(&[img.to_str().unwrap()], &[]);
-    assert!(line(&r, "partition 2").contains("LVM2_member"), "{}", r.stdout);
+    assert!(
+        line(&r, "partition 2").contains("LVM2_member"),
+        "{}",
+        r.stdout
+    );
     let root = line(&r, "root");
     assert!(root.starts_with("warning"), "{root}");
     assert!(root.contains("LVM root: not inspected yet"), "{root}");
-    assert!(root.contains("partition 2 is an LVM physical volume"), "{root}");
+    assert!(
+        root.contains("partition 2 is an LVM physical volume"),
+        "{root}"
+    );
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     nothing_left(&img);
 }
@@ -326,7 +359,10 @@ fn python_hook_importing_a_symbol_nobody_provides_is_an_error() {
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = d.path().join("root.tgz");
     tgz(&root, &out);
-    let r = inspect(&[out.to_str().unwrap(), "--base-image", "ubuntu/noble"], &[]);
+    let r = inspect(
+        &[out.to_str().unwrap(), "--base-image", "ubuntu/noble"],
+        &[],
+    );
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     let h = line(&r, "hook curtin-hooks");
     assert!(h.starts_with("error"), "{h}");
@@ -334,10 +370,15 @@ fn python_hook_importing_a_symbol_nobody_provides_is_an_error() {
         h.contains("imports curtin.commands.curthooks.frobnicate_disks (line 4)"),
         "{h}"
     );
-    assert!(h.contains("which deployer's embedded curtin does not provide"), "{h}");
+    assert!(
+        h.contains("which deployer's embedded curtin does not provide"),
+        "{h}"
+    );
     assert!(!h.contains("builtin_curthooks"), "{h}");
     assert!(line(&r, "base-image").contains("the image's own release"));
-    assert!(r.stdout.contains("curthooks: the image's /curtin/curtin-hooks (python3) runs instead of the builtin hooks"));
+    assert!(r.stdout.contains(
+        "curthooks: the image's /curtin/curtin-hooks (python3) runs instead of the builtin hooks"
+    ));
 
     // The same hook with real symbols only, but not executable: the mode is the error.
     std::fs::write(
@@ -363,7 +404,10 @@ fn python_hook_importing_a_symbol_nobody_provides_is_an_error() {
         j["facts"]["hooks"][0]["curtin_imports"][0]["symbol"],
         "builtin_curthooks"
     );
-    assert_eq!(j["facts"]["hooks"][0]["curtin_imports"][0]["provided"], true);
+    assert_eq!(
+        j["facts"]["hooks"][0]["curtin_imports"][0]["provided"],
+        true
+    );
 }
 
 #[test]

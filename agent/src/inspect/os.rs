@@ -155,7 +155,7 @@ fn base_fit(r: &mut Report, os: &report::Os, base: &Base) {
                     "base-image",
                     format!(
                         "{lead}, but the image is Ubuntu {}: {eph}, whose kernel and tools run its hooks; upload it with base_image ubuntu/{}",
-                        os.version_id.as_deref().unwrap_or("?"),
+                        os.version_id.as_deref().unwrap_or("(no VERSION_ID)"),
                         os.codename.as_deref().unwrap_or("<series>")
                     ),
                 );
