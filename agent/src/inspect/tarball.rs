@@ -78,13 +78,12 @@ pub fn scan<R: Read>(input: R) -> Result<Scan> {
         }
         let keep = ty.is_file() && wanted(&rel) && e.size() <= MAX_TEXT;
         if keep {
-            let mut text = String::new();
             let mut bytes = Vec::new();
-            (&mut e).read_to_end(&mut bytes)?;
-            text.push_str(&String::from_utf8_lossy(&bytes));
+            e.read_to_end(&mut bytes)?;
             root.index
                 .add(&path, e.header().mode().unwrap_or(0) & 0o111 != 0);
-            root.index.add_content(&path, text);
+            root.index
+                .add_content(&path, String::from_utf8_lossy(&bytes).into_owned());
         } else {
             root.index.add_entry(&mut e)?;
         }
