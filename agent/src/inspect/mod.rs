@@ -177,10 +177,19 @@ fn plan(
         Ok(l) => crate::plan::lines(&l.config, &l.merged)
             .into_iter()
             .filter(|l| !l.starts_with("plan (") && !l.starts_with("target disk:"))
+            // MAAS sends the machine's network; this config has none.
+            .filter(|l| !l.trim_start().starts_with("no network config:"))
             .collect(),
         Err(e) => vec![format!("(no plan: {e})")],
     };
     lines.push("with this image:".into());
+    lines.push(match base.network() {
+        preseed::generate::network::Version::V1 => format!(
+            "  network: MAAS sends the machine's network as version 1 (a {} base)",
+            base.os
+        ),
+        _ => "  network: MAAS sends the machine's network as version 2 (an Ubuntu base), passed to the image's cloud-init".into(),
+    });
     let hook = |name: &str| r.facts.hooks.iter().find(|h| h.name == name);
     lines.push(match hook("curtin-hooks") {
         Some(h) if curtin_hooks => format!(

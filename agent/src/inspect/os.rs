@@ -55,7 +55,7 @@ impl Base {
         format!("{}/{}", self.os, self.series)
     }
 
-    fn network(&self) -> Version {
+    pub fn network(&self) -> Version {
         version_for(&self.os, ubuntu_version(&self.series), false)
     }
 
