@@ -8,36 +8,17 @@ use qemu_tests::image::{
 };
 use qemu_tests::{harness_unavailable, skip, Phases};
 use std::path::Path;
-use std::process::Command;
+use testkit::inspect::Inspected;
 
-struct Run {
-    code: i32,
-    stdout: String,
-}
-
-fn inspect(image: &Path, args: &[&str]) -> Run {
-    let out = Command::new(testkit::deployer_bin())
-        .arg("inspect")
-        .arg(image)
-        .args(args)
-        .output()
-        .expect("run deployer inspect");
-    let r = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-    };
+fn inspect(image: &Path, args: &[&str]) -> Inspected {
+    let mut all = vec![image.to_str().expect("utf-8 path")];
+    all.extend_from_slice(args);
+    let r = testkit::inspect::inspect(&all, &[]);
     println!("{}", r.stdout);
     r
 }
 
-fn line<'a>(r: &'a Run, check: &str) -> &'a str {
-    r.stdout
-        .lines()
-        .find(|l| l.get(9..).and_then(|rest| rest.split("  ").next()) == Some(check))
-        .unwrap_or_else(|| panic!("no {check} line in:\n{}", r.stdout))
-}
-
-fn no_errors(r: &Run) {
+fn no_errors(r: &Inspected) {
     let bad: Vec<&str> = r
         .stdout
         .lines()
@@ -63,10 +44,10 @@ fn inspect_the_harness_debian_images() {
         .unwrap();
     assert_eq!(r.code, 0, "{}", r.stdout);
     no_errors(&r);
-    assert!(line(&r, "format").contains("upload it with filetype tgz"));
-    assert!(line(&r, "os").contains("Debian GNU/Linux"));
-    assert!(line(&r, "cloud-init").contains("takes network config v2"));
-    assert!(line(&r, "bootloader").contains("GRUB for BIOS and UEFI"));
+    assert!(r.line("format").contains("upload it with filetype tgz"));
+    assert!(r.line("os").contains("Debian GNU/Linux"));
+    assert!(r.line("cloud-init").contains("takes network config v2"));
+    assert!(r.line("bootloader").contains("GRUB for BIOS and UEFI"));
 
     let (ddgz, _) = ph
         .run("cloud ddgz", || image::ddgz(&HOOKS_DISK))
@@ -78,19 +59,23 @@ fn inspect_the_harness_debian_images() {
         .unwrap();
     assert_eq!(r.code, 0, "{}", r.stdout);
     no_errors(&r);
-    assert!(line(&r, "partition-table").contains("GPT with 3 partitions"));
-    assert!(line(&r, "root").contains(&format!(
+    assert!(r.line("partition-table").contains("GPT with 3 partitions"));
+    assert!(r.line("root").contains(&format!(
         "partition {} holds /curtin",
         image::ROOT_PARTITION
     )));
-    assert!(line(&r, "root-grow").contains("the root is the last partition"));
-    let fw = line(&r, "firmware");
+    assert!(r
+        .line("root-grow")
+        .contains("the root is the last partition"));
+    let fw = r.line("firmware");
     assert!(
         fw.contains("BIOS (GRUB in the MBR, core.img in partition 1"),
         "{fw}"
     );
     assert!(fw.contains("EFI/BOOT/BOOTX64.EFI on partition 2"), "{fw}");
-    assert!(line(&r, "hook curtin-hooks").contains("shell (sh), executable"));
+    assert!(r
+        .line("hook curtin-hooks")
+        .contains("shell (sh), executable"));
 
     let r = ph
         .run("inspect ddgz as ddtgz", || {
@@ -98,7 +83,7 @@ fn inspect_the_harness_debian_images() {
         })
         .unwrap();
     assert_eq!(r.code, 2, "{}", r.stdout);
-    let ft = line(&r, "filetype");
+    let ft = r.line("filetype");
     assert!(ft.starts_with("error"), "{ft}");
     assert!(ft.contains("declared ddtgz"), "{ft}");
     assert!(ft.contains("upload it with filetype ddgz"), "{ft}");
@@ -110,7 +95,7 @@ fn inspect_the_harness_debian_images() {
         .run("inspect no-cloud-init", || anyhow::Ok(inspect(&bad, &[])))
         .unwrap();
     assert_eq!(r.code, 2, "{}", r.stdout);
-    let c = line(&r, "cloud-init");
+    let c = r.line("cloud-init");
     assert!(c.starts_with("error"), "{c}");
     assert!(
         c.ends_with(

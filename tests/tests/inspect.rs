@@ -4,38 +4,10 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use sha2::{Digest, Sha256};
-use testkit::{deployer_bin, require_root, sh, Server};
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn inspect(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(deployer_bin());
-    cmd.arg("inspect").args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run deployer inspect");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// The line of a check: `<verdict>  <check>  <reason>` (names hold no double space).
-fn line<'a>(r: &'a Run, check: &str) -> &'a str {
-    r.stdout
-        .lines()
-        .find(|l| l.get(9..).and_then(|rest| rest.split("  ").next()) == Some(check))
-        .unwrap_or_else(|| panic!("no {check} line in:\n{}\n{}", r.stdout, r.stderr))
-}
+use testkit::inspect::inspect;
+use testkit::{require_root, sh, Server};
 
 fn scratch() -> tempfile::TempDir {
     tempfile::Builder::new()
@@ -166,17 +138,17 @@ fn raw_image_whose_root_is_not_last_will_not_grow() {
     let before = sha(&img);
     let r = inspect(&[img.to_str().unwrap(), "--filetype", "ddraw"], &[]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
-    assert!(line(&r, "format").starts_with("ok"));
-    assert!(line(&r, "format").contains("upload it with filetype ddraw"));
-    assert!(line(&r, "filetype").starts_with("ok"));
-    assert!(line(&r, "partition-table").contains("GPT with 3 partitions"));
+    assert!(r.line("format").starts_with("ok"));
+    assert!(r.line("format").contains("upload it with filetype ddraw"));
+    assert!(r.line("filetype").starts_with("ok"));
+    assert!(r.line("partition-table").contains("GPT with 3 partitions"));
     assert!(
-        line(&r, "partition 2").contains("ext4 'root2'"),
+        r.line("partition 2").contains("ext4 'root2'"),
         "{}",
         r.stdout
     );
-    assert!(line(&r, "root").contains("partition 2 holds /curtin"));
-    let grow = line(&r, "root-grow");
+    assert!(r.line("root").contains("partition 2 holds /curtin"));
+    let grow = r.line("root-grow");
     assert!(grow.starts_with("warning"), "{grow}");
     assert!(
         grow.contains(
@@ -185,9 +157,11 @@ fn raw_image_whose_root_is_not_last_will_not_grow() {
         "{grow}"
     );
     // No loader in the image (boot code, ESP): the builtin curthooks' grub-install must do it.
-    assert!(line(&r, "firmware").starts_with("warning"));
-    assert!(line(&r, "bootloader").starts_with("ok"));
-    assert!(line(&r, "cloud-init").contains("cloud-init 24.4.1, takes network config v2"));
+    assert!(r.line("firmware").starts_with("warning"));
+    assert!(r.line("bootloader").starts_with("ok"));
+    assert!(r
+        .line("cloud-init")
+        .contains("cloud-init 24.4.1, takes network config v2"));
     assert!(r
         .stdout
         .ends_with("verdict: warning (MAAS would deploy it, with the warnings above)\n"));
@@ -235,17 +209,17 @@ fn gzip_image_over_http_declared_ddtgz_names_ddgz() {
     let url = srv.url("/root-dd.gz");
     let r = inspect(&[&url, "--filetype", "ddtgz"], &[]);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
-    let ft = line(&r, "filetype");
+    let ft = r.line("filetype");
     assert!(ft.starts_with("error"), "{ft}");
     assert!(ft.contains("declared ddtgz"), "{ft}");
     assert!(ft.contains("upload it with filetype ddgz"), "{ft}");
     // The rest was inspected all the same: the root is found in the decompressed copy.
-    assert!(line(&r, "root").contains("partition 2 holds /curtin"));
-    assert!(line(&r, "root-grow").starts_with("ok"));
+    assert!(r.line("root").contains("partition 2 holds /curtin"));
+    assert!(r.line("root-grow").starts_with("ok"));
     // Declared right, it passes.
     let r = inspect(&[&url, "--filetype", "ddgz"], &[]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr); // only the missing loader warns
-    assert!(line(&r, "filetype").starts_with("ok"));
+    assert!(r.line("filetype").starts_with("ok"));
 }
 
 #[test]
@@ -316,11 +290,11 @@ fn lvm_root_is_not_inspected_yet() {
     );
     let r = inspect(&[img.to_str().unwrap()], &[]);
     assert!(
-        line(&r, "partition 2").contains("LVM2_member"),
+        r.line("partition 2").contains("LVM2_member"),
         "{}",
         r.stdout
     );
-    let root = line(&r, "root");
+    let root = r.line("root");
     assert!(root.starts_with("warning"), "{root}");
     assert!(root.contains("LVM root: not inspected yet"), "{root}");
     assert!(
@@ -364,7 +338,7 @@ fn python_hook_importing_a_symbol_nobody_provides_is_an_error() {
         &[],
     );
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
-    let h = line(&r, "hook curtin-hooks");
+    let h = r.line("hook curtin-hooks");
     assert!(h.starts_with("error"), "{h}");
     assert!(
         h.contains("imports curtin.commands.curthooks.frobnicate_disks (line 4)"),
@@ -375,7 +349,7 @@ fn python_hook_importing_a_symbol_nobody_provides_is_an_error() {
         "{h}"
     );
     assert!(!h.contains("builtin_curthooks"), "{h}");
-    assert!(line(&r, "base-image").contains("the image's own release"));
+    assert!(r.line("base-image").contains("the image's own release"));
     assert!(r.stdout.contains(
         "curthooks: the image's /curtin/curtin-hooks (python3) runs instead of the builtin hooks"
     ));
@@ -389,7 +363,7 @@ fn python_hook_importing_a_symbol_nobody_provides_is_an_error() {
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o644)).unwrap();
     tgz(&root, &out);
     let r = inspect(&[out.to_str().unwrap()], &[]);
-    let h = line(&r, "hook curtin-hooks");
+    let h = r.line("hook curtin-hooks");
     assert!(h.contains("is not executable (mode 644)"), "{h}");
     assert_eq!(r.code, 2);
 
@@ -417,7 +391,9 @@ fn not_an_image_and_unreadable_paths() {
     std::fs::write(&junk, vec![7u8; 64 << 10]).unwrap();
     let r = inspect(&[junk.to_str().unwrap()], &[]);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
-    assert!(line(&r, "format").contains("neither a tar archive nor a disk image"));
+    assert!(r
+        .line("format")
+        .contains("neither a tar archive nor a disk image"));
 
     let missing: PathBuf = d.path().join("nope.img");
     let r = inspect(&[missing.to_str().unwrap()], &[]);
@@ -425,5 +401,5 @@ fn not_an_image_and_unreadable_paths() {
     assert!(r.stderr.contains("opening the image"), "{}", r.stderr);
 
     let r = inspect(&[junk.to_str().unwrap(), "--base-image", "debian/12"], &[]);
-    assert!(line(&r, "base-image").contains("MAAS's upload refuses it"));
+    assert!(r.line("base-image").contains("MAAS's upload refuses it"));
 }

@@ -2,13 +2,7 @@
 //! magic, a tar header, a partition table), the MAAS filetype that describes it, and the check
 //! of a declared filetype against it.
 
-use std::io::Read;
-
-use anyhow::{bail, Context, Result};
-
 use super::report::Report;
-use crate::io::PeekReader;
-use crate::source::decode::Members;
 use crate::source::detect::{self, Compression};
 use crate::source::{DdSpec, SourceType};
 
@@ -127,21 +121,6 @@ fn describe_type(t: SourceType) -> String {
             format!("a {} root tarball", c.name())
         }
     }
-}
-
-/// A decompressing reader over the image, with its compression.
-pub type Decoded<R> = PeekReader<Members<R>>;
-
-/// Sniff the compression and open the decompressed stream, whose start can be peeked.
-pub fn open<R: Read>(input: R) -> Result<(Compression, Decoded<R>)> {
-    let mut pk = PeekReader::new(input, 1 << 20);
-    let head = pk.peek(6).context("reading the start of the image")?;
-    if head.is_empty() {
-        bail!("the image is empty");
-    }
-    let comp = Compression::sniff(head);
-    let members = Members::new(comp, pk)?;
-    Ok((comp, PeekReader::new(members, 1 << 20)))
 }
 
 /// A partition table at the start of a disk: the MBR signature, or a GPT header for 512- or

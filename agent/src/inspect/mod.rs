@@ -82,7 +82,8 @@ pub fn inspect(opts: &Options) -> Result<Report> {
     let opened = source::open(uri, &opts.fetch)
         .with_context(|| format!("opening the image {uri}"))
         .kind(Kind::Source)?;
-    let (compression, mut decoded) = format::open(opened.reader).kind(Kind::Source)?;
+    let (compression, mut decoded) =
+        source::decode::decompressed(opened.reader).kind(Kind::Source)?;
     let head = decoded
         .peek(4608)
         .context("decoding the start of the image")
