@@ -6,6 +6,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+use std::process::Command;
+
 use testkit::inspect::inspect;
 use testkit::{require_root, sh, Server};
 
@@ -220,6 +222,18 @@ fn gzip_image_over_http_declared_ddtgz_names_ddgz() {
     let r = inspect(&[&url, "--filetype", "ddgz"], &[]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr); // only the missing loader warns
     assert!(r.line("filetype").starts_with("ok"));
+
+    // The same disk in a gzip tar (MAAS's ddtgz): detected as such, and read through the tar.
+    sh(&format!(
+        "cd {} && tar -cf - disk.img | gzip -1 > disk.tgz",
+        d.path().display()
+    ));
+    let r = inspect(&[d.path().join("disk.tgz").to_str().unwrap()], &[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.line("format").contains(
+        "a gzip-compressed tar archive holding a disk image: upload it with filetype ddtgz"
+    ));
+    assert!(r.line("root").contains("partition 2 holds /curtin"));
 }
 
 #[test]
@@ -402,4 +416,85 @@ fn not_an_image_and_unreadable_paths() {
 
     let r = inspect(&[junk.to_str().unwrap(), "--base-image", "debian/12"], &[]);
     assert!(r.line("base-image").contains("MAAS's upload refuses it"));
+}
+
+#[test]
+fn broken_hooks_and_archives() {
+    let d = scratch();
+    let root = d.path().join("root");
+    good_root(&root);
+    // finalize without a #! line; network-config a link to nothing.
+    let fin = root.join("curtin/finalize");
+    std::fs::write(&fin, "echo finalizing\n").unwrap();
+    std::fs::set_permissions(&fin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink("net.sh", root.join("curtin/network-config")).unwrap();
+    let out = d.path().join("root.tgz");
+    tgz(&root, &out);
+    let r = inspect(&[out.to_str().unwrap()], &[]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.line("hook finalize").contains("has no #! line"),
+        "{}",
+        r.stdout
+    );
+    let n = r.line("hook network-config");
+    assert!(n.starts_with("error"), "{n}");
+    assert!(
+        n.contains("(a link to net.sh) points at nothing in the image"),
+        "{n}"
+    );
+
+    // A tarball cut short: the archive cannot be read to its end.
+    let bytes = std::fs::read(&out).unwrap();
+    let cut = d.path().join("cut.tgz");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let r = inspect(&[cut.to_str().unwrap()], &[]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.line("format").contains("cannot be read to its end"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn mbr_signature_without_partitions_has_no_table() {
+    require_root();
+    let d = scratch();
+    let img = d.path().join("disk.img");
+    let mut b = vec![0u8; 4 << 20];
+    b[510] = 0x55;
+    b[511] = 0xaa;
+    std::fs::write(&img, &b).unwrap();
+    let r = inspect(&[img.to_str().unwrap()], &[]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.line("partition-table").contains("no partition table"),
+        "{}",
+        r.stdout
+    );
+    nothing_left(&img);
+}
+
+#[test]
+fn dd_image_needs_root() {
+    require_root();
+    let d = scratch();
+    let img = d.path().join("disk.img");
+    gpt_image(&img, &[(4, "8300", Content::Empty)]);
+    sh(&format!(
+        "chmod 755 {} && chmod 644 {}",
+        d.path().display(),
+        img.display()
+    ));
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(testkit::deployer_bin())
+        .arg("inspect")
+        .arg(&img)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("inspecting a dd image needs root"), "{err}");
 }
