@@ -94,7 +94,16 @@ pub fn check(r: &mut Report, t: &dyn Tree) {
             continue;
         };
         h.executable = mode & 0o111 != 0;
-        let text = f.text.unwrap_or_default();
+        let Some(text) = f.text else {
+            // Not a regular file we could read: a link out of /curtin in a tarball (read in
+            // one pass, only /curtin's files are kept), a hard link, a directory.
+            r.warn(
+                &check,
+                format!("/{rel}{via}: its content was not read (not a regular file under /curtin)"),
+            );
+            r.facts.hooks.push(h);
+            continue;
+        };
         let (lang, interp) = language(&text);
         h.language = Some(lang.to_string());
         h.interpreter = interp.clone();

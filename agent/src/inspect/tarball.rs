@@ -132,13 +132,19 @@ impl Tree for TarRoot {
             return None;
         }
         let target = self.follow(rel);
+        // A link out of /curtin: its target's mode was not kept (only its x bits are known).
+        let mode = self.modes.get(&target).copied().or_else(|| {
+            self.index.exists(&target).then(|| {
+                if self.index.is_executable(&target) {
+                    0o755
+                } else {
+                    0o644
+                }
+            })
+        });
         Some(FileInfo {
             link: self.links.get(rel).cloned(),
-            mode: self
-                .modes
-                .get(&target)
-                .copied()
-                .filter(|_| self.index.exists(&target)),
+            mode: mode.filter(|_| self.index.exists(&target)),
             text: self.index.read(&target),
         })
     }
@@ -189,7 +195,10 @@ mod tests {
                 ),
                 ("./usr/bin/big", 0o755, &[0u8; 10]),
             ],
-            &[("./curtin/curtin-hooks", "python_wrapper")],
+            &[
+                ("./curtin/curtin-hooks", "python_wrapper"),
+                ("./curtin/finalize", "/usr/bin/big"),
+            ],
         );
         let Scan::Root(r) = scan(&data[..]).unwrap() else {
             panic!("not a root")
@@ -201,8 +210,14 @@ mod tests {
         assert_eq!(f.link.as_deref(), Some("python_wrapper"));
         assert_eq!(f.mode, Some(0o755));
         assert!(f.text.unwrap().starts_with("#!/bin/bash"));
-        assert_eq!(r.list("curtin"), vec!["curtin-hooks", "python_wrapper"]);
-        assert!(r.file("curtin/finalize").is_none());
+        // A link out of /curtin: known to exist and be executable, its text not kept.
+        let f = r.file("curtin/finalize").unwrap();
+        assert_eq!((f.mode, f.text), (Some(0o755), None));
+        assert_eq!(
+            r.list("curtin"),
+            vec!["curtin-hooks", "finalize", "python_wrapper"]
+        );
+        assert!(r.file("curtin/network-config").is_none());
     }
 
     #[test]
