@@ -60,6 +60,8 @@ pub fn inspect(
         );
         let mut req = crate::write_image::Request::new(uri, &file);
         req.grow = false;
+        // A scratch copy: nothing boots it, and a sync would wait on every other writer.
+        req.durable = false;
         req.fetch = fetch.clone();
         crate::write_image::write_image(req).with_context(|| {
             format!(
