@@ -98,6 +98,17 @@ pub fn inspect(opts: &Options) -> Result<Report> {
             }
             Ok(tarball::Scan::Root(t)) => {
                 root = Some(t);
+                // The archive's padding and the compressed stream's end: its checksum covers
+                // every byte, and garbage after it fails curtin's tar.
+                if let Err(e) = std::io::copy(&mut decoded, &mut std::io::sink()) {
+                    r.error(
+                        "format",
+                        format!(
+                            "the {} stream after the tar archive: {e}",
+                            compression.name()
+                        ),
+                    );
+                }
                 Layout::RootTarball
             }
             Err(e) => {
