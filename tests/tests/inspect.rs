@@ -455,6 +455,19 @@ fn broken_hooks_and_archives() {
         "{}",
         r.stdout
     );
+
+    // Garbage after the gzip stream (curtin's tar fails on it).
+    let mut tail = bytes.clone();
+    tail.extend_from_slice(b"GARBAGE!");
+    let junk = d.path().join("junk.tgz");
+    std::fs::write(&junk, &tail).unwrap();
+    let r = inspect(&[junk.to_str().unwrap()], &[]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    let f = r.line("format");
+    assert!(
+        f.starts_with("error") && f.contains("trailing garbage"),
+        "{f}"
+    );
 }
 
 #[test]
