@@ -511,3 +511,39 @@ fn dd_image_needs_root() {
     assert_eq!(out.status.code(), Some(5), "{err}");
     assert!(err.contains("inspecting a dd image needs root"), "{err}");
 }
+
+#[test]
+fn fat_root_found_with_mtools_like_esxi() {
+    require_root();
+    let d = scratch();
+    let fat = d.path().join("fat.img");
+    sh(&format!(
+        "truncate -s 16M {f} && mkfs.vfat -n BOOTBANK {f} >/dev/null && mmd -i {f} ::/curtin && echo '#!/bin/sh' > {d}/h && mcopy -i {f} {d}/h ::/curtin/curtin-hooks",
+        f = fat.display(),
+        d = d.path().display()
+    ));
+    let img = d.path().join("disk.img");
+    gpt_image(
+        &img,
+        &[(16, "0700", Content::Bytes(std::fs::read(&fat).unwrap()))],
+    );
+    let r = inspect(&[img.to_str().unwrap()], &[]);
+    assert!(
+        r.line("partition 1").contains("vfat 'BOOTBANK'"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.line("root").contains("partition 1 holds /curtin"),
+        "{}",
+        r.stdout
+    );
+    let os = r.line("os");
+    assert!(
+        os.starts_with("warning") && os.contains("FAT filesystem (ESXi?)"),
+        "{os}"
+    );
+    assert!(r.line("root-grow").contains("not vfat"), "{}", r.stdout);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    nothing_left(&img);
+}

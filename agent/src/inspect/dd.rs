@@ -234,20 +234,37 @@ fn inspect_disk(r: &mut Report, image: &Path, dev: &Path, size: u64, base: &Base
         .iter()
         .map(|s| (s.node.clone(), s.fstype().map(str::to_string)))
         .collect();
-    let probes = blockdev::probe_roots(&parts, &|n| {
+    let mut probes = blockdev::probe_roots(&parts, &|n| {
         ro_options(types.get(n).and_then(|t| t.as_deref()))
     })?;
+    fat_markers(&seen, &mut probes);
     let root = root(r, &seen, &probes, &table.parts);
     firmware(r, image, &seen)?;
     let Some(root) = root else {
         return Ok(());
     };
+    if root.fstype() == Some("vfat") {
+        r.warn(
+            "os",
+            format!("the root (partition {}) is a FAT filesystem (ESXi?): not a Linux root, the Linux checks are skipped", root.part.number),
+        );
+        return Ok(());
+    }
     let mnt = tempfile::Builder::new()
         .prefix("deployer-inspect-root-")
         .tempdir()?;
-    tools::mount(&root.node, mnt.path(), &ro_options(root.fstype()))
-        .with_context(|| format!("mounting the root {} read-only", root.node.display()))
-        .kind(Kind::Storage)?;
+    if let Err(e) = tools::mount(&root.node, mnt.path(), &ro_options(root.fstype())) {
+        r.warn(
+            "os",
+            format!(
+                "the root (partition {}, {}) does not mount read-only on this machine, its contents were not inspected: {}",
+                root.part.number,
+                root.fstype().unwrap_or("unknown filesystem"),
+                crate::error::render(&e)
+            ),
+        );
+        return Ok(());
+    }
     let tree = Mounted(mnt.path().to_path_buf());
     let has_hook = hooks::has_curthooks(&tree);
     os::check(r, &tree, base, has_hook);
@@ -258,6 +275,33 @@ fn inspect_disk(r: &mut Report, image: &Path, dev: &Path, size: u64, base: &Base
     }
     let um = tools::umount(mnt.path());
     um.with_context(|| format!("unmounting {}", mnt.path().display()))
+}
+
+/// FAT partitions the kernel here cannot mount (it may lack vfat) are looked into with mtools
+/// for curtin's markers: ESXi images keep `/curtin` on their FAT partition 1.
+fn fat_markers(seen: &[Seen], probes: &mut [Probe]) {
+    for p in probes.iter_mut().filter(|p| !p.mounted) {
+        let Some(s) = seen.iter().find(|s| s.node == p.node) else {
+            continue;
+        };
+        if s.fstype() != Some("vfat") {
+            continue;
+        }
+        let Ok(top) = tools::fat_list(&s.node, "/") else {
+            continue;
+        };
+        let has = |dir: &str| {
+            let want = format!("::/{dir}/").to_ascii_lowercase();
+            top.iter().any(|l| l.to_ascii_lowercase() == want)
+        };
+        p.marker = blockdev::ROOT_MARKERS
+            .iter()
+            .find(|m| !m.contains('/') && has(m))
+            .map(|m| m.to_string());
+        p.os_release = top
+            .iter()
+            .any(|l| l.eq_ignore_ascii_case("::/etc/os-release"));
+    }
 }
 
 /// The root by curtin's rule and our fallback, and whether it grows.
