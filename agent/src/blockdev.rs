@@ -462,42 +462,87 @@ pub struct RootFound {
 /// The markers curtin looks for (`block.get_root_device`), in its order.
 pub const ROOT_MARKERS: &[&str] = &["curtin", "system-data/var/lib/snapd", "snaps"];
 
-/// curtin's rule: mount each partition, the last one holding a marker directory wins; if none
-/// does, the (last) one with `/etc/os-release`. Mounted read-only here (curtin mounts rw).
-pub fn find_root(parts: &[(Part, PathBuf)]) -> Result<RootFound> {
-    let mut marked = None;
-    let mut os_release = None;
+/// What one partition holds, as the root search sees it.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub part: Part,
+    pub node: PathBuf,
+    /// It mounted (with the options asked for).
+    pub mounted: bool,
+    /// The first of [`ROOT_MARKERS`] it holds as a directory.
+    pub marker: Option<String>,
+    pub os_release: bool,
+}
+
+/// Mount each partition read-only (`options(node)` gives the mount options), note the markers
+/// and `/etc/os-release`, unmount. Partitions that do not mount are listed as such.
+pub fn probe_roots(
+    parts: &[(Part, PathBuf)],
+    options: &dyn Fn(&Path) -> String,
+) -> Result<Vec<Probe>> {
+    let mut out = Vec::with_capacity(parts.len());
     for (p, node) in parts {
+        let mut probe = Probe {
+            part: *p,
+            node: node.clone(),
+            mounted: false,
+            marker: None,
+            os_release: false,
+        };
         let dir = tempfile::Builder::new()
             .prefix("deployer-probe-")
             .tempdir()?;
-        if tools::mount(node, dir.path(), "ro").is_err() {
-            continue;
+        if tools::mount(node, dir.path(), &options(node)).is_ok() {
+            probe.mounted = true;
+            probe.marker = ROOT_MARKERS
+                .iter()
+                .find(|m| dir.path().join(m).is_dir())
+                .map(|m| m.to_string());
+            probe.os_release = dir.path().join("etc/os-release").exists();
+            tools::umount(dir.path())?;
         }
-        let hit = ROOT_MARKERS.iter().find(|m| dir.path().join(m).is_dir());
-        if let Some(m) = hit {
-            marked = Some(RootFound {
-                device: node.clone(),
-                number: p.number,
-                marker: m.to_string(),
-            });
-        }
-        if dir.path().join("etc/os-release").exists() {
-            os_release = Some(RootFound {
-                device: node.clone(),
-                number: p.number,
-                marker: "etc/os-release".into(),
-            });
-        }
-        tools::umount(dir.path())?;
+        out.push(probe);
     }
-    marked.or(os_release).with_context(|| {
-        format!(
-            "did not find any filesystem on the image's {} partitions that contained one of {:?} or etc/os-release",
-            parts.len(),
-            ROOT_MARKERS
-        )
+    Ok(out)
+}
+
+/// curtin's rule: the last partition holding a marker directory.
+pub fn root_by_markers(probes: &[Probe]) -> Option<RootFound> {
+    probes.iter().rev().find_map(|p| {
+        Some(RootFound {
+            device: p.node.clone(),
+            number: p.part.number,
+            marker: p.marker.clone()?,
+        })
     })
+}
+
+/// Our fallback: the last partition holding `/etc/os-release`.
+pub fn root_by_os_release(probes: &[Probe]) -> Option<RootFound> {
+    probes
+        .iter()
+        .rev()
+        .find(|p| p.os_release)
+        .map(|p| RootFound {
+            device: p.node.clone(),
+            number: p.part.number,
+            marker: "etc/os-release".into(),
+        })
+}
+
+/// curtin's rule: mount each partition, the last one holding a marker directory wins; if none
+/// does, the (last) one with `/etc/os-release`. Mounted read-only here (curtin mounts rw).
+pub fn find_root(parts: &[(Part, PathBuf)]) -> Result<RootFound> {
+    let probes = probe_roots(parts, &|_| "ro".to_string())?;
+    root_by_markers(&probes)
+        .or_else(|| root_by_os_release(&probes))
+        .with_context(|| {
+            format!(
+                "did not find any filesystem on the image's {} partitions that contained one of {:?} or etc/os-release",
+                parts.len(),
+                ROOT_MARKERS
+            )
+        })
 }
 
 #[cfg(test)]

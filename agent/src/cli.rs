@@ -86,6 +86,24 @@ pub enum Command {
     InTarget(InTargetArgs),
     /// Print the network config rendered for a deployed OS.
     RenderNetwork(RenderNetworkArgs),
+    /// Tell whether MAAS would deploy an image (read-only): exit 0 ok, 1 warnings, 2 errors.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The image: a path, or an http(s):// or file:// URL.
+    pub image: String,
+    /// The MAAS filetype it would be uploaded with (ddgz, ddtgz, tgz, ...), checked against
+    /// the bytes.
+    #[arg(long, value_name = "T")]
+    pub filetype: Option<String>,
+    /// The base_image it would be uploaded with (default: MAAS's, the commissioning OS).
+    #[arg(long, value_name = "OS/SERIES")]
+    pub base_image: Option<String>,
+    /// One JSON document (schema deployer-inspect/1) instead of lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -144,6 +144,27 @@ impl TarIndex {
         Ok(())
     }
 
+    /// The names directly inside `dir` (normalised, `""` for the top).
+    pub fn children(&self, dir: &str) -> Vec<String> {
+        let dir = Self::normalize(dir);
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let mut out: Vec<String> = self
+            .paths
+            .range(prefix.clone()..)
+            .take_while(|p| p.starts_with(&prefix))
+            .filter_map(|p| {
+                let rest = &p[prefix.len()..];
+                (!rest.is_empty() && !rest.contains('/')).then(|| rest.to_string())
+            })
+            .collect();
+        out.dedup();
+        out
+    }
+
     /// Paths whose content the check wants, for a reader of the archive to keep.
     pub fn wants_content(path: &str) -> bool {
         matches!(
@@ -208,22 +229,38 @@ pub fn has_tool(root: &dyn RootView, tool: &Tool) -> bool {
 
 /// dpkg: `var/lib/dpkg/status` has the package with `Status: install ok installed`.
 fn dpkg_installed(root: &dyn RootView, pkg: &str) -> bool {
-    if let Some(status) = root.read("var/lib/dpkg/status") {
-        return status.split("\n\n").any(|para| {
-            let mut name = false;
-            let mut ok = false;
-            for l in para.lines() {
-                if let Some(v) = l.strip_prefix("Package:") {
-                    name = v.trim() == pkg;
-                }
-                if let Some(v) = l.strip_prefix("Status:") {
-                    ok = v.trim() == "install ok installed";
-                }
-            }
-            name && ok
-        });
+    dpkg_paragraph(root, pkg).is_some_and(|p| field(&p, "Status") == Some("install ok installed"))
+}
+
+/// The version of a dpkg package (`Version:` of its status paragraph), unless the paragraph
+/// says it is not installed (removed packages keep theirs).
+pub fn dpkg_version(root: &dyn RootView, pkg: &str) -> Option<String> {
+    let para = dpkg_paragraph(root, pkg)?;
+    if field(&para, "Status").is_some_and(|s| s != "install ok installed") {
+        return None;
     }
-    false
+    field(&para, "Version").map(str::to_string)
+}
+
+fn dpkg_paragraph(root: &dyn RootView, pkg: &str) -> Option<String> {
+    let status = root.read("var/lib/dpkg/status")?;
+    status
+        .split("\n\n")
+        .find(|para| field(para, "Package") == Some(pkg))
+        .map(str::to_string)
+}
+
+fn field<'a>(para: &'a str, key: &str) -> Option<&'a str> {
+    para.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+/// `(major, minor)` of a version string: `24.4.1-1ubuntu1` -> (24, 4), `1:0.7` -> (0, 7).
+pub fn major_minor(v: &str) -> Option<(u32, u32)> {
+    let v = v.split_once(':').map(|x| x.1).unwrap_or(v);
+    let mut it = v.split(|c: char| !c.is_ascii_digit());
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }
 
 /// Check a root; the error is MAAS's message for the first missing tool, Kind::Image.

@@ -7,6 +7,7 @@
 //! - [`cli`]: clap types for `deployer ...` and the multi-call `curtin ...` command line; nothing else.
 //! - [`install`]: the install command, the stages in curtin's order, short enough to read as a checklist.
 //! - [`plan`]: the dry run that says what each stage would do.
+//! - [`inspect`]: whether MAAS would deploy an image, checked offline and read-only.
 //!
 //! One module a stage (curtin's vocabulary):
 //! - [`block_meta`]: the partitioning stage (storage config v1, simple mode, dd writing).
@@ -42,6 +43,7 @@ pub mod fetch_config;
 pub mod grow;
 pub mod hook;
 pub mod image_check;
+pub mod inspect;
 pub mod install;
 pub mod io;
 pub mod logging;

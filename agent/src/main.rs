@@ -39,7 +39,7 @@ fn run(global: &Global, command: Command) -> anyhow::Result<()> {
     // install opens its own `cmd-install`; every other command is reported as
     // `<$CURTIN_REPORTSTACK>/cmd-<name>`, as curtin's main does.
     let name = match &command {
-        Command::Install(_) => None,
+        Command::Install(_) | Command::Inspect(_) => None,
         Command::Validate(_) => Some("validate"),
         Command::Plan(_) => Some("plan"),
         Command::WriteImage(_) => Some("write-image"),
@@ -71,5 +71,6 @@ fn dispatch(global: &Global, command: Command) -> anyhow::Result<()> {
         Command::Hook(a) => hook::run(global, &a),
         Command::InTarget(a) => target::in_target(global, &a),
         Command::RenderNetwork(a) => network::render_cmd(global, &a),
+        Command::Inspect(a) => inspect::run(global, &a),
     }
 }

@@ -5,6 +5,8 @@
 mod disk;
 mod stages;
 
+pub use disk::human;
+
 use std::io::Write;
 
 use crate::cli::{Global, PlanArgs, ValidateArgs};
@@ -37,6 +39,11 @@ pub fn run(g: &Global, a: &PlanArgs) -> anyhow::Result<()> {
         writeln!(out, "{l}")?;
     }
     Ok(())
+}
+
+/// The plan's lines for a loaded config and no `--target` (what `deployer inspect` shows).
+pub fn lines(c: &preseed::Config, merged: &serde_yaml::Value) -> Vec<String> {
+    stages::plan(c, merged, None)
 }
 
 /// The loader's warnings, plus what an install could not do yet.

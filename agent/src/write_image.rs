@@ -77,6 +77,9 @@ pub struct Request {
     /// Expected size of the source as served.
     pub size: Option<u64>,
     pub grow: bool,
+    /// Sync the body before the first MiB goes down, and then that (a disk that boots only
+    /// once all of it is there). Off for a scratch copy nobody boots (`deployer inspect`).
+    pub durable: bool,
     pub fetch: FetchOptions,
     /// Other URLs of the same image, tried in order when the one in use fails for good.
     pub mirrors: Vec<String>,
@@ -96,6 +99,7 @@ impl Request {
             sha512: None,
             size: None,
             grow: true,
+            durable: true,
             fetch: FetchOptions::default(),
             mirrors: Vec::new(),
             on_progress: None,
@@ -355,7 +359,11 @@ fn stream(
 
     // Everything but the first MiB is on disk, synced, and the stream verified: now the
     // first MiB (MBR, primary GPT) makes the disk bootable.
+    let durable = req.durable;
     let sync = |what: &str| -> Result<()> {
+        if !durable {
+            return Ok(());
+        }
         target
             .file
             .sync_all()

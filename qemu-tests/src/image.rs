@@ -168,6 +168,15 @@ set -e\n\
 env | sort > \"$TARGET_MOUNT_POINT/root/curtin-hooks.env\"\n\
 echo ran > \"$TARGET_MOUNT_POINT/root/curtin-hooks.marker\"\n";
 
+/// The dd image of scenario 2 (the cloud root with [`MARKER_HOOK`]), shared by the harness,
+/// the scenarios and the inspect tests so the cache holds one.
+pub const HOOKS_DISK: DiskRecipe = DiskRecipe {
+    name: "debian-cloud-hooks-ddgz",
+    root: CLOUD_ROOT,
+    size: 2 << 30,
+    curtin_hooks: Some(MARKER_HOOK),
+};
+
 /// `root.ddgz` of the recipe, built on a cache miss (needs root: loop device and mounts).
 pub fn ddgz(d: &DiskRecipe) -> Result<(PathBuf, Outcome)> {
     let (tar, _) = root_tar(&d.root)?;

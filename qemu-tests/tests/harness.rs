@@ -3,7 +3,7 @@
 //! image written on the host booting under OVMF to the end of cloud-init. They run in the
 //! default test run (root, the tools of scripts/setup); `DEPLOYER_QEMU=0` skips them.
 
-use qemu_tests::image::{self, DiskRecipe, CLOUD_ROOT, MARKER_HOOK, NO_CLOUD_INIT_ROOT};
+use qemu_tests::image::{self, CLOUD_ROOT, HOOKS_DISK, NO_CLOUD_INIT_ROOT};
 use qemu_tests::scenario::{ext4_size, partition_extent};
 use qemu_tests::vm::{Boot, Firmware, Vm};
 use qemu_tests::{cache, ephemeral, guest_url, harness_unavailable, seed, skip, Phases};
@@ -14,14 +14,6 @@ use std::time::Duration;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const GIB: u64 = 1 << 30;
-
-/// The dd image of scenario 2, shared here so the cache holds one.
-pub const HOOKS_DISK: DiskRecipe = DiskRecipe {
-    name: "debian-cloud-hooks-ddgz",
-    root: CLOUD_ROOT,
-    size: 2 * GIB,
-    curtin_hooks: Some(MARKER_HOOK),
-};
 
 fn gate(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
     if let Some(why) = harness_unavailable() {

@@ -5,7 +5,7 @@
 //! `DEPLOYER_QEMU=0` skips them); one alone: `cargo test -p qemu-tests --test scenarios NAME
 //! -- --nocapture`.
 
-use qemu_tests::image::{self, DiskRecipe, CLOUD_ROOT, MARKER_HOOK, NO_CLOUD_INIT_ROOT};
+use qemu_tests::image::{self, CLOUD_ROOT, HOOKS_DISK, NO_CLOUD_INIT_ROOT};
 use qemu_tests::scenario::{check_oauth, ext4_size, partition_extent, stage_events, Deployment};
 use qemu_tests::vm::DEFAULT_MAC;
 use qemu_tests::{harness_unavailable, skip, Phases};
@@ -15,14 +15,6 @@ use std::time::Duration;
 static SERIAL: Mutex<()> = Mutex::new(());
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
-
-/// Same recipe as the harness test's, so both use one cache entry.
-const HOOKS_DISK: DiskRecipe = DiskRecipe {
-    name: "debian-cloud-hooks-ddgz",
-    root: CLOUD_ROOT,
-    size: 2 * GIB,
-    curtin_hooks: Some(MARKER_HOOK),
-};
 
 /// The install stages in curtin's order.
 const STAGES: &[&str] = &[

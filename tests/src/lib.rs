@@ -4,6 +4,7 @@
 
 pub mod fixtures;
 pub mod http;
+pub mod inspect;
 pub mod loopdev;
 pub mod yaml11;
 

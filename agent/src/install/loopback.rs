@@ -77,8 +77,23 @@ impl TargetDisk {
             }
             Err(e) => return Err(e).with_context(|| format!("--target {}", path.display())),
         }
-        let (device, file) = attach(path)?;
+        let (device, file) = attach(path, false)?;
         tracing::info!("attached {} to {}", path.display(), device.display());
+        Ok(TargetDisk {
+            device,
+            attached: Some(file),
+        })
+    }
+
+    /// An existing image file on a read-only loop device with partition scanning, for reading
+    /// its partitions (`deployer inspect`): the kernel refuses every write to it.
+    pub fn open_read_only(path: &Path) -> anyhow::Result<Self> {
+        let (device, file) = attach(path, true)?;
+        tracing::info!(
+            "attached {} read-only to {}",
+            path.display(),
+            device.display()
+        );
         Ok(TargetDisk {
             device,
             attached: Some(file),
@@ -107,10 +122,12 @@ impl Drop for TargetDisk {
     }
 }
 
-fn attach(path: &Path) -> anyhow::Result<(PathBuf, File)> {
+/// Attach `path` to a free loop device. Read-only: both the file and the device are opened
+/// without write access, which makes the kernel set LO_FLAGS_READ_ONLY.
+fn attach(path: &Path, read_only: bool) -> anyhow::Result<(PathBuf, File)> {
     let backing = OpenOptions::new()
         .read(true)
-        .write(true)
+        .write(!read_only)
         .open(path)
         .with_context(|| format!("opening {}", path.display()))?;
     let ctl = File::open("/dev/loop-control")
@@ -123,7 +140,7 @@ fn attach(path: &Path) -> anyhow::Result<(PathBuf, File)> {
             return Err(std::io::Error::last_os_error()).context("finding a free loop device");
         }
         let dev = PathBuf::from(format!("/dev/loop{n}"));
-        let f = match OpenOptions::new().read(true).write(true).open(&dev) {
+        let f = match OpenOptions::new().read(true).write(!read_only).open(&dev) {
             Ok(f) => f,
             Err(_) => continue,
         };

@@ -16,7 +16,7 @@ use serde_yaml::Value;
 
 use crate::cli::NetworkFormat;
 use crate::error::{Kind, KindExt};
-use crate::target::{self, Chroot};
+use crate::target::Chroot;
 use crate::workdir::{self, WorkingDir};
 
 /// curtin's passthrough file, read by the target's cloud-init on first boot.
@@ -186,17 +186,8 @@ pub fn passthrough_available(chroot: &Chroot) -> bool {
 
 /// The installed cloud-init's version (major, minor) from the dpkg status file.
 pub fn cloud_init_version(root: &Path) -> Option<(u32, u32)> {
-    let status = fs::read_to_string(target::resolve_in(root, "var/lib/dpkg/status")?).ok()?;
-    let para = status
-        .split("\n\n")
-        .find(|p| p.lines().any(|l| l.trim() == "Package: cloud-init"))?;
-    let v = para
-        .lines()
-        .find_map(|l| l.strip_prefix("Version:"))?
-        .trim();
-    let v = v.split_once(':').map(|x| x.1).unwrap_or(v);
-    let mut it = v.split(|c: char| !c.is_ascii_digit());
-    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+    let v = crate::image_check::dpkg_version(&crate::image_check::MountedRoot(root), "cloud-init")?;
+    crate::image_check::major_minor(&v)
 }
 
 fn write_in(root: &Path, rel: &str, content: &str, mode: u32) -> Result<()> {

@@ -135,6 +135,19 @@ impl<I: Read> Read for Members<I> {
     }
 }
 
+/// The decompressed stream of `input` (compression detected from its magic bytes, or none),
+/// whose start can be peeked, and the compression found.
+pub fn decompressed<I: Read>(input: I) -> Result<(Compression, PeekReader<Members<I>>)> {
+    let mut pk = PeekReader::new(input, 1 << 20);
+    let head = pk.peek(6).context("reading the start of the source")?;
+    if head.is_empty() {
+        bail!("the source is empty");
+    }
+    let comp = Compression::sniff(head);
+    let members = Members::new(comp, pk)?;
+    Ok((comp, PeekReader::new(members, 1 << 20)))
+}
+
 /// Detect, check and decode `input`, calling `f` with the disk image stream. `f` must read it
 /// to the end. Returns what was found. Fails before `f` is called when the declared type does
 /// not match the bytes, so nothing has been written.
@@ -143,14 +156,7 @@ where
     I: Read,
     F: FnOnce(&mut dyn Read, Found) -> Result<()>,
 {
-    let mut pk = PeekReader::new(input, 1 << 20);
-    let head = pk.peek(6).context("reading the start of the source")?;
-    if head.is_empty() {
-        bail!("the source is empty");
-    }
-    let comp = Compression::sniff(head);
-    let members = Members::new(comp, pk)?;
-    let mut dp = PeekReader::new(members, 1 << 20);
+    let (comp, mut dp) = decompressed(input)?;
     let first = dp.peek(512).context("decoding the start of the image")?;
     let found = DdSpec {
         compression: comp,

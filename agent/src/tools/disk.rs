@@ -79,3 +79,54 @@ pub fn udevadm_settle() {
         .args(["settle", "--timeout=10"])
         .output();
 }
+
+/// Everything `blkid -p -o export DEV` says of a device: the filesystem (`TYPE`, `LABEL`,
+/// `UUID`, `VERSION`) and, for a partition, its table entry (`PART_ENTRY_TYPE`,
+/// `PART_ENTRY_NAME`, `PART_ENTRY_FLAGS`...). Empty when blkid finds nothing.
+pub fn blkid_probe(dev: &Path) -> std::collections::BTreeMap<String, String> {
+    let Ok(out) = Command::new("blkid")
+        .args(["-p", "-o", "export"])
+        .arg(dev)
+        .output()
+    else {
+        return Default::default();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Every path on a FAT filesystem below `dir` (`mdir -i DEV -/ -b ::DIR`, mtools), read
+/// without mounting: kernels without vfat (and read-only devices) can still be looked at.
+/// Paths come back as `::/EFI/BOOT/BOOTX64.EFI`.
+pub fn fat_list(dev: &Path, dir: &str) -> Result<Vec<String>> {
+    let mut cmd = Command::new("mdir");
+    cmd.env("MTOOLS_SKIP_CHECK", "1")
+        .arg("-i")
+        .arg(dev)
+        .args(["-/", "-b"])
+        .arg(format!("::{dir}"));
+    let out = cmd
+        .output()
+        .context("running mdir (install the Debian package mtools)")?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        // An absent directory is an empty listing, not a failure.
+        if err.contains("not found") {
+            return Ok(vec![]);
+        }
+        bail!(
+            "mdir -i {} ::{dir} failed ({}): {}",
+            dev.display(),
+            out.status,
+            err.trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect())
+}
