@@ -51,7 +51,7 @@ pub fn run(g: &Global, a: &InspectArgs) -> Result<()> {
         fetch: FetchOptions::default(),
     };
     if !g.config.is_empty() || !g.set.is_empty() {
-        opts.fetch.proxy = (&crate::config::load(g)?.config.proxy).into();
+        opts.fetch.proxy = crate::config::load(g)?.config.proxy.clone();
     }
     let r = inspect(&opts)?;
     let mut out = std::io::stdout().lock();
