@@ -23,6 +23,7 @@
 //! - [`write_image`]: the dd pipeline from a source to a disk.
 //! - [`grow`]: moving the GPT backup header and growing the root partition and filesystem.
 //! - [`blockdev`]: block device discovery, safety checks, partition nodes, ioctls.
+//! - [`mounts`]: the one reader of the mount table and the swap areas.
 //! - [`target`]: mounts, chroot, in-target execution.
 //! - [`report`]: events, webhook and OAuth, progress.
 //! - [`error`]: failure kinds and exit codes.
@@ -44,6 +45,7 @@ pub mod image_check;
 pub mod install;
 pub mod io;
 pub mod logging;
+pub mod mounts;
 pub mod network;
 pub mod plan;
 pub mod report;
