@@ -25,10 +25,10 @@ use crate::blockdev::{self, RootFound, Target};
 use crate::error::{Kind, KindExt};
 use crate::grow::{self, GrowOutcome};
 use crate::io::{
-    AlignedBuf, ChannelReader, Digests, HashReader, LimitReader, Progress, Snapshot, ZeroMode,
-    ZeroSkipWriter,
+    AlignedBuf, ChannelReader, Digests, HashReader, LimitReader, Progress, Snapshot, TooLarge,
+    ZeroMode, ZeroSkipWriter,
 };
-use crate::source::{self, decode, kind::split_dd, FetchOptions, Found, SourceType};
+use crate::source::{self, decode, kind::split_dd, magic, FetchOptions, Found, SourceType};
 
 const MIB: usize = 1 << 20;
 const FETCH_CHUNK: usize = MIB;
@@ -77,6 +77,9 @@ pub struct Request {
     /// Expected size of the source as served.
     pub size: Option<u64>,
     pub grow: bool,
+    /// Write data that is not a disk image (no partition table, no filesystem signature in its
+    /// first MiB) as it is; otherwise such data is refused before a byte is written.
+    pub raw_data: bool,
     pub fetch: FetchOptions,
     /// Called with the counters about four times a second, and once at the end.
     pub on_progress: Option<Box<dyn FnMut(Snapshot) + Send>>,
@@ -94,6 +97,7 @@ impl Request {
             sha512: None,
             size: None,
             grow: true,
+            raw_data: false,
             fetch: FetchOptions::default(),
             on_progress: None,
         }
@@ -135,29 +139,20 @@ pub fn write_image(mut req: Request) -> Result<Summary> {
             .kind(Kind::Source);
         }
     }
-    // A declared-raw source's length is the image's: refuse before writing anything. (Any
-    // other image that runs past the end of the disk fails while streaming.)
-    if let (Some(disk), Some(len), Some(SourceType::DdRaw)) =
-        (target.size, opened.len, req.declared)
-    {
-        if len > disk {
-            return Err(anyhow!(
-                "the image ({len} bytes) is larger than the target {} ({disk} bytes)",
-                req.target.display()
-            ))
-            .kind(Kind::Storage);
-        }
-    }
     let progress = Arc::new(Progress::default());
     if let Some(l) = opened.len {
         Progress::add(&progress.source_total, l);
     }
-    let mut state = WriteState { wiped: false };
+    let mut state = WriteState {
+        wiped: false,
+        identified: None,
+    };
     phases.mark("open target and source");
     let res = stream(
         &mut req,
         &mut target,
         opened.reader,
+        opened.len,
         &progress,
         &mut state,
         &mut phases,
@@ -188,7 +183,24 @@ pub fn write_image(mut req: Request) -> Result<Summary> {
         req.uri
     );
 
-    let (root, grow_outcome) = settle_and_grow(&req.target, req.grow)?;
+    let settled = if state.identified.is_none() {
+        // Deliberate raw data (--raw-data): no table, so no root to find or grow.
+        Ok((
+            None,
+            GrowOutcome::Skipped("raw data: no partition table or filesystem".into()),
+        ))
+    } else {
+        settle_and_grow(&req.target, req.grow)
+    };
+    let (root, grow_outcome) = match settled {
+        Ok(v) => v,
+        Err(e) => {
+            // The image is on the disk but unusable (no root, a failed grow): leave nothing
+            // that a firmware would try to boot, as after any other failure.
+            wipe_after_failure(&req.target);
+            return Err(e);
+        }
+    };
     phases.mark("partitions, root and grow");
     Ok(Summary {
         source: req.uri.clone(),
@@ -203,6 +215,17 @@ pub fn write_image(mut req: Request) -> Result<Summary> {
         root,
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// Zero both ends of a target that is no longer open (the partitions were in use meanwhile).
+fn wipe_after_failure(path: &Path) {
+    let r = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| blockdev::wipe_ends(&f, blockdev::size_of(&f)?));
+    if let Err(w) = r {
+        tracing::error!("wiping {} after the failure: {w}", path.display());
+    }
 }
 
 /// Re-read the table, find the root, grow it. A disk image file gets no partition nodes: the
@@ -235,12 +258,15 @@ fn settle_and_grow(target: &Path, grow: bool) -> Result<(Option<RootFound>, Grow
 struct WriteState {
     /// Both ends have been wiped: from here a failure must wipe them again.
     wiped: bool,
+    /// What the image's first MiB holds (a partition table, a filesystem), if anything.
+    identified: Option<&'static str>,
 }
 
 fn stream(
     req: &mut Request,
     target: &mut Target,
     reader: Box<dyn Read + Send>,
+    source_len: Option<u64>,
     progress: &Arc<Progress>,
     state: &mut WriteState,
     phases: &mut Phases,
@@ -288,7 +314,19 @@ fn stream(
             .name("decode".into())
             .spawn(move || -> Result<Found> {
                 let input = ChannelReader::new(chunk_rx);
-                decode::with_image(input, declared, |image, _found| {
+                decode::with_image(input, declared, |image, found| {
+                    // An uncompressed image's length is the source's: refuse it before
+                    // writing anything. (Any other image that runs past the end of the disk
+                    // fails while streaming; either way it is a storage error.)
+                    let raw = found.compression == source::Compression::None && !found.tar;
+                    if let (true, Some(disk), Some(len)) = (raw, limit, source_len) {
+                        if len > disk {
+                            return Err(anyhow!(
+                            "the image ({len} bytes) is larger than {target_name} ({disk} bytes)"
+                        ))
+                            .kind(Kind::Storage);
+                        }
+                    }
                     let mut image: Box<dyn Read> = match limit {
                         Some(l) => Box::new(LimitReader::new(
                             image,
@@ -301,8 +339,11 @@ fn stream(
                         let Ok(mut b) = free_rx.recv() else {
                             return Ok(());
                         };
-                        let n = decode::read_full(&mut image, b.full_mut())
-                            .context("decoding the image")?;
+                        let n = match decode::read_full(&mut image, b.full_mut()) {
+                            Ok(n) => n,
+                            Err(e) if TooLarge::is(&e) => return Err(e).kind(Kind::Storage),
+                            Err(e) => return Err(e).context("decoding the image"),
+                        };
                         if n == 0 {
                             return Ok(());
                         }
@@ -395,6 +436,11 @@ fn write_loop(
     for b in rx.iter() {
         let data = b.data();
         if off == 0 {
+            state.identified = magic::identify(data);
+            if !req.raw_data {
+                // A short buffer is the whole image (the decoder fills each one).
+                check_disk_image(data, data.len() < WRITE_BUF).kind(Kind::Source)?;
+            }
             check_sector_size(data, target.sector).kind(Kind::Storage)?;
             // The first buffer proves the format matched: only now is the disk touched.
             let size = target.size.unwrap_or(0);
@@ -431,6 +477,21 @@ fn write_loop(
     Ok((first, off, w.mode()))
 }
 
+/// The image's first MiB must hold a partition table or a filesystem signature: an HTML error
+/// page served with 200, or a stray text file, is not written over a disk.
+fn check_disk_image(first: &[u8], complete: bool) -> Result<()> {
+    if magic::identify(first).is_some() {
+        return Ok(());
+    }
+    bail!(
+        "the source is not a disk image: its first MiB holds no partition table (MBR, GPT) and no \
+         filesystem signature (ext2/3/4, xfs, btrfs, vfat, iso9660, swap, LVM, md, LUKS, squashfs); \
+         it is {}. Nothing was written. To write raw data anyway, pass --raw-data (write-image) \
+         or set `deployer: {{raw_data: true}}` in the config",
+        magic::describe(first, first.len() as u64, complete)
+    )
+}
+
 /// An image with a GPT for 512-byte sectors does not work on a 4Kn disk and vice versa.
 fn check_sector_size(first: &[u8], sector: u32) -> Result<()> {
     let gpt_at = |o: usize| first.len() >= o + 8 && &first[o..o + 8] == b"EFI PART";
@@ -458,10 +519,18 @@ pub fn run(g: &crate::cli::Global, a: &crate::cli::WriteImageArgs) -> Result<()>
     if !g.config.is_empty() || !g.set.is_empty() {
         req.fetch.proxy = (&crate::config::load(g)?.config.proxy).into();
     }
-    req.sha256 = a.sha256.clone();
-    req.sha512 = a.sha512.clone();
+    // Checked before anything is fetched, with the config's rule.
+    let digest = |key: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|h| preseed::sources::digest(key, h).map_err(|m| anyhow!("--{key}: {m}")))
+            .transpose()
+            .kind(Kind::Config)
+    };
+    req.sha256 = digest("sha256", &a.sha256)?;
+    req.sha512 = digest("sha512", &a.sha512)?;
     req.size = a.size;
     req.grow = !a.no_grow;
+    req.raw_data = a.raw_data;
     let bar = std::io::stderr().is_terminal().then(|| {
         let pb = indicatif::ProgressBar::new(0);
         pb.set_style(

@@ -78,6 +78,8 @@ pub const CARRIED_KEYS: &[&str] = &[
     "package_update",
     // deployer's own: `image: {name, base_image, type}`, carried on every report event.
     "image",
+    // deployer's own settings (`deployer: {image_check, python_curtin, raw_data}`).
+    "deployer",
 ];
 
 impl Config {

@@ -232,12 +232,28 @@ fn check_hex(
     len: usize,
     key: &str,
 ) -> Result<Option<String>, crate::config::Issue> {
-    match v {
-        Some(h) if h.len() != len || !h.bytes().all(|b| b.is_ascii_hexdigit()) => Err(
-            crate::config::Issue::new(key, format!("must be {len} hex digits, got '{h}'")),
-        ),
-        other => Ok(other.map(|h| h.to_ascii_lowercase())),
+    debug_assert_eq!(Some(len), digest_len(key));
+    v.map(|h| digest(key, &h).map_err(|m| crate::config::Issue::new(key, m)))
+        .transpose()
+}
+
+/// Hex digits in a `sha256` (64) or `sha512` (128) digest.
+fn digest_len(key: &str) -> Option<usize> {
+    match key {
+        "sha256" => Some(64),
+        "sha512" => Some(128),
+        _ => None,
     }
+}
+
+/// Check a `sha256` or `sha512` digest as given in a config or on the command line (exactly
+/// the right number of hex digits); returns it lower-cased, or the message naming the problem.
+pub fn digest(key: &str, hex: &str) -> Result<String, String> {
+    let len = digest_len(key).ok_or_else(|| format!("unknown digest {key}"))?;
+    if hex.len() != len || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("must be {len} hex digits, got '{hex}'"));
+    }
+    Ok(hex.to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -265,5 +281,17 @@ mod tests {
         );
         assert_eq!(parse("cp:///media/root-ro").kind, SourceType::Tgz);
         assert!(SourceType::DdZst.is_dd() && !SourceType::Tzst.is_dd());
+    }
+
+    #[test]
+    fn digests_need_exactly_their_hex_digits() {
+        assert_eq!(digest("sha256", &"A".repeat(64)).unwrap(), "a".repeat(64));
+        assert!(digest("sha256", &"a".repeat(63))
+            .unwrap_err()
+            .contains("64 hex digits"));
+        assert!(digest("sha512", &"g".repeat(128))
+            .unwrap_err()
+            .contains("got 'ggg"));
+        assert!(digest("sha512", &"0".repeat(128)).is_ok());
     }
 }

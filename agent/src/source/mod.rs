@@ -6,6 +6,7 @@ pub mod detect;
 pub mod http;
 pub mod igzip;
 pub mod kind;
+pub mod magic;
 pub mod verify;
 
 pub use detect::{Compression, Found};
