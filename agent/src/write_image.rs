@@ -513,6 +513,18 @@ fn check_sector_size(first: &[u8], sector: u32) -> Result<()> {
 /// `deployer write-image SOURCE TARGET`.
 pub fn run(g: &crate::cli::Global, a: &crate::cli::WriteImageArgs) -> Result<()> {
     use std::io::IsTerminal;
+    preseed::sources::check_prefix(&a.source)
+        .map_err(|m| anyhow!(m))
+        .kind(Kind::Config)?;
+    let named = preseed::sources::parse(&a.source);
+    if !named.kind.is_dd() && named.uri != a.source {
+        return Err(anyhow!(
+            "{}: is a root tarball type; write-image writes disk images (dd-* types, or a bare \
+             URL or path, whose format is detected)",
+            named.kind
+        ))
+        .kind(Kind::Config);
+    }
     let mut req = Request::new(&a.source, &a.target);
     // The config's `proxy` key applies when a config is given (-c/--set); otherwise the usual
     // environment variables do (reqwest reads them).

@@ -143,6 +143,34 @@ fn classify(s: &str) -> (SourceType, &str) {
     (SourceType::Tgz, s)
 }
 
+/// URL schemes a source may use without a type prefix (curtin's `cp://` copies a directory).
+const SCHEMES: [&str; 4] = ["http", "https", "file", "cp"];
+
+/// Refuse a source string that starts with a prefix no one knows (`ddraw:http://...`, a typo
+/// of `dd-raw:`): curtin would take the whole string for a tarball URL and fail much later.
+pub fn check_prefix(s: &str) -> Result<(), String> {
+    let Some((head, _)) = s.split_once(':') else {
+        return Ok(());
+    };
+    let looks_like_prefix = head.starts_with(|c: char| c.is_ascii_alphabetic())
+        && head
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.' | '_'));
+    let known = SourceType::from_name(head).is_some()
+        || head == "squashfs"
+        || SCHEMES.contains(&head.to_ascii_lowercase().as_str());
+    if !looks_like_prefix || known {
+        return Ok(());
+    }
+    Err(format!(
+        "unknown source prefix '{head}:' in '{s}' (known prefixes: {}; or a URL: {}; or a path)",
+        SourceType::ALL
+            .map(|t| format!("{}:", t.prefix()))
+            .join(", "),
+        SCHEMES.map(|t| format!("{t}://")).join(", ")
+    ))
+}
+
 /// A mapping entry: `{type, uri}` (curtin trusts it as is), plus our checksum keys.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -164,6 +192,7 @@ pub fn from_value(v: &Value) -> Result<BTreeMap<String, Source>, crate::config::
     match v {
         Value::Null => {}
         Value::String(s) => {
+            check_prefix(s).map_err(|m| Issue::new("", m))?;
             out.insert("00".to_string(), named("00", parse(s)));
         }
         Value::Sequence(items) => {
@@ -193,9 +222,15 @@ fn named(name: &str, mut s: Source) -> Source {
 fn entry(v: &Value) -> Result<Source, crate::config::Issue> {
     use crate::config::Issue;
     match v {
-        Value::String(s) => Ok(parse(s)),
+        Value::String(s) => {
+            check_prefix(s).map_err(|m| Issue::new("", m))?;
+            Ok(parse(s))
+        }
         Value::Mapping(_) => {
             let e: Entry = crate::config::typed(v)?;
+            if e.kind.is_none() {
+                check_prefix(&e.uri).map_err(|m| Issue::new("uri", m))?;
+            }
             let mut src = match &e.kind {
                 // curtin trusts a typed entry as is: the uri keeps any prefix it has.
                 Some(t) => Source {
@@ -281,6 +316,30 @@ mod tests {
         );
         assert_eq!(parse("cp:///media/root-ro").kind, SourceType::Tgz);
         assert!(SourceType::DdZst.is_dd() && !SourceType::Tzst.is_dd());
+    }
+
+    #[test]
+    fn unknown_prefixes_are_named() {
+        let e = check_prefix("ddraw:http://h/x").unwrap_err();
+        assert!(e.contains("unknown source prefix 'ddraw:'"), "{e}");
+        assert!(e.contains("dd-raw:") && e.contains("https://"), "{e}");
+        for ok in [
+            "dd-raw:http://h/x",
+            "http://h/x",
+            "HTTPS://h/x",
+            "file:///x",
+            "cp:///media/root-ro",
+            "squashfs://http://h/x",
+            "/srv/a:b.tgz",
+            "root.tgz",
+        ] {
+            assert!(check_prefix(ok).is_ok(), "{ok}");
+        }
+        let v: Value = serde_yaml::from_str("{a: 'ddraw:/x', b: 'tgz:/y'}").unwrap();
+        let i = from_value(&v).unwrap_err();
+        assert_eq!(i.path_string(), "a");
+        let v: Value = serde_yaml::from_str("{a: {uri: 'dd-gzip:/x'}}").unwrap();
+        assert_eq!(from_value(&v).unwrap_err().path_string(), "a.uri");
     }
 
     #[test]

@@ -206,3 +206,77 @@ fn an_image_too_big_is_the_same_storage_error_from_a_path_and_from_http() {
         );
     }
 }
+
+fn validate(dir: &Path, text: &str) -> (i32, String) {
+    let p = dir.join("c.yaml");
+    std::fs::write(&p, text).unwrap();
+    let out = Command::new(deployer_bin())
+        .arg("validate")
+        .arg("-c")
+        .arg(&p)
+        .env_remove("CONFIG")
+        .output()
+        .expect("run deployer");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn config_mistakes_name_the_key_and_the_allowed_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("c.yaml").display().to_string();
+    let cases: &[(&str, &str)] = &[
+        (
+            "storage: {version: 1, config: [{id: d, type: disk, ptable: 5, path: /dev/null}]}\n",
+            "storage.config[0].ptable: unknown partition table type 5 (one of: gpt, msdos (or dos), vtoc, unsupported)",
+        ),
+        (
+            "network: {version: x}\n",
+            ":1:20: network.version: 'x' is not a network config version (1 or 2)",
+        ),
+        (
+            "sources: {00_cmdline: 'ddraw:http://h/disk.img'}\n",
+            "sources.00_cmdline: unknown source prefix 'ddraw:' in 'ddraw:http://h/disk.img' (known prefixes: tgz:",
+        ),
+    ];
+    for (cfg, needle) in cases {
+        let (code, err) = validate(dir.path(), cfg);
+        assert_eq!(code, 2, "{cfg}: {err}");
+        assert!(
+            err.contains(&f) && err.contains(needle),
+            "{cfg}: expected {needle:?} in {err}"
+        );
+    }
+    // The same unknown prefix on write-image's command line, before anything is opened.
+    let target = dir.path().join("disk.img");
+    let r = write_image(&["ddraw:/nonexistent", target.to_str().unwrap()]);
+    fails(&r, 2, &["unknown source prefix 'ddraw:'", "dd-raw:"]);
+    assert!(!target.exists());
+}
+
+#[test]
+fn a_config_nested_100000_deep_is_refused_before_parsing() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("c.yaml").display().to_string();
+    let n = 100_000;
+    let flow = format!("late_commands: {}{}\n", "[".repeat(n), "]".repeat(n));
+    let (code, err) = validate(dir.path(), &flow);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "{f}:1:1015: nested 1001 levels deep here, more than 1000 allowed"
+        )),
+        "{err}"
+    );
+    let block: String = (0..n)
+        .map(|i| format!("{}k{i}:\n", " ".repeat(i % 5000)))
+        .collect();
+    let (code, err) = validate(dir.path(), &block);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("{f}:1001:1001: nested 1001 levels")),
+        "{err}"
+    );
+}
