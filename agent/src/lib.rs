@@ -27,6 +27,7 @@
 //! - [`target`]: mounts, chroot, in-target execution.
 //! - [`report`]: events, webhook and OAuth, progress.
 //! - [`error`]: failure kinds and exit codes.
+//! - [`signals`]: SIGTERM/SIGINT recorded, forwarded to the running child, cleaned up after.
 //! - [`tools`]: every external command the agent runs, in one place.
 //! - [`workdir`]: curtin's working dir (state files) and the environment of stage commands and hooks.
 
@@ -49,6 +50,7 @@ pub mod mounts;
 pub mod network;
 pub mod plan;
 pub mod report;
+pub mod signals;
 pub mod source;
 pub mod target;
 pub mod tools;

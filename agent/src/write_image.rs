@@ -433,7 +433,14 @@ fn write_loop(
     let mut off: u64 = 0;
     let mut last_cb = Instant::now();
     let name = req.target.display().to_string();
-    for b in rx.iter() {
+    loop {
+        // A signal stops the write between buffers; the caller wipes the ends as on failure.
+        crate::signals::check()?;
+        let b = match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(b) => b,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
         let data = b.data();
         if off == 0 {
             state.identified = magic::identify(data);

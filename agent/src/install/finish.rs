@@ -55,7 +55,8 @@ pub fn error_tarfile(path: &Path, cfg: &Value, logs: &[PathBuf]) -> anyhow::Resu
         if l == path {
             continue;
         }
-        if let Ok(b) = std::fs::read(l) {
+        // Capped as the posted log is: the tarball is posted too (MAAS's post_files).
+        if let Ok(b) = crate::report::cap::read_capped_for_tarball(l) {
             let base = l
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

@@ -78,7 +78,7 @@ pub fn open(uri: &str, opts: &FetchOptions) -> Result<Opened> {
         let r = http::RangeReader::open(uri, opts)?;
         let len = r.content_length();
         return Ok(Opened {
-            reader: Box::new(r),
+            reader: Box::new(Stoppable(r)),
             len,
         });
     }
@@ -89,7 +89,23 @@ pub fn open(uri: &str, opts: &FetchOptions) -> Result<Opened> {
         .with_context(|| format!("reading the size of {path}"))?;
     let len = meta.is_file().then_some(meta.len());
     Ok(Opened {
-        reader: Box::new(f),
+        reader: Box::new(Stoppable(f)),
         len,
     })
+}
+
+/// A source that stops with an error once deployer got SIGTERM or SIGINT, so that a long
+/// download or extraction ends and is cleaned up as a failure.
+struct Stoppable<R>(R);
+
+impl<R: Read> Read for Stoppable<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(sig) = crate::signals::received() {
+            return Err(std::io::Error::other(format!(
+                "stopped: deployer received {}",
+                crate::signals::name(sig)
+            )));
+        }
+        self.0.read(buf)
+    }
 }
