@@ -60,7 +60,10 @@ mod tests {
         assert_eq!(read_capped_to(&p, 4, 6).unwrap(), b"0123456789");
         let out = read_capped_to(&p, 3, 2).unwrap();
         let s = String::from_utf8(out).unwrap();
-        assert!(s.starts_with("012\n[deployer: 5 bytes of this log were cut here"), "{s}");
+        assert!(
+            s.starts_with("012\n[deployer: 5 bytes of this log were cut here"),
+            "{s}"
+        );
         assert!(s.ends_with("on the machine]\n89"), "{s}");
     }
 }
