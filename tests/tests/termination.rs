@@ -9,7 +9,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use serde_json::Value;
 use testkit::{deployer_bin, require_root, sh, Server};
 
 fn webhook_cfg(srv: &Server) -> String {
