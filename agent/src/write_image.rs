@@ -359,6 +359,11 @@ fn stream(
     let write_res = write_loop(req, target, &buf_rx, &free_tx, progress, state);
     drop(buf_rx);
     drop(free_tx);
+    if let Some(sig) = crate::signals::received() {
+        // Stopped: the fetch thread may sit in a stalled read for a minute; the process ends
+        // soon, so the threads are left to it and the caller wipes the ends now.
+        return Err(crate::signals::interrupted(sig));
+    }
     let dec_res = decoder
         .join()
         .map_err(|_| anyhow!("the decode thread panicked"))?;

@@ -363,3 +363,62 @@ fn a_chatty_hook_cannot_make_the_final_event_or_the_tarball_huge() {
     }
     assert!(found, "no install.log in the tarball");
 }
+
+#[test]
+fn sigterm_during_write_image_wipes_the_ends_and_exits_143() {
+    require_root();
+    let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    testkit::fixtures::build_disk(work.path(), "disk.img", 24, "ext4");
+    let image = work.path().join("disk.img");
+    let disk = testkit::LoopDisk::new(48 << 20);
+    let mib = 1usize << 20;
+    // A bootable image on the disk first, so that a partial write would show.
+    let o = Command::new(deployer_bin())
+        .args(["write-image", image.to_str().unwrap()])
+        .arg(&disk.dev)
+        .arg("--no-grow")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let srv = Server::start();
+    srv.serve_file("/disk.img", &image);
+    // 8 MiB, then silence: the write is under way (ends wiped) when the signal comes.
+    srv.fault(
+        "/disk.img",
+        testkit::Fault::StallAfter(8 << 20, Duration::from_secs(120)),
+    );
+    let mut child = Command::new(deployer_bin())
+        .args(["write-image", &srv.url("/disk.img")])
+        .arg(&disk.dev)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while disk.read_at(0, mib).iter().any(|&b| b != 0) {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the write never began"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: a signal to the write-image we started, by its pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = wait_or_kill(
+        &mut child,
+        Duration::from_secs(30),
+        "write-image after SIGTERM",
+    );
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(143), "{err}");
+    assert!(err.contains("interrupted by SIGTERM"), "{err}");
+    assert!(disk.read_at(0, mib).iter().all(|&b| b == 0), "first MiB");
+    let last = disk.read_at(disk.size() - mib as u64, mib);
+    assert!(last.iter().all(|&b| b == 0), "last MiB");
+}
