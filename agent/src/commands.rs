@@ -169,7 +169,7 @@ impl Default for RunOpts<'_> {
 /// whole output is in the install log).
 const ERROR_TAIL_LINES: usize = 20;
 
-/// How long a command that was sent SIGTERM (a signal forwarded, a timeout) gets before SIGKILL.
+/// How long a command told to stop (a signal forwarded, a timeout) gets before SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(10);
 
 /// How often the log says that a command is still running.
@@ -275,7 +275,7 @@ pub fn run_one(cmd: &Cmd, opts: &RunOpts) -> Result<()> {
             }
             Some((_, sent, killed)) if !*killed && sent.elapsed() >= GRACE => {
                 out.note(&format!(
-                    "'{}' is still running {}s after SIGTERM: sending SIGKILL\n",
+                    "'{}' is still running {}s after it was told to stop: sending SIGKILL\n",
                     cmd.display(),
                     GRACE.as_secs()
                 ));

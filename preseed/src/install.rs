@@ -306,3 +306,37 @@ fn mode(v: &Value) -> Option<u32> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn install(y: &str) -> Result<Install, Issue> {
+        install_from_value(&serde_yaml::from_str(y).unwrap())
+    }
+
+    #[test]
+    fn command_timeout_for_every_stage_or_per_stage() {
+        let i = install("{}").unwrap();
+        assert_eq!(i.command_timeout.for_stage("late"), None);
+        let i = install("{command_timeout: 90}").unwrap();
+        assert_eq!(
+            i.command_timeout.for_stage("early"),
+            Some(Duration::from_secs(90))
+        );
+        let i = install("{command_timeout: {late: 1.5}}").unwrap();
+        assert_eq!(
+            i.command_timeout.for_stage("late"),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(i.command_timeout.for_stage("early"), None);
+        let e = install("{command_timeout: {late: soon}}").unwrap_err();
+        assert_eq!(e.path_string(), "command_timeout.late");
+        assert!(
+            e.message.contains("number of seconds above 0, got"),
+            "{e:?}"
+        );
+        assert!(install("{command_timeout: -1}").is_err());
+    }
+}
