@@ -188,3 +188,38 @@ fn a_loop_device_whose_sibling_over_the_same_file_is_mounted_is_refused() {
     drop(guard);
     sh(&format!("e2fsck -fn {} >/dev/null", d.dev.display()));
 }
+
+#[test]
+fn an_active_swap_area_is_refused() {
+    require_root();
+    let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    build_disk(work.path(), "image.img", 24, "ext4");
+    let image = work.path().join("image.img");
+    let d = LoopDisk::new(32 * MIB);
+    sh(&format!("mkswap {} >/dev/null", d.dev.display()));
+    sh(&format!("swapon {}", d.dev.display()));
+    // Swapped off before the loop device is detached, also when an assertion fails.
+    struct SwapOff(std::path::PathBuf);
+    impl Drop for SwapOff {
+        fn drop(&mut self) {
+            let _ = Command::new("swapoff").arg(&self.0).status();
+        }
+    }
+    let _off = SwapOff(d.dev.clone());
+    let before = d.read_at(0, 64 << 10);
+    for target in [d.dev.to_str().unwrap(), d.file.to_str().unwrap()] {
+        let o = deployer(
+            &["write-image", image.to_str().unwrap(), target],
+            work.path(),
+        );
+        refused(
+            &o,
+            target,
+            &format!(
+                "/dev/{} is in use as swap",
+                d.dev.file_name().unwrap().to_str().unwrap()
+            ),
+        );
+    }
+    assert_eq!(d.read_at(0, 64 << 10), before, "the swap area was written");
+}
