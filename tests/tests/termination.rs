@@ -48,6 +48,21 @@ fn wait_or_kill(child: &mut Child, max: Duration, what: &str) -> std::process::E
     }
 }
 
+/// SIGTERM to a child we started (by its pid), then its exit status and stderr.
+fn terminate(child: &mut Child, max: Duration) -> (std::process::ExitStatus, String) {
+    // SAFETY: a signal to our own child process, by its pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = wait_or_kill(child, max, "after SIGTERM");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status, err)
+}
+
 fn wait_for_file(p: &Path, max: Duration) -> String {
     let t = Instant::now();
     while t.elapsed() < max {
@@ -157,20 +172,7 @@ fn sigterm_during_a_hook_is_forwarded_and_cleaned_up_like_a_failure() {
             .count(),
         1
     );
-    // SAFETY: a signal to the install we started, by its pid.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    let status = wait_or_kill(
-        &mut child,
-        Duration::from_secs(90),
-        "the install after SIGTERM",
-    );
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (status, err) = terminate(&mut child, Duration::from_secs(90));
     assert_eq!(
         status.code(),
         Some(143),
@@ -402,20 +404,7 @@ fn sigterm_during_write_image_wipes_the_ends_and_exits_143() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // SAFETY: a signal to the write-image we started, by its pid.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    let status = wait_or_kill(
-        &mut child,
-        Duration::from_secs(30),
-        "write-image after SIGTERM",
-    );
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (status, err) = terminate(&mut child, Duration::from_secs(30));
     assert_eq!(status.code(), Some(143), "{err}");
     assert!(err.contains("interrupted by SIGTERM"), "{err}");
     assert!(disk.read_at(0, mib).iter().all(|&b| b == 0), "first MiB");
