@@ -8,11 +8,15 @@
 //! - [`sync_partitions`]: make the kernel's partitions exactly the ones just written.
 //! - [`wipe_ends`], [`zero_range`]: zero the ends of a disk, or any range (BLKZEROOUT).
 
+mod busy;
+
+pub use busy::check_not_busy;
+
 use anyhow::{bail, Context, Result};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -84,14 +88,14 @@ pub fn logical_sector_size(f: &File) -> io::Result<u32> {
     Ok(n as u32)
 }
 
-/// Open `path` for writing an image. A block device is checked with [`check_not_busy`] and
-/// opened exclusively (O_EXCL: the kernel refuses it while anything holds it); a missing
-/// file is created.
+/// Open `path` for writing an image, after [`check_not_busy`] (a file that backs a busy loop
+/// device is refused too). A block device is opened exclusively (O_EXCL: the kernel refuses it
+/// while anything holds it); a missing file is created.
 pub fn open_target(path: &Path) -> Result<Target> {
+    check_not_busy(path)?;
     let meta = std::fs::metadata(path);
     let is_block = meta.as_ref().is_ok_and(|m| m.file_type().is_block_device());
     if is_block {
-        check_not_busy(path)?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -146,88 +150,6 @@ pub fn open_target(path: &Path) -> Result<Target> {
         is_block: false,
         fresh,
     })
-}
-
-/// The kernel name of a block device (`sda`, `loop3`), from its device number.
-fn sysfs_dir(dev: &Path) -> Result<PathBuf> {
-    let rdev = std::fs::metadata(dev)
-        .with_context(|| format!("stat {}", dev.display()))?
-        .rdev();
-    let link = PathBuf::from(format!(
-        "/sys/dev/block/{}:{}",
-        libc::major(rdev),
-        libc::minor(rdev)
-    ));
-    std::fs::canonicalize(&link).with_context(|| format!("resolving {}", link.display()))
-}
-
-/// The device numbers ("8:0") of a disk and each of its partitions, with their names.
-fn disk_and_parts(dev: &Path) -> Result<Vec<(String, String, PathBuf)>> {
-    let dir = sysfs_dir(dev)?;
-    let mut out = vec![];
-    let read = |d: &Path| std::fs::read_to_string(d.join("dev")).map(|s| s.trim().to_string());
-    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-    out.push((read(&dir)?, name.clone(), dir.clone()));
-    for e in std::fs::read_dir(&dir)?.flatten() {
-        let p = e.path();
-        if p.join("partition").exists() {
-            out.push((read(&p)?, e.file_name().to_string_lossy().into_owned(), p));
-        }
-    }
-    Ok(out)
-}
-
-/// Refuse a disk that is in use: a mounted partition (or the disk itself), the running root,
-/// active swap, or a holder (LVM, RAID, dm-crypt, bcache) on the disk or a partition.
-pub fn check_not_busy(dev: &Path) -> Result<()> {
-    let d = dev.display();
-    let parts = disk_and_parts(dev)?;
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    for line in mountinfo.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 5 {
-            continue;
-        }
-        if let Some((_, name, _)) = parts.iter().find(|(n, _, _)| n == f[2]) {
-            if f[4] == "/" {
-                bail!(
-                    "refusing to write {d}: /dev/{name} holds the running system's root filesystem"
-                );
-            }
-            bail!(
-                "refusing to write {d}: /dev/{name} is mounted at {}",
-                f[4].replace("\\040", " ")
-            );
-        }
-    }
-    let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
-    for line in swaps.lines().skip(1) {
-        let Some(p) = line.split_whitespace().next() else {
-            continue;
-        };
-        if let Ok(m) = std::fs::metadata(p) {
-            let num = format!("{}:{}", libc::major(m.rdev()), libc::minor(m.rdev()));
-            if let Some((_, name, _)) = parts.iter().find(|(n, _, _)| *n == num) {
-                bail!("refusing to write {d}: /dev/{name} is in use as swap");
-            }
-        }
-    }
-    for (_, name, dir) in &parts {
-        let holders: Vec<String> = std::fs::read_dir(dir.join("holders"))
-            .map(|it| {
-                it.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !holders.is_empty() {
-            bail!(
-                "refusing to write {d}: /dev/{name} is held by {} (LVM, RAID, dm-crypt or bcache); stop it first",
-                holders.join(", ")
-            );
-        }
-    }
-    Ok(())
 }
 
 /// `/dev/sda` + 2 -> `/dev/sda2`; `/dev/nvme0n1` + 2 -> `/dev/nvme0n1p2` (a `p` when the disk

@@ -155,6 +155,10 @@ pub struct WriteImageArgs {
     /// Do not grow the root partition and filesystem to fill the disk.
     #[arg(long)]
     pub no_grow: bool,
+    /// Write the source even when its first MiB holds no partition table and no filesystem
+    /// signature (deliberate raw data); without it such a source is refused.
+    #[arg(long)]
+    pub raw_data: bool,
     /// Print a machine-readable summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -13,7 +13,14 @@ use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+use std::os::unix::process::CommandExt;
+use std::time::{Duration, Instant};
+
 use anyhow::{anyhow, bail, Context, Result};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
 use serde_yaml::Value;
 
 use crate::error::{Kind, KindExt};
@@ -140,6 +147,9 @@ pub struct RunOpts<'a> {
     /// Also copy the output to our stderr (curtin copies it to the terminal; stdout stays
     /// free for results such as `--json`).
     pub echo: bool,
+    /// Stop the command (SIGTERM to its process group, SIGKILL after [`GRACE`]) when it runs
+    /// longer (`install.command_timeout`); `None`: wait as long as it takes, as curtin does.
+    pub timeout: Option<Duration>,
     pub on_event: Option<&'a mut dyn FnMut(CommandEvent<'_>)>,
 }
 
@@ -149,6 +159,7 @@ impl Default for RunOpts<'_> {
             env: vec![],
             log: LogSink::default(),
             echo: true,
+            timeout: None,
             on_event: None,
         }
     }
@@ -157,6 +168,18 @@ impl Default for RunOpts<'_> {
 /// How much of a failing command's output goes into the error message: its last lines (the
 /// whole output is in the install log).
 const ERROR_TAIL_LINES: usize = 20;
+
+/// How long a command told to stop (a signal forwarded, a timeout) gets before SIGKILL.
+pub const GRACE: Duration = Duration::from_secs(10);
+
+/// How often the log says that a command is still running.
+fn notice_interval() -> Duration {
+    std::env::var("DEPLOYER_WAIT_NOTICE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(60))
+}
 
 /// Run a stage's commands in order; the first failure stops the stage.
 pub fn run_stage(
@@ -188,17 +211,33 @@ pub fn run_stage(
     Ok(())
 }
 
+/// Why a running command was told to stop.
+#[derive(Clone, Copy)]
+enum Stop {
+    Signal(i32),
+    Timeout(Duration),
+}
+
 /// Run one command with stdout and stderr merged into the log (and stderr when echoing).
+///
+/// The command runs in a process group of its own: a SIGTERM or SIGINT that deployer gets is
+/// forwarded to the whole group, and a timeout stops the whole group. Output is read until
+/// the command exits, then what is already in the pipe; a background job it left running
+/// (holding the pipe open) is not waited for. Memory stays bounded whatever the output: it is
+/// streamed, and only the last few KiB are kept for the error message.
+///
 /// A failure carries the exit status and the output's last lines; its kind is the child's
 /// when the child is deployer itself (a `curtin ...` stage command), else [`Kind::Hook`].
 pub fn run_one(cmd: &Cmd, opts: &RunOpts) -> Result<()> {
+    crate::signals::check()?;
     let argv = argv(cmd);
-    let (mut reader, writer) = std::io::pipe().context("creating a pipe for command output")?;
+    let (reader, writer) = std::io::pipe().context("creating a pipe for command output")?;
     let mut c = Command::new(&argv[0]);
     c.args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(writer.try_clone().context("duplicating a pipe")?)
-        .stderr(writer);
+        .stderr(writer)
+        .process_group(0);
     // The program is looked up on the env's PATH, where a `curtin` link may come first.
     c.envs(opts.env.iter().map(|(k, v)| (k, v)));
     let mut child = c
@@ -206,23 +245,76 @@ pub fn run_one(cmd: &Cmd, opts: &RunOpts) -> Result<()> {
         .with_context(|| format!("cannot run '{}'", cmd.display()))
         .kind(Kind::Hook)?;
     drop(c); // closes our copies of the write end, so EOF comes when the child exits
-    let mut tail = Tail::default();
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).context("reading command output"),
-        };
-        let chunk = &buf[..n];
-        if opts.echo {
-            let _ = std::io::stderr().write_all(chunk);
+    let pgid = Pid::from_raw(child.id() as i32);
+    let mut out = Output::new(reader, &opts.log, opts.echo)?;
+    let started = Instant::now();
+    let every = notice_interval();
+    let mut next_notice = started + every;
+    let mut stop: Option<(Stop, Instant, bool)> = None;
+    let status = loop {
+        out.pump(Duration::from_millis(100))?;
+        if let Some(st) = child.try_wait().context("waiting for the command")? {
+            out.drain()?;
+            break st;
         }
-        write_log(&opts.log, chunk);
-        tail.push(chunk);
+        match &mut stop {
+            None => {
+                let why = match (crate::signals::received(), opts.timeout) {
+                    (Some(sig), _) => Some(Stop::Signal(sig)),
+                    (None, Some(t)) if started.elapsed() >= t => Some(Stop::Timeout(t)),
+                    _ => None,
+                };
+                if let Some(why) = why {
+                    let sig = match why {
+                        Stop::Signal(s) => Signal::try_from(s).unwrap_or(Signal::SIGTERM),
+                        Stop::Timeout(_) => Signal::SIGTERM,
+                    };
+                    let _ = killpg(pgid, sig);
+                    stop = Some((why, Instant::now(), false));
+                }
+            }
+            Some((_, sent, killed)) if !*killed && sent.elapsed() >= GRACE => {
+                out.note(&format!(
+                    "'{}' is still running {}s after it was told to stop: sending SIGKILL\n",
+                    cmd.display(),
+                    GRACE.as_secs()
+                ));
+                let _ = killpg(pgid, Signal::SIGKILL);
+                *killed = true;
+            }
+            Some(_) => {}
+        }
+        if Instant::now() >= next_notice {
+            out.note(&format!(
+                "deployer: still waiting for '{}' (pid {}, running for {})\n",
+                cmd.display(),
+                child.id(),
+                minutes(started.elapsed())
+            ));
+            next_notice += every;
+        }
+    };
+    let tail = out.tail.last_lines(ERROR_TAIL_LINES);
+    let out = if tail.is_empty() {
+        ", no output".to_string()
+    } else {
+        format!("; output:\n{tail}")
+    };
+    match stop {
+        Some((Stop::Signal(sig), _, _)) => {
+            return Err(crate::signals::interrupted(sig)
+                .context(format!("'{}' was stopped{out}", cmd.display())))
+        }
+        Some((Stop::Timeout(t), _, _)) => {
+            return Err(anyhow!(
+                "'{}' did not finish within {}s (install.command_timeout) and was stopped{out}",
+                cmd.display(),
+                t.as_secs_f64()
+            ))
+            .kind(Kind::Hook)
+        }
+        None => {}
     }
-    let status = child.wait().context("waiting for the command")?;
     if status.success() {
         return Ok(());
     }
@@ -234,13 +326,92 @@ pub fn run_one(cmd: &Cmd, opts: &RunOpts) -> Result<()> {
         (a0, Some(code)) if is_deployer(a0) => Kind::from_exit_code(code).unwrap_or(Kind::Hook),
         _ => Kind::Hook,
     };
-    let out = tail.last_lines(ERROR_TAIL_LINES);
-    let out = if out.is_empty() {
-        ", no output".to_string()
-    } else {
-        format!("; output:\n{out}")
-    };
     Err(anyhow!("'{}' failed with {how}{out}", cmd.display())).kind(kind)
+}
+
+/// `3m0s`, `45s`.
+fn minutes(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 {
+        format!("{}m{}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// A command's merged output: read without blocking, copied to the log (and stderr), its
+/// tail kept.
+struct Output<'a> {
+    reader: std::io::PipeReader,
+    log: &'a LogSink,
+    echo: bool,
+    tail: Tail,
+    eof: bool,
+    buf: Vec<u8>,
+}
+
+impl<'a> Output<'a> {
+    fn new(reader: std::io::PipeReader, log: &'a LogSink, echo: bool) -> Result<Self> {
+        use std::os::fd::AsRawFd;
+        let fd = reader.as_raw_fd();
+        let fl = fcntl(fd, FcntlArg::F_GETFL).context("reading the pipe's flags")?;
+        fcntl(
+            fd,
+            FcntlArg::F_SETFL(OFlag::from_bits_truncate(fl) | OFlag::O_NONBLOCK),
+        )
+        .context("making the pipe non-blocking")?;
+        Ok(Output {
+            reader,
+            log,
+            echo,
+            tail: Tail::default(),
+            eof: false,
+            buf: vec![0u8; 64 * 1024],
+        })
+    }
+
+    /// Wait up to `max` for output, then copy what is there.
+    fn pump(&mut self, max: Duration) -> Result<()> {
+        if self.eof {
+            std::thread::sleep(max);
+            return Ok(());
+        }
+        use std::os::fd::AsFd;
+        let mut fds = [PollFd::new(self.reader.as_fd(), PollFlags::POLLIN)];
+        let ms = PollTimeout::try_from(max.as_millis() as i32).unwrap_or(PollTimeout::NONE);
+        match poll(&mut fds, ms) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e).context("waiting for command output"),
+        }
+        self.drain()
+    }
+
+    /// Copy everything the pipe holds now, without waiting for more.
+    fn drain(&mut self) -> Result<()> {
+        while !self.eof {
+            match self.reader.read(&mut self.buf) {
+                Ok(0) => self.eof = true,
+                Ok(n) => {
+                    let chunk = &self.buf[..n];
+                    if self.echo {
+                        let _ = std::io::stderr().write_all(chunk);
+                    }
+                    write_log(self.log, chunk);
+                    self.tail.push(chunk);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e).context("reading command output"),
+            }
+        }
+        Ok(())
+    }
+
+    /// A line of our own, in the log and on stderr.
+    fn note(&self, line: &str) {
+        tracing::info!("{}", line.trim_end());
+        write_log(self.log, line.as_bytes());
+    }
 }
 
 /// Whether argv[0] is deployer itself (run as `curtin` or `deployer`).

@@ -19,6 +19,8 @@ pub enum Kind {
     Hook,
     /// The custom image lacks what the provisioning server needs (cloud-init, netplan).
     Image,
+    /// Stopped by this signal (SIGTERM, SIGINT) and cleaned up: exit code 128 + signal.
+    Interrupted(i32),
 }
 
 impl Kind {
@@ -29,11 +31,15 @@ impl Kind {
             Kind::Storage => 5,
             Kind::Hook => 6,
             Kind::Image => 7,
+            Kind::Interrupted(sig) => 128 + sig,
         }
     }
 
     /// The kind a deployer child process reported through its exit code.
     pub fn from_exit_code(code: i32) -> Option<Kind> {
+        if (129..160).contains(&code) {
+            return Some(Kind::Interrupted(code - 128));
+        }
         [
             Kind::Config,
             Kind::Source,
@@ -127,5 +133,8 @@ mod tests {
         assert_eq!(exit_code(&e), 4);
         assert_eq!(exit_code(&anyhow::anyhow!("x")), EXIT_OTHER);
         assert_eq!(render(&e), "writing image: boom");
+        assert_eq!(Kind::Interrupted(15).exit_code(), 143);
+        assert_eq!(Kind::from_exit_code(130), Some(Kind::Interrupted(2)));
+        assert_eq!(Kind::from_exit_code(6), Some(Kind::Hook));
     }
 }

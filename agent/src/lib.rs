@@ -25,9 +25,11 @@
 //! - [`write_image`]: the dd pipeline from a source to a disk.
 //! - [`grow`]: moving the GPT backup header and growing the root partition and filesystem.
 //! - [`blockdev`]: block device discovery, safety checks, partition nodes, ioctls.
+//! - [`mounts`]: the one reader of the mount table and the swap areas.
 //! - [`target`]: mounts, chroot, in-target execution.
 //! - [`report`]: events, the webhook, progress.
 //! - [`error`]: failure kinds and exit codes.
+//! - [`signals`]: SIGTERM/SIGINT recorded, forwarded to the running child, cleaned up after.
 //! - [`tools`]: every external command the agent runs, in one place.
 //! - [`workdir`]: curtin's working dir (state files) and the environment of stage commands and hooks.
 
@@ -47,10 +49,12 @@ pub mod inspect;
 pub mod install;
 pub mod io;
 pub mod logging;
+pub mod mounts;
 pub mod net;
 pub mod network;
 pub mod plan;
 pub mod report;
+pub mod signals;
 pub mod source;
 pub mod target;
 pub mod tools;

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         (cli.global, cli.command)
     };
     deployer::logging::init(&global);
+    deployer::signals::install();
     match run(&global, command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -29,7 +30,12 @@ fn main() -> ExitCode {
             if global.showtrace {
                 eprintln!("{err:?}");
             }
-            ExitCode::from(error::exit_code(&err) as u8)
+            // A failure after SIGTERM/SIGINT says so, whatever broke first (128 + signal).
+            let code = match deployer::signals::received() {
+                Some(sig) => error::Kind::Interrupted(sig).exit_code(),
+                None => error::exit_code(&err),
+            };
+            ExitCode::from(code as u8)
         }
     }
 }

@@ -355,33 +355,9 @@ impl Drop for Chroot {
     }
 }
 
-/// Is `p` a mount point (listed in /proc/self/mountinfo)?
+/// Is `p` a mount point?
 pub fn is_mountpoint(p: &Path) -> bool {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = p.to_string_lossy();
-    info.lines()
-        .any(|l| l.split(' ').nth(4).map(unescape_mount) == Some(want.to_string()))
-}
-
-/// Mount points at or under `root`, from /proc/self/mountinfo.
-pub fn mounts_under(root: &Path) -> Vec<PathBuf> {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-        return vec![];
-    };
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4).map(unescape_mount))
-        .map(PathBuf::from)
-        .filter(|p| p.starts_with(root))
-        .collect()
-}
-
-fn unescape_mount(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
+    crate::mounts::is_mountpoint(p)
 }
 
 /// Resolve `rel` inside `root` the way the target would see it: symlinks (absolute ones

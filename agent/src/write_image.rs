@@ -25,10 +25,10 @@ use crate::blockdev::{self, RootFound, Target};
 use crate::error::{Kind, KindExt};
 use crate::grow::{self, GrowOutcome};
 use crate::io::{
-    AlignedBuf, ChannelReader, Digests, HashReader, LimitReader, Progress, Snapshot, ZeroMode,
-    ZeroSkipWriter,
+    AlignedBuf, ChannelReader, Digests, HashReader, LimitReader, Progress, Snapshot, TooLarge,
+    ZeroMode, ZeroSkipWriter,
 };
-use crate::source::{self, decode, kind::split_dd, FetchOptions, Found, SourceType};
+use crate::source::{self, decode, kind::split_dd, magic, FetchOptions, Found, SourceType};
 
 const MIB: usize = 1 << 20;
 const FETCH_CHUNK: usize = MIB;
@@ -80,6 +80,9 @@ pub struct Request {
     /// Sync the body before the first MiB goes down, and then that (a disk that boots only
     /// once all of it is there). Off for a scratch copy nobody boots (`deployer inspect`).
     pub durable: bool,
+    /// Write data that is not a disk image (no partition table, no filesystem signature in its
+    /// first MiB) as it is; otherwise such data is refused before a byte is written.
+    pub raw_data: bool,
     pub fetch: FetchOptions,
     /// Other URLs of the same image, tried in order when the one in use fails for good.
     pub mirrors: Vec<String>,
@@ -100,6 +103,7 @@ impl Request {
             size: None,
             grow: true,
             durable: true,
+            raw_data: false,
             fetch: FetchOptions::default(),
             mirrors: Vec::new(),
             on_progress: None,
@@ -130,7 +134,10 @@ pub fn write_image(mut req: Request) -> Result<Summary> {
     let t0 = Instant::now();
     let mut phases = Phases::new();
     let mut target = blockdev::open_target(&req.target).kind(Kind::Storage)?;
-    let mut state = WriteState { wiped: false };
+    let mut state = WriteState {
+        wiped: false,
+        identified: None,
+    };
     let (uri, mirrors, fetch) = (req.uri.clone(), req.mirrors.clone(), req.fetch.clone());
     let mut passes = 0;
     // An object replaced on the server mid-stream runs this pass again from byte 0 over the
@@ -169,7 +176,24 @@ pub fn write_image(mut req: Request) -> Result<Summary> {
         req.uri
     );
 
-    let (root, grow_outcome) = settle_and_grow(&req.target, req.grow)?;
+    let settled = if state.identified.is_none() {
+        // Deliberate raw data (--raw-data): no table, so no root to find or grow.
+        Ok((
+            None,
+            GrowOutcome::Skipped("raw data: no partition table or filesystem".into()),
+        ))
+    } else {
+        settle_and_grow(&req.target, req.grow)
+    };
+    let (root, grow_outcome) = match settled {
+        Ok(v) => v,
+        Err(e) => {
+            // The image is on the disk but unusable (no root, a failed grow): leave nothing
+            // that a firmware would try to boot, as after any other failure.
+            wipe_after_failure(&req.target);
+            return Err(e);
+        }
+    };
     phases.mark("partitions, root and grow");
     Ok(Summary {
         source: req.uri.clone(),
@@ -205,26 +229,32 @@ fn write_pass(
             .kind(Kind::Source);
         }
     }
-    // A declared-raw source's length is the image's: refuse before writing anything. (Any
-    // other image that runs past the end of the disk fails while streaming.)
-    if let (Some(disk), Some(len), Some(SourceType::DdRaw)) =
-        (target.size, opened.len, req.declared)
-    {
-        if len > disk {
-            return Err(anyhow!(
-                "the image ({len} bytes) is larger than the target {} ({disk} bytes)",
-                req.target.display()
-            ))
-            .kind(Kind::Storage);
-        }
-    }
     let progress = Arc::new(Progress::default());
     if let Some(l) = opened.len {
         Progress::add(&progress.source_total, l);
     }
     phases.mark("open target and source");
-    let (found, digests, size) = stream(req, target, opened.reader, &progress, state, phases)?;
+    let (found, digests, size) = stream(
+        req,
+        target,
+        opened.reader,
+        opened.len,
+        &progress,
+        state,
+        phases,
+    )?;
     Ok((found, digests, size, progress))
+}
+
+/// Zero both ends of a target that is no longer open (the partitions were in use meanwhile).
+fn wipe_after_failure(path: &Path) {
+    let r = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| blockdev::wipe_ends(&f, blockdev::size_of(&f)?));
+    if let Err(w) = r {
+        tracing::error!("wiping {} after the failure: {w}", path.display());
+    }
 }
 
 /// Re-read the table, find the root, grow it. A disk image file gets no partition nodes: the
@@ -257,12 +287,15 @@ fn settle_and_grow(target: &Path, grow: bool) -> Result<(Option<RootFound>, Grow
 struct WriteState {
     /// Both ends have been wiped: from here a failure must wipe them again.
     wiped: bool,
+    /// What the image's first MiB holds (a partition table, a filesystem), if anything.
+    identified: Option<&'static str>,
 }
 
 fn stream(
     req: &mut Request,
     target: &mut Target,
     reader: Box<dyn Read + Send>,
+    source_len: Option<u64>,
     progress: &Arc<Progress>,
     state: &mut WriteState,
     phases: &mut Phases,
@@ -310,7 +343,19 @@ fn stream(
             .name("decode".into())
             .spawn(move || -> Result<Found> {
                 let input = ChannelReader::new(chunk_rx);
-                decode::with_image(input, declared, |image, _found| {
+                decode::with_image(input, declared, |image, found| {
+                    // An uncompressed image's length is the source's: refuse it before
+                    // writing anything. (Any other image that runs past the end of the disk
+                    // fails while streaming; either way it is a storage error.)
+                    let raw = found.compression == source::Compression::None && !found.tar;
+                    if let (true, Some(disk), Some(len)) = (raw, limit, source_len) {
+                        if len > disk {
+                            return Err(anyhow!(
+                            "the image ({len} bytes) is larger than {target_name} ({disk} bytes)"
+                        ))
+                            .kind(Kind::Storage);
+                        }
+                    }
                     let mut image: Box<dyn Read> = match limit {
                         Some(l) => Box::new(LimitReader::new(
                             image,
@@ -323,8 +368,11 @@ fn stream(
                         let Ok(mut b) = free_rx.recv() else {
                             return Ok(());
                         };
-                        let n = decode::read_full(&mut image, b.full_mut())
-                            .context("decoding the image")?;
+                        let n = match decode::read_full(&mut image, b.full_mut()) {
+                            Ok(n) => n,
+                            Err(e) if TooLarge::is(&e) => return Err(e).kind(Kind::Storage),
+                            Err(e) => return Err(e).context("decoding the image"),
+                        };
                         if n == 0 {
                             return Ok(());
                         }
@@ -340,6 +388,11 @@ fn stream(
     let write_res = write_loop(req, target, &buf_rx, &free_tx, progress, state);
     drop(buf_rx);
     drop(free_tx);
+    if let Some(sig) = crate::signals::received() {
+        // Stopped: the fetch thread may sit in a stalled read for a minute; the process ends
+        // soon, so the threads are left to it and the caller wipes the ends now.
+        return Err(crate::signals::interrupted(sig));
+    }
     let dec_res = decoder
         .join()
         .map_err(|_| anyhow!("the decode thread panicked"))?;
@@ -418,9 +471,21 @@ fn write_loop(
     let mut off: u64 = 0;
     let mut last_cb = Instant::now();
     let name = req.target.display().to_string();
-    for b in rx.iter() {
+    loop {
+        // A signal stops the write between buffers; the caller wipes the ends as on failure.
+        crate::signals::check()?;
+        let b = match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(b) => b,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
         let data = b.data();
         if off == 0 {
+            state.identified = magic::identify(data);
+            if !req.raw_data {
+                // A short buffer is the whole image (the decoder fills each one).
+                check_disk_image(data, data.len() < WRITE_BUF).kind(Kind::Source)?;
+            }
             check_sector_size(data, target.sector).kind(Kind::Storage)?;
             // The first buffer proves the format matched: only now is the disk touched.
             let size = target.size.unwrap_or(0);
@@ -457,6 +522,21 @@ fn write_loop(
     Ok((first, off, w.mode()))
 }
 
+/// The image's first MiB must hold a partition table or a filesystem signature: an HTML error
+/// page served with 200, or a stray text file, is not written over a disk.
+fn check_disk_image(first: &[u8], complete: bool) -> Result<()> {
+    if magic::identify(first).is_some() {
+        return Ok(());
+    }
+    bail!(
+        "the source is not a disk image: its first MiB holds no partition table (MBR, GPT) and no \
+         filesystem signature (ext2/3/4, xfs, btrfs, vfat, iso9660, swap, LVM, md, LUKS, squashfs); \
+         it is {}. Nothing was written. To write raw data anyway, pass --raw-data (write-image) \
+         or set `deployer: {{raw_data: true}}` in the config",
+        magic::describe(first, first.len() as u64, complete)
+    )
+}
+
 /// An image with a GPT for 512-byte sectors does not work on a 4Kn disk and vice versa.
 fn check_sector_size(first: &[u8], sector: u32) -> Result<()> {
     let gpt_at = |o: usize| first.len() >= o + 8 && &first[o..o + 8] == b"EFI PART";
@@ -478,17 +558,37 @@ fn check_sector_size(first: &[u8], sector: u32) -> Result<()> {
 /// `deployer write-image SOURCE TARGET`.
 pub fn run(g: &crate::cli::Global, a: &crate::cli::WriteImageArgs) -> Result<()> {
     use std::io::IsTerminal;
+    preseed::sources::check_prefix(&a.source)
+        .map_err(|m| anyhow!(m))
+        .kind(Kind::Config)?;
+    let named = preseed::sources::parse(&a.source);
+    if !named.kind.is_dd() && named.uri != a.source {
+        return Err(anyhow!(
+            "{}: is a root tarball type; write-image writes disk images (dd-* types, or a bare \
+             URL or path, whose format is detected)",
+            named.kind
+        ))
+        .kind(Kind::Config);
+    }
     let mut req = Request::new(&a.source, &a.target);
     // The config's `proxy` key applies when a config is given (-c/--set); otherwise the usual
     // environment variables do (reqwest reads them).
     if !g.config.is_empty() || !g.set.is_empty() {
         req.fetch.proxy = crate::config::load(g)?.config.proxy.clone();
     }
-    req.sha256 = a.sha256.clone();
-    req.sha512 = a.sha512.clone();
+    // Checked before anything is fetched, with the config's rule.
+    let digest = |key: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|h| preseed::sources::digest(key, h).map_err(|m| anyhow!("--{key}: {m}")))
+            .transpose()
+            .kind(Kind::Config)
+    };
+    req.sha256 = digest("sha256", &a.sha256)?;
+    req.sha512 = digest("sha512", &a.sha512)?;
     req.size = a.size;
     req.mirrors = a.mirrors.clone();
     req.grow = !a.no_grow;
+    req.raw_data = a.raw_data;
     let bar = std::io::stderr().is_terminal().then(|| {
         let pb = indicatif::ProgressBar::new(0);
         pb.set_style(

@@ -78,6 +78,8 @@ pub const CARRIED_KEYS: &[&str] = &[
     "package_update",
     // deployer's own: `image: {name, base_image, type}`, carried on every report event.
     "image",
+    // deployer's own settings (`deployer: {image_check, python_curtin, raw_data}`).
+    "deployer",
 ];
 
 impl Config {
@@ -123,7 +125,9 @@ impl Config {
                     warnings.extend(w.into_iter().map(at));
                 }
                 "network" if v.is_null() => {}
-                "network" => c.network = Some(typed(v).map_err(at)?),
+                "network" => {
+                    c.network = Some(Network::from_value(v).map_err(network_issue)?);
+                }
                 "reporting" => c.reporting = crate::reporting::from_value(v).map_err(at)?,
                 "stages" => c.stages = typed(v).map_err(at)?,
                 "write_files" => {
@@ -195,6 +199,19 @@ impl Config {
             ..Config::default()
         }
     }
+}
+
+/// The network model's messages start with the key path they are about
+/// (`network.config[2] (type vlan): ...`, `network.version: ...`): make it the issue's path,
+/// so that the message names the key once and points at its line.
+fn network_issue(m: String) -> Issue {
+    let end = m.find([' ', ':']).unwrap_or(m.len());
+    let (path, rest) = m.split_at(end);
+    if !path.starts_with("network") {
+        return Issue::new("network", m);
+    }
+    let rest = rest.strip_prefix(':').unwrap_or(rest).trim_start();
+    Issue::new(path, rest)
 }
 
 /// A problem found at a key path, before it is placed in a file (see [`crate::load`]).

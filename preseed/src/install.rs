@@ -20,6 +20,57 @@ pub struct Install {
     /// Mount point of the target instead of a temporary directory.
     pub target: Option<String>,
     pub resume_data: Option<String>,
+    /// `command_timeout` (deployer extension): seconds a stage command may run before it is
+    /// stopped; none by default, as in curtin.
+    pub command_timeout: CommandTimeout,
+}
+
+/// `install.command_timeout`: seconds for every stage command, or `{STAGE: seconds}`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct CommandTimeout {
+    pub all: Option<f64>,
+    pub stages: std::collections::BTreeMap<String, f64>,
+}
+
+impl CommandTimeout {
+    /// The limit for one stage's commands, if any.
+    pub fn for_stage(&self, stage: &str) -> Option<std::time::Duration> {
+        self.stages
+            .get(stage)
+            .copied()
+            .or(self.all)
+            .map(std::time::Duration::from_secs_f64)
+    }
+
+    fn from_value(v: Option<&Value>) -> Result<CommandTimeout, Issue> {
+        let secs = |v: &Value, at: &str| match v.as_f64() {
+            Some(s) if s > 0.0 && s.is_finite() => Ok(s),
+            _ => Err(Issue::new(
+                at,
+                format!(
+                    "must be a number of seconds above 0, got {}",
+                    crate::config::show(v)
+                ),
+            )),
+        };
+        let key = "command_timeout";
+        match v {
+            None | Some(Value::Null) => Ok(CommandTimeout::default()),
+            Some(Value::Mapping(m)) => {
+                let mut stages = std::collections::BTreeMap::new();
+                for (k, v) in m {
+                    let stage = crate::config::key_string(k);
+                    let s = secs(v, &format!("{key}.{stage}"))?;
+                    stages.insert(stage, s);
+                }
+                Ok(CommandTimeout { all: None, stages })
+            }
+            Some(v) => Ok(CommandTimeout {
+                all: Some(secs(v, key)?),
+                stages: Default::default(),
+            }),
+        }
+    }
 }
 
 impl Default for Install {
@@ -34,6 +85,7 @@ impl Default for Install {
             unmount: None,
             target: None,
             resume_data: None,
+            command_timeout: CommandTimeout::default(),
         }
     }
 }
@@ -86,6 +138,7 @@ pub fn install_from_value(v: &Value) -> Result<Install, Issue> {
         unmount: path_key(m, "unmount", None)?,
         target: path_key(m, "target", None)?,
         resume_data: path_key(m, "resume_data", None)?,
+        command_timeout: CommandTimeout::from_value(m.get("command_timeout"))?,
     })
 }
 
@@ -269,5 +322,39 @@ fn mode(v: &Value) -> Option<u32> {
             u32::from_str_radix(s, 8).ok().filter(|m| *m <= 0o7777)
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn install(y: &str) -> Result<Install, Issue> {
+        install_from_value(&serde_yaml::from_str(y).unwrap())
+    }
+
+    #[test]
+    fn command_timeout_for_every_stage_or_per_stage() {
+        let i = install("{}").unwrap();
+        assert_eq!(i.command_timeout.for_stage("late"), None);
+        let i = install("{command_timeout: 90}").unwrap();
+        assert_eq!(
+            i.command_timeout.for_stage("early"),
+            Some(Duration::from_secs(90))
+        );
+        let i = install("{command_timeout: {late: 1.5}}").unwrap();
+        assert_eq!(
+            i.command_timeout.for_stage("late"),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(i.command_timeout.for_stage("early"), None);
+        let e = install("{command_timeout: {late: soon}}").unwrap_err();
+        assert_eq!(e.path_string(), "command_timeout.late");
+        assert!(
+            e.message.contains("number of seconds above 0, got"),
+            "{e:?}"
+        );
+        assert!(install("{command_timeout: -1}").is_err());
     }
 }

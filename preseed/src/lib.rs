@@ -4,6 +4,7 @@
 //! validates and writes configs and never touches a disk.
 //!
 //! - [`load`]: reading YAML/JSON documents and config archives, merging them in curtin's order.
+//! - [`nesting`]: refusing absurdly deep nesting before the YAML parser recurses into it.
 //! - [`config`]: the typed top-level [`config::Config`] and its warnings for unknown keys.
 //! - [`sources`], [`storage`], [`network`], [`commands`], [`reporting`], [`install`]: one module
 //!   per top-level key family.
@@ -19,6 +20,7 @@ pub mod generate;
 pub mod geometry;
 pub mod install;
 pub mod load;
+pub mod nesting;
 pub mod network;
 pub mod reporting;
 pub mod size;

@@ -131,6 +131,19 @@ fn parse_document(origin: &str, text: &str, out: &mut Vec<Doc>) -> Result<()> {
 }
 
 fn parse_text(origin: &str, text: &str) -> Result<Value> {
+    if let Some(((line, column), depth)) = crate::nesting::too_deep(text, crate::nesting::MAX_DEPTH)
+    {
+        let mut e = ConfigError::in_doc(
+            origin,
+            format!(
+                "nested {depth} levels deep here, more than {} allowed: refused before parsing \
+                 (no config nests like this; the YAML parser would spend minutes on it)",
+                crate::nesting::MAX_DEPTH
+            ),
+        );
+        (e.line, e.column) = (Some(line), Some(column));
+        return Err(e);
+    }
     // JSON is YAML, except where JSON allows tabs for indentation: try JSON first for `{`.
     if text.trim_start().starts_with('{') {
         if let Ok(v) = serde_json::from_str::<Value>(text) {
@@ -175,7 +188,11 @@ impl DeserializeFrom for Value {
 }
 
 fn yaml_error(origin: &str, e: &serde_yaml::Error) -> ConfigError {
-    let mut err = ConfigError::in_doc(origin, strip_location(&e.to_string()));
+    let mut msg = strip_location(&e.to_string());
+    if msg == "recursion limit exceeded" {
+        msg = "nested more than 128 levels deep (the YAML parser's limit)".into();
+    }
+    let mut err = ConfigError::in_doc(origin, msg);
     if let Some(l) = e.location() {
         err.line = Some(l.line());
         err.column = Some(l.column());

@@ -343,10 +343,13 @@ impl Network {
                 body: Body::Disabled,
             });
         }
-        let version = match v.get("version") {
-            Some(Value::Number(n)) => n.as_u64(),
-            Some(Value::String(s)) => s.trim().parse().ok(),
-            None => None,
+        let given = match v.get("version") {
+            None | Some(Value::Null) => return Err("network: missing `version` (1 or 2)".into()),
+            Some(g) => g,
+        };
+        let version = match given {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse().ok(),
             _ => None,
         };
         match version {
@@ -357,8 +360,15 @@ impl Network {
                     body: Body::V2,
                 })
             }
-            Some(n) => return Err(format!("network: unsupported version {n} (1 or 2)")),
-            None => return Err("network: missing `version` (1 or 2)".into()),
+            _ => {
+                let shown = match given {
+                    Value::String(s) => format!("'{s}'"),
+                    other => crate::config::show(other),
+                };
+                return Err(format!(
+                    "network.version: {shown} is not a network config version (1 or 2)"
+                ));
+            }
         }
         let list = match config {
             Some(Value::Sequence(s)) => s,
@@ -608,6 +618,9 @@ config:
         let e = net("{version: 1, config: [{type: physical, name: e, subnets: [{type: static}]}]}")
             .unwrap_err();
         assert!(e.contains("address"), "{e}");
-        assert!(net("{version: 3}").unwrap_err().contains("version 3"));
+        assert!(net("{version: 3}")
+            .unwrap_err()
+            .contains("network.version: 3 is not a network config version (1 or 2)"));
+        assert!(net("{version: x}").unwrap_err().contains("'x' is not"));
     }
 }

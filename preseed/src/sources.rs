@@ -147,6 +147,34 @@ fn classify(s: &str) -> (SourceType, &str) {
     (SourceType::Tgz, s)
 }
 
+/// URL schemes a source may use without a type prefix (curtin's `cp://` copies a directory).
+const SCHEMES: [&str; 4] = ["http", "https", "file", "cp"];
+
+/// Refuse a source string that starts with a prefix no one knows (`ddraw:http://...`, a typo
+/// of `dd-raw:`): curtin would take the whole string for a tarball URL and fail much later.
+pub fn check_prefix(s: &str) -> Result<(), String> {
+    let Some((head, _)) = s.split_once(':') else {
+        return Ok(());
+    };
+    let looks_like_prefix = head.starts_with(|c: char| c.is_ascii_alphabetic())
+        && head
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.' | '_'));
+    let known = SourceType::from_name(head).is_some()
+        || head == "squashfs"
+        || SCHEMES.contains(&head.to_ascii_lowercase().as_str());
+    if !looks_like_prefix || known {
+        return Ok(());
+    }
+    Err(format!(
+        "unknown source prefix '{head}:' in '{s}' (known prefixes: {}; or a URL: {}; or a path)",
+        SourceType::ALL
+            .map(|t| format!("{}:", t.prefix()))
+            .join(", "),
+        SCHEMES.map(|t| format!("{t}://")).join(", ")
+    ))
+}
+
 /// A mapping entry: `{type, uri}` (curtin trusts it as is), plus our checksum keys.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -170,6 +198,7 @@ pub fn from_value(v: &Value) -> Result<BTreeMap<String, Source>, crate::config::
     match v {
         Value::Null => {}
         Value::String(s) => {
+            check_prefix(s).map_err(|m| Issue::new("", m))?;
             out.insert("00".to_string(), named("00", parse(s)));
         }
         Value::Sequence(items) => {
@@ -199,9 +228,15 @@ fn named(name: &str, mut s: Source) -> Source {
 fn entry(v: &Value) -> Result<Source, crate::config::Issue> {
     use crate::config::Issue;
     match v {
-        Value::String(s) => Ok(parse(s)),
+        Value::String(s) => {
+            check_prefix(s).map_err(|m| Issue::new("", m))?;
+            Ok(parse(s))
+        }
         Value::Mapping(_) => {
             let e: Entry = crate::config::typed(v)?;
+            if e.kind.is_none() {
+                check_prefix(&e.uri).map_err(|m| Issue::new("uri", m))?;
+            }
             let mut src = match &e.kind {
                 // curtin trusts a typed entry as is: the uri keeps any prefix it has.
                 Some(t) => Source {
@@ -266,12 +301,28 @@ fn check_hex(
     len: usize,
     key: &str,
 ) -> Result<Option<String>, crate::config::Issue> {
-    match v {
-        Some(h) if h.len() != len || !h.bytes().all(|b| b.is_ascii_hexdigit()) => Err(
-            crate::config::Issue::new(key, format!("must be {len} hex digits, got '{h}'")),
-        ),
-        other => Ok(other.map(|h| h.to_ascii_lowercase())),
+    debug_assert_eq!(Some(len), digest_len(key));
+    v.map(|h| digest(key, &h).map_err(|m| crate::config::Issue::new(key, m)))
+        .transpose()
+}
+
+/// Hex digits in a `sha256` (64) or `sha512` (128) digest.
+fn digest_len(key: &str) -> Option<usize> {
+    match key {
+        "sha256" => Some(64),
+        "sha512" => Some(128),
+        _ => None,
     }
+}
+
+/// Check a `sha256` or `sha512` digest as given in a config or on the command line (exactly
+/// the right number of hex digits); returns it lower-cased, or the message naming the problem.
+pub fn digest(key: &str, hex: &str) -> Result<String, String> {
+    let len = digest_len(key).ok_or_else(|| format!("unknown digest {key}"))?;
+    if hex.len() != len || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("must be {len} hex digits, got '{hex}'"));
+    }
+    Ok(hex.to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -325,5 +376,41 @@ mod tests {
             let e = from_value(&serde_yaml::from_str(cfg).unwrap()).unwrap_err();
             assert_eq!((e.path_string().as_str(), e.message.as_str()), (path, msg));
         }
+    }
+
+    #[test]
+    fn unknown_prefixes_are_named() {
+        let e = check_prefix("ddraw:http://h/x").unwrap_err();
+        assert!(e.contains("unknown source prefix 'ddraw:'"), "{e}");
+        assert!(e.contains("dd-raw:") && e.contains("https://"), "{e}");
+        for ok in [
+            "dd-raw:http://h/x",
+            "http://h/x",
+            "HTTPS://h/x",
+            "file:///x",
+            "cp:///media/root-ro",
+            "squashfs://http://h/x",
+            "/srv/a:b.tgz",
+            "root.tgz",
+        ] {
+            assert!(check_prefix(ok).is_ok(), "{ok}");
+        }
+        let v: Value = serde_yaml::from_str("{a: 'ddraw:/x', b: 'tgz:/y'}").unwrap();
+        let i = from_value(&v).unwrap_err();
+        assert_eq!(i.path_string(), "a");
+        let v: Value = serde_yaml::from_str("{a: {uri: 'dd-gzip:/x'}}").unwrap();
+        assert_eq!(from_value(&v).unwrap_err().path_string(), "a.uri");
+    }
+
+    #[test]
+    fn digests_need_exactly_their_hex_digits() {
+        assert_eq!(digest("sha256", &"A".repeat(64)).unwrap(), "a".repeat(64));
+        assert!(digest("sha256", &"a".repeat(63))
+            .unwrap_err()
+            .contains("64 hex digits"));
+        assert!(digest("sha512", &"g".repeat(128))
+            .unwrap_err()
+            .contains("got 'ggg"));
+        assert!(digest("sha512", &"0".repeat(128)).is_ok());
     }
 }

@@ -291,6 +291,7 @@ impl Fstype {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Disk {
     pub id: String,
+    #[serde(default, deserialize_with = "de_ptable")]
     pub ptable: Option<Ptable>,
     pub serial: Option<String>,
     pub wwn: Option<String>,
@@ -298,6 +299,7 @@ pub struct Disk {
     pub device_id: Option<String>,
     pub name: Option<String>,
     pub model: Option<String>,
+    #[serde(default, deserialize_with = "de_wipe")]
     pub wipe: Option<Wipe>,
     #[serde(default)]
     pub preserve: bool,
@@ -321,6 +323,7 @@ pub struct Partition {
     pub offset: Option<u64>,
     #[serde(default, deserialize_with = "de_flag")]
     pub flag: Option<Flag>,
+    #[serde(default, deserialize_with = "de_wipe")]
     pub wipe: Option<Wipe>,
     #[serde(default)]
     pub preserve: bool,
@@ -382,6 +385,7 @@ pub struct LvmPartition {
     pub size: Option<u64>,
     #[serde(default)]
     pub preserve: bool,
+    #[serde(default, deserialize_with = "de_wipe")]
     pub wipe: Option<Wipe>,
 }
 
@@ -398,9 +402,11 @@ pub struct Raid {
     pub container: Option<String>,
     pub metadata: Option<Value>,
     pub mdname: Option<String>,
+    #[serde(default, deserialize_with = "de_ptable")]
     pub ptable: Option<Ptable>,
     #[serde(default)]
     pub preserve: bool,
+    #[serde(default, deserialize_with = "de_wipe")]
     pub wipe: Option<Wipe>,
 }
 
@@ -413,7 +419,9 @@ pub struct Bcache {
     pub name: Option<String>,
     #[serde(default)]
     pub preserve: bool,
+    #[serde(default, deserialize_with = "de_wipe")]
     pub wipe: Option<Wipe>,
+    #[serde(default, deserialize_with = "de_ptable")]
     pub ptable: Option<Ptable>,
 }
 
@@ -430,6 +438,7 @@ pub struct DmCrypt {
     pub recovery_keyfile: Option<String>,
     #[serde(default)]
     pub preserve: bool,
+    #[serde(default, deserialize_with = "de_wipe")]
     pub wipe: Option<Wipe>,
 }
 
@@ -450,17 +459,48 @@ fn de_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 
 /// `flag: ""` means no flag.
 fn de_flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Flag>, D::Error> {
-    use serde::de::Error;
     match Value::deserialize(d)? {
-        Value::Null => Ok(None),
         Value::String(s) if s.is_empty() => Ok(None),
-        v => Flag::deserialize(v.clone()).map(Some).map_err(|_| {
-            D::Error::custom(format!(
-                "unknown partition flag {} (one of: bios_grub, boot, extended, home, linux, logical, lvm, mbr, msftres, prep, raid, swap)",
-                crate::config::show(&v)
-            ))
-        }),
+        v => named(
+            v,
+            "partition flag",
+            "bios_grub, boot, extended, home, linux, logical, lvm, mbr, msftres, prep, raid, swap",
+        ),
     }
+}
+
+fn de_ptable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Ptable>, D::Error> {
+    named(
+        Value::deserialize(d)?,
+        "partition table type",
+        "gpt, msdos (or dos), vtoc, unsupported",
+    )
+}
+
+fn de_wipe<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Wipe>, D::Error> {
+    named(
+        Value::deserialize(d)?,
+        "wipe mode",
+        "superblock, superblock-recursive, zero, random, pvremove",
+    )
+}
+
+/// One of a fixed set of names, or null; anything else (a number included) is an error that
+/// lists the names.
+fn named<T: serde::de::DeserializeOwned, E: serde::de::Error>(
+    v: Value,
+    what: &str,
+    names: &str,
+) -> Result<Option<T>, E> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    T::deserialize(v.clone()).map(Some).map_err(|_| {
+        E::custom(format!(
+            "unknown {what} {} (one of: {names})",
+            crate::config::show(&v)
+        ))
+    })
 }
 
 /// `extra_options`: a list of words, or one string split on whitespace.

@@ -454,8 +454,16 @@ fn errors_before_anything_is_written() {
     );
     let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(err.contains("is in use"), "{err}");
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains(&format!(
+            "refusing to write {}: {}p1 is mounted at {}",
+            d.dev.display(),
+            d.dev.display(),
+            m.path().display()
+        )),
+        "{err}"
+    );
 }
 
 #[test]

@@ -707,6 +707,17 @@ fn builtin_curthooks_missing_tool_names_the_package() {
         t.contains("update-grub") && t.contains("grub2-common"),
         "{t}"
     );
+    // A curthooks failure (6), not 7 ("the image lacks cloud-init").
+    fs::remove_file(root.path("usr/sbin/update-initramfs")).unwrap();
+    let out = run_builtin(&root, BUILTIN_CFG);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(6), "{t}");
+    assert!(
+        t.contains(
+            "update-initramfs is not in the target image: install the initramfs-tools package"
+        ),
+        "{t}"
+    );
     assert_eq!(
         root.extra_mounts(),
         Vec::<String>::new(),

@@ -169,7 +169,7 @@ fn plan(storage: &Storage) -> Result<Planned<'_>> {
         }
         let found = FoundDisk::open(&path).with_context(|| format!("disk '{}'", d.id))?;
         if !d.preserve {
-            disk::check_not_in_use(&path).with_context(|| format!("disk '{}'", d.id))?;
+            crate::blockdev::check_not_busy(&path).with_context(|| format!("disk '{}'", d.id))?;
         }
         devices.insert(d.id.clone(), path);
         plans.push(DiskPlan {

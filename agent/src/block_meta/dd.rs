@@ -25,6 +25,15 @@ pub fn grow_root(cfg: &Value) -> Result<bool> {
     }
 }
 
+/// `deployer: {raw_data: BOOL}`: write a dd source that is not a disk image (false when absent).
+pub fn raw_data(cfg: &Value) -> Result<bool> {
+    match cfg.get("deployer").and_then(|b| b.get("raw_data")) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => anyhow::bail!("deployer.raw_data must be true or false, not {other:?}"),
+    }
+}
+
 /// Write `src` to the chosen disk and mount its root at `target`; returns the disk.
 pub fn apply(
     src: &Source,
@@ -34,6 +43,7 @@ pub fn apply(
 ) -> Result<PathBuf> {
     let cfg = &loaded.merged;
     let grow = grow_root(cfg).kind(Kind::Config)?;
+    let raw_data = raw_data(cfg).kind(Kind::Config)?;
     let storage: Option<&Storage> = loaded.config.storage.as_ref();
     let disk = super::simple::choose_disk(cfg, storage, devices).kind(Kind::Storage)?;
     tracing::info!(
@@ -48,6 +58,7 @@ pub fn apply(
     req.sha512 = src.sha512.clone();
     req.size = src.size;
     req.grow = grow;
+    req.raw_data = raw_data;
     req.fetch.proxy = loaded.config.proxy.clone();
     req.mirrors = src.mirrors.clone();
     // Created at the first callback: by then the served length is known when the config

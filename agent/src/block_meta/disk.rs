@@ -181,33 +181,3 @@ pub fn find(d: &Disk) -> Result<PathBuf> {
         describe_seen()
     )
 }
-
-/// Fail if the disk or any of its partitions is mounted or used as swap.
-pub fn check_not_in_use(disk: &Path) -> Result<()> {
-    let d = disk.to_string_lossy().into_owned();
-    let is_ours = |src: &str| {
-        src == d
-            || src.strip_prefix(&d).is_some_and(|r| {
-                let r = r.strip_prefix('p').unwrap_or(r);
-                !r.is_empty() && r.chars().all(|c| c.is_ascii_digit())
-            })
-    };
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    for l in mounts.lines() {
-        let mut it = l.split_whitespace();
-        if let (Some(src), Some(mp)) = (it.next(), it.next()) {
-            if is_ours(src) {
-                bail!("{d} is in use: {src} is mounted on {mp}");
-            }
-        }
-    }
-    let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
-    for l in swaps.lines().skip(1) {
-        if let Some(src) = l.split_whitespace().next() {
-            if is_ours(src) {
-                bail!("{d} is in use: {src} is an active swap");
-            }
-        }
-    }
-    Ok(())
-}

@@ -111,14 +111,7 @@ pub fn unmount_below(target: &Path) -> Result<()> {
     let target = target
         .canonicalize()
         .with_context(|| format!("{}", target.display()))?;
-    let mounts =
-        std::fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
-    let mut points: Vec<PathBuf> = mounts
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .map(|m| PathBuf::from(m.replace("\\040", " ")))
-        .filter(|m| m.starts_with(&target))
-        .collect();
+    let mut points = crate::mounts::under(&target);
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     points.dedup();
     for p in points {

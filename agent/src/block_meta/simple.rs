@@ -86,7 +86,7 @@ fn installable() -> Result<PathBuf> {
         if rd("removable") == "1"
             || rd("ro") == "1"
             || size < (1 << 30)
-            || super::disk::check_not_in_use(&dev).is_err()
+            || crate::blockdev::check_not_busy(&dev).is_err()
         {
             continue;
         }

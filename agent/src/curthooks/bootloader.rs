@@ -46,7 +46,8 @@ fn require(chroot: &Chroot, t: &TargetTool) -> Result<()> {
             t.name,
             t.package
         ))
-        .kind(Kind::Image)
+        // A curthooks failure (6), not exit 7: 7 says the image lacks cloud-init (MAAS's check).
+        .kind(Kind::Hook)
     }
 }
 

@@ -55,7 +55,8 @@ pub fn error_tarfile(path: &Path, cfg: &Value, logs: &[PathBuf]) -> anyhow::Resu
         if l == path {
             continue;
         }
-        if let Ok(b) = std::fs::read(l) {
+        // Capped as the posted log is: the tarball is posted too (MAAS's post_files).
+        if let Ok(b) = crate::report::cap::read_capped_for_tarball(l) {
             let base = l
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -176,35 +177,7 @@ pub fn save_log_in_target(target: &Path, rel: &str, log: &Path) {
 
 /// Every mount at or under `dir`, in mount order.
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    text.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape)
-        .map(PathBuf::from)
-        .filter(|m| m.starts_with(&dir))
-        .collect()
-}
-
-fn unescape(s: &str) -> String {
-    // mountinfo escapes space, tab, newline and backslash as \ooo.
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::mounts::under(dir)
 }
 
 /// Unmount the target and everything under it, innermost (latest) first, as curtin's
@@ -283,8 +256,7 @@ mod tests {
     }
 
     #[test]
-    fn mountinfo_unescape_and_stamp() {
-        assert_eq!(unescape("/a\\040b"), "/a b");
+    fn stamp_is_minutes() {
         let s = stamp();
         assert_eq!(s.len(), 16, "{s}");
     }

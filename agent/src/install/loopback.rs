@@ -41,8 +41,10 @@ pub struct TargetDisk {
 
 impl TargetDisk {
     /// A block device is used as is; a file (created sparse with `size` when missing) is
-    /// attached to a loop device.
+    /// attached to a loop device. Either is refused before anything is written (a file grown)
+    /// when it is busy: a file is busy when a loop device backed by it is.
     pub fn open(path: &Path, size: Option<u64>) -> anyhow::Result<Self> {
+        crate::blockdev::check_not_busy(path)?;
         match std::fs::metadata(path) {
             Ok(m) if m.file_type().is_block_device() => {
                 return Ok(TargetDisk {

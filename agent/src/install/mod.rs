@@ -185,14 +185,19 @@ fn run_stages(
         .map(|s| Ok((s.clone(), stage::commands(cfg, s)?)))
         .collect::<anyhow::Result<_>>()
         .kind(Kind::Config)?;
+    let timeouts = preseed::install::install_from_value(cfg.get("install").unwrap_or(&Value::Null))
+        .map_err(|i| anyhow::anyhow!("install.{}: {}", i.path_string(), i.message))
+        .kind(Kind::Config)?
+        .command_timeout;
     for (name, cmds) in &plan {
+        crate::signals::check()?;
         let st = top.child(
             &format!("stage-{name}"),
             &stage_description(name),
             Level::Info,
         );
         eprintln!("curtin: stage {name}: {}", st.description());
-        let r = stage::run(&st, name, cmds, &env, log);
+        let r = stage::run(&st, name, cmds, &env, log, timeouts.for_stage(name));
         st.finish_result(&r);
         r.with_context(|| format!("stage {name}"))?;
     }

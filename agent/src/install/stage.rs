@@ -28,8 +28,10 @@ pub fn run(
     cmds: &[(String, Cmd)],
     env: &[(String, OsString)],
     log: &LogSink,
+    timeout: Option<std::time::Duration>,
 ) -> anyhow::Result<()> {
     for (key, cmd) in cmds {
+        crate::signals::check()?;
         let ev = stack.child(key, &commands::description(cmd), Level::Debug);
         let (down_key, down) = report::sync_before_child();
         let mut env = env.to_vec();
@@ -42,6 +44,7 @@ pub fn run(
         let opts = RunOpts {
             env,
             log: log.clone(),
+            timeout,
             ..Default::default()
         };
         let r =

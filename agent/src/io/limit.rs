@@ -3,6 +3,26 @@
 
 use std::io::{self, Read};
 
+/// The error inside the `io::Error` of a stream that ran past its limit, so that a caller can
+/// tell "too large for the disk" from a broken stream.
+#[derive(Debug)]
+pub struct TooLarge(pub String);
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
+impl TooLarge {
+    /// Whether `e` is this error.
+    pub fn is(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|i| i.is::<TooLarge>())
+    }
+}
+
 pub struct LimitReader<R> {
     inner: R,
     left: u64,
@@ -27,10 +47,10 @@ impl<R: Read> Read for LimitReader<R> {
             let mut probe = [0u8; 1];
             return match self.inner.read(&mut probe)? {
                 0 => Ok(0),
-                _ => Err(io::Error::other(format!(
+                _ => Err(io::Error::other(TooLarge(format!(
                     "the image is larger than {}",
                     self.what
-                ))),
+                )))),
             };
         }
         let max = buf.len().min(self.left.min(usize::MAX as u64) as usize);
@@ -54,5 +74,6 @@ mod tests {
             .read_to_end(&mut Vec::new())
             .unwrap_err();
         assert!(e.to_string().contains("larger than the disk"));
+        assert!(TooLarge::is(&e));
     }
 }

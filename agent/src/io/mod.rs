@@ -11,7 +11,7 @@ pub mod zero_skip;
 pub use aligned::AlignedBuf;
 pub use channel::{pipelined, ChannelReader};
 pub use hash::{Digests, HashReader};
-pub use limit::LimitReader;
+pub use limit::{LimitReader, TooLarge};
 pub use peek::PeekReader;
 pub use progress::{Progress, Snapshot};
 pub use zero_skip::{ZeroMode, ZeroSkipWriter};

@@ -7,6 +7,7 @@
 //! names its events under `$CURTIN_REPORTSTACK`, so that a `curtin block-meta` child of an
 //! install posts `cmd-install/stage-partitioning/builtin/cmd-block-meta` directly.
 
+pub mod cap;
 pub mod event;
 mod handlers;
 mod webhook;
@@ -383,7 +384,7 @@ impl Drop for Stack {
 fn post_file(p: &std::path::Path) -> PostedFile {
     PostedFile {
         path: p.display().to_string(),
-        content: std::fs::read(p)
+        content: cap::read_capped(p)
             .ok()
             .map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
         encoding: "base64",

@@ -7,6 +7,7 @@ pub mod detect;
 pub mod http;
 pub mod igzip;
 pub mod kind;
+pub mod magic;
 pub mod verify;
 
 pub use detect::{Compression, Found};
@@ -70,7 +71,7 @@ fn open_with(
         let r = http::RangeReader::open(urls, client, opts.policy.clone(), handover)?;
         let len = r.content_length();
         return Ok(Opened {
-            reader: Box::new(r),
+            reader: Box::new(Stoppable(r)),
             len,
         });
     }
@@ -84,7 +85,7 @@ fn open_with(
         .with_context(|| format!("reading the size of {path}"))?;
     let len = meta.is_file().then_some(meta.len());
     Ok(Opened {
-        reader: Box::new(f),
+        reader: Box::new(Stoppable(f)),
         len,
     })
 }
@@ -128,5 +129,21 @@ pub fn with_restarts<T>(
             len: next.content_length(),
             reader: Box::new(next),
         };
+    }
+}
+
+/// A source that stops with an error once deployer got SIGTERM or SIGINT, so that a long
+/// download or extraction ends and is cleaned up as a failure.
+struct Stoppable<R>(R);
+
+impl<R: Read> Read for Stoppable<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(sig) = crate::signals::received() {
+            return Err(std::io::Error::other(format!(
+                "stopped: deployer received {}",
+                crate::signals::name(sig)
+            )));
+        }
+        self.0.read(buf)
     }
 }

@@ -44,6 +44,8 @@ pub fn require(tool: &str) -> Result<PathBuf> {
 
 /// Run a command; on failure the error carries its stderr.
 pub fn run(tool: &str, args: &[OsString]) -> Result<String> {
+    // After SIGTERM/SIGINT no further tool runs: the stage stops and cleans up.
+    crate::signals::check()?;
     let exe = require(tool)?;
     let out = Command::new(&exe)
         .args(args)
