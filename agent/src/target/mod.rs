@@ -17,6 +17,10 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use crate::error::{Kind, KindExt};
 
+pub mod root;
+
+pub use root::{Dir, MountPoint, Scope, TargetRoot};
+
 /// Host dirs bound into the target, in mount order.
 const BINDS: &[&str] = &["dev", "proc", "sys", "run"];
 const EFIVARS: &str = "sys/firmware/efi/efivars";
