@@ -3,6 +3,7 @@
 //! only here; dd images are written by block-meta.
 
 pub mod acl;
+pub mod tree;
 pub mod unpack;
 
 use std::io::Read;
@@ -33,7 +34,8 @@ pub fn extract_tar<R: Read + Send + 'static>(reader: R, target: &Path) -> Result
         Ok(s) => s,
         // A read error is the source's (fetch, decode, checksum), not the target's.
         Err(e) if input.failed => return Err(e).kind(Kind::Source),
-        Err(e) => return Err(e),
+        // Refusals of the archive are tagged Source where made; the rest is the target's.
+        Err(e) => return Err(e).kind(Kind::Storage),
     };
     std::io::copy(&mut input, &mut std::io::sink())
         .context("reading the end of the archive")
