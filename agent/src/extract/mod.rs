@@ -95,9 +95,9 @@ fn sync_fs(target: &Path) -> Result<()> {
 /// Extract, keeping the fstab block-meta wrote into the target (the image's own fstab would
 /// replace it): the image's header lines, then block-meta's entries (curtin's `copy_fstab`).
 fn extract_with_fstab(src: &Source, fetch: &FetchOptions, target: &Path) -> Result<Stats> {
-    let fstab = target.join("etc/fstab");
-    let ours = std::fs::read_to_string(&fstab)
-        .ok()
+    let ours = crate::target::TargetRoot::open(target)
+        .kind(Kind::Storage)?
+        .read_to_string_opt(crate::block_meta::fstab::PATH)
         .filter(|t| t.contains("during curtin installation") || t.contains("LABEL=cloudimg-rootfs"))
         .map(|t| {
             t.lines()

@@ -280,7 +280,8 @@ impl Tree {
     /// A new regular file for the entry's data (mode from the archive; umask is 0).
     pub fn file(&mut self, dir: RawFd, name: &OsStr, rel: &Path, mode: u32) -> Result<File> {
         let c = cname(name)?;
-        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let flags =
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
         let open = || unsafe { libc::openat(dir, c.as_ptr(), flags, mode & 0o777) };
         let mut fd = open();
         if fd < 0 {

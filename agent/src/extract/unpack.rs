@@ -44,7 +44,10 @@ pub fn unpack<R: Read>(reader: R, target: &Path) -> Result<Stats> {
     let mut pending = Pending::default();
     let mut last: Option<Vec<u8>> = None;
     let after = |last: &Option<Vec<u8>>| match last {
-        Some(n) => format!("reading the tar entry after {:?}", String::from_utf8_lossy(n)),
+        Some(n) => format!(
+            "reading the tar entry after {:?}",
+            String::from_utf8_lossy(n)
+        ),
         None => "reading the first tar entry".to_string(),
     };
     for entry in archive.entries().context("reading tar stream")?.raw(true) {
@@ -242,7 +245,10 @@ impl Unpacker {
         };
         self.stats.entries += 1;
         let meta = meta(e, &p).kind(Kind::Source)?;
-        let name = rel.file_name().expect("a normal last component").to_os_string();
+        let name = rel
+            .file_name()
+            .expect("a normal last component")
+            .to_os_string();
         let dir = self
             .tree
             .parent_dir(rel.parent().unwrap_or(Path::new("")))?;
