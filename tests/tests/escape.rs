@@ -101,45 +101,86 @@ fn extract(work: &Path, target: &Path, cfg: &str) -> Output {
     ])
 }
 
-/// Item 1: an appended archive (GNU tar `-r`) with a directory `etc/d` mode 4777, then a
-/// symlink `etc/d` to a host file. The deferred directory-mode pass must not chmod the file.
+/// An appended archive (GNU tar `-r`) in `w/a.tar`: a directory `etc/d` mode 4777, then a
+/// symlink `etc/d` to the host canary (absolute, or climbing from `target/etc`). The link text.
+fn dir_then_link_archive(w: &Path, target: &Path, host: &Host, absolute: bool) -> PathBuf {
+    std::fs::create_dir_all(w.join("s1/etc/d")).unwrap();
+    std::fs::set_permissions(w.join("s1/etc/d"), PermissionsExt::from_mode(0o4777)).unwrap();
+    std::fs::create_dir_all(w.join("s2/etc")).unwrap();
+    let link = if absolute {
+        host.canary()
+    } else {
+        Host::climbing(&target.join("etc"), &host.canary())
+    };
+    symlink(&link, w.join("s2/etc/d")).unwrap();
+    sh(&format!(
+        "cd {w} && tar -C s1 --format=gnu -cf a.tar . && tar -C s2 --format=gnu -rf a.tar ./etc/d",
+        w = w.display()
+    ));
+    link
+}
+
+/// Item 1: the deferred directory-mode pass must not chmod what a later symlink points to.
 #[test]
 fn extract_directory_mode_pass_never_follows_a_later_symlink() {
     require_root();
-    for variant in ["absolute", "relative"] {
+    for absolute in [true, false] {
         let host = Host::new();
         let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
         let w = work.path();
         let target = w.join("target");
         std::fs::create_dir_all(target.join("etc")).unwrap();
-        std::fs::create_dir_all(w.join("s1/etc/d")).unwrap();
-        std::fs::set_permissions(w.join("s1/etc/d"), PermissionsExt::from_mode(0o4777)).unwrap();
-        std::fs::create_dir_all(w.join("s2/etc")).unwrap();
-        let link = match variant {
-            "absolute" => host.canary(),
-            _ => Host::climbing(&target.join("etc"), &host.canary()),
-        };
-        symlink(&link, w.join("s2/etc/d")).unwrap();
-        sh(&format!(
-            "cd {w} && tar -C s1 --format=gnu -cf a.tar . && tar -C s2 --format=gnu -rf a.tar ./etc/d",
-            w = w.display()
-        ));
+        let link = dir_then_link_archive(w, &target, &host, absolute);
         let out = extract(
             w,
             &target,
             &format!("sources: {{10_root: {}/a.tar}}\n", w.display()),
         );
         let err = stderr(&out);
-        host.untouched(variant);
+        let case = format!("absolute={absolute}");
+        host.untouched(&case);
         // GNU tar fails such an archive too ("Directory renamed before its status could be
         // extracted"): a source error naming the entry.
-        assert_eq!(out.status.code(), Some(4), "{variant}: {err}");
+        assert_eq!(out.status.code(), Some(4), "{case}: {err}");
         assert!(
             err.contains("\"etc/d\"") && err.contains("replaced"),
-            "{variant}: {err}"
+            "{case}: {err}"
         );
         assert_eq!(std::fs::read_link(target.join("etc/d")).unwrap(), link);
     }
+}
+
+/// Item 16: in an install, a hostile archive is a source error (exit 4, not a hook's 6), and
+/// the failure is printed once at the end (curtin's line), not again by `deployer: error:`.
+#[test]
+fn hostile_archive_in_an_install_is_a_source_error_printed_once() {
+    require_root();
+    let host = Host::new();
+    let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    let w = work.path();
+    let target = w.join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    dir_then_link_archive(w, &target, &host, true);
+    let cfg = w.join("install.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "stages: [extract]\nsources: {{10_root: {w}/a.tar}}\ninstall: {{target: {t}, log_file: ''}}\n",
+            w = w.display(),
+            t = target.display()
+        ),
+    )
+    .unwrap();
+    let out = deployer(&["install", "-c", cfg.to_str().unwrap()]);
+    let err = stderr(&out);
+    host.untouched("install");
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert_eq!(
+        err.matches("Installation failed with exception").count(),
+        1,
+        "{err}"
+    );
+    assert!(!err.contains("deployer: error:"), "{err}");
 }
 
 /// Item 2: the image's `etc/fstab` is a symlink to a host file; the fstab merge after extract
