@@ -196,14 +196,20 @@ impl Chroot {
         // Paths as C strings before the fork: nothing in the child allocates.
         let root = std::ffi::CString::new(self.root.as_os_str().as_encoded_bytes())
             .context("target path has a NUL byte")?;
-        let proc_dir =
-            std::ffi::CString::new(self.root.join("proc").as_os_str().as_encoded_bytes())
-                .context("target path has a NUL byte")?;
+        // The target's /proc as resolved inside it (where the bind went), never a host path:
+        // without one, no /proc of its own.
+        let proc_dir = match self.files.real_path("proc") {
+            Ok(p) => Some(
+                std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+                    .context("target path has a NUL byte")?,
+            ),
+            Err(_) => None,
+        };
         // SAFETY: the closure runs in the forked child before exec and only makes raw syscalls
         // (unshare, mount, fork, waitpid, close, chroot, chdir, _exit) on data prepared above.
         unsafe {
             c.pre_exec(move || {
-                enter_namespaces(&proc_dir);
+                enter_namespaces(proc_dir.as_deref());
                 if libc::chroot(root.as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -312,7 +318,7 @@ impl Chroot {
 ///
 /// # Safety
 /// Only between fork and exec (async-signal-safe calls only).
-unsafe fn enter_namespaces(proc_dir: &std::ffi::CStr) {
+unsafe fn enter_namespaces(proc_dir: Option<&std::ffi::CStr>) {
     if libc::unshare(libc::CLONE_NEWPID | libc::CLONE_NEWNS) != 0 {
         return;
     }
@@ -329,13 +335,15 @@ unsafe fn enter_namespaces(proc_dir: &std::ffi::CStr) {
         return; // runs without the PID namespace
     }
     if pid == 0 {
-        libc::mount(
-            c"proc".as_ptr(),
-            proc_dir.as_ptr(),
-            c"proc".as_ptr(),
-            0,
-            std::ptr::null(),
-        );
+        if let Some(dir) = proc_dir {
+            libc::mount(
+                c"proc".as_ptr(),
+                dir.as_ptr(),
+                c"proc".as_ptr(),
+                0,
+                std::ptr::null(),
+            );
+        }
         return;
     }
     // The intermediate: drop every descriptor but stdio (among them the pipe through which the
