@@ -74,6 +74,14 @@ impl Host {
     }
 }
 
+/// A host canary and a work dir with an empty target (`target/etc`) in it.
+fn case() -> (Host, tempfile::TempDir, PathBuf) {
+    let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    let target = work.path().join("target");
+    std::fs::create_dir_all(target.join("etc")).unwrap();
+    (Host::new(), work, target)
+}
+
 fn deployer(args: &[&str]) -> Output {
     Command::new(deployer_bin())
         .args(args)
@@ -125,11 +133,8 @@ fn dir_then_link_archive(w: &Path, target: &Path, host: &Host, absolute: bool) -
 fn extract_directory_mode_pass_never_follows_a_later_symlink() {
     require_root();
     for absolute in [true, false] {
-        let host = Host::new();
-        let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+        let (host, work, target) = case();
         let w = work.path();
-        let target = w.join("target");
-        std::fs::create_dir_all(target.join("etc")).unwrap();
         let link = dir_then_link_archive(w, &target, &host, absolute);
         let out = extract(
             w,
@@ -189,11 +194,8 @@ fn hostile_archive_in_an_install_is_a_source_error_printed_once() {
 fn extract_fstab_merge_writes_through_the_images_link_inside_the_target() {
     require_root();
     for variant in ["absolute", "relative"] {
-        let host = Host::new();
-        let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+        let (host, work, target) = case();
         let w = work.path();
-        let target = w.join("target");
-        std::fs::create_dir_all(target.join("etc")).unwrap();
         // What block-meta left in the target.
         std::fs::write(
             target.join("etc/fstab"),
@@ -235,11 +237,8 @@ fn extract_fstab_merge_writes_through_the_images_link_inside_the_target() {
 #[test]
 fn write_files_follow_the_images_links_inside_the_target() {
     require_root();
-    let host = Host::new();
-    let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    let (host, work, target) = case();
     let w = work.path();
-    let target = w.join("target");
-    std::fs::create_dir_all(target.join("etc")).unwrap();
     std::fs::create_dir_all(Host::inside(&target, host.path())).unwrap();
     symlink(host.canary(), target.join("etc/localtime")).unwrap();
     symlink(

@@ -34,21 +34,17 @@ pub struct Chroot {
     root: PathBuf,
     files: TargetRoot,
     mounts: Vec<PathBuf>,
-    resolv: ResolvState,
-    policy: PolicyState,
+    resolv: Aside,
+    policy: Aside,
 }
 
-enum ResolvState {
+/// What was done to a target file deployer puts its own in place of.
+#[derive(Clone, Copy)]
+enum Aside {
     Untouched,
-    /// Ours copied in; the target had none.
+    /// Ours put in; the target had none.
     Added,
-    /// Ours copied in; the target's kept at RESOLV_SAVED.
-    Replaced,
-}
-
-enum PolicyState {
-    Untouched,
-    Added,
+    /// Ours put in; the target's kept under another name.
     Replaced,
 }
 
@@ -69,8 +65,8 @@ impl Chroot {
             root,
             files,
             mounts: vec![],
-            resolv: ResolvState::Untouched,
-            policy: PolicyState::Untouched,
+            resolv: Aside::Untouched,
+            policy: Aside::Untouched,
         };
         // On error, `c` is dropped and undoes what was done so far.
         c.bind_all()?;
@@ -129,19 +125,14 @@ impl Chroot {
         Ok(())
     }
 
-    /// The host's resolv.conf in place of the target's (a link itself is moved aside, not
-    /// followed).
+    /// The host's resolv.conf in place of the target's.
     fn install_resolv(&mut self) -> Result<()> {
         let host = fs::read("/etc/resolv.conf").ok();
         let (Some(host), true) = (host, self.files.is_dir("etc")) else {
             return Ok(());
         };
-        if self.files.symlink_metadata(RESOLV).is_ok() {
-            self.files.rename(RESOLV, RESOLV_SAVED)?;
-            self.resolv = ResolvState::Replaced;
-        } else {
-            self.resolv = ResolvState::Added;
-        }
+        // Set before the write, so that teardown undoes a half-done step too.
+        self.resolv = self.move_aside(RESOLV, RESOLV_SAVED)?;
         self.files.write_file(RESOLV, &host, 0o644, None)
     }
 
@@ -149,12 +140,7 @@ impl Chroot {
         if !self.files.is_dir("usr/sbin") {
             return Ok(());
         }
-        if self.files.symlink_metadata(POLICY_RC_D).is_ok() {
-            self.files.rename(POLICY_RC_D, POLICY_SAVED)?;
-            self.policy = PolicyState::Replaced;
-        } else {
-            self.policy = PolicyState::Added;
-        }
+        self.policy = self.move_aside(POLICY_RC_D, POLICY_SAVED)?;
         // Exit 101: "action forbidden by policy" (invoke-rc.d's interface).
         self.files.write_file(
             POLICY_RC_D,
@@ -162,6 +148,15 @@ impl Chroot {
             0o755,
             None,
         )
+    }
+
+    /// Move the target's `rel` (a link itself, not followed) to `saved`, if it has one.
+    fn move_aside(&self, rel: &str, saved: &str) -> Result<Aside> {
+        if self.files.symlink_metadata(rel).is_err() {
+            return Ok(Aside::Added);
+        }
+        self.files.rename(rel, saved)?;
+        Ok(Aside::Replaced)
     }
 
     /// Debian's `ischroot` answers "not a chroot" so maintainer scripts behave as on a host.
@@ -281,28 +276,19 @@ impl Chroot {
                 }
             }
         }
-        let f = &self.files;
-        match std::mem::replace(&mut self.resolv, ResolvState::Untouched) {
-            ResolvState::Untouched => {}
-            ResolvState::Added => {
-                let _ = f.remove_file(RESOLV);
+        let resolv = std::mem::replace(&mut self.resolv, Aside::Untouched);
+        let policy = std::mem::replace(&mut self.policy, Aside::Untouched);
+        for (state, rel, saved) in [
+            (resolv, RESOLV, RESOLV_SAVED),
+            (policy, POLICY_RC_D, POLICY_SAVED),
+        ] {
+            if matches!(state, Aside::Untouched) {
+                continue;
             }
-            ResolvState::Replaced => {
-                let _ = f.remove_file(RESOLV);
-                if let Err(e) = f.rename(RESOLV_SAVED, RESOLV) {
-                    errs.push(format!("restoring /{RESOLV}: {e:#}"));
-                }
-            }
-        }
-        match std::mem::replace(&mut self.policy, PolicyState::Untouched) {
-            PolicyState::Untouched => {}
-            PolicyState::Added => {
-                let _ = f.remove_file(POLICY_RC_D);
-            }
-            PolicyState::Replaced => {
-                let _ = f.remove_file(POLICY_RC_D);
-                if let Err(e) = f.rename(POLICY_SAVED, POLICY_RC_D) {
-                    errs.push(format!("restoring /{POLICY_RC_D}: {e:#}"));
+            let _ = self.files.remove_file(rel);
+            if matches!(state, Aside::Replaced) {
+                if let Err(e) = self.files.rename(saved, rel) {
+                    errs.push(format!("restoring /{rel}: {e:#}"));
                 }
             }
         }
