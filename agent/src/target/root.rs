@@ -86,12 +86,6 @@ impl Dir {
     pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
-
-    /// `/proc/self/fd/N/<name>`: for the calls that have no `*at` form (`lsetxattr`); the
-    /// magic link is the resolved directory, and `name` must be a single component.
-    pub fn proc_path(&self, name: &OsStr) -> PathBuf {
-        proc_fd_path(self.fd()).join(name)
-    }
 }
 
 /// A resolved mount point inside the target: mount onto [`MountPoint::proc_path`] while this
@@ -356,19 +350,17 @@ impl TargetRoot {
 
     // ----- reading ------------------------------------------------------------------------
 
-    /// Open an existing file for reading (leaf links followed inside the root).
+    /// Open an existing regular file for reading (leaf links followed inside the root).
     pub fn open_read(&self, rel: impl AsRef<Path>) -> Result<File> {
-        let rel = rel.as_ref();
-        let fd = self
-            .open_raw(rel, OFlag::O_RDONLY | OFlag::O_NONBLOCK, 0)
-            .with_context(|| self.ctx("opening", rel))?;
-        Ok(File::from(fd))
+        let f = self.regular(rel.as_ref(), OFlag::O_RDONLY)?;
+        set_blocking(&f);
+        Ok(f)
     }
 
     pub fn read(&self, rel: impl AsRef<Path>) -> Result<Vec<u8>> {
         let rel = rel.as_ref();
         let mut v = vec![];
-        self.regular(rel, OFlag::O_RDONLY)?
+        self.open_read(rel)?
             .read_to_end(&mut v)
             .with_context(|| self.ctx("reading", rel))?;
         Ok(v)
