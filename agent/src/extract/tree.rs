@@ -110,7 +110,7 @@ impl Tree {
                 break;
             };
             if md.file_type().is_symlink() {
-                let to = std::fs::read_link(self.root.path().join(&prefix)).unwrap_or_default();
+                let to = self.root.read_link(&prefix).unwrap_or_default();
                 return match raw_errno(&e) {
                     Some(libc::EXDEV) => crate::error::tag(
                         anyhow!(

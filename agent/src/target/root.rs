@@ -398,6 +398,16 @@ impl TargetRoot {
             .with_context(|| self.ctx("inspecting", rel))
     }
 
+    /// The text of the symlink `rel` (the leaf is not followed).
+    pub fn read_link(&self, rel: impl AsRef<Path>) -> Result<PathBuf> {
+        let rel = rel.as_ref();
+        let (dir, name) = self.parent(rel)?;
+        nix::fcntl::readlinkat(Some(dir.fd()), name.as_os_str())
+            .map(PathBuf::from)
+            .map_err(io::Error::from)
+            .with_context(|| self.ctx("reading the link", rel))
+    }
+
     pub fn exists(&self, rel: impl AsRef<Path>) -> bool {
         self.open_raw(rel.as_ref(), OFlag::O_PATH, 0).is_ok()
     }

@@ -191,6 +191,10 @@ fn remove_and_rename_act_on_the_link_itself() {
         assert!(std::fs::symlink_metadata(f.root.join("etc/resolv.saved")).is_err());
         r.symlink("../run/resolv.conf", "etc/resolv.conf").unwrap();
         assert_eq!(
+            r.read_link("etc/resolv.conf").unwrap(),
+            Path::new("../run/resolv.conf")
+        );
+        assert_eq!(
             std::fs::read_link(f.root.join("etc/resolv.conf")).unwrap(),
             Path::new("../run/resolv.conf")
         );
