@@ -370,3 +370,40 @@ fn mount_paths_are_validated_and_nothing_is_mounted_outside() {
     );
     host.untouched("mount path");
 }
+
+/// Item 4 (the install log): the target's `/root` is a link to a host directory (made by a
+/// stage, as an image would bring it); the log copied at the end lands inside the target.
+#[test]
+fn install_log_is_saved_inside_the_target() {
+    require_root();
+    let host = Host::new();
+    let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    let w = work.path();
+    let target = w.join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    let inside = Host::inside(&target, host.path());
+    let cfg = w.join("install.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "stages: [early]
+install: {{target: {t}, log_file: {w}/install.log}}
+early_commands:
+  10: mkdir -p {t}/etc {inside} && ln -s {h} {t}/root
+",
+            t = target.display(),
+            w = w.display(),
+            h = host.path().display(),
+            inside = inside.display(),
+        ),
+    )
+    .unwrap();
+    let out = deployer(&["install", "-c", cfg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    host.untouched("install log");
+    let saved = inside.join("curtin-install.log");
+    assert!(std::fs::read_to_string(&saved)
+        .unwrap()
+        .contains("Installation finished"));
+    assert_eq!(std::fs::metadata(&saved).unwrap().mode() & 0o7777, 0o400);
+}
