@@ -74,12 +74,25 @@ impl Host {
     }
 }
 
-/// A host canary and a work dir with an empty target (`target/etc`) in it.
-fn case() -> (Host, tempfile::TempDir, PathBuf) {
+/// A host canary and a work dir with a target in it (`target/etc` for a stage run alone; an
+/// install wants it empty).
+fn case(etc: bool) -> (Host, tempfile::TempDir, PathBuf) {
     let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
     let target = work.path().join("target");
-    std::fs::create_dir_all(target.join("etc")).unwrap();
+    std::fs::create_dir_all(if etc {
+        target.join("etc")
+    } else {
+        target.clone()
+    })
+    .unwrap();
     (Host::new(), work, target)
+}
+
+/// `deployer install` with `cfg` written to the work dir.
+fn install(w: &Path, cfg: &str) -> Output {
+    let p = w.join("install.yaml");
+    std::fs::write(&p, cfg).unwrap();
+    deployer(&["install", "-c", p.to_str().unwrap()])
 }
 
 fn deployer(args: &[&str]) -> Output {
@@ -133,7 +146,7 @@ fn dir_then_link_archive(w: &Path, target: &Path, host: &Host, absolute: bool) -
 fn extract_directory_mode_pass_never_follows_a_later_symlink() {
     require_root();
     for absolute in [true, false] {
-        let (host, work, target) = case();
+        let (host, work, target) = case(true);
         let w = work.path();
         let link = dir_then_link_archive(w, &target, &host, absolute);
         let out = extract(
@@ -160,23 +173,17 @@ fn extract_directory_mode_pass_never_follows_a_later_symlink() {
 #[test]
 fn hostile_archive_in_an_install_is_a_source_error_printed_once() {
     require_root();
-    let host = Host::new();
-    let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    let (host, work, target) = case(false);
     let w = work.path();
-    let target = w.join("target");
-    std::fs::create_dir_all(&target).unwrap();
     dir_then_link_archive(w, &target, &host, true);
-    let cfg = w.join("install.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
+    let out = install(
+        w,
+        &format!(
             "stages: [extract]\nsources: {{10_root: {w}/a.tar}}\ninstall: {{target: {t}, log_file: ''}}\n",
             w = w.display(),
             t = target.display()
         ),
-    )
-    .unwrap();
-    let out = deployer(&["install", "-c", cfg.to_str().unwrap()]);
+    );
     let err = stderr(&out);
     host.untouched("install");
     assert_eq!(out.status.code(), Some(4), "{err}");
@@ -194,7 +201,7 @@ fn hostile_archive_in_an_install_is_a_source_error_printed_once() {
 fn extract_fstab_merge_writes_through_the_images_link_inside_the_target() {
     require_root();
     for variant in ["absolute", "relative"] {
-        let (host, work, target) = case();
+        let (host, work, target) = case(true);
         let w = work.path();
         // What block-meta left in the target.
         std::fs::write(
@@ -237,7 +244,7 @@ fn extract_fstab_merge_writes_through_the_images_link_inside_the_target() {
 #[test]
 fn write_files_follow_the_images_links_inside_the_target() {
     require_root();
-    let (host, work, target) = case();
+    let (host, work, target) = case(true);
     let w = work.path();
     std::fs::create_dir_all(Host::inside(&target, host.path())).unwrap();
     symlink(host.canary(), target.join("etc/localtime")).unwrap();
@@ -376,16 +383,12 @@ fn mount_paths_are_validated_and_nothing_is_mounted_outside() {
 #[test]
 fn install_log_is_saved_inside_the_target() {
     require_root();
-    let host = Host::new();
-    let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    let (host, work, target) = case(false);
     let w = work.path();
-    let target = w.join("target");
-    std::fs::create_dir_all(&target).unwrap();
     let inside = Host::inside(&target, host.path());
-    let cfg = w.join("install.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
+    let out = install(
+        w,
+        &format!(
             "stages: [early]
 install: {{target: {t}, log_file: {w}/install.log}}
 early_commands:
@@ -396,9 +399,7 @@ early_commands:
             h = host.path().display(),
             inside = inside.display(),
         ),
-    )
-    .unwrap();
-    let out = deployer(&["install", "-c", cfg.to_str().unwrap()]);
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     host.untouched("install log");
     let saved = inside.join("curtin-install.log");

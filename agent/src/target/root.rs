@@ -378,20 +378,17 @@ impl TargetRoot {
 
     /// Metadata, leaf links followed inside the root.
     pub fn metadata(&self, rel: impl AsRef<Path>) -> Result<Metadata> {
-        let rel = rel.as_ref();
-        let fd = self
-            .open_raw(rel, OFlag::O_PATH, 0)
-            .with_context(|| self.ctx("inspecting", rel))?;
-        File::from(fd)
-            .metadata()
-            .with_context(|| self.ctx("inspecting", rel))
+        self.stat(rel.as_ref(), OFlag::O_PATH)
     }
 
     /// Metadata of the leaf itself (a link is not followed).
     pub fn symlink_metadata(&self, rel: impl AsRef<Path>) -> Result<Metadata> {
-        let rel = rel.as_ref();
+        self.stat(rel.as_ref(), OFlag::O_PATH | OFlag::O_NOFOLLOW)
+    }
+
+    fn stat(&self, rel: &Path, flags: OFlag) -> Result<Metadata> {
         let fd = self
-            .open_raw(rel, OFlag::O_PATH | OFlag::O_NOFOLLOW, 0)
+            .open_raw(rel, flags, 0)
             .with_context(|| self.ctx("inspecting", rel))?;
         File::from(fd)
             .metadata()
