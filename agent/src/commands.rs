@@ -8,7 +8,6 @@
 use std::ffi::OsString;
 use std::fs;
 use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -564,7 +563,9 @@ pub fn write_file(target: &Path, f: &WriteFile) -> Result<()> {
     write_bytes(target, &f.path, &bytes, mode, f.owner.as_deref())
 }
 
-/// Write `bytes` at `path` inside `target` with a mode and `user:group` owner.
+/// Write `bytes` at `path` inside `target` with a mode and `user:group` owner. The path is
+/// resolved inside the target ([`crate::target::TargetRoot`]): a symlink in the image (`/etc/localtime`, a
+/// linked parent directory) is followed as the installed system would, never to the host.
 pub fn write_bytes(
     target: &Path,
     path: &str,
@@ -573,26 +574,9 @@ pub fn write_bytes(
     owner: Option<&str>,
 ) -> Result<()> {
     let rel = safe_relative(path)?;
-    let dest = target.join(&rel);
-    let (uid, gid) = owner_ids(target, owner.unwrap_or("root:root"))?;
-    if let Some(dir) = dest.parent() {
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&dest)
-        .with_context(|| format!("opening {}", dest.display()))?;
-    file.write_all(bytes)
-        .with_context(|| format!("writing {}", dest.display()))?;
-    // Owner first: a chown clears set-id bits, so the mode is set after it.
-    std::os::unix::fs::chown(&dest, Some(uid), Some(gid))
-        .with_context(|| format!("chown {}", dest.display()))?;
-    fs::set_permissions(&dest, fs::Permissions::from_mode(mode))
-        .with_context(|| format!("chmod {}", dest.display()))?;
-    Ok(())
+    let root = crate::target::TargetRoot::open(target).kind(Kind::Storage)?;
+    let ids = owner_ids(&root, owner.unwrap_or("root:root"))?;
+    root.write_file(&rel, bytes, mode, Some(ids))
 }
 
 /// A path inside the target: leading `/` dropped, `..` refused.
@@ -640,26 +624,26 @@ fn decode(content: &str, encoding: Option<&str>) -> Result<Vec<u8>> {
 }
 
 /// `user:group` to ids, names looked up in the target's passwd and group files.
-fn owner_ids(target: &Path, owner: &str) -> Result<(u32, u32)> {
+fn owner_ids(root: &crate::target::TargetRoot, owner: &str) -> Result<(u32, u32)> {
     let (user, group) = owner.split_once(':').unwrap_or((owner, ""));
-    let uid = lookup(target, "etc/passwd", user)?;
+    let uid = lookup(root, "etc/passwd", user)?;
     let gid = if group.is_empty() {
         // The user's primary group.
-        primary_gid(target, user).unwrap_or(uid)
+        primary_gid(root, user).unwrap_or(uid)
     } else {
-        lookup(target, "etc/group", group)?
+        lookup(root, "etc/group", group)?
     };
     Ok((uid, gid))
 }
 
-fn lookup(target: &Path, db: &str, name: &str) -> Result<u32> {
+fn lookup(root: &crate::target::TargetRoot, db: &str, name: &str) -> Result<u32> {
     if let Ok(n) = name.parse() {
         return Ok(n);
     }
     if name == "root" {
         return Ok(0);
     }
-    let text = fs::read_to_string(target.join(db)).unwrap_or_default();
+    let text = root.read_to_string_opt(db).unwrap_or_default();
     text.lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
         .find(|f| f.len() > 2 && f[0] == name)
@@ -667,8 +651,8 @@ fn lookup(target: &Path, db: &str, name: &str) -> Result<u32> {
         .ok_or_else(|| anyhow!("owner {name:?} is not in the target's /{db}"))
 }
 
-fn primary_gid(target: &Path, user: &str) -> Option<u32> {
-    let text = fs::read_to_string(target.join("etc/passwd")).ok()?;
+fn primary_gid(root: &crate::target::TargetRoot, user: &str) -> Option<u32> {
+    let text = root.read_to_string_opt("etc/passwd")?;
     text.lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
         .find(|f| f.len() > 3 && (f[0] == user || f[2] == user))

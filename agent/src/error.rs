@@ -110,6 +110,25 @@ pub fn render(err: &anyhow::Error) -> String {
         .join(": ")
 }
 
+/// Mark an error whose message the command already printed (install's curtin-style
+/// "Installation failed with exception" line): `main` then only sets the exit code.
+pub fn reported(err: anyhow::Error) -> anyhow::Error {
+    err.context(Reported)
+}
+
+pub fn is_reported(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<Reported>().is_some()
+}
+
+#[derive(Debug)]
+struct Reported;
+
+impl fmt::Display for Reported {
+    fn fmt(&self, _f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Ok(())
+    }
+}
+
 /// A context layer that carries the kind and prints nothing of its own (see [`render`]).
 #[derive(Debug)]
 struct TagContext(Kind);
@@ -136,5 +155,11 @@ mod tests {
         assert_eq!(Kind::Interrupted(15).exit_code(), 143);
         assert_eq!(Kind::from_exit_code(130), Some(Kind::Interrupted(2)));
         assert_eq!(Kind::from_exit_code(6), Some(Kind::Hook));
+        let r = reported(e);
+        assert!(is_reported(&r) && !is_reported(&anyhow::anyhow!("x")));
+        assert_eq!(
+            (exit_code(&r), render(&r)),
+            (4, "writing image: boom".into())
+        );
     }
 }

@@ -5,7 +5,6 @@
 //! A tool counts as present when its executable is where distros install it, or when the
 //! package database says its package is installed. The failure message is MAAS's own.
 
-use std::fs;
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
@@ -87,10 +86,12 @@ impl RootView for MountedRoot<'_> {
         target::is_executable_in(self.0, rel)
     }
     fn read(&self, rel: &str) -> Option<String> {
-        fs::read_to_string(target::resolve_in(self.0, rel)?).ok()
+        target::TargetRoot::open(self.0)
+            .ok()?
+            .read_to_string_opt(rel)
     }
     fn exists(&self, rel: &str) -> bool {
-        target::resolve_in(self.0, rel).is_some()
+        target::TargetRoot::open(self.0).is_ok_and(|r| r.exists(rel))
     }
 }
 
@@ -302,6 +303,7 @@ pub fn check_target(root: &Path, need_netplan: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

@@ -26,7 +26,9 @@ fn main() -> ExitCode {
     match run(&global, command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("{name}: error: {}", error::render(&err));
+            if !error::is_reported(&err) {
+                eprintln!("{name}: error: {}", error::render(&err));
+            }
             if global.showtrace {
                 eprintln!("{err:?}");
             }

@@ -662,6 +662,53 @@ fn allowed(from: &str, key: &str) -> &'static [&'static str] {
     }
 }
 
+/// A mount's `path` in normal form (`/`, `/boot/efi`), or `None` when it mounts nothing
+/// (absent, empty, `none`). Absolute, without `..`: it is a place inside the target.
+pub fn mount_path(m: &Mount) -> Result<Option<String>, String> {
+    let Some(p) = m.path.as_deref().filter(|p| !p.is_empty() && *p != "none") else {
+        return Ok(None);
+    };
+    if !p.starts_with('/') {
+        return Err(format!(
+            "path {p:?} is not absolute: a mount path is a place in the target, like /boot"
+        ));
+    }
+    let mut parts = vec![];
+    for c in p.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        if c == ".." {
+            return Err(format!(
+                "path {p:?} has a '..' component: a mount path must stay inside the target"
+            ));
+        }
+        parts.push(c);
+    }
+    Ok(Some(format!("/{}", parts.join("/"))))
+}
+
+/// Mount paths: each valid, and no two items mounting at the same place.
+fn check_mount_paths(s: &Storage) -> Result<(), Issue> {
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, item) in s.config.iter().enumerate() {
+        let Item::Mount(m) = item else { continue };
+        let at = format!("config[{i}].path");
+        let path =
+            mount_path(m).map_err(|e| Issue::new(&at, format!("{}: {e}", describe(i, item))))?;
+        let Some(path) = path else { continue };
+        if let Some(&j) = seen.get(&path) {
+            return Err(Issue::new(
+                at,
+                format!(
+                    "{} mounts at {path}, as {} does: each mount path may be used once",
+                    describe(i, item),
+                    describe(j, &s.config[j])
+                ),
+            ));
+        }
+        seen.insert(path, i);
+    }
+    Ok(())
+}
+
 fn check(s: &Storage, warnings: &mut Vec<Issue>) -> Result<(), Issue> {
     use std::collections::HashMap;
     let mut index: HashMap<&str, usize> = HashMap::new();
@@ -738,6 +785,7 @@ fn check(s: &Storage, warnings: &mut Vec<Issue>) -> Result<(), Issue> {
             _ => {}
         }
     }
+    check_mount_paths(s)?;
     // Cycles: depth-first over every reference; a reference back into the current path names
     // both ends.
     fn visit(

@@ -385,6 +385,33 @@ fn storage_reference_errors_name_both_ends() {
 }
 
 #[test]
+fn mount_paths_are_absolute_without_dotdot_and_unique() {
+    let e = err(&STORAGE.replace("path: /boot/efi", "path: /../../../tmp/x"));
+    assert!(
+        e.contains("storage.config[4].path: storage.config[4] (mount id=m1): path \"/../../../tmp/x\" has a '..' component"),
+        "{e}"
+    );
+    let e = err(&STORAGE.replace("path: /boot/efi", "path: boot/efi"));
+    assert!(
+        e.contains("(mount id=m1): path \"boot/efi\" is not absolute"),
+        "{e}"
+    );
+    // Two mounts at / (spelt differently): both items named.
+    let two = format!(
+        "{}    - {{id: f2, type: format, volume: p2, fstype: ext4}}\n    - {{id: m2, type: mount, device: f2, path: /boot/efi/}}\n",
+        STORAGE
+    );
+    let e = err(&two);
+    assert!(
+        e.contains("storage.config[6].path: storage.config[6] (mount id=m2) mounts at /boot/efi, as storage.config[4] (mount id=m1) does"),
+        "{e}"
+    );
+    // `none` (swap) and normal forms pass.
+    assert!(load(&two.replace("path: /boot/efi/}", "path: none}")).is_ok());
+    assert!(load(&STORAGE.replace("path: /boot/efi", "path: //boot/./efi")).is_ok());
+}
+
+#[test]
 fn forward_reference_is_a_warning() {
     let yaml = "storage:\n  version: 1\n  config:\n    - {id: p1, type: partition, device: d, size: 1G}\n    - {id: d, type: disk, path: /dev/vda, ptable: gpt}\n";
     let l = load(yaml).unwrap();

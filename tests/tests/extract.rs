@@ -447,3 +447,52 @@ fn write_files_after_the_sources() {
     assert!(!work.path().join("escaped").exists());
     assert!(!work.path().parent().unwrap().join("escaped").exists());
 }
+
+/// Issue #16 item 15: GNU tar 1.34 writes a FIFO with empty device fields; it extracts. Errors
+/// name the entry they are about.
+#[test]
+fn gnu_tar_fifo_extracts_and_errors_name_the_entry() {
+    require_root();
+    let work = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    let w = work.path().display();
+    sh(&format!(
+        "mkdir -p {w}/src/run && mkfifo -m 0620 {w}/src/run/initctl && tar -C {w}/src --format=gnu -cf {w}/fifo.tar ."
+    ));
+    let target = work.path().join("t");
+    std::fs::create_dir(&target).unwrap();
+    extract_ok(&config_for(work.path(), &format!("{w}/fifo.tar")), &target);
+    let md = std::fs::symlink_metadata(target.join("run/initctl")).unwrap();
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    assert!(md.file_type().is_fifo());
+    assert_eq!(md.permissions().mode() & 0o7777, 0o620);
+
+    // A member below a regular file: the message names the member and what is in the way.
+    evil_tar(
+        &work.path().join("bad.tar"),
+        &[
+            ("etc", tar::EntryType::Regular, "", b"x"),
+            ("etc/hosts", tar::EntryType::Regular, "", b"y"),
+        ],
+    );
+    let t2 = work.path().join("t2");
+    std::fs::create_dir(&t2).unwrap();
+    let out = run_extract(&config_for(work.path(), &format!("{w}/bad.tar")), &t2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("extracting \"etc/hosts\": etc exists and is not a directory"),
+        "{err}"
+    );
+    // A corrupt header after two good ones: the message says after which entry.
+    sh(&format!(
+        "head -c 1024 {w}/fifo.tar > {w}/cut.tar && printf '%512s' | tr ' ' x >> {w}/cut.tar"
+    ));
+    let t3 = work.path().join("t3");
+    std::fs::create_dir(&t3).unwrap();
+    let out = run_extract(&config_for(work.path(), &format!("{w}/cut.tar")), &t3);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("reading the tar entry after \"./run/\""),
+        "{err}"
+    );
+}

@@ -796,3 +796,76 @@ fn ubuntu_core_gets_cloudconfig_and_network_only() {
             .unwrap();
     assert_eq!(net["network"]["ethernets"]["eth0"]["dhcp4"], true);
 }
+
+/// Issue #16 item 4: the image links `etc/cloud/cloud.cfg.d` (MAAS's OAuth secrets go there),
+/// `etc/netplan`, `etc/default`, `etc/fstab` and `run` to host places, absolute or climbing
+/// with `../../..`. The builtin curthooks follow them as the target would: inside it. The host
+/// places keep what they had; nothing stays mounted.
+#[test]
+fn builtin_curthooks_follow_the_images_links_inside_the_target() {
+    let root = Root::new("ubuntu", Some(false), true);
+    let host = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    let dirs = ["cloud", "netplan", "default", "run"];
+    for d in dirs {
+        fs::create_dir_all(host.path().join(d)).unwrap();
+        fs::write(host.path().join(d).join("canary"), "host\n").unwrap();
+        // The same path inside the target, where the links lead when resolved there.
+        fs::create_dir_all(
+            root.path(
+                host.path()
+                    .join(d)
+                    .strip_prefix("/")
+                    .unwrap()
+                    .to_str()
+                    .unwrap(),
+            ),
+        )
+        .unwrap();
+    }
+    fs::write(host.path().join("fstab"), "host fstab\n").unwrap();
+    let climb = |from: &str, to: &Path| {
+        let depth = root.path(from).components().count() - 1;
+        let mut p = PathBuf::new();
+        for _ in 0..depth {
+            p.push("..");
+        }
+        p.join(to.strip_prefix("/").unwrap())
+    };
+    let h = |d: &str| host.path().join(d);
+    fs::create_dir_all(root.path("etc/cloud")).unwrap();
+    std::os::unix::fs::symlink(h("cloud"), root.path("etc/cloud/cloud.cfg.d")).unwrap();
+    std::os::unix::fs::symlink(climb("etc", &h("netplan")), root.path("etc/netplan")).unwrap();
+    std::os::unix::fs::symlink(h("default"), root.path("etc/default")).unwrap();
+    std::os::unix::fs::symlink(climb("etc", &h("fstab")), root.path("etc/fstab")).unwrap();
+    fs::remove_dir(root.path("run")).unwrap();
+    std::os::unix::fs::symlink(h("run"), root.path("run")).unwrap();
+
+    let out = run_builtin(&root, BUILTIN_CFG);
+    assert!(out.status.success(), "{}", text(&out));
+    for d in dirs {
+        let names: Vec<_> = fs::read_dir(h(d))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["canary"], "host {d} changed");
+        assert_eq!(fs::read_to_string(h(d).join("canary")).unwrap(), "host\n");
+    }
+    assert_eq!(fs::read_to_string(h("fstab")).unwrap(), "host fstab\n");
+    let inside = |d: &str| root.path(h(d).strip_prefix("/").unwrap().to_str().unwrap());
+    let secret = inside("cloud").join("95-cloudconfig-maas-datasource.cfg");
+    assert!(fs::read_to_string(&secret)
+        .unwrap()
+        .contains("metadata_url"));
+    assert_eq!(
+        fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(inside("netplan").join("50-cloud-init.yaml").is_file());
+    assert!(inside("default")
+        .join("grub.d/50-curtin-settings.cfg")
+        .is_file());
+    assert!(fs::read_to_string(inside("fstab"))
+        .unwrap()
+        .contains("LABEL=cloudimg-rootfs"));
+    assert_eq!(root.extra_mounts(), Vec::<String>::new());
+}

@@ -15,6 +15,7 @@ use super::fstab;
 use super::mount::Mounts;
 use super::partition::{self, Kind, Placed};
 use crate::blockdev;
+use crate::target::TargetRoot;
 use crate::tools::{self, FsFamily, Mkfs};
 
 /// What block-meta made: the device of every id, the fstab entries, the mounts.
@@ -123,11 +124,27 @@ pub fn apply(storage: &Storage, target: &Path) -> Result<Outcome> {
             .cmp(&Path::new(pb).components().count())
             .then(pa.cmp(pb))
     });
+    // The root on the target directory itself; the rest resolved inside what it mounted.
+    let mut root: Option<TargetRoot> = None;
     for (m, dev, fstype) in to_mount {
-        let rel = m.path.as_deref().unwrap_or("/").trim_start_matches('/');
-        let point = target.join(rel);
+        // Validated with the config; checked again here (defence in depth).
+        let Some(path) = preseed::storage::mount_path(m)
+            .map_err(|e| anyhow::anyhow!("type:mount id={}: {e}", m.id))?
+        else {
+            continue;
+        };
         let opts = m.options.clone().unwrap_or_default();
-        mounts.mount(&dev, &point, Some(&fstype), &opts)?;
+        if path == "/" {
+            mounts.mount(&dev, target, Some(&fstype), &opts)?;
+            root = None;
+            continue;
+        }
+        let r = match root.take() {
+            Some(r) => r,
+            None => TargetRoot::open(target)?,
+        };
+        mounts.mount_in(&r, &path, &dev, Some(&fstype), &opts)?;
+        root = Some(r);
     }
     Ok(Outcome {
         devices,

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+
+use crate::target::TargetRoot;
 
 /// The header Debian and Ubuntu images start their fstab with (curtin's `fstab_header`).
 pub const DEFAULT_HEADER: &str = "# /etc/fstab: static file system information.\n\
@@ -65,18 +67,20 @@ pub fn header_of(existing: Option<&str>) -> String {
     }
 }
 
-/// Write `<target>/etc/fstab` = the image's header lines + `body` (curtin's `copy_fstab`).
+/// Where the fstab is, inside the target.
+pub const PATH: &str = "etc/fstab";
+
+/// Write `<target>/etc/fstab` = the image's header lines + `body` (curtin's `copy_fstab`),
+/// resolved inside the target (an image's `etc/fstab` symlink is followed as the target would).
 pub fn install(target: &Path, body: &str) -> Result<()> {
-    let etc = target.join("etc");
-    std::fs::create_dir_all(&etc).with_context(|| format!("creating {}", etc.display()))?;
-    let path = etc.join("fstab");
-    let existing = std::fs::read_to_string(&path).ok();
+    let root = TargetRoot::open(target)?;
+    let existing = root.read_to_string_opt(PATH);
     let mut text = header_of(existing.as_deref());
     if !text.ends_with("\n\n") {
         text.push('\n');
     }
     text += body;
-    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    root.write_file(PATH, text.as_bytes(), 0o644, None)
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use sys_mount::{Mount, MountFlags, UnmountFlags};
 
+use crate::target::TargetRoot;
+
 /// Split an fstab option string into kernel flags and the file system's data string; fstab-only
 /// options (`defaults`, `nofail`, `_netdev`, `x-*`...) are dropped for the install-time mount.
 pub fn parse_options(opts: &str) -> (MountFlags, String) {
@@ -43,6 +45,7 @@ pub struct Mounts {
 }
 
 impl Mounts {
+    /// Mount on a host directory (the target itself), made if missing.
     pub fn mount(
         &mut self,
         dev: &Path,
@@ -52,6 +55,32 @@ impl Mounts {
     ) -> Result<()> {
         std::fs::create_dir_all(point)
             .with_context(|| format!("creating mount point {}", point.display()))?;
+        self.mount_on(dev, point, point, fstype, options)
+    }
+
+    /// Mount at `path` inside the target (`/boot/efi`): the mount point is made and resolved
+    /// inside the target, so that a symlink in it cannot lead the mount out.
+    pub fn mount_in(
+        &mut self,
+        root: &TargetRoot,
+        path: &str,
+        dev: &Path,
+        fstype: Option<&str>,
+        options: &str,
+    ) -> Result<()> {
+        let mp = root.mount_point(path)?;
+        self.mount_on(dev, &mp.proc_path(), mp.path(), fstype, options)
+    }
+
+    /// mount(2) onto `at`, which shows as `point` in the mount table.
+    fn mount_on(
+        &mut self,
+        dev: &Path,
+        at: &Path,
+        point: &Path,
+        fstype: Option<&str>,
+        options: &str,
+    ) -> Result<()> {
         let (flags, data) = parse_options(options);
         let mut b = Mount::builder().flags(flags);
         if let Some(t) = fstype.filter(|t| !matches!(*t, "none" | "bind")) {
@@ -60,7 +89,7 @@ impl Mounts {
         if !data.is_empty() {
             b = b.data(&data);
         }
-        b.mount(dev, point).map_err(|e| {
+        b.mount(dev, at).map_err(|e| {
             let hint = if e.raw_os_error() == Some(libc::ENODEV) {
                 format!(
                     ": the running kernel does not support {} file systems",

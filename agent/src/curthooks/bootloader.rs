@@ -9,7 +9,7 @@ use anyhow::{anyhow, Context, Result};
 use serde_yaml::Value;
 
 use crate::error::{Kind, KindExt};
-use crate::target::{is_executable_in, Chroot};
+use crate::target::{Chroot, TargetRoot};
 
 /// A tool in the target and the Debian package that ships it.
 struct TargetTool {
@@ -37,7 +37,7 @@ const UPDATE_INITRAMFS: TargetTool = TargetTool {
 fn require(chroot: &Chroot, t: &TargetTool) -> Result<()> {
     let found = ["usr/sbin", "sbin", "usr/bin", "bin", "usr/local/sbin"]
         .iter()
-        .any(|d| is_executable_in(chroot.root(), &format!("{d}/{}", t.name)));
+        .any(|d| chroot.files().is_executable(format!("{d}/{}", t.name)));
     if found {
         Ok(())
     } else {
@@ -155,7 +155,7 @@ pub fn setup(chroot: &Chroot, cfg: &Value) -> Result<()> {
             return Ok(());
         }
     }
-    write_grub_settings(chroot.root(), boot)?;
+    write_grub_settings(chroot.files(), boot)?;
     require(chroot, &UPDATE_INITRAMFS)?;
     run_in(chroot, &["update-initramfs", "-u"]).context("update-initramfs")?;
     let uefi = Path::new("/sys/firmware/efi").is_dir();
@@ -206,7 +206,7 @@ pub fn setup(chroot: &Chroot, cfg: &Value) -> Result<()> {
 }
 
 /// `etc/default/grub.d/50-curtin-settings.cfg` as curtin writes it.
-fn write_grub_settings(root: &Path, boot: Option<&Value>) -> Result<()> {
+fn write_grub_settings(root: &TargetRoot, boot: Option<&Value>) -> Result<()> {
     let get = |k: &str| boot.and_then(|b| b.get(k));
     let mut text = String::from("# Written by deployer (curtin's settings)\n");
     let probe = get("probe_additional_os")
@@ -227,10 +227,12 @@ fn write_grub_settings(root: &Path, boot: Option<&Value>) -> Result<()> {
         let carry = carryover_params(&cmdline);
         text.push_str(&format!("GRUB_CMDLINE_LINUX_DEFAULT=\"{carry}\"\n"));
     }
-    let dir = root.join("etc/default/grub.d");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::write(dir.join("50-curtin-settings.cfg"), text)
-        .with_context(|| format!("writing {}/50-curtin-settings.cfg", dir.display()))
+    root.write_file(
+        "etc/default/grub.d/50-curtin-settings.cfg",
+        text.as_bytes(),
+        0o644,
+        None,
+    )
 }
 
 /// curtin's `get_carryover_params`: the ephemeral kernel's arguments after ` --- ` (or the legacy

@@ -12,7 +12,7 @@ use serde_yaml::Value;
 
 use crate::error::{Kind, KindExt};
 use crate::image_check;
-use crate::target::Chroot;
+use crate::target::{Chroot, TargetRoot};
 use crate::workdir::{self, WorkingDir};
 
 /// curtin's distro fstab header (written above the state fstab's lines).
@@ -68,11 +68,15 @@ pub fn run_stage(wd: &WorkingDir, cfg: &Value) -> Result<()> {
         ))
         .kind(Kind::Config);
     }
-    if let Some(base) = ubuntu_core_data(target) {
+    let root = TargetRoot::open(target).kind(Kind::Storage)?;
+    if let Some(rel) = ubuntu_core_data(&root) {
+        // Resolved inside the target first: a linked `system-data` cannot lead out of it.
+        let base = root.real_path(rel).kind(Kind::Storage)?;
         return ubuntu_core(cfg, &base);
     }
-    let hook = target.join("curtin/curtin-hooks");
-    if mode != "builtin" && hook.is_file() {
+    const HOOK: &str = "curtin/curtin-hooks";
+    if mode != "builtin" && root.is_file(HOOK) {
+        let hook = root.real_path(HOOK)?;
         tracing::info!("running the image's {}", hook.display());
         return crate::hook::run_target_hook(wd, &hook);
     }
@@ -81,15 +85,15 @@ pub fn run_stage(wd: &WorkingDir, cfg: &Value) -> Result<()> {
 
 /// Ubuntu Core (a snapd tree instead of a root): where its writable data lives —
 /// `system-data` (UC16/18) or `data` (UC20+).
-fn ubuntu_core_data(target: &Path) -> Option<std::path::PathBuf> {
-    let core = target.join("system-data/var/lib/snapd").is_dir() || target.join("snaps").is_dir();
+fn ubuntu_core_data(root: &TargetRoot) -> Option<&'static str> {
+    let core = root.is_dir("system-data/var/lib/snapd") || root.is_dir("snaps");
     if !core {
         return None;
     }
-    Some(if target.join("system-data").is_dir() {
-        target.join("system-data")
+    Some(if root.is_dir("system-data") {
+        "system-data"
     } else {
-        target.join("data")
+        "data"
     })
 }
 
@@ -98,10 +102,12 @@ fn ubuntu_core_data(target: &Path) -> Option<std::path::PathBuf> {
 fn ubuntu_core(cfg: &Value, base: &Path) -> Result<()> {
     write_cloudconfig(base, cfg).context("cloudconfig (Ubuntu Core)")?;
     if let Some(net) = crate::network::from_config(cfg)? {
-        let p = base.join(crate::network::PASSTHROUGH_PATH);
-        fs::create_dir_all(p.parent().expect("has parent"))?;
-        fs::write(&p, crate::network::passthrough_text(&net)?)
-            .with_context(|| format!("writing {}", p.display()))?;
+        TargetRoot::open(base)?.write_file(
+            crate::network::PASSTHROUGH_PATH,
+            crate::network::passthrough_text(&net)?.as_bytes(),
+            0o644,
+            None,
+        )?;
     }
     Ok(())
 }
@@ -192,8 +198,10 @@ pub fn copy_fstab(wd: &WorkingDir, target: &Path) -> Result<()> {
         tracing::info!("no fstab lines from partitioning: keeping the image's /etc/fstab");
         return Ok(());
     }
-    let dst = target.join("etc/fstab");
-    fs::create_dir_all(dst.parent().expect("has parent"))?;
-    fs::write(&dst, format!("{FSTAB_HEADER}\n{lines}"))
-        .with_context(|| format!("writing {}", dst.display()))
+    TargetRoot::open(target)?.write_file(
+        crate::block_meta::fstab::PATH,
+        format!("{FSTAB_HEADER}\n{lines}").as_bytes(),
+        0o644,
+        None,
+    )
 }

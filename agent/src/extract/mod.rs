@@ -3,6 +3,7 @@
 //! only here; dd images are written by block-meta.
 
 pub mod acl;
+pub mod tree;
 pub mod unpack;
 
 use std::io::Read;
@@ -33,7 +34,8 @@ pub fn extract_tar<R: Read + Send + 'static>(reader: R, target: &Path) -> Result
         Ok(s) => s,
         // A read error is the source's (fetch, decode, checksum), not the target's.
         Err(e) if input.failed => return Err(e).kind(Kind::Source),
-        Err(e) => return Err(e),
+        // Refusals of the archive are tagged Source where made; the rest is the target's.
+        Err(e) => return Err(e).kind(Kind::Storage),
     };
     std::io::copy(&mut input, &mut std::io::sink())
         .context("reading the end of the archive")
@@ -94,9 +96,9 @@ fn sync_fs(target: &Path) -> Result<()> {
 /// Extract, keeping the fstab block-meta wrote into the target (the image's own fstab would
 /// replace it): the image's header lines, then block-meta's entries (curtin's `copy_fstab`).
 fn extract_with_fstab(src: &Source, fetch: &FetchOptions, target: &Path) -> Result<Stats> {
-    let fstab = target.join("etc/fstab");
-    let ours = std::fs::read_to_string(&fstab)
-        .ok()
+    let ours = crate::target::TargetRoot::open(target)
+        .kind(Kind::Storage)?
+        .read_to_string_opt(crate::block_meta::fstab::PATH)
         .filter(|t| t.contains("during curtin installation") || t.contains("LABEL=cloudimg-rootfs"))
         .map(|t| {
             t.lines()

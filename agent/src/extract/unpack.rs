@@ -3,28 +3,25 @@
 //!
 //! The tar crate splits the stream into raw members; the rest is ours: PAX records (the crate's
 //! parser splits values on newlines, which breaks binary xattrs and multi-line ACL text), GNU
-//! long names, GNU and PAX sparse maps, and all the file system work (the crate writes device
-//! nodes and FIFOs as regular files and sets xattrs before the owner, and Linux drops
-//! `security.capability` on chown).
+//! long names, GNU and PAX sparse maps. The file system work is [`super::tree`]'s (the crate
+//! writes device nodes and FIFOs as regular files and sets xattrs before the owner, and Linux
+//! drops `security.capability` on chown).
 //!
-//! Safety: an entry path with `..` or a leading `/` is refused; every parent directory is
-//! walked component by component and a symlink on the way must resolve inside the target;
-//! the last component is created with `O_EXCL|O_NOFOLLOW`/`mknod`/`symlink`, which never
-//! follow a link. Checked parents are cached until the archive plants a new symlink.
+//! Safety: an entry path with `..` or a leading `/` is refused (a source error: the archive is
+//! hostile); everything else is [`super::tree`]: parents resolved inside the target, links
+//! leading out of it refused, entries made without following a link.
 
-use std::collections::HashSet;
-use std::ffi::{CString, OsStr};
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use tar::EntryType;
 
-use super::acl;
+use super::tree::{Meta, Tree};
+use crate::error::{Kind, KindExt};
 
 /// What was unpacked, for the log.
 #[derive(Debug, Default, Clone, Copy)]
@@ -34,39 +31,46 @@ pub struct Stats {
 }
 
 /// Unpack every entry of the tar stream `reader` into `target` (an existing directory).
+/// Errors name the entry; a hostile archive is [`Kind::Source`].
 pub fn unpack<R: Read>(reader: R, target: &Path) -> Result<Stats> {
-    let root = target
-        .canonicalize()
-        .with_context(|| format!("opening target {}", target.display()))?;
     let mut u = Unpacker {
-        root,
-        checked: HashSet::new(),
-        dirs: Vec::new(),
+        tree: Tree::open(target)?,
         buf: vec![0u8; 256 * 1024],
-        is_root: unsafe { libc::geteuid() } == 0,
         stats: Stats::default(),
     };
     // Modes come from the archive, not the umask (restored when done).
     let _umask = UmaskGuard(unsafe { libc::umask(0) });
     let mut archive = tar::Archive::new(reader);
     let mut pending = Pending::default();
+    let mut last: Option<Vec<u8>> = None;
+    let after = |last: &Option<Vec<u8>>| match last {
+        Some(n) => format!(
+            "reading the tar entry after {:?}",
+            String::from_utf8_lossy(n)
+        ),
+        None => "reading the first tar entry".to_string(),
+    };
     for entry in archive.entries().context("reading tar stream")?.raw(true) {
-        let mut entry = entry.context("reading tar entry")?;
+        let mut entry = entry.with_context(|| after(&last)).kind(Kind::Source)?;
         match entry.header().entry_type() {
             EntryType::XHeader => {
-                pending.pax = parse_pax(&read_member(&mut entry)?)?;
+                pending.pax = parse_pax(&read_member(&mut entry)?).with_context(|| after(&last))?;
                 continue;
             }
             EntryType::XGlobalHeader => {
-                read_member(&mut entry)?;
+                read_member(&mut entry).with_context(|| after(&last))?;
                 continue;
             }
             EntryType::GNULongName => {
-                pending.long_name = Some(trim_nul(read_member(&mut entry)?));
+                pending.long_name = Some(trim_nul(
+                    read_member(&mut entry).with_context(|| after(&last))?,
+                ));
                 continue;
             }
             EntryType::GNULongLink => {
-                pending.long_link = Some(trim_nul(read_member(&mut entry)?));
+                pending.long_link = Some(trim_nul(
+                    read_member(&mut entry).with_context(|| after(&last))?,
+                ));
                 continue;
             }
             _ => {}
@@ -75,8 +79,9 @@ pub fn unpack<R: Read>(reader: R, target: &Path) -> Result<Stats> {
         let name = p.path(&entry);
         u.entry(&mut entry, p)
             .with_context(|| format!("extracting {:?}", String::from_utf8_lossy(&name)))?;
+        last = Some(name);
     }
-    u.finish_dirs()?;
+    u.tree.finish()?;
     Ok(u.stats)
 }
 
@@ -196,28 +201,8 @@ enum Layout {
     },
 }
 
-struct Meta {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: (i64, i64),
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
-    acl_access: Option<Vec<u8>>,
-    acl_default: Option<Vec<u8>>,
-}
-
-struct Unpacker {
-    root: PathBuf,
-    /// Relative parent directories already checked to be real directories inside the target.
-    checked: HashSet<PathBuf>,
-    /// Directories whose mode and mtime are applied at the end, deepest first.
-    dirs: Vec<(PathBuf, Meta)>,
-    buf: Vec<u8>,
-    is_root: bool,
-    stats: Stats,
-}
-
-/// An archive path made relative and checked: no `..`, not absolute. `None` for `.`.
+/// An archive path made relative and checked: no `..`, not absolute. `None` for `.`. A
+/// refusal is the archive's fault (a source error).
 pub fn sanitize(raw: &[u8]) -> Result<Option<PathBuf>> {
     let p = Path::new(OsStr::from_bytes(raw));
     let mut out = PathBuf::new();
@@ -225,19 +210,21 @@ pub fn sanitize(raw: &[u8]) -> Result<Option<PathBuf>> {
         match c {
             Component::Normal(n) => out.push(n),
             Component::CurDir => {}
-            Component::ParentDir => bail!("refusing a path with a '..' component"),
-            Component::RootDir | Component::Prefix(_) => bail!("refusing an absolute path"),
+            Component::ParentDir => {
+                return Err(anyhow!("refusing a path with a '..' component")).kind(Kind::Source)
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(anyhow!("refusing an absolute path")).kind(Kind::Source)
+            }
         }
     }
     Ok((!out.as_os_str().is_empty()).then_some(out))
 }
 
-fn cstr(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).context("path contains a NUL byte")
-}
-
-fn errno() -> io::Error {
-    io::Error::last_os_error()
+struct Unpacker {
+    tree: Tree,
+    buf: Vec<u8>,
+    stats: Stats,
 }
 
 impl Unpacker {
@@ -245,369 +232,115 @@ impl Unpacker {
         let kind = e.header().entry_type();
         if let Some(size) = p.num(b"size")? {
             if size != e.header().entry_size()? {
-                bail!("PAX size records (members over 8 GiB) are not supported");
+                return Err(anyhow!(
+                    "PAX size records (members over 8 GiB) are not supported"
+                ))
+                .kind(Kind::Source);
             }
         }
         let Some(rel) = sanitize(&p.path(e))? else {
             // "./": the target root itself; GNU tar applies its metadata too.
-            let meta = self.meta(e, &p)?;
-            self.dirs.push((self.root.clone(), meta));
-            return Ok(());
+            let meta = meta(e, &p).kind(Kind::Source)?;
+            return self.tree.root_meta(meta);
         };
         self.stats.entries += 1;
-        let meta = self.meta(e, &p)?;
-        let parent = rel.parent().unwrap_or(Path::new(""));
-        self.ensure_parent(parent)?;
-        let abs = self.root.join(&rel);
+        let meta = meta(e, &p).kind(Kind::Source)?;
+        let name = rel
+            .file_name()
+            .expect("a normal last component")
+            .to_os_string();
+        let dir = self
+            .tree
+            .parent_dir(rel.parent().unwrap_or(Path::new("")))?;
+        let t = &mut self.tree;
         match kind {
-            EntryType::Directory => self.dir(&rel, abs, meta),
+            EntryType::Directory => t.dir(dir, &name, &rel, meta),
             EntryType::Symlink => {
-                let link = p.link(e).context("symlink without a target")?;
-                self.symlink(&abs, &link, &meta)
+                let link = p
+                    .link(e)
+                    .context("symlink without a target")
+                    .kind(Kind::Source)?;
+                t.symlink(dir, &name, &rel, &link, &meta)
             }
             EntryType::Link => {
-                let link = p.link(e).context("hard link without a target")?;
-                self.hardlink(&abs, &link)
+                let link = p
+                    .link(e)
+                    .context("hard link without a target")
+                    .kind(Kind::Source)?;
+                let src = sanitize(&link)
+                    .context("hard link target")?
+                    .ok_or_else(|| anyhow!("hard link to the target root"))
+                    .kind(Kind::Source)?;
+                t.hardlink(dir, &name, &rel, &src)
             }
-            EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let major = e.header().device_major()?.unwrap_or(0);
-                let minor = e.header().device_minor()?.unwrap_or(0);
-                let fmt = match kind {
-                    EntryType::Char => libc::S_IFCHR,
-                    EntryType::Block => libc::S_IFBLK,
-                    _ => libc::S_IFIFO,
+            EntryType::Fifo => t.node(dir, &name, &rel, libc::S_IFIFO, 0, &meta),
+            EntryType::Char | EntryType::Block => {
+                // Read only for devices: GNU tar leaves the fields of other types empty or
+                // zero-filled, which the tar crate cannot parse.
+                let h = e.header();
+                let major = h.device_major().kind(Kind::Source)?.unwrap_or(0);
+                let minor = h.device_minor().kind(Kind::Source)?.unwrap_or(0);
+                let fmt = if kind == EntryType::Char {
+                    libc::S_IFCHR
+                } else {
+                    libc::S_IFBLK
                 };
-                self.node(&abs, fmt, libc::makedev(major, minor), &meta)
+                t.node(dir, &name, &rel, fmt, libc::makedev(major, minor), &meta)
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                let layout = layout(e, &p)?;
-                self.file(e, &abs, &meta, layout)
-            }
-            other => bail!("unsupported tar entry type {other:?}"),
-        }
-    }
-
-    fn meta<R: Read>(&mut self, e: &tar::Entry<R>, p: &Pending) -> Result<Meta> {
-        let h = e.header();
-        let mut m = Meta {
-            mode: h.mode()? & 0o7777,
-            uid: p.num(b"uid")?.unwrap_or(h.uid()?) as u32,
-            gid: p.num(b"gid")?.unwrap_or(h.gid()?) as u32,
-            mtime: match p.get(b"mtime") {
-                Some(v) => parse_time(v)?,
-                None => (h.mtime()? as i64, 0),
-            },
-            xattrs: Vec::new(),
-            acl_access: None,
-            acl_default: None,
-        };
-        let has_acl_text = p.get(b"SCHILY.acl.access").is_some();
-        for (key, value) in &p.pax {
-            if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-                // The ACL xattrs and their text form say the same thing: the binary wins.
-                m.xattrs.push((name.to_vec(), value.clone()));
-            } else if key == b"SCHILY.acl.access" {
-                m.acl_access = Some(value.clone());
-            } else if key == b"SCHILY.acl.default" {
-                m.acl_default = Some(value.clone());
-            }
-        }
-        let has = |n: &[u8]| m.xattrs.iter().any(|(k, _)| k == n);
-        if has(b"system.posix_acl_access") || !has_acl_text {
-            m.acl_access = None;
-        }
-        if has(b"system.posix_acl_default") {
-            m.acl_default = None;
-        }
-        Ok(m)
-    }
-
-    /// Make sure every component of `parent` (relative) is a real directory inside the
-    /// target, creating missing ones; a symlink on the way must resolve inside the target.
-    fn ensure_parent(&mut self, parent: &Path) -> Result<()> {
-        if parent.as_os_str().is_empty() || self.checked.contains(parent) {
-            return Ok(());
-        }
-        let mut prefix = PathBuf::new();
-        for c in parent.components() {
-            prefix.push(c);
-            if self.checked.contains(&prefix) {
-                continue;
-            }
-            let abs = self.root.join(&prefix);
-            match std::fs::symlink_metadata(&abs) {
-                Ok(md) if md.is_dir() => {}
-                Ok(md) if md.file_type().is_symlink() => {
-                    let real = abs.canonicalize().map_err(|e| {
-                        anyhow::anyhow!("refusing to follow symlink {}: {e}", prefix.display())
-                    })?;
-                    if !real.starts_with(&self.root) {
-                        bail!(
-                            "refusing to follow symlink {} out of the target (to {})",
-                            prefix.display(),
-                            real.display()
-                        );
+                let layout = layout(e, &p).kind(Kind::Source)?;
+                let mut f = t.file(dir, &name, &rel, meta.mode)?;
+                let written = match layout {
+                    Layout::Plain => copy_plain(e, &mut f, &mut self.buf)?,
+                    Layout::PaxMapInData { real_size } => {
+                        let map = read_data_map(e)?;
+                        copy_segments(e, &mut f, &mut self.buf, &map, real_size)?
                     }
-                    if !real.is_dir() {
-                        bail!("{} is a symlink to a non-directory", prefix.display());
+                    Layout::Segments { map, real_size } => {
+                        copy_segments(e, &mut f, &mut self.buf, &map, real_size)?
                     }
-                }
-                Ok(_) => bail!("{} exists and is not a directory", prefix.display()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    std::fs::create_dir(&abs)
-                        .with_context(|| format!("creating directory {}", abs.display()))?;
-                }
-                Err(e) => return Err(e).with_context(|| format!("inspecting {}", abs.display())),
+                };
+                self.stats.bytes += written;
+                self.tree.finish_file(&f, &rel, &meta)
             }
-            self.checked.insert(prefix.clone());
+            other => Err(anyhow!("unsupported tar entry type {other:?}")).kind(Kind::Source),
         }
-        Ok(())
-    }
-
-    /// Remove whatever is at `abs` (not following a symlink), for overwrite semantics.
-    fn clear(&mut self, abs: &Path) -> Result<()> {
-        match std::fs::symlink_metadata(abs) {
-            Ok(md) if md.is_dir() => std::fs::remove_dir(abs)
-                .with_context(|| format!("replacing directory {}", abs.display()))?,
-            Ok(_) => {
-                std::fs::remove_file(abs).with_context(|| format!("replacing {}", abs.display()))?
-            }
-            Err(_) => {}
-        }
-        // A directory we had checked may be gone or replaced.
-        self.checked.clear();
-        Ok(())
-    }
-
-    fn dir(&mut self, rel: &Path, abs: PathBuf, meta: Meta) -> Result<()> {
-        let c = cstr(&abs)?;
-        // Created owner-writable so that the entries below can be written; mode set at the end.
-        if unsafe { libc::mkdir(c.as_ptr(), 0o700) } != 0 {
-            let err = errno();
-            if err.raw_os_error() != Some(libc::EEXIST) {
-                return Err(err).with_context(|| format!("mkdir {}", abs.display()));
-            }
-            let md = std::fs::symlink_metadata(&abs)?;
-            if !md.is_dir() {
-                self.clear(&abs)?;
-                if unsafe { libc::mkdir(c.as_ptr(), 0o700) } != 0 {
-                    return Err(errno()).with_context(|| format!("mkdir {}", abs.display()));
-                }
-            }
-        }
-        self.checked.insert(rel.to_path_buf());
-        self.owner_path(&c, &meta)?;
-        self.xattrs_path(&c, &meta)?;
-        self.dirs.push((abs, meta));
-        Ok(())
-    }
-
-    fn symlink(&mut self, abs: &Path, link: &[u8], meta: &Meta) -> Result<()> {
-        let c = cstr(abs)?;
-        let l = CString::new(link).context("symlink target contains NUL")?;
-        if unsafe { libc::symlink(l.as_ptr(), c.as_ptr()) } != 0 {
-            let err = errno();
-            if err.raw_os_error() != Some(libc::EEXIST) {
-                return Err(err).with_context(|| format!("symlink {}", abs.display()));
-            }
-            self.clear(abs)?;
-            if unsafe { libc::symlink(l.as_ptr(), c.as_ptr()) } != 0 {
-                return Err(errno()).with_context(|| format!("symlink {}", abs.display()));
-            }
-        }
-        // A symlink made at a new path cannot be a cached parent (those are real directories);
-        // replacing an existing entry went through `clear`, which empties the cache.
-        self.owner_path(&c, meta)?;
-        self.times_path(&c, meta)
-    }
-
-    fn hardlink(&mut self, abs: &Path, link: &[u8]) -> Result<()> {
-        let src_rel = sanitize(link)
-            .context("hard link target")?
-            .context("hard link to the target root")?;
-        self.ensure_parent(src_rel.parent().unwrap_or(Path::new("")))?;
-        let src = self.root.join(&src_rel);
-        let (s, d) = (cstr(&src)?, cstr(abs)?);
-        // flags 0: never follow a symlink at the source.
-        let link =
-            || unsafe { libc::linkat(libc::AT_FDCWD, s.as_ptr(), libc::AT_FDCWD, d.as_ptr(), 0) };
-        if link() != 0 {
-            let err = errno();
-            if err.raw_os_error() != Some(libc::EEXIST) {
-                return Err(err)
-                    .with_context(|| format!("hard link {} to {}", abs.display(), src.display()));
-            }
-            self.clear(abs)?;
-            if link() != 0 {
-                return Err(errno())
-                    .with_context(|| format!("hard link {} to {}", abs.display(), src.display()));
-            }
-        }
-        Ok(())
-    }
-
-    fn node(&mut self, abs: &Path, fmt: u32, dev: libc::dev_t, meta: &Meta) -> Result<()> {
-        let c = cstr(abs)?;
-        let mk = || unsafe { libc::mknod(c.as_ptr(), fmt | (meta.mode & 0o777), dev) };
-        if mk() != 0 {
-            let err = errno();
-            if err.raw_os_error() != Some(libc::EEXIST) {
-                return Err(err).with_context(|| format!("mknod {}", abs.display()));
-            }
-            self.clear(abs)?;
-            if mk() != 0 {
-                return Err(errno()).with_context(|| format!("mknod {}", abs.display()));
-            }
-        }
-        self.owner_path(&c, meta)?;
-        if unsafe { libc::chmod(c.as_ptr(), meta.mode) } != 0 {
-            return Err(errno()).with_context(|| format!("chmod {}", abs.display()));
-        }
-        self.xattrs_path(&c, meta)?;
-        self.times_path(&c, meta)
-    }
-
-    fn file<R: Read>(
-        &mut self,
-        e: &mut tar::Entry<R>,
-        abs: &Path,
-        meta: &Meta,
-        layout: Layout,
-    ) -> Result<()> {
-        let open = || {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .mode(meta.mode & 0o777)
-                .open(abs)
-        };
-        let mut f = match open() {
-            Ok(f) => f,
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-                self.clear(abs)?;
-                open().with_context(|| format!("creating {}", abs.display()))?
-            }
-            Err(err) => return Err(err).with_context(|| format!("creating {}", abs.display())),
-        };
-        let written = match layout {
-            Layout::Plain => copy_plain(e, &mut f, &mut self.buf)?,
-            Layout::PaxMapInData { real_size } => {
-                let map = read_data_map(e)?;
-                copy_segments(e, &mut f, &mut self.buf, &map, real_size)?
-            }
-            Layout::Segments { map, real_size } => {
-                copy_segments(e, &mut f, &mut self.buf, &map, real_size)?
-            }
-        };
-        self.stats.bytes += written;
-        let fd = f.as_raw_fd();
-        let need_chown = !(self.is_root && meta.uid == 0 && meta.gid == 0);
-        if need_chown && unsafe { libc::fchown(fd, meta.uid, meta.gid) } != 0 {
-            return Err(errno()).with_context(|| format!("chown {}", abs.display()));
-        }
-        // The umask is 0 while unpacking, so open() gave the permission bits already; chown
-        // drops setuid/setgid, so those (and any mode after a chown) are set now.
-        if (need_chown || meta.mode & 0o7000 != 0) && unsafe { libc::fchmod(fd, meta.mode) } != 0 {
-            return Err(errno()).with_context(|| format!("chmod {}", abs.display()));
-        }
-        for (k, v) in &meta.xattrs {
-            let k = CString::new(k.clone()).context("xattr name contains NUL")?;
-            if unsafe { libc::fsetxattr(fd, k.as_ptr(), v.as_ptr().cast(), v.len(), 0) } != 0 {
-                return Err(errno())
-                    .with_context(|| format!("setting xattr {k:?} on {}", abs.display()));
-            }
-        }
-        if let Some(a) = &meta.acl_access {
-            let v = acl::text_to_xattr(a)?;
-            let k = c"system.posix_acl_access";
-            if unsafe { libc::fsetxattr(fd, k.as_ptr(), v.as_ptr().cast(), v.len(), 0) } != 0 {
-                return Err(errno()).with_context(|| format!("setting ACL on {}", abs.display()));
-            }
-        }
-        let ts = [timespec(meta.mtime), timespec(meta.mtime)];
-        if unsafe { libc::futimens(fd, ts.as_ptr()) } != 0 {
-            return Err(errno()).with_context(|| format!("setting mtime of {}", abs.display()));
-        }
-        Ok(())
-    }
-
-    fn owner_path(&self, c: &CString, meta: &Meta) -> Result<()> {
-        if self.is_root && meta.uid == 0 && meta.gid == 0 {
-            return Ok(());
-        }
-        if unsafe { libc::lchown(c.as_ptr(), meta.uid, meta.gid) } != 0 {
-            return Err(errno()).with_context(|| format!("chown {c:?}"));
-        }
-        Ok(())
-    }
-
-    fn xattrs_path(&self, c: &CString, meta: &Meta) -> Result<()> {
-        for (k, v) in &meta.xattrs {
-            let k = CString::new(k.clone()).context("xattr name contains NUL")?;
-            if unsafe { libc::lsetxattr(c.as_ptr(), k.as_ptr(), v.as_ptr().cast(), v.len(), 0) }
-                != 0
-            {
-                return Err(errno()).with_context(|| format!("setting xattr {k:?} on {c:?}"));
-            }
-        }
-        for (name, val) in [
-            (c"system.posix_acl_access", &meta.acl_access),
-            (c"system.posix_acl_default", &meta.acl_default),
-        ] {
-            if let Some(a) = val {
-                let v = acl::text_to_xattr(a)?;
-                if unsafe {
-                    libc::lsetxattr(c.as_ptr(), name.as_ptr(), v.as_ptr().cast(), v.len(), 0)
-                } != 0
-                {
-                    return Err(errno()).with_context(|| format!("setting ACL on {c:?}"));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn times_path(&self, c: &CString, meta: &Meta) -> Result<()> {
-        let ts = [timespec(meta.mtime), timespec(meta.mtime)];
-        if unsafe {
-            libc::utimensat(
-                libc::AT_FDCWD,
-                c.as_ptr(),
-                ts.as_ptr(),
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        } != 0
-        {
-            return Err(errno()).with_context(|| format!("setting mtime of {c:?}"));
-        }
-        Ok(())
-    }
-
-    /// Directory modes and mtimes last, deepest first, so writing entries below does not
-    /// undo them and a read-only directory does not block its own contents.
-    fn finish_dirs(&mut self) -> Result<()> {
-        let mut dirs = std::mem::take(&mut self.dirs);
-        dirs.sort_by(|a, b| b.0.cmp(&a.0));
-        for (abs, meta) in dirs {
-            let c = cstr(&abs)?;
-            if abs == self.root {
-                self.owner_path(&c, &meta)?;
-            }
-            if unsafe { libc::chmod(c.as_ptr(), meta.mode) } != 0 {
-                return Err(errno()).with_context(|| format!("chmod {}", abs.display()));
-            }
-            self.times_path(&c, &meta)?;
-        }
-        Ok(())
     }
 }
 
-fn timespec((secs, nsec): (i64, i64)) -> libc::timespec {
-    libc::timespec {
-        tv_sec: secs as libc::time_t,
-        tv_nsec: nsec as _,
+fn meta<R: Read>(e: &tar::Entry<R>, p: &Pending) -> Result<Meta> {
+    let h = e.header();
+    let mut m = Meta {
+        mode: h.mode()? & 0o7777,
+        uid: p.num(b"uid")?.unwrap_or(h.uid()?) as u32,
+        gid: p.num(b"gid")?.unwrap_or(h.gid()?) as u32,
+        mtime: match p.get(b"mtime") {
+            Some(v) => parse_time(v)?,
+            None => (h.mtime()? as i64, 0),
+        },
+        xattrs: Vec::new(),
+        acl_access: None,
+        acl_default: None,
+    };
+    let has_acl_text = p.get(b"SCHILY.acl.access").is_some();
+    for (key, value) in &p.pax {
+        if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+            // The ACL xattrs and their text form say the same thing: the binary wins.
+            m.xattrs.push((name.to_vec(), value.clone()));
+        } else if key == b"SCHILY.acl.access" {
+            m.acl_access = Some(value.clone());
+        } else if key == b"SCHILY.acl.default" {
+            m.acl_default = Some(value.clone());
+        }
     }
+    let has = |n: &[u8]| m.xattrs.iter().any(|(k, _)| k == n);
+    if has(b"system.posix_acl_access") || !has_acl_text {
+        m.acl_access = None;
+    }
+    if has(b"system.posix_acl_default") {
+        m.acl_default = None;
+    }
+    Ok(m)
 }
 
 /// A PAX time `SECS[.FRACTION]` as seconds and nanoseconds.

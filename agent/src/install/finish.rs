@@ -156,22 +156,17 @@ fn stamp() -> String {
 }
 
 /// Copy the install log into the target (`install.save_install_log`, mode 0400), when the
-/// target holds an installed system.
+/// target holds an installed system; the path is resolved inside the target.
 pub fn save_log_in_target(target: &Path, rel: &str, log: &Path) {
-    if !target.join("etc").is_dir() {
-        return;
-    }
-    let dest = target.join(rel.trim_start_matches('/'));
-    let r = (|| -> std::io::Result<()> {
-        if let Some(d) = dest.parent() {
-            std::fs::create_dir_all(d)?;
+    let r = (|| -> anyhow::Result<()> {
+        let root = crate::target::TargetRoot::open(target)?;
+        if root.is_dir("etc") {
+            root.copy_from_host(log, rel, 0o400)?;
         }
-        std::fs::copy(log, &dest)?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o400))
+        Ok(())
     })();
     if let Err(e) = r {
-        tracing::warn!("copying the install log to {}: {e}", dest.display());
+        tracing::warn!("copying the install log into the target: {e:#}");
     }
 }
 

@@ -147,7 +147,8 @@ pub fn run(g: &Global, a: &InstallArgs) -> anyhow::Result<()> {
     if !report::flush(final_flush()) {
         tracing::warn!("some report events could not be delivered in time");
     }
-    result?;
+    // Printed above as curtin prints it ("Installation failed with exception"): once.
+    result.map_err(crate::error::reported)?;
     finish::apply_power_state(cfg.get("power_state")).kind(Kind::Config)
 }
 

@@ -16,7 +16,7 @@ use serde_yaml::Value;
 
 use crate::cli::NetworkFormat;
 use crate::error::{Kind, KindExt};
-use crate::target::Chroot;
+use crate::target::{Chroot, TargetRoot};
 use crate::workdir::{self, WorkingDir};
 
 /// curtin's passthrough file, read by the target's cloud-init on first boot.
@@ -87,9 +87,10 @@ pub fn net_meta(g: &crate::cli::Global, a: &crate::cli::NetMetaArgs) -> Result<(
 
 fn net_meta_in(wd: &WorkingDir, cfg: &Value, mode: Option<&str>) -> Result<()> {
     // An image's own network hook replaces the stage (reachable for dd images only).
-    let hook = wd.target.join("curtin/network-config");
-    if hook.is_file() {
-        return crate::hook::run_target_hook(wd, &hook);
+    let root = TargetRoot::open(&wd.target).kind(Kind::Storage)?;
+    const HOOK: &str = "curtin/network-config";
+    if root.is_file(HOOK) {
+        return crate::hook::run_target_hook(wd, &root.real_path(HOOK)?);
     }
     let mode = mode.unwrap_or("auto");
     let net = from_config(cfg)?;
@@ -103,9 +104,9 @@ fn net_meta_in(wd: &WorkingDir, cfg: &Value, mode: Option<&str>) -> Result<()> {
         ("custom", None) => {
             Err(anyhow!("net-meta custom: the config has no `network:`")).kind(Kind::Config)
         }
-        ("copy", _) | ("auto", None) if wd.target.join(eni::PATH).is_file() => {
+        ("copy", _) | ("auto", None) if root.is_file(eni::PATH) => {
             tracing::warn!("copying the target's /etc/network/interfaces: this is brittle");
-            fs::copy(wd.target.join(eni::PATH), &wd.interfaces)
+            fs::write(&wd.interfaces, root.read(eni::PATH)?)
                 .with_context(|| format!("copying interfaces to {}", wd.interfaces.display()))?;
             Ok(())
         }
@@ -190,27 +191,17 @@ pub fn cloud_init_version(root: &Path) -> Option<(u32, u32)> {
     crate::image_check::major_minor(&v)
 }
 
-fn write_in(root: &Path, rel: &str, content: &str, mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let p = root.join(rel);
-    if let Some(d) = p.parent() {
-        fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-    }
-    fs::write(&p, content).with_context(|| format!("writing {}", p.display()))?;
-    fs::set_permissions(&p, fs::Permissions::from_mode(mode))
-        .with_context(|| format!("chmod {}", p.display()))
+fn write_in(root: &TargetRoot, rel: &str, content: &str, mode: u32) -> Result<()> {
+    root.write_file(rel, content.as_bytes(), mode, None)
 }
 
 /// curthooks' network step (curtin's `apply_networking`), on a target entered for commands.
 pub fn apply(chroot: &Chroot, wd: &WorkingDir) -> Result<Applied> {
-    let root = chroot.root();
+    let root = chroot.files();
     let text = fs::read_to_string(&wd.network_config).unwrap_or_default();
     if text.lines().count() <= 1 {
         if wd.interfaces.is_file() {
-            let dst = root.join(eni::PATH);
-            fs::create_dir_all(dst.parent().expect("has parent"))?;
-            fs::copy(&wd.interfaces, &dst)
-                .with_context(|| format!("copying interfaces to {}", dst.display()))?;
+            root.copy_from_host(&wd.interfaces, eni::PATH, 0o644)?;
             return Ok(Applied::CopiedInterfaces);
         }
         tracing::warn!("no network config and no interfaces file to copy");
@@ -230,7 +221,7 @@ pub fn apply(chroot: &Chroot, wd: &WorkingDir) -> Result<Applied> {
         Applied::Passthrough
     } else {
         let has_netplan = crate::image_check::has_tool(
-            &crate::image_check::MountedRoot(root),
+            &crate::image_check::MountedRoot(chroot.root()),
             &crate::image_check::NETPLAN,
         );
         match (&net.body, has_netplan) {
@@ -275,15 +266,15 @@ fn meaningful_lines(text: &str) -> Vec<&str> {
 }
 
 /// curtin's after-steps: drop Ubuntu's legacy eth0 DHCP stanza and the IPv6 privacy default.
-fn cleanup_legacy(root: &Path) {
-    let eth0 = root.join("etc/network/interfaces.d/eth0.cfg");
-    if let Ok(t) = fs::read_to_string(&eth0) {
+fn cleanup_legacy(root: &TargetRoot) {
+    let eth0 = "etc/network/interfaces.d/eth0.cfg";
+    if let Some(t) = root.read_to_string_opt(eth0) {
         if meaningful_lines(&t) == ["auto eth0", "iface eth0 inet dhcp"] {
-            let _ = fs::remove_file(&eth0);
+            let _ = root.remove_file(eth0);
         }
     }
-    let privacy = root.join("etc/sysctl.d/10-ipv6-privacy.conf");
-    if let Ok(t) = fs::read_to_string(&privacy) {
+    let privacy = "etc/sysctl.d/10-ipv6-privacy.conf";
+    if let Some(t) = root.read_to_string_opt(privacy) {
         if meaningful_lines(&t)
             == [
                 "net.ipv6.conf.all.use_tempaddr = 2",
@@ -300,7 +291,7 @@ fn cleanup_legacy(root: &Path) {
                     }
                 })
                 .collect();
-            let _ = fs::write(&privacy, commented);
+            let _ = root.write_file(privacy, commented.as_bytes(), 0o644, None);
         }
     }
 }

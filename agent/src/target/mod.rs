@@ -1,5 +1,6 @@
 //! The mounted target: running commands chrooted in it (curtin's `ChrootableTarget` and
-//! `curtin in-target`), and finding files in it without following links out of it.
+//! `curtin in-target`), and every file access inside it ([`TargetRoot`], in `root`: paths
+//! resolved inside the target, never following a link out of it).
 //!
 //! Entering binds `/dev`, `/proc`, `/sys`, `/run` (and efivars where the host has them) into
 //! the target, puts the host's `resolv.conf` in (keeping the target's aside), installs a
@@ -7,15 +8,18 @@
 //! undoes all of it in reverse order; it also runs when a step or the command fails (Drop).
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 
 use anyhow::{anyhow, bail, Context, Result};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use crate::error::{Kind, KindExt};
+
+pub mod root;
+
+pub use root::{Dir, MountPoint, Scope, TargetRoot};
 
 /// Host dirs bound into the target, in mount order.
 const BINDS: &[&str] = &["dev", "proc", "sys", "run"];
@@ -28,22 +32,19 @@ const POLICY_SAVED: &str = "usr/sbin/.deployer-policy-rc.d.target";
 /// A target prepared for chrooted commands; dropping it tears everything down.
 pub struct Chroot {
     root: PathBuf,
+    files: TargetRoot,
     mounts: Vec<PathBuf>,
-    resolv: ResolvState,
-    policy: PolicyState,
+    resolv: Aside,
+    policy: Aside,
 }
 
-enum ResolvState {
+/// What was done to a target file deployer puts its own in place of.
+#[derive(Clone, Copy)]
+enum Aside {
     Untouched,
-    /// Ours copied in; the target had none.
+    /// Ours put in; the target had none.
     Added,
-    /// Ours copied in; the target's kept at RESOLV_SAVED.
-    Replaced,
-}
-
-enum PolicyState {
-    Untouched,
-    Added,
+    /// Ours put in; the target's kept under another name.
     Replaced,
 }
 
@@ -59,11 +60,13 @@ impl Chroot {
         if !root.is_dir() {
             bail!("target {} is not a directory", root.display());
         }
+        let files = TargetRoot::open(&root).kind(Kind::Storage)?;
         let mut c = Chroot {
             root,
+            files,
             mounts: vec![],
-            resolv: ResolvState::Untouched,
-            policy: PolicyState::Untouched,
+            resolv: Aside::Untouched,
+            policy: Aside::Untouched,
         };
         // On error, `c` is dropped and undoes what was done so far.
         c.bind_all()?;
@@ -77,14 +80,19 @@ impl Chroot {
         &self.root
     }
 
+    /// The target's files, resolved inside it.
+    pub fn files(&self) -> &TargetRoot {
+        &self.files
+    }
+
+    /// Bind `src` (a host directory) on `rel`, resolved inside the target (an image's `run`
+    /// linked to a host directory gets the mount inside the target, where the link leads there).
     fn bind(&mut self, src: &Path, rel: &str) -> Result<()> {
-        let dst = self.root.join(rel);
-        if !dst.is_dir() {
-            fs::create_dir_all(&dst).with_context(|| format!("creating {}", dst.display()))?;
-        }
+        let mp = self.files.mount_point(rel).kind(Kind::Storage)?;
+        let dst = mp.path().to_path_buf();
         mount(
             Some(src),
-            &dst,
+            &mp.proc_path(),
             None::<&str>,
             MsFlags::MS_BIND,
             None::<&str>,
@@ -117,55 +125,59 @@ impl Chroot {
         Ok(())
     }
 
+    /// The host's resolv.conf in place of the target's.
     fn install_resolv(&mut self) -> Result<()> {
         let host = fs::read("/etc/resolv.conf").ok();
-        let etc = self.root.join("etc");
-        let (Some(host), true) = (host, etc.is_dir()) else {
+        let (Some(host), true) = (host, self.files.is_dir("etc")) else {
             return Ok(());
         };
-        let ours = self.root.join(RESOLV);
-        if fs::symlink_metadata(&ours).is_ok() {
-            fs::rename(&ours, self.root.join(RESOLV_SAVED))
-                .with_context(|| format!("moving {} aside", ours.display()))?;
-            self.resolv = ResolvState::Replaced;
-        } else {
-            self.resolv = ResolvState::Added;
-        }
-        fs::write(&ours, host).with_context(|| format!("writing {}", ours.display()))
+        // Set before the write, so that teardown undoes a half-done step too.
+        self.resolv = self.move_aside(RESOLV, RESOLV_SAVED)?;
+        self.files.write_file(RESOLV, &host, 0o644, None)
     }
 
     fn install_policy(&mut self) -> Result<()> {
-        let p = self.root.join(POLICY_RC_D);
-        let dir = p.parent().expect("has parent");
-        if !dir.is_dir() {
+        if !self.files.is_dir("usr/sbin") {
             return Ok(());
         }
-        if fs::symlink_metadata(&p).is_ok() {
-            fs::rename(&p, self.root.join(POLICY_SAVED))
-                .with_context(|| format!("moving {} aside", p.display()))?;
-            self.policy = PolicyState::Replaced;
-        } else {
-            self.policy = PolicyState::Added;
-        }
+        self.policy = self.move_aside(POLICY_RC_D, POLICY_SAVED)?;
         // Exit 101: "action forbidden by policy" (invoke-rc.d's interface).
-        fs::write(
-            &p,
-            "#!/bin/sh\n# written by deployer: no daemons during install\nexit 101\n",
+        self.files.write_file(
+            POLICY_RC_D,
+            b"#!/bin/sh\n# written by deployer: no daemons during install\nexit 101\n",
+            0o755,
+            None,
         )
-        .with_context(|| format!("writing {}", p.display()))?;
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o755))
-            .with_context(|| format!("chmod {}", p.display()))
+    }
+
+    /// Move the target's `rel` (a link itself, not followed) to `saved`, if it has one.
+    fn move_aside(&self, rel: &str, saved: &str) -> Result<Aside> {
+        if self.files.symlink_metadata(rel).is_err() {
+            return Ok(Aside::Added);
+        }
+        self.files.rename(rel, saved)?;
+        Ok(Aside::Replaced)
     }
 
     /// Debian's `ischroot` answers "not a chroot" so maintainer scripts behave as on a host.
     fn bind_ischroot(&mut self) {
-        let t = self.root.join("usr/bin/true");
-        let i = self.root.join("usr/bin/ischroot");
-        if t.is_file()
-            && i.is_file()
-            && mount(Some(&t), &i, None::<&str>, MsFlags::MS_BIND, None::<&str>).is_ok()
+        let (Ok(t), Ok(i)) = (
+            self.files.mount_point_file("usr/bin/true"),
+            self.files.mount_point_file("usr/bin/ischroot"),
+        ) else {
+            return;
+        };
+        let flags = MsFlags::MS_BIND;
+        if mount(
+            Some(&t.proc_path()),
+            &i.proc_path(),
+            None::<&str>,
+            flags,
+            None::<&str>,
+        )
+        .is_ok()
         {
-            self.mounts.push(i);
+            self.mounts.push(i.path().to_path_buf());
         }
     }
 
@@ -179,14 +191,20 @@ impl Chroot {
         // Paths as C strings before the fork: nothing in the child allocates.
         let root = std::ffi::CString::new(self.root.as_os_str().as_encoded_bytes())
             .context("target path has a NUL byte")?;
-        let proc_dir =
-            std::ffi::CString::new(self.root.join("proc").as_os_str().as_encoded_bytes())
-                .context("target path has a NUL byte")?;
+        // The target's /proc as resolved inside it (where the bind went), never a host path:
+        // without one, no /proc of its own.
+        let proc_dir = match self.files.real_path("proc") {
+            Ok(p) => Some(
+                std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+                    .context("target path has a NUL byte")?,
+            ),
+            Err(_) => None,
+        };
         // SAFETY: the closure runs in the forked child before exec and only makes raw syscalls
         // (unshare, mount, fork, waitpid, close, chroot, chdir, _exit) on data prepared above.
         unsafe {
             c.pre_exec(move || {
-                enter_namespaces(&proc_dir);
+                enter_namespaces(proc_dir.as_deref());
                 if libc::chroot(root.as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -258,29 +276,19 @@ impl Chroot {
                 }
             }
         }
-        let resolv = self.root.join(RESOLV);
-        match std::mem::replace(&mut self.resolv, ResolvState::Untouched) {
-            ResolvState::Untouched => {}
-            ResolvState::Added => {
-                let _ = fs::remove_file(&resolv);
+        let resolv = std::mem::replace(&mut self.resolv, Aside::Untouched);
+        let policy = std::mem::replace(&mut self.policy, Aside::Untouched);
+        for (state, rel, saved) in [
+            (resolv, RESOLV, RESOLV_SAVED),
+            (policy, POLICY_RC_D, POLICY_SAVED),
+        ] {
+            if matches!(state, Aside::Untouched) {
+                continue;
             }
-            ResolvState::Replaced => {
-                let _ = fs::remove_file(&resolv);
-                if let Err(e) = fs::rename(self.root.join(RESOLV_SAVED), &resolv) {
-                    errs.push(format!("restoring {}: {e}", resolv.display()));
-                }
-            }
-        }
-        let policy = self.root.join(POLICY_RC_D);
-        match std::mem::replace(&mut self.policy, PolicyState::Untouched) {
-            PolicyState::Untouched => {}
-            PolicyState::Added => {
-                let _ = fs::remove_file(&policy);
-            }
-            PolicyState::Replaced => {
-                let _ = fs::remove_file(&policy);
-                if let Err(e) = fs::rename(self.root.join(POLICY_SAVED), &policy) {
-                    errs.push(format!("restoring {}: {e}", policy.display()));
+            let _ = self.files.remove_file(rel);
+            if matches!(state, Aside::Replaced) {
+                if let Err(e) = self.files.rename(saved, rel) {
+                    errs.push(format!("restoring /{rel}: {e:#}"));
                 }
             }
         }
@@ -296,7 +304,7 @@ impl Chroot {
 ///
 /// # Safety
 /// Only between fork and exec (async-signal-safe calls only).
-unsafe fn enter_namespaces(proc_dir: &std::ffi::CStr) {
+unsafe fn enter_namespaces(proc_dir: Option<&std::ffi::CStr>) {
     if libc::unshare(libc::CLONE_NEWPID | libc::CLONE_NEWNS) != 0 {
         return;
     }
@@ -313,13 +321,15 @@ unsafe fn enter_namespaces(proc_dir: &std::ffi::CStr) {
         return; // runs without the PID namespace
     }
     if pid == 0 {
-        libc::mount(
-            c"proc".as_ptr(),
-            proc_dir.as_ptr(),
-            c"proc".as_ptr(),
-            0,
-            std::ptr::null(),
-        );
+        if let Some(dir) = proc_dir {
+            libc::mount(
+                c"proc".as_ptr(),
+                dir.as_ptr(),
+                c"proc".as_ptr(),
+                0,
+                std::ptr::null(),
+            );
+        }
         return;
     }
     // The intermediate: drop every descriptor but stdio (among them the pipe through which the
@@ -360,60 +370,15 @@ pub fn is_mountpoint(p: &Path) -> bool {
     crate::mounts::is_mountpoint(p)
 }
 
-/// Resolve `rel` inside `root` the way the target would see it: symlinks (absolute ones
-/// too) are followed relative to `root`, and never lead out of it. Returns the host path if
-/// the file exists.
+/// Resolve `rel` inside `root` the way the target would see it ([`TargetRoot`]): the host
+/// path of the file, if it exists.
 pub fn resolve_in(root: &Path, rel: &str) -> Option<PathBuf> {
-    let mut parts: Vec<std::ffi::OsString> = vec![];
-    let mut todo: Vec<std::ffi::OsString> = Path::new(rel)
-        .components()
-        .rev()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_os_string()),
-            Component::ParentDir => Some("..".into()),
-            _ => None,
-        })
-        .collect();
-    let mut hops = 0;
-    while let Some(c) = todo.pop() {
-        if c == ".." {
-            parts.pop();
-            continue;
-        }
-        let mut host = root.to_path_buf();
-        host.extend(&parts);
-        host.push(&c);
-        let md = fs::symlink_metadata(&host).ok()?;
-        if md.file_type().is_symlink() {
-            hops += 1;
-            if hops > 40 {
-                return None;
-            }
-            let link = fs::read_link(&host).ok()?;
-            if link.is_absolute() {
-                parts.clear();
-            }
-            for lc in link.components().rev() {
-                match lc {
-                    Component::Normal(n) => todo.push(n.to_os_string()),
-                    Component::ParentDir => todo.push("..".into()),
-                    _ => {}
-                }
-            }
-        } else {
-            parts.push(c);
-        }
-    }
-    let mut host = root.to_path_buf();
-    host.extend(&parts);
-    host.exists().then_some(host)
+    TargetRoot::open(root).ok()?.real_path(rel).ok()
 }
 
 /// Is `rel` an executable regular file in the target (links resolved inside it)?
 pub fn is_executable_in(root: &Path, rel: &str) -> bool {
-    resolve_in(root, rel)
-        .and_then(|p| fs::metadata(p).ok())
-        .is_some_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    TargetRoot::open(root).is_ok_and(|r| r.is_executable(rel))
 }
 
 /// `deployer in-target` / `curtin in-target`: run the command chrooted in the target and exit
@@ -442,6 +407,7 @@ pub fn in_target(_g: &crate::cli::Global, a: &crate::cli::InTargetArgs) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn resolve_stays_inside_root() {
