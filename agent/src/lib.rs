@@ -13,6 +13,7 @@
 //! - [`extract`]: the extract stage (root tarballs into the mounted target).
 //! - [`network`]: rendering network config for the deployed OS.
 //! - [`curthooks`]: the curthooks stage (image hooks or builtin hooks).
+//! - [`curtin_py`]: the `curtin` compat Python package carried for packer-maas hooks.
 //! - [`hook`]: the hook (finalize) stage.
 //! - [`commands`]: `*_commands` and `write_files`.
 //! - [`image_check`]: the custom image must carry cloud-init (and netplan for Ubuntu), MAAS's check.
@@ -35,6 +36,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod curthooks;
+pub mod curtin_py;
 pub mod error;
 pub mod extract;
 pub mod fetch_config;
