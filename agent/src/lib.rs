@@ -7,6 +7,7 @@
 //! - [`cli`]: clap types for `deployer ...` and the multi-call `curtin ...` command line; nothing else.
 //! - [`install`]: the install command, the stages in curtin's order, short enough to read as a checklist.
 //! - [`plan`]: the dry run that says what each stage would do.
+//! - [`maas`]: a deployment from MAAS's metadata service (its curtin installer, read, not run).
 //!
 //! One module a stage (curtin's vocabulary):
 //! - [`block_meta`]: the partitioning stage (storage config v1, simple mode, dd writing).
@@ -46,6 +47,7 @@ pub mod image_check;
 pub mod install;
 pub mod io;
 pub mod logging;
+pub mod maas;
 pub mod network;
 pub mod plan;
 pub mod report;

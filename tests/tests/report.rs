@@ -50,6 +50,8 @@ fn install(dir: &Path, args: &[&str], cmdline: &str) -> Run {
         .env_remove("DEPLOYER_REPORT_DOWN")
         .env("DEPLOYER_CMDLINE_FILE", &cmdline_file)
         .env("DEPLOYER_OAUTH_SKEW_FILE", dir.join("oauth_skew.json"))
+        // Tests run installs side by side: each its own lock (one install at a time).
+        .env("DEPLOYER_LOCK_FILE", dir.join("install.lock"))
         .env("DEPLOYER_FETCH_BACKOFF_MS", "20")
         .output()
         .expect("run deployer");

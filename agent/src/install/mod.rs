@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod finish;
+pub mod lock;
 pub mod loopback;
 pub mod stage;
 
@@ -52,6 +53,19 @@ fn final_flush() -> Duration {
 }
 
 pub fn run(g: &Global, a: &InstallArgs) -> anyhow::Result<()> {
+    let _lock = lock::acquire()?;
+    // With nothing but MAAS's cloud-config-url, MAAS's installer says what to install.
+    match crate::maas::start(g, a)? {
+        crate::maas::Start::AsAsked => run_with(g, a),
+        crate::maas::Start::Nothing(msg) => {
+            println!("{msg}");
+            Ok(())
+        }
+        crate::maas::Start::Deploy { global, args } => run_with(&global, &args),
+    }
+}
+
+fn run_with(g: &Global, a: &InstallArgs) -> anyhow::Result<()> {
     let loaded = crate::config::load(g)?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
