@@ -13,6 +13,7 @@ const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
 const LOOP_SET_STATUS64: libc::c_ulong = 0x4C04;
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
 const LO_FLAGS_PARTSCAN: u32 = 8;
+const LO_FLAGS_AUTOCLEAR: u32 = 4;
 
 /// `struct loop_info64` (linux/loop.h).
 #[repr(C)]
@@ -77,8 +78,23 @@ impl TargetDisk {
             }
             Err(e) => return Err(e).with_context(|| format!("--target {}", path.display())),
         }
-        let (device, file) = attach(path)?;
+        let (device, file) = attach(path, false)?;
         tracing::info!("attached {} to {}", path.display(), device.display());
+        Ok(TargetDisk {
+            device,
+            attached: Some(file),
+        })
+    }
+
+    /// A file system image attached read-only (no partition scan; the device goes away with
+    /// its last user, so a mount made on it outlives this handle only until unmounted).
+    pub fn attach_read_only(path: &Path) -> anyhow::Result<Self> {
+        let (device, file) = attach(path, true)?;
+        tracing::info!(
+            "attached {} read-only to {}",
+            path.display(),
+            device.display()
+        );
         Ok(TargetDisk {
             device,
             attached: Some(file),
@@ -107,10 +123,10 @@ impl Drop for TargetDisk {
     }
 }
 
-fn attach(path: &Path) -> anyhow::Result<(PathBuf, File)> {
+fn attach(path: &Path, read_only: bool) -> anyhow::Result<(PathBuf, File)> {
     let backing = OpenOptions::new()
         .read(true)
-        .write(true)
+        .write(!read_only)
         .open(path)
         .with_context(|| format!("opening {}", path.display()))?;
     let ctl = File::open("/dev/loop-control")
@@ -139,7 +155,11 @@ fn attach(path: &Path) -> anyhow::Result<(PathBuf, File)> {
         }
         // SAFETY: zeroed is a valid loop_info64.
         let mut info: LoopInfo64 = unsafe { std::mem::zeroed() };
-        info.lo_flags = LO_FLAGS_PARTSCAN;
+        info.lo_flags = if read_only {
+            LO_FLAGS_AUTOCLEAR
+        } else {
+            LO_FLAGS_PARTSCAN
+        };
         let name = path.as_os_str().as_encoded_bytes();
         let len = name.len().min(63);
         info.lo_file_name[..len].copy_from_slice(&name[..len]);
