@@ -48,20 +48,23 @@ def step_env(state=None, target=None, **overrides):
 def run_step(step, target, state=None, cfg=None, args=(), **overrides):
     """Run `curtin curthooks --step STEP` on `target`. `cfg` (a dict) is passed as the
     step's config through a temporary JSON file; without it the state's config is used."""
-    tmp = None
+    tmp = tempfile.mkdtemp(prefix='deployer-step-')
     try:
         if cfg is not None:
-            fd, tmp = tempfile.mkstemp(prefix='deployer-cfg-', suffix='.json')
-            with os.fdopen(fd, 'w') as fp:
+            overrides['CONFIG'] = os.path.join(tmp, 'config')
+            with open(overrides['CONFIG'], 'w') as fp:
                 json.dump(cfg, fp)
-            overrides['CONFIG'] = tmp
         env = step_env(state, target, **overrides)
-        if not env.get('CONFIG'):
-            # The step reads its config from $CONFIG; none means an empty one.
-            fd, tmp = tempfile.mkstemp(prefix='deployer-cfg-', suffix='.json')
-            with os.fdopen(fd, 'w') as fp:
-                fp.write('{}')
-            env['CONFIG'] = tmp
+        # A step reads the state files its environment names: empty ones for what the
+        # caller's state does not have (as curtin's working dir starts them).
+        for var, name in (('CONFIG', 'config'), ('OUTPUT_FSTAB', 'fstab'),
+                          ('OUTPUT_NETWORK_CONFIG', 'network_config'),
+                          ('OUTPUT_NETWORK_STATE', 'network_state')):
+            if not env.get(var):
+                env[var] = os.path.join(tmp, name)
+                with open(env[var], 'w') as fp:
+                    fp.write('{}' if var == 'CONFIG' else '')
+        env.setdefault('WORKING_DIR', tmp)
         argv = [curtin_exe(), 'curthooks', '--step', step,
                 '--target-mount', target] + list(args)
         LOG.debug("deployer step: %s", argv)
@@ -72,8 +75,7 @@ def run_step(step, target, state=None, cfg=None, args=(), **overrides):
                 cmd=argv, exit_code=rc,
                 description="deployer's %s step failed" % step)
     finally:
-        if tmp:
-            os.unlink(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def in_target_argv(target, args, shell=False):
