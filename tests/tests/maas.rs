@@ -15,6 +15,9 @@ const PRESEED: &str = "/MAAS/metadata/latest/by-id/node-1/";
 const INSTALLER_38: &str = "/MAAS/metadata/curtin/2012-03-01/curtin-installer";
 const USER_DATA_37: &str = "/MAAS/metadata/curtin/latest/user-data";
 const STATUS: &str = "/MAAS/metadata/status/node-1";
+/// MAAS's preseed reboots after the install (cloud-init's power_state, which deployer applies
+/// when its condition holds): here the condition never holds, or the test machine reboots.
+const NO_REBOOT: &str = "deployer-test-never-reboot";
 
 /// MAAS's side: the preseed (a deployment's or a commissioning one's) and the webhook.
 fn maas(deploying: bool) -> Server {
@@ -25,7 +28,7 @@ fn maas(deploying: bool) -> Server {
         srv.url("/MAAS/metadata/")
     };
     let preseed = format!(
-        "#cloud-config\ndatasource:\n  MAAS: {{metadata_url: '{md}', consumer_key: ck, token_key: tk, token_secret: ts}}\n{}power_state: {{delay: now, mode: reboot, timeout: 1800, condition: 'test ! -e /tmp/block-reboot'}}\n",
+        "#cloud-config\ndatasource:\n  MAAS: {{metadata_url: '{md}', consumer_key: ck, token_key: tk, token_secret: ts}}\n{}power_state: {{delay: now, mode: reboot, timeout: 1800, condition: 'test -e /nonexistent/{NO_REBOOT}'}}\n",
         reporting(&srv)
     );
     srv.serve_bytes(PRESEED, preseed.into_bytes());

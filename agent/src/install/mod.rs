@@ -56,16 +56,22 @@ pub fn run(g: &Global, a: &InstallArgs) -> anyhow::Result<()> {
     let _lock = lock::acquire()?;
     // With nothing but MAAS's cloud-config-url, MAAS's installer says what to install.
     match crate::maas::start(g, a)? {
-        crate::maas::Start::AsAsked => run_with(g, a),
+        crate::maas::Start::AsAsked => run_with(g, a, None),
         crate::maas::Start::Nothing(msg) => {
             println!("{msg}");
             Ok(())
         }
-        crate::maas::Start::Deploy { global, args } => run_with(&global, &args),
+        crate::maas::Start::Deploy {
+            global,
+            args,
+            power_state,
+        } => run_with(&global, &args, power_state),
     }
 }
 
-fn run_with(g: &Global, a: &InstallArgs) -> anyhow::Result<()> {
+/// The install; `fallback_power`: what to do with the power when the config says nothing
+/// (MAAS's preseed's `power_state`, which cloud-init would have applied).
+fn run_with(g: &Global, a: &InstallArgs, fallback_power: Option<Value>) -> anyhow::Result<()> {
     let loaded = crate::config::load(g)?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
@@ -162,7 +168,10 @@ fn run_with(g: &Global, a: &InstallArgs) -> anyhow::Result<()> {
         tracing::warn!("some report events could not be delivered in time");
     }
     result?;
-    finish::apply_power_state(cfg.get("power_state")).kind(Kind::Config)
+    let power = cfg.get("power_state").or(fallback_power
+        .as_ref()
+        .filter(|p| crate::maas::power_condition_holds(p)));
+    finish::apply_power_state(power).kind(Kind::Config)
 }
 
 fn run_stages(

@@ -46,8 +46,13 @@ pub enum Start {
     AsAsked,
     /// MAAS has nothing for this node to deploy: say so, exit 0.
     Nothing(String),
-    /// MAAS's installer: install with these.
-    Deploy { global: Global, args: InstallArgs },
+    /// MAAS's installer: install with these; `power_state` is the preseed's (cloud-init
+    /// applies it after the installer in MAAS's own flow).
+    Deploy {
+        global: Global,
+        args: InstallArgs,
+        power_state: Option<serde_yaml::Value>,
+    },
 }
 
 /// A MAAS boot is one with `cloud-config-url=` and no other way to the config.
@@ -140,7 +145,22 @@ fn installer_start(g: &Global, a: &InstallArgs, p: &metadata::Preseed) -> Result
             size: a.size.clone(),
             sources,
         },
+        power_state: p.value.get("power_state").cloned(),
     })
+}
+
+/// cloud-init's `power_state.condition`: absent or true, or a shell command that exits 0
+/// (MAAS sends `test ! -e /tmp/block-reboot`).
+pub fn power_condition_holds(ps: &serde_yaml::Value) -> bool {
+    match ps.get("condition") {
+        None | Some(serde_yaml::Value::Bool(true)) => true,
+        Some(serde_yaml::Value::String(cmd)) => std::process::Command::new("sh")
+            .args(["-c", cmd])
+            .stdin(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success()),
+        Some(_) => false,
+    }
 }
 
 /// The installer could not be used: `cmd-install` start and FAIL to the preseed's reporting
@@ -158,5 +178,21 @@ fn report_failure(p: &metadata::Preseed, e: &anyhow::Error) {
     top.finish_result(&r);
     if !report::flush(std::time::Duration::from_secs(30)) {
         tracing::warn!("the failure event could not be delivered in time");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn power_conditions() {
+        let v = |s: &str| -> serde_yaml::Value { serde_yaml::from_str(s).unwrap() };
+        assert!(power_condition_holds(&v("{mode: reboot}")));
+        assert!(power_condition_holds(&v("{condition: 'test -d /'}")));
+        assert!(!power_condition_holds(&v(
+            "{condition: 'test -e /nonexistent/x'}"
+        )));
+        assert!(!power_condition_holds(&v("{condition: false}")));
     }
 }
