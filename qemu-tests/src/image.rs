@@ -141,7 +141,7 @@ pub fn tgz(r: &RootRecipe) -> Result<(PathBuf, Outcome)> {
 }
 
 /// The root as `tgz` with `/curtin/curtin-hooks` (mode 0755) added, as packer-maas's tgz images
-/// carry their hooks: the cached root tar's members and the hook, in one new archive.
+/// carry their hooks: a copy of the cached root tar with the hook appended, gzipped.
 pub fn tgz_with_hook(r: &RootRecipe, name: &str, hook: &str) -> Result<(PathBuf, Outcome)> {
     let (tar, _) = root_tar(r)?;
     let recipe = format!(
@@ -154,10 +154,11 @@ pub fn tgz_with_hook(r: &RootRecipe, name: &str, hook: &str) -> Result<(PathBuf,
         let hook_path = extra.join("curtin/curtin-hooks");
         std::fs::write(&hook_path, hook)?;
         shell(&format!(
-            "chmod 0755 '{h}' && chmod 0755 '{d}/curtin' && tar -cf - '@{tar}' -C '{d}' ./curtin | gzip -1 > '{out}'",
+            "chmod 0755 '{h}' '{d}/curtin' && cp --reflink=auto '{tar}' '{t}' && tar -rf '{t}' -C '{d}' ./curtin && gzip -1 -c '{t}' > '{out}' && rm '{t}'",
             h = hook_path.display(),
             d = extra.display(),
             tar = tar.display(),
+            t = tmp.join("root.tar").display(),
             out = tmp.join("root.tgz").display()
         ))?;
         std::fs::remove_dir_all(&extra)?;

@@ -195,7 +195,10 @@ class Distro(unittest.TestCase):
         r = self.root({"etc/os-release": "ID=plan9\n"})
         with self.assertRaises(ValueError):
             distro.get_distroinfo(r)
-        self.assertIn("almalinux", distro.DISTRO_NAMES)
+        # Alma's packer-maas hook then takes its own path (deployer's builtin is Debian's).
+        self.assertNotIn("almalinux", distro.DISTRO_NAMES)
+        r = self.root({"etc/os-release": 'ID="almalinux"\nID_LIKE="rhel centos fedora"\n'})
+        self.assertEqual(distro.get_distroinfo(r), ("rhel", "redhat"))
         self.assertEqual(distro.get_osfamily(TARGET), distro.DISTROS.debian)
 
 

@@ -63,6 +63,10 @@ fn boot(dir: &Path, srv: &Server, args: &[&str]) -> Output {
         .env("DEPLOYER_OAUTH_SKEW_FILE", dir.join("oauth_skew.json"))
         .env("DEPLOYER_LOCK_FILE", dir.join("install.lock"))
         .env("DEPLOYER_MAAS_DIR", dir.join("curtin"))
+        .env(
+            "DEPLOYER_MAAS_KERNEL_CMDLINE_CFG",
+            dir.join("cloud.cfg.d/91_kernel_cmdline_url.cfg"),
+        )
         .env("DEPLOYER_FETCH_BACKOFF_MS", "10")
         .env("DEPLOYER_REPORT_FLUSH_SECS", "10")
         .output()
@@ -202,6 +206,13 @@ fn deploy(path: &str, extra: &[(&str, &[u8])]) -> (serde_json::Value, serde_json
     }
     let cfg: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    // What cloud-init would have saved for MAAS's scripts and preseeds.
+    let saved =
+        std::fs::read_to_string(dir.path().join("cloud.cfg.d/91_kernel_cmdline_url.cfg")).unwrap();
+    assert!(
+        saved.starts_with("#cloud-config") && saved.contains("token_secret: ts"),
+        "{saved}"
+    );
     let mnt = tempfile::tempdir_in("/var/tmp").unwrap();
     let disk = LoopDisk::from_file(img, dir);
     disk.partx();

@@ -11,9 +11,12 @@ from .paths import target_path
 from .util import load_file, load_os_release
 
 DistroInfo = namedtuple('DistroInfo', ('variant', 'family'))
+# curtin's names but 'almalinux': packer-maas's Alma hook hands the whole install to
+# builtin_curthooks when curtin knows Alma, and deployer's builtin hooks are for Debian and
+# Ubuntu; without the name the hook takes its own path (Alma is then 'rhel' by ID_LIKE).
 DISTRO_NAMES = ['arch', 'centos', 'debian', 'fedora', 'freebsd', 'gentoo',
                 'ol', 'opensuse', 'redhat', 'rhel', 'sles', 'suse', 'ubuntu',
-                'rocky', 'almalinux', 'mariner']
+                'rocky', 'mariner']
 
 
 def distro_enum(*distros):
@@ -26,7 +29,7 @@ OS_FAMILIES = {
     DISTROS.debian: [DISTROS.debian, DISTROS.ubuntu],
     DISTROS.redhat: [DISTROS.centos, DISTROS.fedora, DISTROS.ol,
                      DISTROS.redhat, DISTROS.rhel, DISTROS.rocky,
-                     DISTROS.almalinux, DISTROS.mariner],
+                     DISTROS.mariner],
     DISTROS.gentoo: [DISTROS.gentoo],
     DISTROS.freebsd: [DISTROS.freebsd],
     DISTROS.suse: [DISTROS.opensuse, DISTROS.sles, DISTROS.suse],

@@ -76,6 +76,7 @@ pub fn start(g: &Global, a: &InstallArgs) -> Result<Start> {
         return Ok(Start::AsAsked);
     };
     let preseed = metadata::fetch_preseed(&url).kind(Kind::Config)?;
+    save_kernel_cmdline_cfg(&preseed);
     if !preseed.is_deployment() {
         return Ok(Start::Nothing(format!(
             "deployer: MAAS's preseed for this boot is not a deployment (metadata_url {}): nothing to install",
@@ -88,6 +89,38 @@ pub fn start(g: &Global, a: &InstallArgs) -> Result<Start> {
             report_failure(&preseed, &e);
             Err(e)
         }
+    }
+}
+
+/// What cloud-init leaves in a MAAS ephemeral OS and MAAS's own scripts and preseeds read
+/// (50-curtin-install's credentials, the Debian preseed's late_commands): the kernel command
+/// line's cloud-config, in `/etc/cloud/cloud.cfg.d/91_kernel_cmdline_url.cfg`
+/// (`$DEPLOYER_MAAS_KERNEL_CMDLINE_CFG` elsewhere). Written only where cloud-init has not.
+fn save_kernel_cmdline_cfg(p: &metadata::Preseed) {
+    let path = std::env::var_os("DEPLOYER_MAAS_KERNEL_CMDLINE_CFG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/cloud/cloud.cfg.d/91_kernel_cmdline_url.cfg"));
+    if path.exists() {
+        return;
+    }
+    let r = (|| -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        let text = preseed::yaml::to_string(&p.value)?;
+        // It holds the node's OAuth credentials.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        f.write_all(format!("#cloud-config\n{text}").as_bytes())?;
+        Ok(())
+    })();
+    if let Err(e) = r {
+        tracing::warn!("writing {}: {e:#}", path.display());
     }
 }
 
