@@ -39,6 +39,12 @@ pub fn unpack(dir: &Path) -> Result<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
+/// Whether the package on the PYTHONPATH dir `dir` is this one (its `__init__.py` is ours).
+pub fn is_ours(dir: &Path) -> bool {
+    let ours = source("curtin/__init__.py").unwrap_or_default();
+    fs::read_to_string(dir.join("curtin/__init__.py")).is_ok_and(|t| t == ours)
+}
+
 fn source(rel: &str) -> Option<&'static str> {
     files()
         .iter()
@@ -328,6 +334,7 @@ if x == 1:
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o644);
+        assert!(is_ours(&py));
         // Every module imports under python3 (the host has it: scripts/setup).
         let imports: Vec<String> = modules().iter().map(|m| format!("import {m}")).collect();
         let out = std::process::Command::new("python3")

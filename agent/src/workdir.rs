@@ -325,10 +325,19 @@ pub fn python_curtin_for_hooks(config: &serde_yaml::Value, top: &Path) -> Result
     let candidates = [
         (installer, "the MAAS installer's"),
         (configured, "deployer.python_curtin"),
-        (Some(PathBuf::from("/curtin")), "the ephemeral OS's /curtin"),
+        (
+            Some(crate::maas::extract_dir()),
+            "the ephemeral OS's /curtin",
+        ),
     ];
     for (dir, what) in candidates {
         if let Some(found) = dir.as_deref().and_then(curtin_package_at) {
+            // deployer's own, unpacked at /curtin for an installer that had none.
+            let what = if crate::curtin_py::is_ours(&found) {
+                "deployer's own"
+            } else {
+                what
+            };
             tracing::info!("hooks' Python curtin package: {} ({what})", found.display());
             return Ok(found);
         }

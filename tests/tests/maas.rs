@@ -106,6 +106,7 @@ except ImportError:
     target, cfg = os.environ["TARGET_MOUNT_POINT"], {}
 with open(os.path.join(target, "var/lib/hook-saw"), "w") as f:
     json.dump({"curtin": curtin.__file__, "x": cfg.get("x"),
+               "deployer_compat": getattr(curtin, "DEPLOYER_COMPAT", False),
                "pythonpath": os.environ.get("PYTHONPATH", "")}, f)
 "#,
     )
@@ -236,7 +237,7 @@ fn installer_with_its_curtin_package_deploys_and_the_hook_imports_that_package()
     let curtin = saw["curtin"].as_str().unwrap();
     // The installer's package, extracted where curtin's archive extracts itself.
     assert!(curtin.ends_with("/curtin/curtin/__init__.py"), "{saw}");
-    assert!(!curtin.contains("/python/"), "{saw}");
+    assert!(!saw["deployer_compat"].as_bool().unwrap(), "{saw}");
     // The configs merged in COMMAND's order, the source from COMMAND, as curtin stores it.
     assert_eq!(cfg["x"], serde_json::json!({"a": 1, "b": 2}));
     assert_eq!(cfg["sources"]["00_cmdline"]["type"], "tgz");
@@ -252,7 +253,10 @@ fn installer_with_its_curtin_package_deploys_and_the_hook_imports_that_package()
 fn installer_without_a_package_from_maas_37_user_data_uses_deployers_own() {
     let (saw, _cfg) = deploy(USER_DATA_37, &[]);
     let curtin = saw["curtin"].as_str().unwrap();
-    assert!(curtin.ends_with("/python/curtin/__init__.py"), "{saw}");
+    // deployer's own, where curtin's archive would have put its package (the /curtin of a
+    // real ephemeral OS; $DEPLOYER_MAAS_DIR here).
+    assert!(curtin.ends_with("/curtin/curtin/__init__.py"), "{saw}");
+    assert!(saw["deployer_compat"].as_bool().unwrap(), "{saw}");
     // The hook read the config through deployer's curtin.config.
     assert_eq!(saw["x"], serde_json::json!({"a": 1, "b": 2}));
 }

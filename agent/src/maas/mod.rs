@@ -29,7 +29,7 @@ use crate::fetch_config;
 use crate::report::{self, Level, Stack};
 
 /// Where the archive is extracted (its `PREFIX` dir in the ephemeral root's `/`).
-fn extract_dir() -> PathBuf {
+pub fn extract_dir() -> PathBuf {
     std::env::var_os("DEPLOYER_MAAS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/curtin"))
@@ -154,7 +154,10 @@ fn installer_start(g: &Global, a: &InstallArgs, p: &metadata::Preseed) -> Result
     if dir.join("curtin/__init__.py").is_file() {
         std::env::set_var(INSTALLER_PYTHONPATH_ENV, &dir);
     } else {
+        // Where curtin's archive would have put its package (centos6's hooks set
+        // PYTHONPATH=/curtin): deployer's own goes there instead.
         std::env::remove_var(INSTALLER_PYTHONPATH_ENV);
+        crate::curtin_py::unpack(&dir).kind(Kind::Source)?;
     }
     let configs: Vec<String> = cmd
         .configs
