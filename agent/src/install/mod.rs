@@ -77,7 +77,15 @@ fn run_with(g: &Global, a: &InstallArgs, fallback_power: Option<Value>) -> anyho
         tracing::warn!("{w}");
     }
     let user = loaded.merged;
-    let mut cfg = config::tag(config::effective(user, &a.sources))?;
+    let mut cfg = match config::effective(user.clone(), &a.sources) {
+        Ok(c) => c,
+        Err(e) => {
+            // Refused before any stage; the endpoint still hears why (MAAS marks it failed).
+            let e = config::tag(Err::<(), _>(e)).unwrap_err();
+            report_refusal(&user, &e);
+            return Err(e);
+        }
+    };
     report::init(&cfg)?;
 
     let install = cfg.get("install").cloned().unwrap_or(Value::Null);
@@ -172,6 +180,24 @@ fn run_with(g: &Global, a: &InstallArgs, fallback_power: Option<Value>) -> anyho
         .as_ref()
         .filter(|p| crate::maas::power_condition_holds(p)));
     finish::apply_power_state(power).kind(Kind::Config)
+}
+
+/// An install refused before it started: `cmd-install` start and FAIL with the reason to the
+/// handlers of `cfg`'s `reporting` (when it has one that works).
+pub fn report_refusal(cfg: &Value, e: &anyhow::Error) {
+    if cfg.get("reporting").is_none() {
+        return;
+    }
+    if let Err(re) = report::init(cfg) {
+        tracing::warn!("reporting: {}", crate::error::render(&re));
+        return;
+    }
+    let top = Stack::root("cmd-install", "curtin command install", Level::Debug);
+    let r: anyhow::Result<()> = Err(anyhow::anyhow!("{}", crate::error::render(e)));
+    top.finish_result(&r);
+    if !report::flush(final_flush()) {
+        tracing::warn!("the failure event could not be delivered in time");
+    }
 }
 
 fn run_stages(

@@ -26,7 +26,6 @@ use anyhow::{Context, Result};
 use crate::cli::{Global, InstallArgs};
 use crate::error::{Kind, KindExt};
 use crate::fetch_config;
-use crate::report::{self, Level, Stack};
 
 /// Where the archive is extracted (its `PREFIX` dir in the ephemeral root's `/`).
 pub fn extract_dir() -> PathBuf {
@@ -202,19 +201,7 @@ pub fn power_condition_holds(ps: &serde_yaml::Value) -> bool {
 /// The installer could not be used: `cmd-install` start and FAIL to the preseed's reporting
 /// (the configs that would carry it are in the installer), so MAAS sees the failure.
 fn report_failure(p: &metadata::Preseed, e: &anyhow::Error) {
-    if p.value.get("reporting").is_none() {
-        return;
-    }
-    if let Err(re) = report::init(&p.value) {
-        tracing::warn!("reporting from the preseed: {}", crate::error::render(&re));
-        return;
-    }
-    let top = Stack::root("cmd-install", "curtin command install", Level::Debug);
-    let r: Result<()> = Err(anyhow::anyhow!("{}", crate::error::render(e)));
-    top.finish_result(&r);
-    if !report::flush(std::time::Duration::from_secs(30)) {
-        tracing::warn!("the failure event could not be delivered in time");
-    }
+    crate::install::report_refusal(&p.value, e);
 }
 
 #[cfg(test)]
