@@ -79,7 +79,7 @@ pub enum Command {
     /// The network stage: write the config's network to OUTPUT_NETWORK_CONFIG.
     NetMeta(NetMetaArgs),
     /// The curthooks stage: the image's /curtin/curtin-hooks, or the builtin hooks.
-    Curthooks(TargetArgs),
+    Curthooks(CurthooksArgs),
     /// The hook stage: the image's /curtin/finalize.
     Hook(TargetArgs),
     /// Run a command chrooted in the target.
@@ -196,6 +196,17 @@ pub struct TargetArgs {
         value_name = "DIR"
     )]
     pub target_mount: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CurthooksArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Run one builtin step only (`builtin`, `apply-networking-config`, `writing-etc-fstab`,
+    /// `update-initramfs`, `configuring-bootloader`): how deployer's curtin Python package
+    /// reaches deployer's implementation.
+    #[arg(long, hide = true, value_name = "STEP")]
+    pub step: Option<String>,
 }
 
 #[derive(Debug, Args)]

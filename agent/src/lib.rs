@@ -8,12 +8,14 @@
 //! - [`install`]: the install command, the stages in curtin's order, short enough to read as a checklist.
 //! - [`plan`]: the dry run that says what each stage would do.
 //! - [`inspect`]: whether MAAS would deploy an image, checked offline and read-only.
+//! - [`maas`]: a deployment from MAAS's metadata service (its curtin installer, read, not run).
 //!
 //! One module a stage (curtin's vocabulary):
 //! - [`block_meta`]: the partitioning stage (storage config v1, simple mode, dd writing).
 //! - [`extract`]: the extract stage (root tarballs into the mounted target).
 //! - [`network`]: rendering network config for the deployed OS.
 //! - [`curthooks`]: the curthooks stage (image hooks or builtin hooks).
+//! - [`curtin_py`]: the `curtin` compat Python package carried for packer-maas hooks.
 //! - [`hook`]: the hook (finalize) stage.
 //! - [`commands`]: `*_commands` and `write_files`.
 //! - [`image_check`]: the custom image must carry cloud-init (and netplan for Ubuntu), MAAS's check.
@@ -39,6 +41,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod curthooks;
+pub mod curtin_py;
 pub mod error;
 pub mod extract;
 pub mod fetch_config;
@@ -49,6 +52,7 @@ pub mod inspect;
 pub mod install;
 pub mod io;
 pub mod logging;
+pub mod maas;
 pub mod mounts;
 pub mod net;
 pub mod network;

@@ -99,7 +99,7 @@ impl WorkingDir {
             report_stack: String::new(),
             verbosity: 0,
             proxy: Proxy::from_config(config).unwrap_or_default(),
-            python_curtin: find_python_curtin(config),
+            python_curtin: Some(python_curtin_for_hooks(config, top)?),
             bin: top.join("bin"),
             ephemeral: false,
         };
@@ -273,26 +273,55 @@ fn prepend_path(var: &str, dir: &Path) -> OsString {
     std::env::join_paths(dirs).unwrap_or_else(|_| dir.as_os_str().to_os_string())
 }
 
-/// Where a Python `curtin` package lives in the ephemeral OS: `deployer.python_curtin` in the
-/// config, else `/curtin` (where MAAS's curtin-installer extracts itself). The result is the
-/// dir to put on PYTHONPATH (the one holding `curtin/__init__.py`).
-pub fn find_python_curtin(config: &serde_yaml::Value) -> Option<PathBuf> {
+/// The dir holding a Python `curtin` package (`DIR/curtin/__init__.py`), if `c` names one (or
+/// names the package dir itself).
+fn curtin_package_at(c: &Path) -> Option<PathBuf> {
+    if c.join("curtin").join("__init__.py").is_file() {
+        return Some(c.to_path_buf());
+    }
+    if c.join("__init__.py").is_file() && c.file_name().is_some_and(|n| n == "curtin") {
+        return c.parent().map(Path::to_path_buf);
+    }
+    None
+}
+
+/// The Python `curtin` package the hooks get on PYTHONPATH, in this order (the choice is
+/// logged): the one in MAAS's installer archive, `deployer: {python_curtin: DIR}`, `/curtin`
+/// in the ephemeral root (where curtin's archive extracts itself), else deployer's own
+/// ([`crate::curtin_py`]), unpacked into `<top>/python`.
+pub fn python_curtin_for_hooks(config: &serde_yaml::Value, top: &Path) -> Result<PathBuf> {
+    let installer = std::env::var_os(crate::maas::INSTALLER_PYTHONPATH_ENV).map(PathBuf::from);
     let configured = config
         .get("deployer")
         .and_then(|d| d.get("python_curtin"))
         .and_then(|v| v.as_str())
         .map(PathBuf::from);
-    let candidates = configured.into_iter().chain([PathBuf::from("/curtin")]);
-    for c in candidates {
-        if c.join("curtin").join("__init__.py").is_file() {
-            return Some(c);
-        }
-        // A path naming the package dir itself.
-        if c.join("__init__.py").is_file() && c.file_name().is_some_and(|n| n == "curtin") {
-            return c.parent().map(Path::to_path_buf);
+    let candidates = [
+        (installer, "the MAAS installer's"),
+        (configured, "deployer.python_curtin"),
+        (
+            Some(crate::maas::extract_dir()),
+            "the ephemeral OS's /curtin",
+        ),
+    ];
+    for (dir, what) in candidates {
+        if let Some(found) = dir.as_deref().and_then(curtin_package_at) {
+            // deployer's own, unpacked at /curtin for an installer that had none.
+            let what = if crate::curtin_py::is_ours(&found) {
+                "deployer's own"
+            } else {
+                what
+            };
+            tracing::info!("hooks' Python curtin package: {} ({what})", found.display());
+            return Ok(found);
         }
     }
-    None
+    let dir = crate::curtin_py::unpack(&top.join("python"))?;
+    tracing::info!(
+        "hooks' Python curtin package: {} (deployer's own)",
+        dir.display()
+    );
+    Ok(dir)
 }
 
 /// The working dir for a stage command: from the environment when run as a child of an

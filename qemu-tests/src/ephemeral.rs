@@ -6,6 +6,7 @@
 //! Kernel command line:
 //! - `deployer.config=URL`: run `deployer install` (it reads the URL from /proc/cmdline) and
 //!   report its exit status, as a real ephemeral OS would;
+//! - `cloud-config-url=URL` alone (MAAS's): the same, deployer taking MAAS's installer;
 //! - `deployer.probe=URL`: prove the environment without the agent's install: print a marker,
 //!   run `deployer --version`, fetch URL with busybox wget and print it.
 //!
@@ -214,9 +215,10 @@ else
     result "dhcp=failed"
 fi
 cfg=$(param deployer.config)
+maas=$(param cloud-config-url)
 probe=$(param deployer.probe)
-if [ -n "$cfg" ]; then
-    echo "deployer-ephemeral: running deployer install (config $cfg)"
+if [ -n "$cfg" ] || [ -n "$maas" ]; then
+    echo "deployer-ephemeral: running deployer install (config ${cfg:-from MAAS: $maas})"
     deployer install
     result "install-exit=$?"
 elif [ -n "$probe" ]; then
@@ -290,6 +292,7 @@ pub fn initramfs(k: &Kernel, deployer_bin: &Path, out_dir: &Path) -> Result<Path
         std::fs::copy(&src, tools.join(t)).with_context(|| format!("copying {}", src.display()))?;
         copy_libs(&src, &root)?;
     }
+    copy_python(&root)?;
     if Path::new("/etc/mke2fs.conf").exists() {
         // Without it mke2fs falls back to ext2-era defaults.
         std::fs::copy("/etc/mke2fs.conf", root.join("etc/mke2fs.conf"))?;
@@ -314,6 +317,61 @@ pub fn initramfs(k: &Kernel, deployer_bin: &Path, out_dir: &Path) -> Result<Path
     ))?;
     std::fs::remove_dir_all(&root)?;
     Ok(out)
+}
+
+/// Python 3 and PyYAML, as a MAAS ephemeral OS has them for packer-maas hooks: the host's
+/// Debian python3 and python3-yaml (scripts/setup installs both), without the test suites, the
+/// GUI and build parts, and the byte-code caches (about 14 MB before gzip).
+fn copy_python(root: &Path) -> Result<()> {
+    let exe = std::fs::canonicalize("/usr/bin/python3")
+        .context("/usr/bin/python3 is missing on the host: run scripts/setup")?;
+    let name = exe
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("python3's name")?
+        .to_string();
+    std::fs::copy(&exe, root.join("usr/bin").join(&name))?;
+    let _ = std::fs::remove_file(root.join("usr/bin/python3"));
+    std::os::unix::fs::symlink(&name, root.join("usr/bin/python3"))?;
+    copy_libs(&exe, root)?;
+    let skip = [
+        "test",
+        "tests",
+        "idlelib",
+        "tkinter",
+        "turtledemo",
+        "ensurepip",
+        "lib2to3",
+        "pydoc_data",
+        "__pycache__",
+        "site-packages",
+    ];
+    let excludes: String = skip
+        .iter()
+        .map(|d| format!(" --exclude='{d}'"))
+        .collect::<String>()
+        + " --exclude='config-*'";
+    let stdlib = format!("/usr/lib/{name}");
+    let dist = "/usr/lib/python3/dist-packages";
+    for (from, what) in [(stdlib.as_str(), "."), (dist, "yaml"), (dist, "_yaml")] {
+        let to = root.join(from.trim_start_matches('/'));
+        std::fs::create_dir_all(&to)?;
+        shell(&format!(
+            "tar -C '{from}'{excludes} -cf - '{what}' | tar -C '{}' -xf -",
+            to.display()
+        ))
+        .with_context(|| format!("copying {from}/{what} (python3-yaml installed?)"))?;
+    }
+    // The C modules' libraries (ssl, ffi, expat, lzma, yaml ...).
+    let sos = shell(&format!(
+        "find '{}' '{}' -name '*.so'",
+        root.join(stdlib.trim_start_matches('/')).display(),
+        root.join(dist.trim_start_matches('/')).display()
+    ))?;
+    for so in sos.lines().filter(|l| !l.is_empty()) {
+        copy_libs(Path::new(so), root)?;
+    }
+    Ok(())
 }
 
 fn write_exec(p: &Path, text: &str) -> Result<()> {

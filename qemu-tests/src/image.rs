@@ -140,6 +140,33 @@ pub fn tgz(r: &RootRecipe) -> Result<(PathBuf, Outcome)> {
     Ok((dir.join("root.tgz"), outcome))
 }
 
+/// The root as `tgz` with `/curtin/curtin-hooks` (mode 0755) added, as packer-maas's tgz images
+/// carry their hooks: a copy of the cached root tar with the hook appended, gzipped.
+pub fn tgz_with_hook(r: &RootRecipe, name: &str, hook: &str) -> Result<(PathBuf, Outcome)> {
+    let (tar, _) = root_tar(r)?;
+    let recipe = format!(
+        "tgz+hook v1 gzip -1\nhook={hook:?}\n{}",
+        root_recipe_text(r)?
+    );
+    let (dir, outcome) = cache::entry(name, &recipe, |tmp| {
+        let extra = tmp.join("extra");
+        std::fs::create_dir_all(extra.join("curtin"))?;
+        let hook_path = extra.join("curtin/curtin-hooks");
+        std::fs::write(&hook_path, hook)?;
+        shell(&format!(
+            "chmod 0755 '{h}' '{d}/curtin' && cp --reflink=auto '{tar}' '{t}' && tar -rf '{t}' -C '{d}' ./curtin && gzip -1 -c '{t}' > '{out}' && rm '{t}'",
+            h = hook_path.display(),
+            d = extra.display(),
+            tar = tar.display(),
+            t = tmp.join("root.tar").display(),
+            out = tmp.join("root.tgz").display()
+        ))?;
+        std::fs::remove_dir_all(&extra)?;
+        Ok(())
+    })?;
+    Ok((dir.join("root.tgz"), outcome))
+}
+
 /// A GPT disk image of a root, as a dd image: partition 1 BIOS boot (1 MiB), 2 ESP (100 MiB,
 /// FAT32), 3 the ext4 root filling the rest, GRUB installed for BIOS (core.img in partition 1)
 /// and UEFI (a grub-mkimage loader on the removable path EFI/BOOT/BOOTX64.EFI, so no NVRAM

@@ -16,6 +16,9 @@ pub const EVENTS_PATH: &str = "/MAAS/metadata/status/node-1";
 pub const CONSUMER_KEY: &str = "ck-qemu";
 pub const TOKEN_KEY: &str = "tk-qemu";
 pub const TOKEN_SECRET: &str = "ts-qemu";
+/// MAAS's anonymous preseed (`cloud-config-url`) and 3.8's installer endpoint.
+pub const MAAS_PRESEED_PATH: &str = "/MAAS/metadata/latest/by-id/node-1/";
+pub const MAAS_INSTALLER_PATH: &str = "/MAAS/metadata/curtin/2012-03-01/curtin-installer";
 
 pub struct Deployment {
     /// Prefix of the VM names, hence of the logs in `target/qemu-logs`.
@@ -74,6 +77,14 @@ impl Deployment {
     pub fn deploy(&self, config: &str, timeout: Duration) -> Result<Outcome> {
         self.server
             .serve_bytes("/config.yaml", config.as_bytes().to_vec());
+        let cmdline = format!(
+            "console=ttyS0 panic=-1 quiet deployer.config={}",
+            self.url("/config.yaml")
+        );
+        self.boot_ephemeral(cmdline, timeout)
+    }
+
+    fn boot_ephemeral(&self, append: String, timeout: Duration) -> Result<Outcome> {
         let (kernel, _) = ephemeral::kernel()?;
         let bin = ephemeral::deployer_binary();
         let kind = crate::run("file", &["-b", &bin.display().to_string()])?;
@@ -90,10 +101,7 @@ impl Deployment {
             Boot::Kernel {
                 kernel: kernel.vmlinuz(),
                 initrd,
-                append: format!(
-                    "console=ttyS0 panic=-1 quiet deployer.config={}",
-                    self.url("/config.yaml")
-                ),
+                append,
             },
             self.firmware.clone(),
             self.dir.path(),
@@ -102,6 +110,47 @@ impl Deployment {
         vm.mem_mib = 2048;
         vm.timeout = timeout;
         vm.run().context("ephemeral deployment run")
+    }
+
+    /// Boot the ephemeral OS as MAAS boots it: only `cloud-config-url=` on its command line
+    /// (no `deployer.config`); this server plays MAAS's metadata service, serving `preseed`
+    /// anonymously and `installer` (a curtin pack archive) OAuth-signed at MAAS 3.8's
+    /// `curtin-installer` endpoint. Returns when it powered off.
+    pub fn deploy_maas(
+        &self,
+        preseed: &str,
+        installer: &str,
+        timeout: Duration,
+    ) -> Result<Outcome> {
+        self.server
+            .serve_bytes(MAAS_PRESEED_PATH, preseed.as_bytes().to_vec());
+        self.server
+            .serve_bytes(MAAS_INSTALLER_PATH, installer.as_bytes().to_vec());
+        self.server
+            .require_auth(MAAS_INSTALLER_PATH, &format!("oauth_token=\"{TOKEN_KEY}\""));
+        let cmdline = format!(
+            "console=ttyS0 panic=-1 quiet ip=::::node-1:BOOTIF:dhcp cloud-config-url={}?op=get_preseed",
+            self.url(MAAS_PRESEED_PATH)
+        );
+        self.boot_ephemeral(cmdline, timeout)
+    }
+
+    /// A MAAS deployment preseed (`datasource.MAAS` pointing at curtin's metadata, reporting).
+    pub fn maas_preseed(&self) -> String {
+        format!(
+            "#cloud-config\ndatasource:\n  MAAS:\n    metadata_url: {}\n    consumer_key: {CONSUMER_KEY}\n    \
+             token_key: {TOKEN_KEY}\n    token_secret: {TOKEN_SECRET}\n{}",
+            self.url("/MAAS/metadata/curtin"),
+            self.reporting_yaml()
+        )
+    }
+
+    /// Whether MAAS's installer was fetched with the node's OAuth credentials.
+    pub fn installer_fetched(&self) -> bool {
+        self.server
+            .requests()
+            .iter()
+            .any(|r| r.path == MAAS_INSTALLER_PATH && r.header("authorization").is_some())
     }
 
     /// The console of a deployment run from the agent's start on.

@@ -22,6 +22,7 @@ const REPORT: &str = r#"r() { echo "DEPLOYER-RESULT $*" | tee -a /dev/virtio-por
       r "netplan=$(cat /etc/netplan/*.yaml 2>/dev/null | tr '\n' '|')"
       r "curtin-networking=$(flat /etc/cloud/cloud.cfg.d/50-curtin-networking.cfg)"
       r "hook-marker=$(cat /root/curtin-hooks.marker 2>/dev/null)"
+      r "curtin-dir=$(ls -d /curtin 2>/dev/null)"
       r "hook-env=$(flat /root/curtin-hooks.env)"
       r "done=1""#;
 

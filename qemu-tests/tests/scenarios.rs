@@ -83,14 +83,46 @@ fn assert_success_events(d: &Deployment) {
     check_oauth(&d.event_auth_headers()).expect("OAuth on every event");
 }
 
+/// A Python 3 hook in the shape of packer-maas's Debian `curtin-hooks`: environment and config
+/// through `curtin.util` and `curtin.config`, the whole of `builtin_curthooks`, then `/curtin`
+/// removed. It leaves which curtin package it imported in the target.
+const DEBIAN_PYTHON_HOOK: &str = r#"#!/usr/bin/env python3
+import os
+import shutil
+
+import curtin
+from curtin.commands.curthooks import builtin_curthooks
+from curtin.config import load_command_config
+from curtin.util import load_command_environment
+
+
+def main():
+    state = load_command_environment()
+    config = load_command_config(None, state)
+    target = state['target']
+    with open(os.path.join(target, 'root/curtin-hooks.marker'), 'w') as f:
+        f.write('python %s\n' % curtin.__file__)
+    builtin_curthooks(config, target, state)
+    shutil.rmtree(os.path.dirname(__file__))
+
+
+if __name__ == "__main__":
+    main()
+"#;
+
+/// Scenario 1 as a MAAS deployment: the ephemeral OS boots with only MAAS's `cloud-config-url=`,
+/// the fake MAAS serves the preseed and an installer archive (curtin pack's format, no `curtin`
+/// package: deployer's own serves the hook) whose configs are MAAS's fragments in MAAS's order.
 #[test]
 fn tgz_flat_uefi_static_network() {
     let Some(_g) = gate("tgz_flat_uefi_static_network") else {
         return;
     };
-    let mut ph = Phases::new("scenario1-tgz-uefi");
+    let mut ph = Phases::new("scenario1-maas-tgz-uefi");
     let (tgz, _) = ph
-        .run("image (cached)", || image::tgz(&CLOUD_ROOT))
+        .run("image (cached)", || {
+            image::tgz_with_hook(&CLOUD_ROOT, "debian-cloud-pyhook-tgz", DEBIAN_PYTHON_HOOK)
+        })
         .expect("tgz");
     let disk_size = 4 * GIB;
     let d = Deployment::new("scenario1", &tgz, disk_size, true).expect("deployment");
@@ -101,10 +133,8 @@ fn tgz_flat_uefi_static_network() {
     // MAAS's flat UEFI layout: a 512 MiB ESP, the root filling the rest (MAAS sends its size
     // in bytes: the disk less the ESP, 1 MiB of alignment in front and the backup GPT behind).
     let root_size = disk_size - 512 * MIB - 2 * MIB;
-    let config = format!(
-        r#"sources:
-  00_image: {{type: tgz, uri: "{image}"}}
-storage:
+    let storage = format!(
+        r#"storage:
   version: 1
   config:
     - {{id: disk0, type: disk, ptable: gpt, serial: disk0, name: main_disk, grub_device: true, wipe: superblock}}
@@ -114,6 +144,10 @@ storage:
     - {{id: disk0-part2_format, type: format, volume: disk0-part2, fstype: ext4, label: root}}
     - {{id: disk0-part2_mount, type: mount, device: disk0-part2_format, path: /}}
     - {{id: disk0-part1_mount, type: mount, device: disk0-part1_format, path: /boot/efi}}
+"#
+    );
+    let network = format!(
+        r#"network_commands: {{builtin: [curtin, net-meta, custom]}}
 network:
   version: 1
   config:
@@ -126,17 +160,36 @@ network:
           gateway: 10.0.2.2
           dns_nameservers: [10.0.2.3]
           dns_search: [deployer.test]
-write_files:
-  initramfs_modules:
-    path: /etc/initramfs-tools/conf.d/modules-dep.conf
-    content: "MODULES=dep\n"
-{reporting}{MAAS_LATE}"#,
-        image = d.url("/image"),
-        reporting = d.reporting_yaml(),
+"#
     );
+    let template = format!(
+        "write_files:\n  initramfs_modules:\n    path: /etc/initramfs-tools/conf.d/modules-dep.conf\n    content: \"MODULES=dep\\n\"\n{MAAS_LATE}"
+    );
+    // MAAS's fragments in get_curtin_yaml_config's order: storage, reporting + install,
+    // network, the rendered template; the source is COMMAND's positional argument.
+    let configs = [
+        storage,
+        format!("#cloud-config\n{}", d.reporting_yaml()),
+        network,
+        template,
+    ];
+    let names: Vec<String> = (0..configs.len())
+        .map(|i| format!("configs/config-{i:03}.cfg"))
+        .collect();
+    let files: Vec<(&str, &[u8])> = names
+        .iter()
+        .zip(&configs)
+        .map(|(n, c)| (n.as_str(), c.as_bytes()))
+        .collect();
+    let flags: Vec<String> = names.iter().map(|n| format!("--config={n}")).collect();
+    let image_url = d.url("/image");
+    let mut command = vec!["curtin", "--install-deps", "install"];
+    command.extend(flags.iter().map(String::as_str));
+    command.push(&image_url);
+    let installer = deployer::maas::installer::pack(&files, &command).expect("installer");
     let run = ph
-        .run("deploy (ephemeral OS, TCG)", || {
-            d.deploy(&config, Duration::from_secs(1800))
+        .run("deploy (ephemeral OS, MAAS boot, TCG)", || {
+            d.deploy_maas(&d.maas_preseed(), &installer, Duration::from_secs(1800))
         })
         .expect("deploy");
     assert_eq!(
@@ -146,12 +199,26 @@ write_files:
         Deployment::agent_output(&run)
     );
     assert_success_events(&d);
+    assert!(d.installer_fetched(), "MAAS's installer was not fetched");
+    let agent = run.from_marker("running deployer install", usize::MAX);
+    assert!(
+        agent.contains("hooks' Python curtin package") && agent.contains("(deployer's own)"),
+        "{agent}"
+    );
     let boot = ph
         .run("first boot (OVMF, TCG)", || {
             d.first_boot("deployed-tgz", Duration::from_secs(600))
         })
         .expect("first boot");
     let ctx = boot.tail(60);
+    // The Python hook ran with deployer's curtin package, unpacked at /curtin where curtin's
+    // archive puts its own, and removed the image's /curtin.
+    let marker = boot.result("hook-marker").unwrap_or_default();
+    assert!(
+        marker == "python /curtin/curtin/__init__.py",
+        "hook marker {marker:?}: {ctx}"
+    );
+    assert_eq!(boot.result("curtin-dir").as_deref(), Some(""), "{ctx}");
     assert_eq!(boot.result("done").as_deref(), Some("1"), "{ctx}");
     assert_eq!(
         boot.result("hostname").as_deref(),

@@ -26,6 +26,22 @@ pub fn target_dir() -> PathBuf {
     dir.to_path_buf()
 }
 
+/// A command running the built `deployer`, with an install lock of its own
+/// (`$DEPLOYER_LOCK_FILE`): tests run side by side, and each install would otherwise refuse to
+/// start while another test's holds the machine's one lock.
+pub fn deployer() -> std::process::Command {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let lock = std::env::temp_dir().join(format!(
+        "deployer-test-{}-{}.lock",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut c = std::process::Command::new(deployer_bin());
+    c.env("DEPLOYER_LOCK_FILE", lock);
+    c
+}
+
 /// The built `deployer` binary. The README's test command builds it before the tests run
 /// (`cargo build --workspace --bins`), because a test of another package cannot ask cargo for it.
 pub fn deployer_bin() -> PathBuf {

@@ -4,10 +4,9 @@
 //! from HTTP), and an image with no root (the ends wiped after the failure).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use testkit::fixtures::build_disk;
-use testkit::{deployer_bin, require_root, sh, LoopDisk, Server};
+use testkit::{require_root, sh, LoopDisk, Server};
 
 const MIB: u64 = 1 << 20;
 
@@ -17,7 +16,7 @@ struct Run {
 }
 
 fn write_image(args: &[&str]) -> Run {
-    let out = Command::new(deployer_bin())
+    let out = testkit::deployer()
         .arg("write-image")
         .args(args)
         .output()
@@ -210,7 +209,7 @@ fn an_image_too_big_is_the_same_storage_error_from_a_path_and_from_http() {
 fn validate(dir: &Path, text: &str) -> (i32, String) {
     let p = dir.join("c.yaml");
     std::fs::write(&p, text).unwrap();
-    let out = Command::new(deployer_bin())
+    let out = testkit::deployer()
         .arg("validate")
         .arg("-c")
         .arg(&p)

@@ -7,14 +7,14 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use testkit::fixtures::build_disk;
-use testkit::{deployer_bin, require_root, sh, LoopDisk, MountGuard};
+use testkit::{require_root, sh, LoopDisk, MountGuard};
 
 const MIB: u64 = 1 << 20;
 
 fn deployer(args: &[&str], dir: &Path) -> Output {
     let cmdline = dir.join("cmdline");
     std::fs::write(&cmdline, "").unwrap();
-    Command::new(deployer_bin())
+    testkit::deployer()
         .args(args)
         .env_remove("CONFIG")
         .env_remove("CURTIN_REPORTSTACK")

@@ -13,7 +13,7 @@ fn ex(name: &str) -> String {
 }
 
 fn deployer(args: &[&str]) -> Output {
-    Command::new(testkit::deployer_bin())
+    testkit::deployer()
         .args(args)
         .env_remove("CONFIG")
         // Hermetic: no config from the host's kernel command line, short fetch retries.
@@ -176,7 +176,7 @@ fn warnings_go_to_stderr_and_do_not_fail() {
 
 #[test]
 fn config_from_env_when_no_c() {
-    let o = Command::new(testkit::deployer_bin())
+    let o = testkit::deployer()
         .args(["validate"])
         .env("CONFIG", ex("tgz-uefi.yaml"))
         .output()

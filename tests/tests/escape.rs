@@ -5,9 +5,9 @@
 
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use testkit::{deployer_bin, require_root, sh};
+use testkit::{require_root, sh};
 
 const CANARY: &str = "host canary\n";
 
@@ -96,7 +96,7 @@ fn install(w: &Path, cfg: &str) -> Output {
 }
 
 fn deployer(args: &[&str]) -> Output {
-    Command::new(deployer_bin())
+    testkit::deployer()
         .args(args)
         .env_remove("TARGET_MOUNT_POINT")
         .env_remove("CONFIG")

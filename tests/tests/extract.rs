@@ -2,9 +2,8 @@
 //! and nothing ever written outside the target.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use testkit::{deployer_bin, require_root, sh, LoopDisk};
+use testkit::{require_root, sh, LoopDisk};
 
 /// A fresh ext4 on a loop disk mounted at a temp dir (xattrs and capabilities need a real fs).
 struct Fs {
@@ -84,7 +83,7 @@ fn config_for(work: &Path, uri: &str) -> PathBuf {
 }
 
 fn run_extract(cfg: &Path, target: &Path) -> std::process::Output {
-    Command::new(deployer_bin())
+    testkit::deployer()
         .args(["extract", "-c"])
         .arg(cfg)
         .arg("--target-mount")

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use testkit::fixtures::build_disk;
-use testkit::{deployer_bin, require_root, sh, Fault, LoopDisk, Server};
+use testkit::{require_root, sh, Fault, LoopDisk, Server};
 
 const MIB: u64 = 1 << 20;
 const CLIENTS: usize = 20;
@@ -237,7 +237,7 @@ fn twenty_machines_through_a_slicing_cache_with_a_faulty_origin() {
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            Command::new(deployer_bin())
+            testkit::deployer()
                 .args(["write-image", "--no-grow", "--sha256", &sum])
                 .arg(format!(
                     "dd-raw:{}",
@@ -326,7 +326,7 @@ fn a_hole_left_by_the_cache_is_caught_and_started_over() {
     origin.fault("/img", Fault::ResetAfter(300 << 10));
     let nginx = Nginx::start(&w.join("nginx"), &origin.addr().to_string());
     let d = LoopDisk::new(40 * MIB);
-    let out = Command::new(deployer_bin())
+    let out = testkit::deployer()
         .args(["write-image", "--no-grow", "--sha256", &sha256(&img)])
         .arg(format!("dd-raw:{}", nginx.url("/img?client=hole")))
         .arg(&d.dev)

@@ -4,12 +4,11 @@
 //! test checks the bytes on the disk (or in the target) and the requests the server saw.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use testkit::fixtures::build_disk;
-use testkit::{deployer_bin, require_root, sh, Fault, LoopDisk, Server};
+use testkit::{require_root, sh, Fault, LoopDisk, Server};
 
 const MIB: u64 = 1 << 20;
 /// What a resume asks for again before the next byte (deployer's `source::http::OVERLAP`).
@@ -68,7 +67,7 @@ struct Run {
 }
 
 fn write_image(args: &[&str]) -> Run {
-    let out = Command::new(deployer_bin())
+    let out = testkit::deployer()
         .arg("write-image")
         .args(args)
         .args(["--no-grow", "--json"])
@@ -399,7 +398,7 @@ fn every_mirror_failing_is_one_error_naming_each() {
 }
 
 fn extract(cfg: &Path, target: &Path) -> std::process::Output {
-    Command::new(deployer_bin())
+    testkit::deployer()
         .args(["extract", "-c"])
         .arg(cfg)
         .arg("--target-mount")

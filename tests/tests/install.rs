@@ -19,13 +19,15 @@ hook_commands: {builtin: null}
 fn install(dir: &Path, args: &[&str]) -> Output {
     let cmdline = dir.join("cmdline");
     std::fs::write(&cmdline, "").unwrap();
-    Command::new(deployer_bin())
+    testkit::deployer()
         .arg("install")
         .args(args)
         .env_remove("CONFIG")
         .env_remove("CURTIN_REPORTSTACK")
         .env("DEPLOYER_CMDLINE_FILE", &cmdline)
         .env("DEPLOYER_OAUTH_SKEW_FILE", dir.join("oauth_skew.json"))
+        // Tests run installs side by side: each its own lock (one install at a time).
+        .env("DEPLOYER_LOCK_FILE", dir.join("install.lock"))
         .output()
         .expect("run deployer")
 }
@@ -128,9 +130,10 @@ fn state_config_is_the_merged_json_with_cmdline_sources() {
     assert!(o.status.success(), "{}", stderr(&o));
     let c: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    // As curtin's sanitize_source stores it (hooks' get_dd_images sees it).
     assert_eq!(
         c["sources"]["00_cmdline"],
-        "dd-gz:http://127.0.0.1:9/img.gz"
+        serde_json::json!({"type": "dd-gz", "uri": "http://127.0.0.1:9/img.gz"})
     );
     // curtin's builtin is under the user's config.
     assert_eq!(c["late_commands"]["builtin"], serde_json::json!([]));
@@ -406,12 +409,16 @@ fn curtin_install_as_maas_runs_it() {
         .env_remove("CONFIG")
         .env_remove("CURTIN_REPORTSTACK")
         .env("DEPLOYER_CMDLINE_FILE", dir.path().join("none"))
+        .env("DEPLOYER_LOCK_FILE", dir.path().join("install.lock"))
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let c: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
-    assert_eq!(c["sources"]["00_cmdline"], "http://127.0.0.1:9/root-tgz");
+    assert_eq!(
+        c["sources"]["00_cmdline"],
+        serde_json::json!({"type": "tgz", "uri": "http://127.0.0.1:9/root-tgz"})
+    );
     assert_eq!(c["network_commands"]["builtin"], Value::Null);
 }
 
@@ -429,7 +436,10 @@ fn an_early_failure_still_reports_and_leaves_the_error_tarball() {
         ),
     );
     // A directory is neither a disk nor a disk image file.
-    let o = install(dir.path(), &["-c", &cfg, "--target", &d]);
+    let o = install(
+        dir.path(),
+        &["-c", &cfg, "--target", &d, "http://127.0.0.1:9/r.tgz"],
+    );
     assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
     assert!(stderr(&o).contains("neither a block device nor a disk image file"));
     assert!(dir.path().join("err.tar").exists());

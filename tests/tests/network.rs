@@ -4,7 +4,6 @@
 //! YAML, as cloud-init's own tests do) and `<case>.eni` (compared line by line).
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use serde_yaml::Value;
 
@@ -15,7 +14,7 @@ fn golden(name: &str) -> PathBuf {
 }
 
 fn render(input: &std::path::Path, format: &str) -> std::process::Output {
-    Command::new(testkit::deployer_bin())
+    testkit::deployer()
         .args(["render-network", "-c"])
         .arg(input)
         .args(["--format", format])

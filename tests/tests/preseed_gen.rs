@@ -203,7 +203,7 @@ fn numbered_parts_merge_like_merged() {
         let merged_file = tmp.path().join(format!("{name}-merged.yaml"));
         std::fs::write(&merged_file, run(&["generate", "--merged"], &dir).stdout).unwrap();
         let print = |files: &[String]| {
-            let mut cmd = Command::new(testkit::deployer_bin());
+            let mut cmd = testkit::deployer();
             cmd.arg("validate").arg("--print");
             for f in files {
                 cmd.arg("-c").arg(f);
@@ -239,7 +239,7 @@ fn deployer_validates_and_plans_every_case() {
             assert!(out.status.success());
             let cfg = tmp.path().join(format!("{name}-{form}.yaml"));
             std::fs::write(&cfg, &out.stdout).unwrap();
-            let v = Command::new(testkit::deployer_bin())
+            let v = testkit::deployer()
                 .arg("validate")
                 .arg("-c")
                 .arg(&cfg)
@@ -251,7 +251,7 @@ fn deployer_validates_and_plans_every_case() {
                 text(&v.stderr)
             );
             // A dry run: names the disks by serial or path, touches nothing.
-            let p = Command::new(testkit::deployer_bin())
+            let p = testkit::deployer()
                 .arg("plan")
                 .arg("-c")
                 .arg(&cfg)

@@ -4,12 +4,12 @@
 //! endpoint that hangs or is dead never stalls the install.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::Value;
-use testkit::{deployer_bin, Fault, Server};
+use testkit::{Fault, Server};
 
 const STATUS: &str = "/MAAS/metadata/status/node1";
 
@@ -42,7 +42,7 @@ fn install(dir: &Path, args: &[&str], cmdline: &str) -> Run {
     let cmdline_file = dir.join("cmdline");
     std::fs::write(&cmdline_file, cmdline).unwrap();
     let t = Instant::now();
-    let out = Command::new(deployer_bin())
+    let out = testkit::deployer()
         .arg("install")
         .args(args)
         .env_remove("CONFIG")
@@ -50,6 +50,8 @@ fn install(dir: &Path, args: &[&str], cmdline: &str) -> Run {
         .env_remove("DEPLOYER_REPORT_DOWN")
         .env("DEPLOYER_CMDLINE_FILE", &cmdline_file)
         .env("DEPLOYER_OAUTH_SKEW_FILE", dir.join("oauth_skew.json"))
+        // Tests run installs side by side: each its own lock (one install at a time).
+        .env("DEPLOYER_LOCK_FILE", dir.join("install.lock"))
         .env("DEPLOYER_FETCH_BACKOFF_MS", "20")
         .output()
         .expect("run deployer");

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use testkit::{deployer_bin, require_root, sh, LoopDisk, MountGuard};
+use testkit::{require_root, sh, LoopDisk, MountGuard};
 
 const MIB: u64 = 1 << 20;
 
@@ -20,7 +20,7 @@ fn block_meta(cfg: &str, target: &Path, fstab: &Path, extra: &[&str]) -> Output 
     let dir = tempfile::tempdir().unwrap();
     let cfg_path = dir.path().join("storage.yaml");
     std::fs::write(&cfg_path, cfg).unwrap();
-    Command::new(deployer_bin())
+    testkit::deployer()
         .arg("block-meta")
         .args(extra)
         .arg("-c")
@@ -538,7 +538,7 @@ fn block_meta_then_extract_keeps_our_fstab_under_the_image_header() {
         format!("sources:\n  10_root: {}/img.tgz\n", t.dir.path().display()),
     )
     .unwrap();
-    let out = Command::new(deployer_bin())
+    let out = testkit::deployer()
         .args(["extract", "-c"])
         .arg(&ecfg)
         .arg("--target-mount")

@@ -128,7 +128,7 @@ fn curtin(args: &[&str]) -> Output {
 }
 
 fn deployer(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(testkit::deployer_bin());
+    let mut c = testkit::deployer();
     c.args(args);
     // A stage run alone: no install environment from the test runner.
     for k in [

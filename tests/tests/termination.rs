@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use testkit::{deployer_bin, require_root, sh, Server};
+use testkit::{require_root, sh, Server};
 
 fn webhook_cfg(srv: &Server) -> String {
     format!(
@@ -21,7 +21,7 @@ fn webhook_cfg(srv: &Server) -> String {
 fn install_cmd(dir: &Path, args: &[&str]) -> Command {
     let cmdline = dir.join("cmdline");
     std::fs::write(&cmdline, "").unwrap();
-    let mut c = Command::new(deployer_bin());
+    let mut c = testkit::deployer();
     c.arg("install")
         .args(args)
         .env_remove("CONFIG")
@@ -375,7 +375,7 @@ fn sigterm_during_write_image_wipes_the_ends_and_exits_143() {
     let disk = testkit::LoopDisk::new(48 << 20);
     let mib = 1usize << 20;
     // A bootable image on the disk first, so that a partial write would show.
-    let o = Command::new(deployer_bin())
+    let o = testkit::deployer()
         .args(["write-image", image.to_str().unwrap()])
         .arg(&disk.dev)
         .arg("--no-grow")
@@ -389,7 +389,7 @@ fn sigterm_during_write_image_wipes_the_ends_and_exits_143() {
         "/disk.img",
         testkit::Fault::StallAfter(8 << 20, Duration::from_secs(120)),
     );
-    let mut child = Command::new(deployer_bin())
+    let mut child = testkit::deployer()
         .args(["write-image", &srv.url("/disk.img")])
         .arg(&disk.dev)
         .stdout(Stdio::null())

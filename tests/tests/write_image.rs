@@ -5,12 +5,11 @@
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use testkit::fixtures::build_disk;
-use testkit::{deployer_bin, require_root, sh, Fault, LoopDisk, Server};
+use testkit::{require_root, sh, Fault, LoopDisk, Server};
 
 const MIB: u64 = 1 << 20;
 
@@ -70,7 +69,7 @@ impl Run {
 }
 
 fn write_image(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut c = Command::new(deployer_bin());
+    let mut c = testkit::deployer();
     c.arg("write-image").args(args).env("RUST_LOG", "info");
     for (k, v) in env {
         c.env(k, v);

@@ -3,6 +3,7 @@
 //! targets: cloudconfig, network, fstab, bootloader and initramfs.
 
 pub mod bootloader;
+pub mod steps;
 
 use std::fs;
 use std::path::Path;
@@ -26,11 +27,15 @@ pub const FSTAB_HEADER: &str = "\
 # <file system> <mount point>   <type>  <options>       <dump>  <pass>
 ";
 
-/// `deployer curthooks`.
-pub fn run(g: &crate::cli::Global, a: &crate::cli::TargetArgs) -> Result<()> {
+/// `deployer curthooks` (`--step NAME`: one builtin step, see [`steps`]).
+pub fn run(g: &crate::cli::Global, a: &crate::cli::CurthooksArgs) -> Result<()> {
     let cfg = workdir::stage_config(g)?;
-    let wd = workdir::for_stage(a.target_mount.as_deref(), &cfg)?.for_subcommand("curthooks");
-    let r = run_stage(&wd, &cfg);
+    let wd =
+        workdir::for_stage(a.target.target_mount.as_deref(), &cfg)?.for_subcommand("curthooks");
+    let r = match &a.step {
+        Some(step) => steps::run(&wd, &cfg, step),
+        None => run_stage(&wd, &cfg),
+    };
     wd.finish();
     r
 }

@@ -3,6 +3,8 @@
 //! only here; dd images are written by block-meta.
 
 pub mod acl;
+pub mod copy;
+pub mod fsimage;
 pub mod tree;
 pub mod unpack;
 
@@ -96,6 +98,21 @@ fn sync_fs(target: &Path) -> Result<()> {
 /// Extract, keeping the fstab block-meta wrote into the target (the image's own fstab would
 /// replace it): the image's header lines, then block-meta's entries (curtin's `copy_fstab`).
 fn extract_with_fstab(src: &Source, fetch: &FetchOptions, target: &Path) -> Result<Stats> {
+    keeping_fstab(target, || {
+        if fsimage::is_copied(src) {
+            let st = fsimage::extract(src, fetch, target)?;
+            sync_fs(target)?;
+            Ok(Stats {
+                entries: st.entries,
+                bytes: st.bytes,
+            })
+        } else {
+            extract_source(src, fetch, target)
+        }
+    })
+}
+
+fn keeping_fstab(target: &Path, f: impl FnOnce() -> Result<Stats>) -> Result<Stats> {
     let ours = crate::target::TargetRoot::open(target)
         .kind(Kind::Storage)?
         .read_to_string_opt(crate::block_meta::fstab::PATH)
@@ -109,7 +126,7 @@ fn extract_with_fstab(src: &Source, fetch: &FetchOptions, target: &Path) -> Resu
                 .map(|l| format!("{l}\n"))
                 .collect::<String>()
         });
-    let st = extract_source(src, fetch, target)?;
+    let st = f()?;
     if let Some(body) = ours {
         crate::block_meta::fstab::install(target, &body)?;
     }
@@ -132,7 +149,7 @@ pub fn run(g: &crate::cli::Global, a: &crate::cli::TargetArgs) -> Result<()> {
         if src.kind.is_dd() {
             continue;
         }
-        if !src.kind.is_tarball() {
+        if !src.kind.is_tarball() && !fsimage::is_copied(src) {
             return Err(anyhow::anyhow!(
                 "source {}: type {} is not supported by the extract stage yet",
                 src.name,

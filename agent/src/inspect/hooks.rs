@@ -11,10 +11,9 @@
 //! docstrings, `;`, backslash and parenthesised continuations, `as`, imports inside blocks);
 //! dynamic imports (`importlib`, `__import__`) are not seen.
 
-// SHIM until curtin_py lands: `use crate::curtin_py;`
-use super::curtin_shim as curtin_py;
 use super::report::{self, Report};
 use super::tree::Tree;
+use crate::curtin_py;
 
 /// The hooks curtin looks for, and what each replaces.
 const HOOKS: &[(&str, &str)] = &[

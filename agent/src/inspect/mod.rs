@@ -12,7 +12,6 @@
 //! Exit codes: 0 MAAS would deploy it, 1 warnings only, 2 an error would stop a deployment;
 //! an image that cannot be read at all is an ordinary failure (4 source, 5 storage, 3 other).
 
-mod curtin_shim;
 pub mod dd;
 pub mod format;
 pub mod hooks;

@@ -34,8 +34,13 @@ pub fn effective(user: Value, cli_sources: &[String]) -> anyhow::Result<Value> {
         anyhow::bail!("sources: must be a mapping of name to source (or a list)");
     };
     for s in cli_sources {
+        // As curtin's sanitize_source: a {type, uri} entry, which hooks' get_dd_images sees.
         let key = format!("{:02}_cmdline", m.len());
-        m.insert(key.into(), Value::String(s.clone()));
+        let src = preseed::sources::parse(s);
+        let mut entry = Mapping::new();
+        entry.insert("type".into(), src.kind.prefix().into());
+        entry.insert("uri".into(), src.uri.into());
+        m.insert(key.into(), Value::Mapping(entry));
     }
     check(&cfg)?;
     Ok(cfg)
@@ -64,6 +69,20 @@ fn check(cfg: &Value) -> anyhow::Result<()> {
                 .collect()
         })
         .unwrap_or_default();
+    let no_sources = cfg
+        .get("sources")
+        .and_then(|s| s.as_mapping())
+        .is_none_or(|m| m.is_empty());
+    let extracts = stages(cfg)?.iter().any(|s| s == "extract")
+        && cfg
+            .get("extract_commands")
+            .and_then(|c| c.get("builtin"))
+            .is_some_and(|b| !matches!(b, Value::Null));
+    if no_sources && extracts {
+        anyhow::bail!(
+            "sources: nothing to install (no `sources` in the config and no source on the command line); curtin would only notice in its extract stage, after partitioning"
+        );
+    }
     if dd.len() > 1 {
         anyhow::bail!(
             "sources: you may not use more than one disk image (dd sources: {})",
@@ -220,12 +239,20 @@ mod tests {
         .unwrap();
         assert_eq!(
             cfg["sources"]["01_cmdline"],
-            Value::from("dd-gz:http://b/i.gz")
+            y("{type: dd-gz, uri: 'http://b/i.gz'}")
         );
         assert_eq!(cfg["late_commands"]["builtin"], y("[]"));
         assert_eq!(cfg["network_commands"]["builtin"], Value::Null);
         assert_eq!(cfg["extract_commands"]["builtin"], y("[curtin, extract]"));
         assert_eq!(stages(&cfg).unwrap().len(), 7);
+    }
+
+    #[test]
+    fn no_source_fails_before_any_stage() {
+        let e = effective(y("{}"), &[]).unwrap_err();
+        assert!(e.to_string().contains("nothing to install"), "{e}");
+        effective(y("extract_commands: {builtin: null}"), &[]).unwrap();
+        effective(y("stages: [early, late]"), &[]).unwrap();
     }
 
     #[test]

@@ -13,6 +13,7 @@ const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
 const LOOP_SET_STATUS64: libc::c_ulong = 0x4C04;
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
 const LO_FLAGS_PARTSCAN: u32 = 8;
+const LO_FLAGS_AUTOCLEAR: u32 = 4;
 
 /// `struct loop_info64` (linux/loop.h).
 #[repr(C)]
@@ -79,7 +80,7 @@ impl TargetDisk {
             }
             Err(e) => return Err(e).with_context(|| format!("--target {}", path.display())),
         }
-        let (device, file) = attach(path, false)?;
+        let (device, file) = attach(path, false, LO_FLAGS_PARTSCAN)?;
         tracing::info!("attached {} to {}", path.display(), device.display());
         Ok(TargetDisk {
             device,
@@ -90,7 +91,17 @@ impl TargetDisk {
     /// An existing image file on a read-only loop device with partition scanning, for reading
     /// its partitions (`deployer inspect`): the kernel refuses every write to it.
     pub fn open_read_only(path: &Path) -> anyhow::Result<Self> {
-        let (device, file) = attach(path, true)?;
+        Self::read_only(path, LO_FLAGS_PARTSCAN)
+    }
+
+    /// A file system image attached read-only (no partition scan; the device goes away with
+    /// its last user, so a mount made on it outlives this handle only until unmounted).
+    pub fn attach_read_only(path: &Path) -> anyhow::Result<Self> {
+        Self::read_only(path, LO_FLAGS_AUTOCLEAR)
+    }
+
+    fn read_only(path: &Path, flags: u32) -> anyhow::Result<Self> {
+        let (device, file) = attach(path, true, flags)?;
         tracing::info!(
             "attached {} read-only to {}",
             path.display(),
@@ -124,9 +135,9 @@ impl Drop for TargetDisk {
     }
 }
 
-/// Attach `path` to a free loop device. Read-only: both the file and the device are opened
-/// without write access, which makes the kernel set LO_FLAGS_READ_ONLY.
-fn attach(path: &Path, read_only: bool) -> anyhow::Result<(PathBuf, File)> {
+/// Attach `path` to a free loop device with `flags`. Read-only: both the file and the device
+/// are opened without write access, which makes the kernel set LO_FLAGS_READ_ONLY.
+fn attach(path: &Path, read_only: bool, flags: u32) -> anyhow::Result<(PathBuf, File)> {
     let backing = OpenOptions::new()
         .read(true)
         .write(!read_only)
@@ -158,7 +169,7 @@ fn attach(path: &Path, read_only: bool) -> anyhow::Result<(PathBuf, File)> {
         }
         // SAFETY: zeroed is a valid loop_info64.
         let mut info: LoopInfo64 = unsafe { std::mem::zeroed() };
-        info.lo_flags = LO_FLAGS_PARTSCAN;
+        info.lo_flags = flags;
         let name = path.as_os_str().as_encoded_bytes();
         let len = name.len().min(63);
         info.lo_file_name[..len].copy_from_slice(&name[..len]);

@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod finish;
+pub mod lock;
 pub mod loopback;
 pub mod stage;
 
@@ -52,12 +53,39 @@ fn final_flush() -> Duration {
 }
 
 pub fn run(g: &Global, a: &InstallArgs) -> anyhow::Result<()> {
+    let _lock = lock::acquire()?;
+    // With nothing but MAAS's cloud-config-url, MAAS's installer says what to install.
+    match crate::maas::start(g, a)? {
+        crate::maas::Start::AsAsked => run_with(g, a, None),
+        crate::maas::Start::Nothing(msg) => {
+            println!("{msg}");
+            Ok(())
+        }
+        crate::maas::Start::Deploy {
+            global,
+            args,
+            power_state,
+        } => run_with(&global, &args, power_state),
+    }
+}
+
+/// The install; `fallback_power`: what to do with the power when the config says nothing
+/// (MAAS's preseed's `power_state`, which cloud-init would have applied).
+fn run_with(g: &Global, a: &InstallArgs, fallback_power: Option<Value>) -> anyhow::Result<()> {
     let loaded = crate::config::load(g)?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
     let user = loaded.merged;
-    let mut cfg = config::tag(config::effective(user, &a.sources))?;
+    let mut cfg = match config::effective(user.clone(), &a.sources) {
+        Ok(c) => c,
+        Err(e) => {
+            // Refused before any stage; the endpoint still hears why (MAAS marks it failed).
+            let e = config::tag(Err::<(), _>(e)).unwrap_err();
+            report_refusal(&user, &e);
+            return Err(e);
+        }
+    };
     report::init(&cfg)?;
 
     let install = cfg.get("install").cloned().unwrap_or(Value::Null);
@@ -149,7 +177,28 @@ pub fn run(g: &Global, a: &InstallArgs) -> anyhow::Result<()> {
     }
     // Printed above as curtin prints it ("Installation failed with exception"): once.
     result.map_err(crate::error::reported)?;
-    finish::apply_power_state(cfg.get("power_state")).kind(Kind::Config)
+    let power = cfg.get("power_state").or(fallback_power
+        .as_ref()
+        .filter(|p| crate::maas::power_condition_holds(p)));
+    finish::apply_power_state(power).kind(Kind::Config)
+}
+
+/// An install refused before it started: `cmd-install` start and FAIL with the reason to the
+/// handlers of `cfg`'s `reporting` (when it has one that works).
+pub fn report_refusal(cfg: &Value, e: &anyhow::Error) {
+    if cfg.get("reporting").is_none() {
+        return;
+    }
+    if let Err(re) = report::init(cfg) {
+        tracing::warn!("reporting: {}", crate::error::render(&re));
+        return;
+    }
+    let top = Stack::root("cmd-install", "curtin command install", Level::Debug);
+    let r: anyhow::Result<()> = Err(anyhow::anyhow!("{}", crate::error::render(e)));
+    top.finish_result(&r);
+    if !report::flush(final_flush()) {
+        tracing::warn!("the failure event could not be delivered in time");
+    }
 }
 
 fn run_stages(

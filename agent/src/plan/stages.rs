@@ -2,7 +2,6 @@
 
 use preseed::commands::Command;
 use preseed::geometry::{self, MsdosKind};
-use preseed::sources::SourceType;
 use preseed::storage::{Flag, Item, Ptable, Storage};
 use preseed::Config;
 use serde_yaml::Value;
@@ -410,11 +409,10 @@ fn extract(c: &Config, out: &mut Vec<String>) {
             ));
             continue;
         }
-        let how = match s.kind {
-            SourceType::Fsimage | SourceType::FsimageLayered => {
-                "mounted and copied into the target root"
-            }
-            _ => "extracted into the target root (owners, modes, xattrs, devices kept)",
+        let how = if crate::extract::fsimage::is_copied(s) {
+            crate::extract::fsimage::describe(s)
+        } else {
+            "extracted into the target root (owners, modes, xattrs, devices kept)".to_string()
         };
         out.push(format!(
             "    source {}: {} {} -> {how}",

@@ -1,0 +1,1 @@
+"""curtin.commands: the subcommand modules hooks import (curthooks, apt_config)."""

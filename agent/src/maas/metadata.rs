@@ -1,0 +1,125 @@
+//! MAAS's metadata service, as the ephemeral OS sees it: the anonymous preseed behind
+//! `cloud-config-url=` (with the node's OAuth credentials in `datasource.MAAS`), and the
+//! OAuth-signed curtin installer (MAAS 3.8: `<metadata_url>/2012-03-01/curtin-installer`;
+//! up to 3.7: `<metadata_url>/latest/user-data`). Fetches go through
+//! [`crate::fetch_config::fetch`] (retries, OAuth PLAINTEXT, clock-skew retry).
+
+use anyhow::{Context, Result};
+use serde_yaml::Value;
+
+use crate::fetch_config::{self, OauthCreds};
+
+/// The preseed MAAS served at `cloud-config-url`.
+#[derive(Debug, Clone)]
+pub struct Preseed {
+    pub url: String,
+    pub value: Value,
+    /// `datasource.MAAS.metadata_url`.
+    pub metadata_url: Option<String>,
+    pub creds: Option<OauthCreds>,
+}
+
+impl Preseed {
+    pub fn parse(url: &str, text: &str) -> Result<Preseed> {
+        let value: Value = serde_yaml::from_str(text)
+            .with_context(|| format!("parsing the cloud-config from {url}"))?;
+        let ds = value.get("datasource").and_then(|d| d.get("MAAS"));
+        let metadata_url = ds
+            .and_then(|d| d.get("metadata_url"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let creds = match ds {
+            Some(d) => OauthCreds::from_value(d)
+                .with_context(|| format!("datasource.MAAS in the cloud-config from {url}"))?,
+            None => None,
+        };
+        Ok(Preseed {
+            url: url.to_string(),
+            value,
+            metadata_url,
+            creds,
+        })
+    }
+
+    /// A deployment's preseed points the datasource at `.../MAAS/metadata/curtin` (curtin's
+    /// metadata); commissioning, testing, rescue and enlistment point it at `/MAAS/metadata/`
+    /// or have none.
+    pub fn is_deployment(&self) -> bool {
+        self.metadata_url
+            .as_deref()
+            .is_some_and(|u| u.trim_end_matches('/').ends_with("/curtin"))
+    }
+
+    /// Where the installer may be, in the order to try: MAAS 3.8's endpoint, then the
+    /// user-data of MAAS up to 3.7.
+    pub fn installer_urls(&self) -> Vec<String> {
+        let Some(base) = self.metadata_url.as_deref() else {
+            return vec![];
+        };
+        let base = base.trim_end_matches('/');
+        vec![
+            format!("{base}/2012-03-01/curtin-installer"),
+            format!("{base}/latest/user-data"),
+        ]
+    }
+}
+
+/// GET the preseed (anonymous, as cloud-init fetches it).
+pub fn fetch_preseed(url: &str) -> Result<Preseed> {
+    let text = fetch_config::fetch(url, None)?;
+    Preseed::parse(url, &text)
+}
+
+/// The installer text from the first endpoint that has one; None when every endpoint
+/// answers 404 (MAAS has no installer for this node). Other failures are errors.
+pub fn fetch_installer(p: &Preseed) -> Result<Option<(String, String)>> {
+    for url in p.installer_urls() {
+        match fetch_config::fetch(&url, p.creds.as_ref()) {
+            Ok(text) => return Ok(Some((url, text))),
+            Err(e) if is_not_found(&e) => {
+                tracing::info!("{url}: 404");
+                continue;
+            }
+            Err(e) => return Err(e).context("fetching the curtin installer from MAAS"),
+        }
+    }
+    Ok(None)
+}
+
+/// A 404 from [`fetch_config::fetch`] (its message names the status).
+fn is_not_found(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.to_string().starts_with("HTTP 404"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deployment_or_not() {
+        let dep = Preseed::parse(
+            "u",
+            "#cloud-config\ndatasource: {MAAS: {metadata_url: 'http://r:5248/MAAS/metadata/curtin', consumer_key: c, token_key: t, token_secret: s}}\n",
+        )
+        .unwrap();
+        assert!(dep.is_deployment());
+        assert_eq!(
+            dep.installer_urls(),
+            [
+                "http://r:5248/MAAS/metadata/curtin/2012-03-01/curtin-installer",
+                "http://r:5248/MAAS/metadata/curtin/latest/user-data"
+            ]
+        );
+        assert_eq!(dep.creds.unwrap().token_secret, "s");
+        let com = Preseed::parse(
+            "u",
+            "datasource: {MAAS: {metadata_url: 'http://r:5248/MAAS/metadata/', consumer_key: c, token_key: t, token_secret: s}}\n",
+        )
+        .unwrap();
+        assert!(!com.is_deployment());
+        assert!(!Preseed::parse("u", "#cloud-config\n{}")
+            .unwrap()
+            .is_deployment());
+        assert!(Preseed::parse("u", "datasource: {MAAS: {consumer_key: c}}").is_err());
+    }
+}
