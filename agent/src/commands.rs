@@ -294,7 +294,11 @@ pub fn run_one(cmd: &Cmd, opts: &RunOpts) -> Result<()> {
         }
     };
     let tail = out.tail.last_lines(ERROR_TAIL_LINES);
-    let out = if tail.is_empty() {
+    let out = if is_deployer(&argv[0]) && !status.success() {
+        // deployer's own stages print their error (and send their FAIL event) themselves:
+        // repeating their output here would show every error twice.
+        String::new()
+    } else if tail.is_empty() {
         ", no output".to_string()
     } else {
         format!("; output:\n{tail}")

@@ -16,27 +16,38 @@ pub fn is_url(s: &str) -> bool {
 /// GET `url` (OAuth-signed when `oauth` is given) through the shared client under
 /// [`Policy::config`]; a status that retries cannot fix fails with a hint of what it means.
 pub fn fetch(url: &str, oauth: Option<&OauthCreds>) -> anyhow::Result<String> {
+    fetch_if_found(url, oauth)?.ok_or_else(|| {
+        anyhow::anyhow!("fetching config {url}: HTTP 404 Not Found (no such config on the server)")
+    })
+}
+
+/// [`fetch`], with a 404 as `None`: for URLs that may rightly have nothing (MAAS's installer
+/// for a node that is not being deployed).
+pub fn fetch_if_found(url: &str, oauth: Option<&OauthCreds>) -> anyhow::Result<Option<String>> {
     // Configs come before the config's `proxy:` is known: the environment's proxies apply.
     let client = net::client(&Default::default())?;
-    let resp = net::send("fetching config", url, oauth, Policy::config(), &|| {
+    let resp = match net::send("fetching config", url, oauth, Policy::config(), &|| {
         client.get(url)
-    })
-    .map_err(|f| {
-        let hint = match f.status.map(|s| s.as_u16()) {
-            Some(401 | 403) if oauth.is_none() => {
-                " (the server wants credentials: is this a MAAS metadata URL that needs OAuth?)"
-            }
-            Some(401 | 403) => " (the server refused the OAuth credentials)",
-            Some(404) => " (no such config on the server)",
-            _ => "",
-        };
-        anyhow::anyhow!(
-            "fetching config {url} ({}): {}{hint}",
-            f.attempts(),
-            f.error
-        )
-    })?;
+    }) {
+        Ok(r) => r,
+        Err(f) if f.status.map(|s| s.as_u16()) == Some(404) => return Ok(None),
+        Err(f) => {
+            let hint = match f.status.map(|s| s.as_u16()) {
+                Some(401 | 403) if oauth.is_none() => {
+                    " (the server wants credentials: is this a MAAS metadata URL that needs OAuth?)"
+                }
+                Some(401 | 403) => " (the server refused the OAuth credentials)",
+                _ => "",
+            };
+            return Err(anyhow::anyhow!(
+                "fetching config {url} ({}): {}{hint}",
+                f.attempts(),
+                f.error
+            ));
+        }
+    };
     resp.text()
+        .map(Some)
         .with_context(|| format!("reading config from {url}"))
 }
 

@@ -74,21 +74,14 @@ pub fn fetch_preseed(url: &str) -> Result<Preseed> {
 /// answers 404 (MAAS has no installer for this node). Other failures are errors.
 pub fn fetch_installer(p: &Preseed) -> Result<Option<(String, String)>> {
     for url in p.installer_urls() {
-        match fetch_config::fetch(&url, p.creds.as_ref()) {
-            Ok(text) => return Ok(Some((url, text))),
-            Err(e) if is_not_found(&e) => {
-                tracing::info!("{url}: 404");
-                continue;
-            }
-            Err(e) => return Err(e).context("fetching the curtin installer from MAAS"),
+        match fetch_config::fetch_if_found(&url, p.creds.as_ref())
+            .context("fetching the curtin installer from MAAS")?
+        {
+            Some(text) => return Ok(Some((url, text))),
+            None => tracing::info!("{url}: 404"),
         }
     }
     Ok(None)
-}
-
-/// A 404 from [`fetch_config::fetch`] (its message names the status).
-fn is_not_found(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.to_string().starts_with("HTTP 404"))
 }
 
 #[cfg(test)]
