@@ -10,15 +10,19 @@ use anyhow::{anyhow, Context, Result};
 
 use crate::commands::{self, Cmd, RunOpts};
 use crate::error::{Kind, KindExt};
+use crate::target::TargetRoot;
 use crate::workdir::{self, WorkingDir};
 
 /// `deployer hook`: run `<target>/curtin/finalize` if it is a file.
 pub fn run(g: &crate::cli::Global, a: &crate::cli::TargetArgs) -> Result<()> {
     let cfg = workdir::stage_config(g)?;
     let wd = workdir::for_stage(a.target_mount.as_deref(), &cfg)?.for_subcommand("hook");
-    let finalize = wd.target.join("curtin/finalize");
-    let r = if finalize.is_file() {
-        run_target_hook(&wd, &finalize)
+    // Resolved inside the target: a `/curtin` linked elsewhere cannot make us run a host file.
+    let root = TargetRoot::open(&wd.target).kind(Kind::Storage)?;
+    const FINALIZE: &str = "curtin/finalize";
+    let r = if root.is_file(FINALIZE) {
+        root.real_path(FINALIZE)
+            .and_then(|finalize| run_target_hook(&wd, &finalize))
     } else {
         Ok(())
     };
