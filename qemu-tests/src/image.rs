@@ -19,7 +19,8 @@ pub struct RootRecipe {
 /// A Debian root as MAAS custom images carry one: systemd, cloud-init, netplan, a kernel (its
 /// initramfs made by initramfs-tools with the default MODULES=most, so virtio and ext4 are in),
 /// GRUB for both firmwares (the -bin packages coexist; the agent's curthooks run grub-install in
-/// the target), efibootmgr, and growpart/resize2fs.
+/// the target), efibootmgr, growpart/resize2fs, and what a system booting from storage layers
+/// needs (mdadm, lvm2, cryptsetup with its initramfs hooks, bcache-tools' udev rules, xfsprogs).
 pub const CLOUD_ROOT: RootRecipe = RootRecipe {
     name: "debian-cloud",
     variant: "minbase",
@@ -39,6 +40,12 @@ pub const CLOUD_ROOT: RootRecipe = RootRecipe {
         "e2fsprogs",
         "dosfstools",
         "cloud-guest-utils",
+        "mdadm",
+        "lvm2",
+        "cryptsetup",
+        "cryptsetup-initramfs",
+        "bcache-tools",
+        "xfsprogs",
     ],
 };
 

@@ -199,16 +199,18 @@ pub fn gpt_type(flag: Option<Flag>) -> (&'static str, &'static str) {
     }
 }
 
-/// MBR system id and boot flag, as parted sets them.
+/// MBR system id and boot flag, as curtin's parted calls leave them: 0x83 for everything but
+/// extended (0x05) and swap (0x82) — `lvm` and `raid` partitions too.
 pub fn mbr_type(flag: Option<Flag>) -> (u8, bool) {
-    match flag {
-        Some(Flag::Extended) => (0x05, false),
-        Some(Flag::Swap) => (0x82, false),
-        Some(Flag::Lvm) => (0x8e, false),
-        Some(Flag::Raid) => (0xfd, false),
-        Some(Flag::Boot) => (0x83, true),
-        _ => (0x83, false),
-    }
+    let kind = match flag {
+        Some(Flag::Extended) => preseed::geometry::MsdosKind::Extended,
+        Some(Flag::Logical) => preseed::geometry::MsdosKind::Logical,
+        _ => preseed::geometry::MsdosKind::Primary,
+    };
+    (
+        preseed::geometry::msdos_type(kind, flag),
+        flag == Some(Flag::Boot),
+    )
 }
 
 fn guid_le(s: &str) -> [u8; 16] {
@@ -351,4 +353,20 @@ pub fn verify_preserved(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msdos_type_bytes_match_parted() {
+        // curtin's `parted mkpart primary` leaves lvm and raid partitions at 0x83.
+        assert_eq!(mbr_type(Some(Flag::Lvm)), (0x83, false));
+        assert_eq!(mbr_type(Some(Flag::Raid)), (0x83, false));
+        assert_eq!(mbr_type(Some(Flag::Swap)), (0x82, false));
+        assert_eq!(mbr_type(Some(Flag::Extended)), (0x05, false));
+        assert_eq!(mbr_type(Some(Flag::Boot)), (0x83, true));
+        assert_eq!(mbr_type(None), (0x83, false));
+    }
 }
