@@ -899,13 +899,11 @@ fn check_layer(item: &Item) -> Result<(), (&'static str, String)> {
             }
             _ => {}
         },
-        Item::Bcache(b) => {
-            if b.backing_device.is_none() || b.cache_device.is_none() {
-                return Err((
-                    "",
-                    "backing device and cache device for bcache must be specified".into(),
-                ));
-            }
+        Item::Bcache(b) if b.backing_device.is_none() || b.cache_device.is_none() => {
+            return Err((
+                "",
+                "backing device and cache device for bcache must be specified".into(),
+            ));
         }
         _ => {}
     }
