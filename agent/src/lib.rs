@@ -23,6 +23,7 @@
 //! - [`write_image`]: the dd pipeline from a source to a disk.
 //! - [`grow`]: moving the GPT backup header and growing the root partition and filesystem.
 //! - [`blockdev`]: block device discovery, safety checks, partition nodes, ioctls.
+//! - [`sysblock`]: the kernel's view of block devices in sysfs (holders, slaves, dm, md, bcache).
 //! - [`target`]: mounts, chroot, in-target execution.
 //! - [`report`]: events, webhook and OAuth, progress.
 //! - [`error`]: failure kinds and exit codes.
@@ -48,6 +49,7 @@ pub mod network;
 pub mod plan;
 pub mod report;
 pub mod source;
+pub mod sysblock;
 pub mod target;
 pub mod tools;
 pub mod workdir;

@@ -1,7 +1,11 @@
 //! Every external command the agent runs, typed. A missing tool is an error that names the
 //! Debian package that provides it.
 
+pub mod bcache;
+pub mod cryptsetup;
 mod disk;
+pub mod lvm;
+pub mod mdadm;
 pub use disk::*;
 
 use std::ffi::OsString;
@@ -26,8 +30,11 @@ pub fn package_of(tool: &str) -> &'static str {
         "mkfs.xfs" => "xfsprogs",
         "mkfs.btrfs" => "btrfs-progs",
         "mkfs.vfat" => "dosfstools",
-        "mkswap" | "wipefs" | "blkid" => "util-linux",
-        "pvremove" => "lvm2",
+        "mkswap" | "wipefs" | "blkid" | "swapoff" => "util-linux",
+        "lvm" | "pvremove" => "lvm2",
+        "mdadm" => "mdadm",
+        "cryptsetup" => "cryptsetup-bin",
+        "make-bcache" | "bcache-super-show" => "bcache-tools",
         _ => "the package providing it",
     }
 }
@@ -242,18 +249,15 @@ pub fn wipefs_all(dev: &Path) -> Result<()> {
 
 /// `pvremove --force --force --yes DEV` when LVM tools exist (rc 5, "not a PV", is fine).
 pub fn pvremove(dev: &Path) -> Result<()> {
-    let Some(exe) = which("pvremove") else {
-        tracing::info!(
-            "pvremove not installed: skipping LVM wipe of {}",
-            dev.display()
-        );
+    let Some(exe) = which("lvm") else {
+        tracing::info!("lvm not installed: skipping LVM wipe of {}", dev.display());
         return Ok(());
     };
     let st = Command::new(exe)
-        .args(["--force", "--force", "--yes"])
+        .args(["pvremove", "--force", "--force", "--yes"])
         .arg(dev)
         .output()
-        .context("running pvremove")?;
+        .context("running lvm pvremove")?;
     match st.status.code() {
         Some(0) | Some(5) => Ok(()),
         _ => bail!(
@@ -262,6 +266,12 @@ pub fn pvremove(dev: &Path) -> Result<()> {
             String::from_utf8_lossy(&st.stderr).trim()
         ),
     }
+}
+
+/// `swapoff DEV`.
+pub fn swapoff(dev: &Path) -> Result<()> {
+    run("swapoff", &[dev.as_os_str().to_owned()])?;
+    Ok(())
 }
 
 /// The file system UUID of a device (`blkid -o value -s UUID`), if it has one.
