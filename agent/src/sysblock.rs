@@ -286,6 +286,12 @@ pub mod fake {
         pub dir: tempfile::TempDir,
     }
 
+    impl Default for Tree {
+        fn default() -> Self {
+            Tree::new()
+        }
+    }
+
     impl Tree {
         pub fn new() -> Tree {
             let dir = tempfile::tempdir().unwrap();

@@ -2,6 +2,7 @@
 //! storage config says (custom mode), or curtin's flat layout on one disk (simple mode); write
 //! the fstab lines to `$OUTPUT_FSTAB` and the target's `/etc/fstab`.
 
+pub mod clear_holders;
 pub mod config;
 pub mod custom;
 pub mod dd;
