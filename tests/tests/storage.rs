@@ -440,7 +440,7 @@ fn errors_before_anything_is_written() {
             "disk tail changed"
         );
     }
-    // A mounted disk is refused too.
+    // A mounted disk is refused too (clear-holders leaves the running system's mounts alone).
     let m = tempfile::tempdir().unwrap();
     sh(&format!(
         "mount {} {}",
@@ -455,7 +455,10 @@ fn errors_before_anything_is_written() {
     let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("is in use"), "{err}");
+    assert!(
+        err.contains("is mounted at") && err.contains("outside the target"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -82,8 +82,9 @@ pub struct Facts {
 }
 
 impl Facts {
-    /// Read /proc/self/mountinfo, /proc/swaps and `pvs` (when LVM is installed).
-    pub fn gather(sys: &Sysfs) -> Facts {
+    /// Read /proc/self/mountinfo, /proc/swaps, and `pvs` when `lvm` (LVM may be on the disks
+    /// and is installed).
+    pub fn gather(sys: &Sysfs, lvm: bool) -> Facts {
         let by_num = |num: &str| -> Option<String> {
             let real = std::fs::canonicalize(sys.root().join("dev/block").join(num)).ok()?;
             Some(real.file_name()?.to_string_lossy().into_owned())
@@ -107,7 +108,7 @@ impl Facts {
                 }
             }
         }
-        if tools::which("lvm").is_some() {
+        if lvm && tools::which("lvm").is_some() {
             match lvm::report("pvs", &["pv_name", "vg_name"]) {
                 Ok(rows) => {
                     for r in rows {
@@ -435,32 +436,44 @@ pub fn plan(sys: &Sysfs, disks: &[(String, String)], target: &Path, facts: &Fact
 }
 
 /// Bring up what an earlier deployment left on the disks, so that its holders show in sysfs
-/// (curtin's `start_clear_holders_deps`): md arrays assembled, volume groups activated, bcache
-/// superblocks registered. Best effort: a layer that does not come up is wiped as signatures.
-pub fn activate_old_layers(sys: &Sysfs, disks: &[String]) {
-    if tools::which("mdadm").is_some() {
-        mdadm::assemble_scan();
+/// (curtin's `start_clear_holders_deps`; udev would do it on a full system): md members
+/// assembled (`mdadm --incremental`), bcache superblocks registered, then, when any layer was
+/// found, LVM scanned and activated. Only signatures on the named disks start anything: a disk
+/// without layers is never scanned beyond itself. Returns whether LVM may be involved (then
+/// [`Facts::gather`] asks `pvs`). Best effort: a layer that does not come up is wiped as
+/// signatures.
+pub fn activate_old_layers(sys: &Sysfs, disks: &[String]) -> bool {
+    let mut layers = false;
+    for d in disks {
+        let mut devs = sys.partitions(d);
+        devs.push(d.clone());
+        for name in devs {
+            let node = PathBuf::from("/dev").join(&name);
+            match tools::blkid_type(&node).as_deref() {
+                Some("linux_raid_member") => {
+                    layers = true;
+                    if let Err(e) = mdadm::incremental(&node) {
+                        tracing::debug!("mdadm --incremental {}: {e:#}", node.display());
+                    }
+                }
+                Some("bcache") => {
+                    layers = true;
+                    if let Err(e) = bcache::register(sys, &node) {
+                        tracing::debug!("registering {}: {e:#}", node.display());
+                    }
+                }
+                Some("LVM2_member") | Some("crypto_LUKS") => layers = true,
+                _ => {}
+            }
+        }
     }
-    if tools::which("lvm").is_some() {
+    if layers && tools::which("lvm").is_some() {
         lvm::scan();
         if let Err(e) = lvm::activate(None) {
             tracing::debug!("vgchange --activate=y: {e:#}");
         }
     }
-    if sys.root().join("fs/bcache/register").exists() {
-        for d in disks {
-            let mut devs = sys.partitions(d);
-            devs.push(d.clone());
-            for dev in devs {
-                let node = PathBuf::from("/dev").join(&dev);
-                if tools::blkid_type(&node).as_deref() == Some("bcache") {
-                    if let Err(e) = bcache::register(sys, &node) {
-                        tracing::debug!("registering {}: {e:#}", node.display());
-                    }
-                }
-            }
-        }
-    }
+    layers
 }
 
 fn wait_gone(p: &Path, what: &str) -> Result<()> {

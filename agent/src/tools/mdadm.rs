@@ -105,6 +105,16 @@ pub fn assemble_scan() {
     }
 }
 
+/// `mdadm --incremental --run DEV`: add one member to its array and start it when it can run
+/// (what udev does with each member at boot).
+pub fn incremental(dev: &Path) -> Result<()> {
+    run(
+        "mdadm",
+        &["--incremental".into(), "--run".into(), dev.into()],
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

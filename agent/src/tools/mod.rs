@@ -285,9 +285,49 @@ pub fn blkid_uuid(dev: &Path) -> Result<Option<String>> {
     Ok((!s.is_empty()).then_some(s))
 }
 
+/// curtin's `get_volume_id`: `("UUID", ..)`, else `("PARTUUID", ..)`, else `("PTUUID", ..)`
+/// of a device (`blkid -p -o export`).
+pub fn volume_id(dev: &Path) -> Result<Option<(String, String)>> {
+    let out = Command::new(require("blkid")?)
+        .args(["-p", "-o", "export"])
+        .arg(dev)
+        .output()
+        .context("running blkid")?;
+    Ok(pick_volume_id(&String::from_utf8_lossy(&out.stdout)))
+}
+
+fn pick_volume_id(export: &str) -> Option<(String, String)> {
+    let get = |k: &str| {
+        export
+            .lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
+            .filter(|v| !v.is_empty())
+    };
+    [
+        ("UUID", "UUID"),
+        ("PARTUUID", "PART_ENTRY_UUID"),
+        ("PTUUID", "PTUUID"),
+    ]
+    .iter()
+    .find_map(|(name, key)| get(key).map(|v| (name.to_string(), v.to_string())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn volume_ids_in_curtins_order() {
+        assert_eq!(
+            pick_volume_id("DEVNAME=/dev/vdc2\nUUID=abc\nTYPE=crypto_LUKS\nPART_ENTRY_UUID=p1\n"),
+            Some(("UUID".into(), "abc".into()))
+        );
+        assert_eq!(
+            pick_volume_id("PART_ENTRY_UUID=p1\nPTUUID=t\n"),
+            Some(("PARTUUID".into(), "p1".into()))
+        );
+        assert_eq!(pick_volume_id("TYPE=x\n"), None);
+    }
 
     #[test]
     fn mkfs_flags_like_curtin() {
