@@ -3,6 +3,7 @@
 //! targets: cloudconfig, network, fstab, bootloader and initramfs.
 
 pub mod bootloader;
+pub mod storage;
 
 use std::fs;
 use std::path::Path;
@@ -145,6 +146,7 @@ pub fn builtin(wd: &WorkingDir, cfg: &Value) -> Result<()> {
         let applied = crate::network::apply(&chroot, wd).context("apply-networking-config")?;
         tracing::info!("network: {applied:?}");
         copy_fstab(wd, target).context("writing-etc-fstab")?;
+        storage::install(wd, cfg, target).context("configuring-storage")?;
         bootloader::setup(&chroot, cfg).context("configuring-bootloader")?;
         Ok(())
     })();

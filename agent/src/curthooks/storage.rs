@@ -1,0 +1,74 @@
+//! The storage files of the builtin curthooks (curtin's `configure_mdadm`,
+//! `curthook_crypttab`): what block-meta left in the state directory becomes the target's
+//! `etc/mdadm/mdadm.conf` and `etc/crypttab`, and the key files the config carries
+//! (`dm_crypt` `keyfile: {path, content}`) are installed where that crypttab names them. The
+//! initramfs rebuilt afterwards (the bootloader step) then knows the arrays, volume groups and
+//! encrypted volumes the system boots from.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde_yaml::Value;
+
+use crate::block_meta::{STATE_CRYPTTAB, STATE_MDADM_CONF};
+use crate::workdir::WorkingDir;
+
+/// Copy `state/mdadm.conf` and `state/crypttab` into the target, and install given key files.
+pub fn install(wd: &WorkingDir, cfg: &Value, target: &Path) -> Result<()> {
+    let state = wd.state_dir();
+    for (name, dest, mode) in [
+        (STATE_MDADM_CONF, "etc/mdadm/mdadm.conf", 0o644),
+        (STATE_CRYPTTAB, "etc/crypttab", 0o644),
+    ] {
+        let src = state.join(name);
+        let Ok(body) = std::fs::read(&src) else {
+            continue;
+        };
+        tracing::info!("installing {} as /{dest}", src.display());
+        // TARGET-ROOT
+        crate::commands::write_bytes(target, dest, &body, mode, None)
+            .with_context(|| format!("writing /{dest}"))?;
+    }
+    for (path, content) in given_keyfiles(cfg) {
+        // Readable by root only: it opens the volume.
+        // TARGET-ROOT
+        crate::commands::write_bytes(target, &path, content.as_bytes(), 0o400, Some("root:root"))
+            .with_context(|| format!("installing the key file {path}"))?;
+    }
+    Ok(())
+}
+
+/// `(path, content)` of every dm_crypt `keyfile: {path, content}` in the storage config.
+fn given_keyfiles(cfg: &Value) -> Vec<(String, String)> {
+    let Some(Value::Sequence(items)) = cfg.get("storage").and_then(|s| s.get("config")) else {
+        return vec![];
+    };
+    items
+        .iter()
+        .filter(|i| i.get("type").and_then(Value::as_str) == Some("dm_crypt"))
+        .filter_map(|i| {
+            let k = i.get("keyfile")?;
+            Some((
+                k.get("path")?.as_str()?.to_string(),
+                k.get("content")?.as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_files_from_the_config() {
+        let cfg: Value = serde_yaml::from_str(
+            "storage:\n  config:\n    - {id: a, type: dm_crypt, volume: p, key: x}\n    - {id: b, type: dm_crypt, volume: q, keyfile: /root/k}\n    - {id: c, type: dm_crypt, volume: r, keyfile: {path: /etc/keys/c.key, content: s3cret}}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            given_keyfiles(&cfg),
+            [("/etc/keys/c.key".to_string(), "s3cret".to_string())]
+        );
+    }
+}
