@@ -548,6 +548,50 @@ fn run(sys: &Sysfs, a: &Action) -> Result<()> {
     Ok(())
 }
 
+/// What clear-holders would do now on `disks` (config id, device), for `deployer plan`.
+/// Read-only: layers that are not active are not brought up for it (an install first
+/// assembles and activates what the disks carry, then plans again).
+pub fn describe(disks: &[(String, PathBuf)], target: &Path) -> Vec<String> {
+    let sys = Sysfs::default();
+    let mut named = Vec::new();
+    let mut out = vec![
+        "    clear-holders, before anything is written: what an earlier deployment built on these disks is taken apart, top down (layers not active now are assembled or activated first)".to_string(),
+    ];
+    for (id, path) in disks {
+        match sys.kname_of(path) {
+            Ok(k) => named.push((id.clone(), k)),
+            Err(_) => out.push(format!(
+                "      disk {id}: {} not found here; its holders are read at install",
+                path.display()
+            )),
+        }
+    }
+    if named.is_empty() {
+        return out;
+    }
+    let facts = Facts::gather(&sys, false);
+    match plan(&sys, &named, target, &facts) {
+        Err(e) => out.push(format!("      an install would stop here: {e}")),
+        Ok(p) if p.is_trivial() => out.push(format!(
+            "      nothing is built on {}: their signatures are wiped",
+            named
+                .iter()
+                .map(|(id, k)| format!("{id} (/dev/{k})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Ok(p) => {
+            for t in &p.trees {
+                out.extend(t.render().into_iter().map(|l| format!("      {l}")));
+            }
+            for (i, a) in p.actions.iter().enumerate() {
+                out.push(format!("      {}. {a}", i + 1));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -753,48 +797,4 @@ mod tests {
         .to_string();
         assert!(e.contains("neither LVM nor dm-crypt"), "{e}");
     }
-}
-
-/// What clear-holders would do now on `disks` (config id, device), for `deployer plan`.
-/// Read-only: layers that are not active are not brought up for it (an install first
-/// assembles and activates what the disks carry, then plans again).
-pub fn describe(disks: &[(String, PathBuf)], target: &Path) -> Vec<String> {
-    let sys = Sysfs::default();
-    let mut named = Vec::new();
-    let mut out = vec![
-        "    clear-holders, before anything is written: what an earlier deployment built on these disks is taken apart, top down (layers not active now are assembled or activated first)".to_string(),
-    ];
-    for (id, path) in disks {
-        match sys.kname_of(path) {
-            Ok(k) => named.push((id.clone(), k)),
-            Err(_) => out.push(format!(
-                "      disk {id}: {} not found here; its holders are read at install",
-                path.display()
-            )),
-        }
-    }
-    if named.is_empty() {
-        return out;
-    }
-    let facts = Facts::gather(&sys, false);
-    match plan(&sys, &named, target, &facts) {
-        Err(e) => out.push(format!("      an install would stop here: {e}")),
-        Ok(p) if p.is_trivial() => out.push(format!(
-            "      nothing is built on {}: their signatures are wiped",
-            named
-                .iter()
-                .map(|(id, k)| format!("{id} (/dev/{k})"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-        Ok(p) => {
-            for t in &p.trees {
-                out.extend(t.render().into_iter().map(|l| format!("      {l}")));
-            }
-            for (i, a) in p.actions.iter().enumerate() {
-                out.push(format!("      {}. {a}", i + 1));
-            }
-        }
-    }
-    out
 }
