@@ -476,6 +476,36 @@ pub fn activate_old_layers(sys: &Sysfs, disks: &[String]) -> bool {
     layers
 }
 
+/// The whole of clear-holders on `disks` (config id, device): bring up old layers, plan, run.
+/// Devices that are not block devices (an image file) are skipped.
+pub fn clear_disks(disks: &[(String, PathBuf)], target: &Path) -> Result<()> {
+    let sys = Sysfs::default();
+    let mut named = Vec::new();
+    for (id, path) in disks {
+        let is_block = std::fs::metadata(path)
+            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()));
+        if is_block {
+            named.push((id.clone(), sys.kname_of(path)?));
+        }
+    }
+    if named.is_empty() {
+        return Ok(());
+    }
+    let knames: Vec<String> = named.iter().map(|(_, k)| k.clone()).collect();
+    let lvm = activate_old_layers(&sys, &knames);
+    let facts = Facts::gather(&sys, lvm);
+    let target = target
+        .canonicalize()
+        .unwrap_or_else(|_| target.to_path_buf());
+    let p = plan(&sys, &named, &target, &facts)?;
+    if !p.is_trivial() {
+        for t in &p.trees {
+            tracing::info!("clear-holders: current tree:\n{}", t.render().join("\n"));
+        }
+    }
+    apply(&sys, &p)
+}
+
 fn wait_gone(p: &Path, what: &str) -> Result<()> {
     let t = Instant::now();
     while p.exists() {

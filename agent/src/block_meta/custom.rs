@@ -276,31 +276,15 @@ fn table_kind(id: &str, ptable: Option<Ptable>) -> Result<Ptable> {
     }
 }
 
-/// The disks clear-holders takes apart: every disk of the config that is not preserved.
-fn disks_to_clear(sys: &Sysfs, plan: &Plan) -> Result<Vec<(String, String)>> {
-    plan.tables
+/// clear-holders on every disk of the config that is not preserved, then the busy check on each.
+fn clear(plan: &Plan, target: &Path) -> Result<()> {
+    let disks: Vec<(String, PathBuf)> = plan
+        .tables
         .iter()
         .filter(|t| !t.preserve)
-        .map(|t| Ok((t.id.to_string(), sys.kname_of(&t.found.path)?)))
-        .collect()
-}
-
-/// clear-holders on the plan's disks, then the busy check on each.
-fn clear(sys: &Sysfs, plan: &Plan, target: &Path) -> Result<()> {
-    let disks = disks_to_clear(sys, plan)?;
-    let knames: Vec<String> = disks.iter().map(|(_, k)| k.clone()).collect();
-    let lvm = clear_holders::activate_old_layers(sys, &knames);
-    let facts = clear_holders::Facts::gather(sys, lvm);
-    let target = target
-        .canonicalize()
-        .unwrap_or_else(|_| target.to_path_buf());
-    let cp = clear_holders::plan(sys, &disks, &target, &facts)?;
-    if !cp.is_trivial() {
-        for t in &cp.trees {
-            tracing::info!("clear-holders: current tree:\n{}", t.render().join("\n"));
-        }
-    }
-    clear_holders::apply(sys, &cp)?;
+        .map(|t| (t.id.to_string(), t.found.path.clone()))
+        .collect();
+    clear_holders::clear_disks(&disks, target)?;
     for t in plan.tables.iter().filter(|t| !t.preserve) {
         blockdev::check_not_busy(&t.found.path).with_context(|| format!("disk '{}'", t.id))?;
     }
@@ -310,10 +294,9 @@ fn clear(sys: &Sysfs, plan: &Plan, target: &Path) -> Result<()> {
 /// Run the storage config against the machine; mounts go under `target`.
 pub fn apply(storage: &Storage, target: &Path) -> Result<Outcome> {
     let plan = plan(storage)?;
-    let sys = Sysfs::default();
-    clear(&sys, &plan, target)?;
+    clear(&plan, target)?;
     let mut ctx = Ctx {
-        sys,
+        sys: Sysfs::default(),
         devices: plan.devices.clone(),
         mdadm_conf: None,
         crypttab: Vec::new(),
