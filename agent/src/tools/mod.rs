@@ -49,10 +49,21 @@ pub fn require(tool: &str) -> Result<PathBuf> {
     })
 }
 
+/// Device-mapper users (LVM, cryptsetup) wait for udev to make their `/dev` nodes; without
+/// udev (a minimal ephemeral OS) they are told to make them themselves.
+fn dm_env(cmd: &mut Command, tool: &str) {
+    if matches!(tool, "lvm" | "cryptsetup" | "dmsetup") && !Path::new("/run/udev/control").exists()
+    {
+        cmd.env("DM_DISABLE_UDEV", "1");
+    }
+}
+
 /// Run a command; on failure the error carries its stderr.
 pub fn run(tool: &str, args: &[OsString]) -> Result<String> {
     let exe = require(tool)?;
-    let out = Command::new(&exe)
+    let mut cmd = Command::new(&exe);
+    dm_env(&mut cmd, tool);
+    let out = cmd
         .args(args)
         .output()
         .with_context(|| format!("running {tool}"))?;
@@ -253,7 +264,9 @@ pub fn pvremove(dev: &Path) -> Result<()> {
         tracing::info!("lvm not installed: skipping LVM wipe of {}", dev.display());
         return Ok(());
     };
-    let st = Command::new(exe)
+    let mut cmd = Command::new(exe);
+    dm_env(&mut cmd, "lvm");
+    let st = cmd
         .args(["pvremove", "--force", "--force", "--yes"])
         .arg(dev)
         .output()
