@@ -618,3 +618,57 @@ fn block_meta_simple_with_storage_config_is_custom() {
     let fstab = std::fs::read_to_string(t.fstab()).unwrap();
     assert!(!fstab.contains("cloudimg-rootfs"), "{fstab}");
 }
+
+#[test]
+fn storage_layers_are_checked_before_anything_is_written() {
+    require_root();
+    let d = LoopDisk::new(256 * MIB);
+    sh(&format!(
+        "sgdisk -o -n 1:2048:+64M {} >/dev/null",
+        d.dev.display()
+    ));
+    d.partx();
+    sh(&format!("mkfs.ext4 -q -F {}", d.part(1).display()));
+    let before = d.read_at(0, 4 * MIB as usize);
+    let t = Target::new();
+    let head = format!(
+        "storage:\n  version: 1\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: d, size: 64M, flag: raid}}\n    - {{id: p2, type: partition, device: d, size: 64M, flag: raid}}\n",
+        d.dev.display()
+    );
+    for (items, want) in [
+        (
+            "    - {id: vg, type: lvm_volgroup, name: vg0, devices: [md0]}\n    - {id: md0, type: raid, name: md0, raidlevel: 1, devices: [p1, p2]}\n",
+            "lvm_volgroup 'vg': its devices 'md0' is listed after it",
+        ),
+        (
+            "    - {id: md0, type: raid, name: md0, raidlevel: 1, devices: [p1, p2]}\n    - {id: mp, type: partition, device: md0, size: 16M}\n",
+            "partition 'mp': raid 'md0' has no ptable",
+        ),
+    ] {
+        let cfg = format!("{head}{items}");
+        let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "{cfg}\n{err}");
+        assert!(err.contains(want), "{want:?} not in {err}");
+        assert_untouched(&d, &before);
+    }
+}
+
+#[test]
+fn msdos_lvm_and_raid_partitions_are_type_83_as_parted_leaves_them() {
+    require_root();
+    let d = LoopDisk::new(256 * MIB);
+    let t = Target::new();
+    let cfg = format!(
+        "storage:\n  version: 1\n  config:\n    - {{id: d, type: disk, path: {}, ptable: msdos}}\n    - {{id: p1, type: partition, device: d, size: 64M, flag: lvm}}\n    - {{id: p2, type: partition, device: d, size: 64M, flag: raid}}\n    - {{id: p3, type: partition, device: d, size: 64M, flag: swap}}\n",
+        d.dev.display()
+    );
+    let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let types: Vec<String> = parts(&d.dev).into_iter().map(|p| p.3).collect();
+    assert_eq!(types, ["83", "83", "82"]);
+}
