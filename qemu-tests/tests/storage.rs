@@ -86,7 +86,8 @@ fn layered_config(d: &Deployment) -> String {
         part("disk1-part1", "disk1", 1, MIB, Some("bios_grub")),
         part("disk1-part2", "disk1", 2, 3 * GIB, Some("raid")),
         disk("disk2", "disk2", false),
-        part("disk2-part1", "disk2", 1, 256 * MIB, None),
+        // bcache wants more than 512 buckets (of 512 KiB) in a cache.
+        part("disk2-part1", "disk2", 1, 512 * MIB, None),
         part("disk2-part2", "disk2", 2, 256 * MIB, None),
         json!({"id": "md0", "type": "raid", "name": "md0", "raidlevel": 1,
                "devices": ["disk0-part2", "disk1-part2"]}),
@@ -216,7 +217,7 @@ fn raid_lvm_bcache_luks_then_redeploy_over_them() {
     let disk_size = 4 * GIB;
     let mut d = Deployment::new("storage", &tgz, disk_size, false).expect("deployment");
     d.add_disk(4 * GIB).unwrap();
-    d.add_disk(GIB).unwrap();
+    d.add_disk(GIB + 64 * MIB).unwrap();
     d.server.serve_file("/image-lvm", &lvm_dd);
 
     // 1. The layered deployment.

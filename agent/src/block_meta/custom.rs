@@ -189,6 +189,30 @@ pub fn plan(storage: &Storage) -> Result<Plan<'_>> {
         }
     }
 
+    // A bcache cache the kernel would refuse, when its size is known now.
+    for b in storage.config.iter().filter_map(|i| match i {
+        Item::Bcache(b) => Some(b),
+        _ => None,
+    }) {
+        let cache = b.cache_device.as_deref().unwrap_or_default();
+        let size = tables.iter().find_map(|t| {
+            if t.id == cache {
+                return Some(t.found.size);
+            }
+            t.parts
+                .iter()
+                .find(|p| p.id == cache)
+                .map(|p| p.len * t.found.sector)
+        });
+        if let Some(size) = size.filter(|s| *s < tools::bcache::MIN_CACHE_BYTES) {
+            bail!(
+                "bcache '{}': cache device '{cache}' is {size} bytes; the kernel needs more than 512 buckets of make-bcache's 512 KiB ({} bytes)",
+                b.id,
+                tools::bcache::MIN_CACHE_BYTES
+            );
+        }
+    }
+
     // Steps in list order; what an item uses must exist by then (its disk's partitions come
     // with the disk, an array's or bcache's with it).
     let mut ready: BTreeSet<&str> = BTreeSet::new();
@@ -258,8 +282,18 @@ pub fn plan(storage: &Storage) -> Result<Plan<'_>> {
             ready.extend(storage.partitions_of(item.id()).map(|p| p.id.as_str()));
         }
     }
-    for t in needs {
+    for t in &needs {
         tools::require(t)?;
+    }
+    for (tool, what, name) in [
+        ("mdadm", "md", "md (RAID)"),
+        ("lvm", "dm", "device-mapper (LVM)"),
+        ("cryptsetup", "dm", "device-mapper (dm-crypt)"),
+        ("make-bcache", "bcache", "bcache"),
+    ] {
+        if needs.contains(tool) && !tools::kernel_supports(what) {
+            bail!("the storage config needs {name}, which the running kernel does not have (module {what} not loaded and not loadable)");
+        }
     }
     Ok(Plan {
         tables,

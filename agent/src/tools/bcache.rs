@@ -9,6 +9,9 @@ use anyhow::{bail, Context, Result};
 use super::run;
 use crate::sysblock::Sysfs;
 
+/// The kernel refuses a cache device of 512 buckets or fewer; make-bcache's buckets are 512 KiB.
+pub const MIN_CACHE_BYTES: u64 = 513 * 512 * 1024;
+
 /// `make-bcache -C DEV`: a cache device; returns its cache set uuid (the `Set UUID:` line).
 pub fn make_cache(dev: &Path) -> Result<String> {
     let out = run("make-bcache", &["-C".into(), dev.into()])?;
@@ -66,7 +69,14 @@ pub fn register(sys: &Sysfs, dev: &Path) -> Result<()> {
     match std::fs::write(&reg, dev.as_os_str().as_encoded_bytes()) {
         Ok(()) => Ok(()),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EEXIST)) => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("registering {} with bcache", dev.display())),
+        // The kernel says why only in its log (a cache of 512 buckets or fewer, a bad
+        // superblock...); an already registered device is refused the same way.
+        Err(e) => Err(e).with_context(|| {
+            format!(
+                "the kernel refused to register {} with bcache (its reason is in the kernel log)",
+                dev.display()
+            )
+        }),
     }
 }
 

@@ -281,6 +281,26 @@ pub fn pvremove(dev: &Path) -> Result<()> {
     }
 }
 
+/// Whether the running kernel can do `what` (`md`, `dm`, `bcache`): its module is loaded (or
+/// built in), after a best-effort `modprobe` as curtin does for bcache. Checked before
+/// anything is written, so a kernel without it stops the install with the disks untouched.
+pub fn kernel_supports(what: &str) -> bool {
+    let (module, present): (&str, &[&str]) = match what {
+        "md" => ("md_mod", &["/proc/mdstat", "/sys/module/md_mod"]),
+        "dm" => ("dm_mod", &["/sys/module/dm_mod", "/dev/mapper/control"]),
+        "bcache" => ("bcache", &["/sys/fs/bcache/register"]),
+        _ => return false,
+    };
+    let here = || present.iter().any(|p| Path::new(p).exists());
+    if here() {
+        return true;
+    }
+    if let Some(m) = which("modprobe") {
+        let _ = Command::new(m).arg(module).output();
+    }
+    here()
+}
+
 /// `swapoff DEV`.
 pub fn swapoff(dev: &Path) -> Result<()> {
     run("swapoff", &[dev.as_os_str().to_owned()])?;
