@@ -437,13 +437,14 @@ pub fn plan(sys: &Sysfs, disks: &[(String, String)], target: &Path, facts: &Fact
 
 /// Bring up what an earlier deployment left on the disks, so that its holders show in sysfs
 /// (curtin's `start_clear_holders_deps`; udev would do it on a full system): md members
-/// assembled (`mdadm --incremental`), bcache superblocks registered, then, when any layer was
+/// assembled (`mdadm --incremental`, then the incomplete ones run), bcache superblocks registered, then, when any layer was
 /// found, LVM scanned and activated. Only signatures on the named disks start anything: a disk
 /// without layers is never scanned beyond itself. Returns whether LVM may be involved (then
 /// [`Facts::gather`] asks `pvs`). Best effort: a layer that does not come up is wiped as
 /// signatures.
 pub fn activate_old_layers(sys: &Sysfs, disks: &[String]) -> bool {
     let mut layers = false;
+    let mut md = false;
     for d in disks {
         let mut devs = sys.partitions(d);
         devs.push(d.clone());
@@ -452,6 +453,7 @@ pub fn activate_old_layers(sys: &Sysfs, disks: &[String]) -> bool {
             match tools::blkid_type(&node).as_deref() {
                 Some("linux_raid_member") => {
                     layers = true;
+                    md = true;
                     if let Err(e) = mdadm::incremental(&node) {
                         tracing::debug!("mdadm --incremental {}: {e:#}", node.display());
                     }
@@ -466,6 +468,9 @@ pub fn activate_old_layers(sys: &Sysfs, disks: &[String]) -> bool {
                 _ => {}
             }
         }
+    }
+    if md {
+        mdadm::incremental_run_all();
     }
     if layers && tools::which("lvm").is_some() {
         lvm::scan();

@@ -105,14 +105,21 @@ pub fn assemble_scan() {
     }
 }
 
-/// `mdadm --incremental --run DEV`: add one member to its array and start it when it can run
-/// (what udev does with each member at boot).
+/// `mdadm --incremental DEV`: add one member to its array, which starts once all its members
+/// are there (what udev does with each member at boot).
 pub fn incremental(dev: &Path) -> Result<()> {
-    run(
-        "mdadm",
-        &["--incremental".into(), "--run".into(), dev.into()],
-    )?;
+    run("mdadm", &["--incremental".into(), dev.into()])?;
     Ok(())
+}
+
+/// `mdadm --incremental --run --scan`: start the arrays still waiting for members (degraded).
+pub fn incremental_run_all() {
+    if let Err(e) = run(
+        "mdadm",
+        &["--incremental".into(), "--run".into(), "--scan".into()],
+    ) {
+        tracing::debug!("mdadm --incremental --run --scan: {e:#}");
+    }
 }
 
 #[cfg(test)]
