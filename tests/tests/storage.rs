@@ -684,3 +684,26 @@ fn msdos_lvm_and_raid_partitions_are_type_83_as_parted_leaves_them() {
     let types: Vec<String> = parts(&d.dev).into_iter().map(|p| p.3).collect();
     assert_eq!(types, ["83", "83", "82"]);
 }
+
+#[test]
+fn device_map_path_gets_every_device() {
+    require_root();
+    let d = LoopDisk::new(128 * MIB);
+    let t = Target::new();
+    let map = t.dir.path().join("devices.json");
+    let cfg = format!(
+        "storage:\n  version: 1\n  device_map_path: {}\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: d, size: 32M}}\n",
+        map.display(),
+        d.dev.display()
+    );
+    let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&map).unwrap()).unwrap();
+    assert_eq!(v["d"], serde_json::json!(d.dev.display().to_string()));
+    assert_eq!(v["p1"], serde_json::json!(d.part(1).display().to_string()));
+}

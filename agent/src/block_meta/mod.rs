@@ -31,6 +31,16 @@ pub fn apply(storage: &config::Storage, target: &Path) -> Result<String> {
     let body = fstab::render(&out.fstab);
     write_fstab(target, &body)?;
     write_state(&out)?;
+    if let Some(p) = &storage.device_map_path {
+        // curtin's `{id: /dev/path}` of every item that has a device.
+        let map: serde_json::Map<String, serde_json::Value> = out
+            .devices
+            .iter()
+            .map(|(id, dev)| (id.clone(), dev.display().to_string().into()))
+            .collect();
+        std::fs::write(p, serde_json::Value::Object(map).to_string())
+            .with_context(|| format!("writing the device map {p}"))?;
+    }
     out.mounts.keep();
     Ok(body)
 }
