@@ -597,23 +597,31 @@ fn de_metadata<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>,
 
 /// crypttab options: a list (curtin) or one comma-separated string.
 fn de_words_comma<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    use serde::de::Error;
-    match Value::deserialize(d)? {
-        Value::Null => Ok(vec![]),
-        Value::String(s) => Ok(s
-            .split(',')
+    words(Value::deserialize(d)?, |s| {
+        s.split(',')
             .map(str::trim)
             .filter(|w| !w.is_empty())
             .map(String::from)
-            .collect()),
+            .collect()
+    })
+}
+
+/// A list of words, or one string cut into words by `split`.
+fn words<E: serde::de::Error>(
+    v: Value,
+    split: impl Fn(&str) -> Vec<String>,
+) -> Result<Vec<String>, E> {
+    match v {
+        Value::Null => Ok(vec![]),
+        Value::String(s) => Ok(split(&s)),
         Value::Sequence(items) => items
             .iter()
             .map(|v| {
                 crate::config::scalar_string(v)
-                    .ok_or_else(|| D::Error::custom("expected a list of strings"))
+                    .ok_or_else(|| E::custom("expected a list of strings"))
             })
             .collect(),
-        _ => Err(D::Error::custom("expected a list of strings")),
+        _ => Err(E::custom("expected a list of strings")),
     }
 }
 
@@ -649,19 +657,9 @@ fn de_flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Flag>, D::Er
 
 /// `extra_options`: a list of words, or one string split on whitespace.
 fn de_words<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    use serde::de::Error;
-    match Value::deserialize(d)? {
-        Value::Null => Ok(vec![]),
-        Value::String(s) => Ok(s.split_whitespace().map(String::from).collect()),
-        Value::Sequence(items) => items
-            .iter()
-            .map(|v| {
-                crate::config::scalar_string(v)
-                    .ok_or_else(|| D::Error::custom("expected a list of strings"))
-            })
-            .collect(),
-        _ => Err(D::Error::custom("expected a list of strings")),
-    }
+    words(Value::deserialize(d)?, |s| {
+        s.split_whitespace().map(String::from).collect()
+    })
 }
 
 /// A scalar kept as text (`passno: 1` or `"1"`, `raidlevel: 1` or `raid1`).

@@ -227,18 +227,7 @@ fn build_disk(d: &DiskRecipe, tar: &Path, out: &Path) -> Result<()> {
     let m = mnt.path().display().to_string();
     run("mount", &[&root_s, &m])?;
     let _guard = testkit::MountGuard(mnt.path().to_path_buf());
-    run(
-        "tar",
-        &[
-            "-xpf",
-            &tar.display().to_string(),
-            "--xattrs",
-            "--xattrs-include=*",
-            "--numeric-owner",
-            "-C",
-            &m,
-        ],
-    )?;
+    untar(tar, &m)?;
     std::fs::create_dir_all(mnt.path().join("boot/efi"))?;
     let boot = format!("--boot-directory={m}/boot");
     run("grub-install", &["--target=i386-pc", &boot, &dev])?;
@@ -332,6 +321,23 @@ fn efi_loader(esp: &str, root_uuid: &str, scratch: &Path) -> Result<()> {
     run("mcopy", &["-i", esp, &e, "::/EFI/BOOT/BOOTX64.EFI"])?;
     std::fs::remove_file(&efi)?;
     std::fs::remove_file(&early)?;
+    Ok(())
+}
+
+/// Unpack a root tarball into `dir`, owners, modes and xattrs kept.
+fn untar(tar: &Path, dir: &str) -> Result<()> {
+    run(
+        "tar",
+        &[
+            "-xpf",
+            &tar.display().to_string(),
+            "--xattrs",
+            "--xattrs-include=*",
+            "--numeric-owner",
+            "-C",
+            dir,
+        ],
+    )?;
     Ok(())
 }
 
@@ -523,18 +529,7 @@ fn build_lvm_disk(d: &LvmDiskRecipe, tar: &Path, out: &Path) -> Result<()> {
     std::fs::create_dir_all(mnt.path().join("boot"))?;
     run("mount", &[&boot_s, &format!("{m}/boot")])?;
     let _boot_guard = testkit::MountGuard(mnt.path().join("boot"));
-    run(
-        "tar",
-        &[
-            "-xpf",
-            &tar.display().to_string(),
-            "--xattrs",
-            "--xattrs-include=*",
-            "--numeric-owner",
-            "-C",
-            &m,
-        ],
-    )?;
+    untar(tar, &m)?;
     let kver = std::fs::read_dir(mnt.path().join("boot"))?
         .filter_map(|e| e.ok())
         .filter_map(|e| {

@@ -32,6 +32,16 @@ fn block_meta(cfg: &str, target: &Path, fstab: &Path, extra: &[&str]) -> Output 
         .unwrap()
 }
 
+/// block-meta that must succeed.
+fn block_meta_ok(cfg: &str, t: &Target) {
+    let out = block_meta(cfg, &t.path(), &t.fstab(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn sfdisk(dev: &Path) -> serde_json::Value {
     let out = sh(&format!("sfdisk --json {}", dev.display()));
     serde_json::from_str::<serde_json::Value>(&out).unwrap()["partitiontable"].clone()
@@ -675,12 +685,7 @@ fn msdos_lvm_and_raid_partitions_are_type_83_as_parted_leaves_them() {
         "storage:\n  version: 1\n  config:\n    - {{id: d, type: disk, path: {}, ptable: msdos}}\n    - {{id: p1, type: partition, device: d, size: 64M, flag: lvm}}\n    - {{id: p2, type: partition, device: d, size: 64M, flag: raid}}\n    - {{id: p3, type: partition, device: d, size: 64M, flag: swap}}\n",
         d.dev.display()
     );
-    let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    block_meta_ok(&cfg, &t);
     let types: Vec<String> = parts(&d.dev).into_iter().map(|p| p.3).collect();
     assert_eq!(types, ["83", "83", "82"]);
 }
@@ -696,12 +701,7 @@ fn device_map_path_gets_every_device() {
         map.display(),
         d.dev.display()
     );
-    let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    block_meta_ok(&cfg, &t);
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&map).unwrap()).unwrap();
     assert_eq!(v["d"], serde_json::json!(d.dev.display().to_string()));

@@ -100,12 +100,7 @@ pub fn parse_status_device(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn words(a: Vec<OsString>) -> Vec<String> {
-        a.into_iter()
-            .map(|s| s.to_string_lossy().into_owned())
-            .collect()
-    }
+    use crate::tools::tests::words;
 
     #[test]
     fn command_lines() {

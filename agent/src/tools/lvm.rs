@@ -158,12 +158,7 @@ pub fn parse_report(json: &str) -> Result<Vec<Row>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn words(a: Vec<OsString>) -> Vec<String> {
-        a.into_iter()
-            .map(|s| s.to_string_lossy().into_owned())
-            .collect()
-    }
+    use crate::tools::tests::words;
 
     #[test]
     fn command_lines_like_curtin() {

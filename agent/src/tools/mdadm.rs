@@ -125,12 +125,7 @@ pub fn incremental_run_all() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn words(a: Vec<OsString>) -> Vec<String> {
-        a.into_iter()
-            .map(|s| s.to_string_lossy().into_owned())
-            .collect()
-    }
+    use crate::tools::tests::words;
 
     #[test]
     fn create_like_curtin() {

@@ -346,8 +346,15 @@ fn pick_volume_id(export: &str) -> Option<(String, String)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// An argument list as strings, for comparing command lines.
+    pub(crate) fn words(a: Vec<OsString>) -> Vec<String> {
+        a.into_iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect()
+    }
 
     #[test]
     fn volume_ids_in_curtins_order() {
