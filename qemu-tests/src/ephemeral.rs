@@ -37,7 +37,8 @@ pub const MODULES: &[&str] = &[
 
 /// The storage layers a deployment builds (issue 14): md personalities, device-mapper (linear
 /// and striped are in dm-mod; crypt, raid, snapshot, mirror), bcache, xfs, and the kernel
-/// crypto cryptsetup uses for LUKS keyslots (AF_ALG skcipher, xts).
+/// crypto of LUKS's default aes-xts-plain64 (AF_ALG skcipher for keyslots, xts over ecb; the
+/// kernel loads crypto modules itself only where modprobe works).
 pub const STORAGE_MODULES: &[&str] = &[
     "linear",
     "raid0",
@@ -53,6 +54,7 @@ pub const STORAGE_MODULES: &[&str] = &[
     "xfs",
     "algif_skcipher",
     "xts",
+    "ecb",
 ];
 
 /// Tools a real ephemeral OS (MAAS's is a full Ubuntu) has and the agent runs: filesystems,
