@@ -16,17 +16,22 @@ use crate::workdir::WorkingDir;
 /// Copy `state/mdadm.conf` and `state/crypttab` into the target, and install given key files.
 pub fn install(wd: &WorkingDir, cfg: &Value, target: &Path) -> Result<()> {
     let state = wd.state_dir();
-    for (name, dest, mode) in [
-        (STATE_MDADM_CONF, "etc/mdadm/mdadm.conf", 0o644),
-        (STATE_CRYPTTAB, "etc/crypttab", 0o644),
+    for (name, dest) in [
+        (STATE_MDADM_CONF, "etc/mdadm/mdadm.conf"),
+        (STATE_CRYPTTAB, "etc/crypttab"),
     ] {
         let src = state.join(name);
-        let Ok(body) = std::fs::read(&src) else {
+        let Ok(mut body) = std::fs::read_to_string(&src) else {
             continue;
         };
+        if name == STATE_MDADM_CONF {
+            // TARGET-ROOT (read)
+            let image = std::fs::read_to_string(target.join(dest)).unwrap_or_default();
+            body = mdadm_conf(&image, &body);
+        }
         tracing::info!("installing {} as /{dest}", src.display());
         // TARGET-ROOT
-        crate::commands::write_bytes(target, dest, &body, mode, None)
+        crate::commands::write_bytes(target, dest, body.as_bytes(), 0o644, None)
             .with_context(|| format!("writing /{dest}"))?;
     }
     for (path, content) in given_keyfiles(cfg) {
@@ -36,6 +41,30 @@ pub fn install(wd: &WorkingDir, cfg: &Value, target: &Path) -> Result<()> {
             .with_context(|| format!("installing the key file {path}"))?;
     }
     Ok(())
+}
+
+/// The image's mdadm.conf without its ARRAY entries (an ARRAY line and the indented lines that
+/// continue it), then block-meta's ARRAY lines: its MAILADDR, HOMEHOST and DEVICE settings
+/// stay, so the array monitor has somewhere to report. curtin replaces the whole file.
+fn mdadm_conf(image: &str, arrays: &str) -> String {
+    let mut out = String::new();
+    let mut in_array = false;
+    for l in image.lines() {
+        let continued = l.starts_with(|c: char| c.is_whitespace()) && !l.trim().is_empty();
+        if l.starts_with("ARRAY") || (in_array && continued) {
+            in_array = true;
+            continue;
+        }
+        in_array = false;
+        out.push_str(l);
+        out.push('\n');
+    }
+    if !out.is_empty() && !out.ends_with("\n\n") {
+        out.push('\n');
+    }
+    out.push_str("# arrays made by deployer (mdadm --detail --scan)\n");
+    out.push_str(arrays);
+    out
 }
 
 /// `(path, content)` of every dm_crypt `keyfile: {path, content}` in the storage config.
@@ -59,6 +88,17 @@ fn given_keyfiles(cfg: &Value) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mdadm_conf_keeps_the_images_settings() {
+        let image = "# mdadm.conf\nHOMEHOST <system>\nMAILADDR root\nARRAY /dev/md/old metadata=1.2\n   UUID=a:b:c:d\nDEVICE partitions\n";
+        let got = mdadm_conf(image, "ARRAY /dev/md0 metadata=1.2 UUID=1:2:3:4\n");
+        assert_eq!(
+            got,
+            "# mdadm.conf\nHOMEHOST <system>\nMAILADDR root\nDEVICE partitions\n\n# arrays made by deployer (mdadm --detail --scan)\nARRAY /dev/md0 metadata=1.2 UUID=1:2:3:4\n"
+        );
+        assert!(mdadm_conf("", "ARRAY x\n").ends_with("ARRAY x\n"));
+    }
 
     #[test]
     fn key_files_from_the_config() {
