@@ -1,10 +1,10 @@
 //! Storage layers (issue 14), as a whole deployment: three disks, the Debian cloud tgz onto a
 //! RAID1 of two partitions holding LVM (root ext4, data xfs), a bcache device for /srv with its
 //! cache on the third disk, and a LUKS volume opened by keyfile for /secret; the first boot
-//! checks the stack. Then a second deployment onto the same disks, with MAAS's flat layout, of
-//! a dd-gz image whose root is on LVM: clear-holders takes every layer apart, the image is
-//! written, its root found in the logical volume and grown through partition, PV, LV and file
-//! system, and it boots.
+//! checks the stack. Then a second deployment onto the same disks with MAAS's flat layout:
+//! clear-holders takes every layer apart first, and the flat system boots. Then a dd-gz image
+//! whose root is on LVM: written, its root found in the logical volume and grown through
+//! partition, PV, LV and file system, and it boots.
 //!
 //! The boots report through a systemd unit the config installs (cloud-init is switched off:
 //! it costs minutes under TCG and is not what this tests). One alone:
@@ -114,9 +114,10 @@ fn layered_config(d: &Deployment) -> String {
 }
 
 /// MAAS's flat layout for this machine (BIOS, GPT): every disk listed with `wipe: superblock`,
-/// the boot disk with a bios_grub partition and an ext4 root filling it; sent with a dd image,
-/// as MAAS does for custom dd images (only the disk choice is used).
-fn flat_config(d: &Deployment, disk_size: u64) -> String {
+/// the boot disk with a bios_grub partition and an ext4 root filling it. With the tgz it is
+/// applied (and the boot reports as the layered one does); with a dd image, as MAAS sends it
+/// for custom dd images, only its disk choice is used.
+fn flat_config(d: &Deployment, disk_size: u64, dd: bool) -> String {
     let root = (disk_size - 5 * MIB - MIB) / (4 * MIB) * (4 * MIB);
     let items = vec![
         disk("sda", "disk0", true),
@@ -131,11 +132,19 @@ fn flat_config(d: &Deployment, disk_size: u64) -> String {
         json!({"id": "sda-part2_mount", "type": "mount", "device": "sda-part2_format",
                "path": "/"}),
     ];
-    let cfg = json!({
-        "sources": {"00_image": {"type": "dd-gz", "uri": d.url("/image-lvm")}},
+    let source = if dd {
+        json!({"type": "dd-gz", "uri": d.url("/image-lvm")})
+    } else {
+        json!({"type": "tgz", "uri": d.url("/image")})
+    };
+    let mut cfg = json!({
+        "sources": {"00_image": source},
         "storage": {"version": 1, "config": items},
         "install": {"log_file": "/tmp/install.log", "post_files": ["/tmp/install.log"]},
     });
+    if !dd {
+        report_setup(&mut cfg);
+    }
     serde_json::to_string_pretty(&cfg).unwrap() + "\n"
 }
 
@@ -150,14 +159,15 @@ fn with_reporting(d: &Deployment, json_text: &str) -> String {
     serde_json::to_string_pretty(&v).unwrap() + "\n"
 }
 
-fn assert_installed(d: &Deployment, run: &qemu_tests::vm::Outcome, what: &str) {
+/// The install exited 0, and its events (from `from` on) end in cmd-install SUCCESS with no FAIL.
+fn assert_installed(d: &Deployment, run: &qemu_tests::vm::Outcome, from: usize, what: &str) {
     assert_eq!(
         run.result("install-exit").as_deref(),
         Some("0"),
         "{what}: deployer install failed; its output:\n{}",
         Deployment::agent_output(run)
     );
-    let ev = stage_events(&d.events());
+    let ev = stage_events(&d.events()[from..]);
     assert_eq!(
         ev.last()
             .map(|e| (e.0.as_str(), e.1.as_str(), e.2.as_str())),
@@ -165,6 +175,19 @@ fn assert_installed(d: &Deployment, run: &qemu_tests::vm::Outcome, what: &str) {
         "{what}: {ev:#?}"
     );
     assert!(!ev.iter().any(|e| e.2 == "FAIL"), "{what}: {ev:#?}");
+}
+
+/// The boot reported, with no failed unit and no md, bcache or crypt device left.
+fn assert_plain_boot(boot: &qemu_tests::vm::Outcome) -> String {
+    let ctx = boot.tail(80);
+    assert_eq!(boot.result("done").as_deref(), Some("1"), "{ctx}");
+    let lsblk = boot.result("lsblk").unwrap_or_default();
+    assert!(
+        !lsblk.contains("raid1") && !lsblk.contains("bcache") && !lsblk.contains("crypt"),
+        "old layers came back: {lsblk}"
+    );
+    assert_eq!(boot.result("failed-units").as_deref(), Some(""), "{ctx}");
+    ctx
 }
 
 /// The scenario's configs load and plan on the host (milliseconds; the VM run takes many
@@ -180,7 +203,11 @@ fn the_scenario_configs_are_valid() {
     .expect("deployment");
     for (name, text) in [
         ("layered", with_reporting(&d, &layered_config(&d))),
-        ("flat", with_reporting(&d, &flat_config(&d, 4 * GIB))),
+        ("flat", with_reporting(&d, &flat_config(&d, 4 * GIB, false))),
+        (
+            "flat-dd",
+            with_reporting(&d, &flat_config(&d, 4 * GIB, true)),
+        ),
     ] {
         let f = d.dir.path().join(format!("{name}.yaml"));
         std::fs::write(&f, &text).unwrap();
@@ -227,7 +254,7 @@ fn raid_lvm_bcache_luks_then_redeploy_over_them() {
             d.deploy(&cfg, Duration::from_secs(2400))
         })
         .expect("deploy");
-    assert_installed(&d, &run, "layered deployment");
+    assert_installed(&d, &run, 0, "layered deployment");
 
     // 2. Its first boot: root on the LV on md, every mount up, the LUKS volume open from crypttab.
     let boot = ph
@@ -292,32 +319,22 @@ fn raid_lvm_bcache_luks_then_redeploy_over_them() {
     );
     assert_eq!(boot.result("failed-units").as_deref(), Some(""), "{ctx}");
 
-    // 3. Again onto the same disks: MAAS's flat layout, with the LVM dd image.
-    let cfg = with_reporting(&d, &flat_config(&d, disk_size));
-    let events_before = d.events().len();
+    // 3. Again onto the same disks, with MAAS's flat layout: every holder taken apart first.
+    let cfg = with_reporting(&d, &flat_config(&d, disk_size, false));
+    let from = d.events().len();
     let run = ph
-        .run("redeploy flat layout, dd-gz LVM image (TCG)", || {
-            d.deploy(&cfg, Duration::from_secs(1800))
+        .run("redeploy tgz, MAAS flat layout (TCG)", || {
+            d.deploy(&cfg, Duration::from_secs(2400))
         })
         .expect("redeploy");
-    assert_eq!(
-        run.result("install-exit").as_deref(),
-        Some("0"),
-        "redeploy failed; its output:\n{}",
-        Deployment::agent_output(&run)
-    );
-    let ev = stage_events(&d.events()[events_before..]);
-    assert_eq!(
-        ev.last()
-            .map(|e| (e.0.as_str(), e.1.as_str(), e.2.as_str())),
-        Some(("cmd-install", "finish", "SUCCESS")),
-        "{ev:#?}"
-    );
+    assert_installed(&d, &run, from, "flat redeploy");
     let out = Deployment::agent_output(&run);
     for want in [
         "clear-holders: lvremove vg0/root",
+        "clear-holders: vgremove vg0",
         "clear-holders: mdadm --stop",
         "clear-holders: stop bcache device",
+        "clear-holders: stop bcache cache set",
         "clear-holders: wipefs --all /dev/vdc2",
     ] {
         assert!(
@@ -325,15 +342,39 @@ fn raid_lvm_bcache_luks_then_redeploy_over_them() {
             "{want:?} not in the install's output:\n{out}"
         );
     }
-
-    // 4. Its boot: the image's root on its LV, grown to the disk; nothing of the old layers.
     let boot = ph
-        .run("boot of the LVM dd image (SeaBIOS, TCG)", || {
+        .run("boot of the flat system (SeaBIOS, TCG)", || {
             d.boot_and_report("storage-boot2", Duration::from_secs(900))
         })
         .expect("boot 2");
-    let ctx = boot.tail(80);
-    assert_eq!(boot.result("done").as_deref(), Some("1"), "{ctx}");
+    let ctx = assert_plain_boot(&boot);
+    assert_eq!(
+        boot.result("root-source").as_deref(),
+        Some("/dev/vda2"),
+        "{ctx}"
+    );
+
+    // 4. A dd-gz image with its root on LVM (MAAS's flat layout only chooses the disk): the
+    // root is found in the logical volume and grows through partition, PV, LV and ext4.
+    let cfg = with_reporting(&d, &flat_config(&d, disk_size, true));
+    let from = d.events().len();
+    let run = ph
+        .run("deploy the LVM dd-gz image (TCG)", || {
+            d.deploy(&cfg, Duration::from_secs(1800))
+        })
+        .expect("dd deploy");
+    assert_installed(&d, &run, from, "LVM dd image");
+    let out = Deployment::agent_output(&run);
+    assert!(
+        out.contains("has /curtin") && out.contains("grow: grew /dev/mapper/ubuntu--vg-ubuntu--lv"),
+        "{out}"
+    );
+    let boot = ph
+        .run("boot of the LVM dd image (SeaBIOS, TCG)", || {
+            d.boot_and_report("storage-boot3", Duration::from_secs(900))
+        })
+        .expect("boot 3");
+    let ctx = assert_plain_boot(&boot);
     let dm = format!(
         "/dev/mapper/{}-{}",
         LVM_VG.replace('-', "--"),
@@ -352,10 +393,4 @@ fn raid_lvm_bcache_luks_then_redeploy_over_them() {
         root > 3 * GIB,
         "the root did not grow past the 3 GiB image: {root} bytes\n{ctx}"
     );
-    let lsblk = boot.result("lsblk").unwrap_or_default();
-    assert!(
-        !lsblk.contains("raid1") && !lsblk.contains("bcache") && !lsblk.contains("crypt"),
-        "old layers came back: {lsblk}"
-    );
-    assert_eq!(boot.result("failed-units").as_deref(), Some(""), "{ctx}");
 }
