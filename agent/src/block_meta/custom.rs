@@ -94,12 +94,6 @@ fn layer_ptable(item: &Item) -> Option<Option<Ptable>> {
 
 /// Resolve and check everything; write nothing.
 pub fn plan(storage: &Storage) -> Result<Plan<'_>> {
-    if storage.version != 1 {
-        bail!(
-            "storage version {} is not supported (only version 1)",
-            storage.version
-        );
-    }
     storage.check_supported().map_err(anyhow::Error::msg)?;
     let mut tables: Vec<Table> = Vec::new();
     let mut devices: BTreeMap<String, PathBuf> = BTreeMap::new();
@@ -159,7 +153,7 @@ pub fn plan(storage: &Storage) -> Result<Plan<'_>> {
             continue;
         }
         let ptable = table_kind(t.id, t.ptable)?;
-        t.parts = partition::place(&t.found, t.id, ptable, &mine)?;
+        t.parts = partition::place(&t.found, t.id, ptable, &mine, storage.version)?;
         for p in &t.parts {
             if p.preserve && !t.preserve {
                 bail!(
@@ -408,7 +402,7 @@ fn layer_table(
         return Ok(());
     };
     let found = FoundDisk::open(dev).with_context(|| format!("'{id}'"))?;
-    let parts = partition::place(&found, id, ptable, &mine)?;
+    let parts = partition::place(&found, id, ptable, &mine, storage.version)?;
     for p in &parts {
         ctx.devices
             .insert(p.id.clone(), blockdev::partition_path(dev, p.number));

@@ -54,11 +54,14 @@ pub fn usable(disk: &FoundDisk, ptable: Ptable) -> (u64, u64) {
 }
 
 /// Place every partition of one disk, in config order, or say exactly what does not fit.
+/// Storage version 2 (curtin's sfdisk path) starts a partition without `offset` at the next
+/// 1 MiB boundary after the previous one; version 1 right after it.
 pub fn place(
     disk: &FoundDisk,
     disk_id: &str,
     ptable: Ptable,
     parts: &[&Partition],
+    version: u32,
 ) -> Result<Vec<Placed>> {
     let lbs = disk.sector;
     let align = (1u64 << 20) / lbs;
@@ -113,6 +116,7 @@ pub fn place(
             prev_logical.map(|q| q.end()).unwrap_or(ext.start) + align
         } else {
             match out.iter().rev().find(|q| q.kind != Kind::Logical) {
+                Some(prev) if version >= 2 => prev.end().div_ceil(align) * align,
                 Some(prev) => prev.end(),
                 None => align,
             }
@@ -358,6 +362,31 @@ pub fn verify_preserved(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_2_aligns_partitions_without_offset() {
+        let storage = |v: u32| {
+            preseed::load::load_documents(vec![(
+                "t".into(),
+                format!("storage: {{version: {v}, config: [{{id: d, type: disk, path: /x, ptable: gpt}}, {{id: a, type: partition, device: d, size: 1536K}}, {{id: b, type: partition, device: d, size: 1M}}]}}"),
+            )])
+            .unwrap()
+            .config
+            .storage
+            .unwrap()
+        };
+        let disk = FoundDisk {
+            path: "/x".into(),
+            sector: 512,
+            size: 64 << 20,
+        };
+        for (v, want) in [(1, 2048 + 3072), (2, 6144)] {
+            let s = storage(v);
+            let parts: Vec<&Partition> = s.partitions_of("d").collect();
+            let placed = place(&disk, "d", Ptable::Gpt, &parts, v).unwrap();
+            assert_eq!(placed[1].start, want, "version {v}");
+        }
+    }
 
     #[test]
     fn msdos_type_bytes_match_parted() {
