@@ -1,7 +1,10 @@
 //! Grow a freshly written dd image to its disk: move the GPT backup header and table to the
 //! true end of the disk, grow the root partition when it is the last one, and grow its
 //! filesystem (ext2/3/4 online via EXT4_IOC_RESIZE_FS or resize2fs, xfs via xfs_growfs,
-//! btrfs via BTRFS_IOC_RESIZE). curtin leaves all of this to cloud-init at first boot.
+//! btrfs via BTRFS_IOC_RESIZE). A root on LVM (packer-maas's Ubuntu LVM image) grows through
+//! its layers: the partition holding the physical volume, `pvresize`, `lvextend` into the
+//! free extents, then the filesystem. curtin leaves all of this to cloud-init at first boot
+//! (which does not extend LVM).
 
 use anyhow::{bail, Context, Result};
 use std::fs::{File, OpenOptions};
@@ -10,7 +13,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::blockdev::{self, Part, RootFound, TableKind};
-use crate::tools;
+use crate::sysblock::{split_lvm_name, Kind, Sysfs};
+use crate::tools::{self, lvm};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GrowOutcome {
@@ -103,6 +107,10 @@ pub fn grow_root(disk: &Path, root: &RootFound) -> Result<GrowOutcome> {
         drop(f);
         blockdev::reread_partitions(disk)?;
     }
+    if let Some(lv) = logical_volume(&root.device) {
+        let pv = blockdev::partition_path(disk, part.number);
+        return grow_lvm(&root.device, &lv, &pv);
+    }
     let fs = grow_fs(&root.device, new.len)?;
     Ok(GrowOutcome::Grown {
         partition: root.device.clone(),
@@ -110,6 +118,83 @@ pub fn grow_root(disk: &Path, root: &RootFound) -> Result<GrowOutcome> {
         to: new.len,
         fs,
     })
+}
+
+/// The device-mapper name of `dev` when it is a logical volume.
+fn logical_volume(dev: &Path) -> Option<String> {
+    let sys = Sysfs::default();
+    let k = sys.kname_of(dev).ok()?;
+    (sys.kind(&k) == Kind::Lvm).then(|| sys.dm_name(&k))?
+}
+
+/// The partition under the root's physical volume has grown: the PV, the LV, its filesystem.
+fn grow_lvm(root: &Path, dm_name: &str, pv: &Path) -> Result<GrowOutcome> {
+    let (vg, lv) = split_lvm_name(dm_name)
+        .with_context(|| format!("{dm_name:?} is not a logical volume name"))?;
+    let size = || -> Result<u64> {
+        let f = File::open(root).with_context(|| format!("opening {}", root.display()))?;
+        Ok(blockdev::size_of(&f)?)
+    };
+    let from = size()?;
+    lvm::pvresize(pv).with_context(|| format!("growing the physical volume {}", pv.display()))?;
+    if let Err(e) = lvm::lvextend_all(&vg, &lv) {
+        // No free extents after all: nothing more for the root.
+        tracing::info!("lvextend {vg}/{lv}: {e:#}");
+    }
+    let to = size()?;
+    if to <= from {
+        return Ok(GrowOutcome::Skipped(format!(
+            "the logical volume {vg}/{lv} already fills its volume group"
+        )));
+    }
+    let fs = grow_fs(root, to)?;
+    Ok(GrowOutcome::Grown {
+        partition: root.to_path_buf(),
+        from,
+        to,
+        fs,
+    })
+}
+
+/// The partitions of a freshly written image, each followed by the logical volumes on it, as
+/// curtin's root search sees them (`lsblk` of the disk, after `vgchange --activate=y`). The
+/// volume groups are activated only when a partition carries a physical volume. A logical
+/// volume is listed with the partition that holds its physical volume.
+pub fn with_logical_volumes(parts: &[(Part, PathBuf)]) -> Vec<(Part, PathBuf)> {
+    let has_pv = parts
+        .iter()
+        .any(|(_, n)| tools::blkid_type(n).as_deref() == Some("LVM2_member"));
+    if !has_pv {
+        return parts.to_vec();
+    }
+    if tools::which("lvm").is_none() {
+        tracing::warn!("the image has LVM physical volumes but lvm is not installed: its logical volumes are not searched for the root");
+        return parts.to_vec();
+    }
+    lvm::scan();
+    match lvm::activate(None) {
+        Ok(out) => tracing::info!("vgchange --activate=y: {}", out.trim()),
+        Err(e) => tracing::warn!("activating the image's volume groups: {e:#}"),
+    }
+    tools::udevadm_settle();
+    let sys = Sysfs::default();
+    let mut out = Vec::new();
+    for (p, node) in parts {
+        out.push((*p, node.clone()));
+        let Ok(k) = sys.kname_of(node) else { continue };
+        for h in sys.holders(&k) {
+            if sys.kind(&h) != Kind::Lvm {
+                continue;
+            }
+            let mapper = sys
+                .dm_name(&h)
+                .map(|n| PathBuf::from("/dev/mapper").join(n))
+                .filter(|m| m.exists())
+                .unwrap_or_else(|| PathBuf::from("/dev").join(&h));
+            out.push((*p, mapper));
+        }
+    }
+    out
 }
 
 /// Move the backup GPT to the disk's end; extend `part` to the last usable, 1 MiB-aligned

@@ -28,6 +28,7 @@
 //! - [`grow`]: moving the GPT backup header and growing the root partition and filesystem.
 //! - [`blockdev`]: block device discovery, safety checks, partition nodes, ioctls.
 //! - [`mounts`]: the one reader of the mount table and the swap areas.
+//! - [`sysblock`]: the kernel's view of block devices in sysfs (holders, slaves, dm, md, bcache).
 //! - [`target`]: mounts, chroot, in-target execution.
 //! - [`report`]: events, the webhook, progress.
 //! - [`error`]: failure kinds and exit codes.
@@ -60,6 +61,7 @@ pub mod plan;
 pub mod report;
 pub mod signals;
 pub mod source;
+pub mod sysblock;
 pub mod target;
 pub mod tools;
 pub mod workdir;

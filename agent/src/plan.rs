@@ -49,7 +49,7 @@ pub fn lines(c: &preseed::Config, merged: &serde_yaml::Value) -> Vec<String> {
 /// The loader's warnings, plus what an install could not do yet.
 fn warnings(l: &preseed::load::Loaded) -> Vec<String> {
     let mut w = l.warnings.clone();
-    if let Some(s) = &l.config.storage {
+    if let Some(s) = l.config.storage.as_ref().filter(|s| !s.disks_only) {
         w.extend(
             s.config
                 .iter()

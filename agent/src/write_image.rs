@@ -270,6 +270,7 @@ fn settle_and_grow(target: &Path, grow: bool) -> Result<(Option<RootFound>, Grow
         ));
     }
     let parts = blockdev::reread_partitions(target).kind(Kind::Storage)?;
+    let parts = grow::with_logical_volumes(&parts);
     let root = blockdev::find_root(&parts).kind(Kind::Image)?;
     tracing::info!(
         "root filesystem: {} (has /{})",

@@ -113,17 +113,15 @@ impl Config {
             }
         };
         let mut c = Config::with_defaults();
+        let mut storage = None;
         for (k, v) in m {
             let key = key_string(k);
             let at = |e: Issue| e.under(&key);
             match key.as_str() {
                 "sources" => c.sources = crate::sources::from_value(v).map_err(at)?,
                 "storage" if v.is_null() => {}
-                "storage" => {
-                    let mut w = Vec::new();
-                    c.storage = Some(crate::storage::from_value(v, &mut w).map_err(at)?);
-                    warnings.extend(w.into_iter().map(at));
-                }
+                // Read after the sources: a dd source decides how much of it is typed.
+                "storage" => storage = Some(v),
                 "network" if v.is_null() => {}
                 "network" => {
                     c.network = Some(Network::from_value(v).map_err(network_issue)?);
@@ -181,6 +179,13 @@ impl Config {
                         .join(", ")
                 ),
             ));
+        }
+        if let Some(v) = storage {
+            let at = |e: Issue| e.under("storage");
+            let mut w = Vec::new();
+            let disks_only = !dd.is_empty();
+            c.storage = Some(crate::storage::from_value(v, disks_only, &mut w).map_err(at)?);
+            warnings.extend(w.into_iter().map(at));
         }
         for s in &c.stages {
             if !DEFAULT_STAGES.contains(&s.as_str()) && !c.commands.contains_key(s) {

@@ -1,7 +1,12 @@
 //! `storage`: curtin's storage config (version 1, and 2 which differs only in how preserved
-//! partitions and offsets are treated). `disk`, `partition`, `format` and `mount` are typed in
-//! full; `lvm_volgroup`, `lvm_partition`, `raid`, `bcache` and `dm_crypt` are typed enough to
-//! check their references and to say "not supported yet"; other curtin types are carried.
+//! partitions and offsets are treated). `disk`, `partition`, `format`, `mount`, `raid`,
+//! `lvm_volgroup`, `lvm_partition`, `bcache` and `dm_crypt` are typed in full and checked
+//! (references, levels, device counts, keys); curtin's other types (`zpool`, `zfs`, `dasd`,
+//! `nvme_controller`, ...) are carried and named "not supported yet".
+//!
+//! With a dd source curtin applies no layout (the image brings its own; storage only chooses
+//! the disk), so only the `disk` items are typed then and everything else is carried as it is
+//! ([`Storage::disks_only`]): MAAS's VMFS layouts for ESXi load.
 
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
@@ -16,6 +21,10 @@ pub struct Storage {
     pub config: Vec<Item>,
     /// Where curtin writes the `{id: /dev/path}` map, if asked.
     pub device_map_path: Option<String>,
+    /// Read for a dd source: only the disks are typed (they choose the disk), the other items
+    /// are carried unchecked, as curtin's simple mode never looks at them.
+    #[serde(skip)]
+    pub disks_only: bool,
 }
 
 impl Storage {
@@ -24,7 +33,11 @@ impl Storage {
     }
 
     /// The first item deployer cannot install yet, as `not supported yet: <type> id=<id>`.
+    /// A dd source applies no layout: nothing in it can be unsupported.
     pub fn check_supported(&self) -> Result<(), String> {
+        if self.disks_only {
+            return Ok(());
+        }
         match self.config.iter().find_map(Item::unsupported) {
             Some(m) => Err(m),
             None => Ok(()),
@@ -106,16 +119,27 @@ impl Item {
         }
     }
 
-    /// `Some("not supported yet: <type> id=<id>")` for items deployer cannot install yet.
+    /// `Some("not supported yet: <type> id=<id>...")` for items deployer cannot install yet:
+    /// curtin's zpool, zfs, dasd, nvme_controller, device and image types, ZFS roots, iSCSI
+    /// and multipath disks, and IMSM/DDF container arrays.
     pub fn unsupported(&self) -> Option<String> {
-        match self {
-            Item::Disk(_) | Item::Partition(_) | Item::Format(_) | Item::Mount(_) => None,
-            _ => Some(format!(
-                "not supported yet: {} id={}",
-                self.type_name(),
-                self.id()
-            )),
-        }
+        let why = match self {
+            Item::Other(_) => "",
+            Item::Disk(d) if d.multipath.is_some() => " (a multipath disk)",
+            Item::Disk(d) if d.path.as_deref().is_some_and(|p| p.starts_with("iscsi:")) => {
+                " (an iSCSI disk)"
+            }
+            Item::Format(f) if f.fstype == Fstype::Zfsroot => " (fstype zfsroot)",
+            Item::Raid(r) if r.container.is_some() || r.raidlevel == RaidLevel::Container => {
+                " (a container array)"
+            }
+            _ => return None,
+        };
+        Some(format!(
+            "not supported yet: {} id={}{why}",
+            self.type_name(),
+            self.id()
+        ))
     }
 
     /// The ids this item refers to, with the key each is under.
@@ -392,15 +416,19 @@ pub struct LvmPartition {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Raid {
     pub id: String,
+    /// `mdN` (-> `/dev/mdN`) or a name (-> `/dev/md/<name>`).
     pub name: String,
-    #[serde(deserialize_with = "de_stringish")]
-    pub raidlevel: Option<String>,
+    pub raidlevel: RaidLevel,
     #[serde(default)]
     pub devices: Vec<String>,
     #[serde(default)]
     pub spare_devices: Vec<String>,
     pub container: Option<String>,
-    pub metadata: Option<Value>,
+    /// mdadm's `--metadata` (`1.2` when absent: mdadm's default).
+    #[serde(default, deserialize_with = "de_metadata")]
+    pub metadata: Option<String>,
+    /// mdadm's `--name` (the array's name in its superblock).
+    #[serde(default, deserialize_with = "de_stringish")]
     pub mdname: Option<String>,
     #[serde(default, deserialize_with = "de_ptable")]
     pub ptable: Option<Ptable>,
@@ -415,7 +443,7 @@ pub struct Bcache {
     pub id: String,
     pub backing_device: Option<String>,
     pub cache_device: Option<String>,
-    pub cache_mode: Option<String>,
+    pub cache_mode: Option<CacheMode>,
     pub name: Option<String>,
     #[serde(default)]
     pub preserve: bool,
@@ -429,17 +457,181 @@ pub struct Bcache {
 pub struct DmCrypt {
     pub id: String,
     pub volume: String,
+    /// The mapping's name (`/dev/mapper/<dm_name>`); the id when absent.
     pub dm_name: Option<String>,
+    /// The passphrase itself (curtin writes it to a 0600 temporary file).
+    #[serde(default, deserialize_with = "de_stringish")]
     pub key: Option<String>,
-    pub keyfile: Option<String>,
-    pub keysize: Option<Value>,
+    pub keyfile: Option<Keyfile>,
+    #[serde(default, deserialize_with = "de_stringish")]
+    pub keysize: Option<String>,
     pub cipher: Option<String>,
-    pub options: Option<Value>,
+    /// crypttab options (`[luks]` when absent).
+    #[serde(default, deserialize_with = "de_words_comma")]
+    pub options: Vec<String>,
     pub recovery_keyfile: Option<String>,
     #[serde(default)]
     pub preserve: bool,
     #[serde(default, deserialize_with = "de_wipe")]
     pub wipe: Option<Wipe>,
+}
+
+impl DmCrypt {
+    /// `/dev/mapper/<dm_name>` uses this name.
+    pub fn mapping_name(&self) -> &str {
+        self.dm_name.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// `keyfile`: a path on the machine running the install (curtin), or, as a deployer extension,
+/// `{path, content}`: a key the config carries, used for the volume and installed at `path` in
+/// the target so that its crypttab opens the volume at boot without a prompt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Keyfile {
+    Path(String),
+    Given { path: String, content: String },
+}
+
+impl Keyfile {
+    /// `/dev/urandom` or `/dev/random`: plain dm-crypt with a random key (no LUKS header).
+    pub fn is_random(&self) -> bool {
+        matches!(self, Keyfile::Path(p) if p == "/dev/urandom" || p == "/dev/random")
+    }
+}
+
+/// mdadm levels, as curtin accepts them (`1`, `raid1`, `mirror`...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RaidLevel {
+    Linear,
+    Raid0,
+    Raid1,
+    Raid4,
+    Raid5,
+    Raid6,
+    Raid10,
+    Container,
+}
+
+impl RaidLevel {
+    pub fn parse(s: &str) -> Option<RaidLevel> {
+        Some(match s {
+            "linear" => RaidLevel::Linear,
+            "0" | "raid0" | "stripe" => RaidLevel::Raid0,
+            "1" | "raid1" | "mirror" => RaidLevel::Raid1,
+            "4" | "raid4" => RaidLevel::Raid4,
+            "5" | "raid5" => RaidLevel::Raid5,
+            "6" | "raid6" => RaidLevel::Raid6,
+            "10" | "raid10" => RaidLevel::Raid10,
+            "container" => RaidLevel::Container,
+            _ => return None,
+        })
+    }
+
+    /// mdadm's `--level=` word.
+    pub fn mdadm(self) -> &'static str {
+        match self {
+            RaidLevel::Linear => "linear",
+            RaidLevel::Raid0 => "raid0",
+            RaidLevel::Raid1 => "raid1",
+            RaidLevel::Raid4 => "raid4",
+            RaidLevel::Raid5 => "raid5",
+            RaidLevel::Raid6 => "raid6",
+            RaidLevel::Raid10 => "raid10",
+            RaidLevel::Container => "container",
+        }
+    }
+
+    /// curtin's `md_minimum_devices` (it asks 4 for raid10, more than mdadm needs).
+    pub fn min_devices(self) -> usize {
+        match self {
+            RaidLevel::Raid5 => 3,
+            RaidLevel::Raid6 | RaidLevel::Raid10 => 4,
+            RaidLevel::Raid4 => 1,
+            _ => 2,
+        }
+    }
+
+    /// Levels that take `spare_devices` (curtin's SPARE_RAID_LEVELS).
+    pub fn takes_spares(self) -> bool {
+        !matches!(
+            self,
+            RaidLevel::Linear | RaidLevel::Raid0 | RaidLevel::Container
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for RaidLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let v = Value::deserialize(d)?;
+        crate::config::scalar_string(&v)
+            .and_then(|s| RaidLevel::parse(&s))
+            .ok_or_else(|| {
+                D::Error::custom(format!(
+                    "invalid raidlevel {} (one of: 0, 1, 4, 5, 6, 10, raid0..raid10, linear, stripe, mirror, container)",
+                    crate::config::show(&v)
+                ))
+            })
+    }
+}
+
+/// bcache `cache_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheMode {
+    Writethrough,
+    Writeback,
+    Writearound,
+    None,
+}
+
+impl CacheMode {
+    /// The word the kernel takes in `bcache/cache_mode`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CacheMode::Writethrough => "writethrough",
+            CacheMode::Writeback => "writeback",
+            CacheMode::Writearound => "writearound",
+            CacheMode::None => "none",
+        }
+    }
+}
+
+/// `metadata: 1.2` reads as a float; `0.90` as 0.9, which mdadm spells `0.90`.
+fn de_metadata<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(de_stringish(d)?.map(|s| if s == "0.9" { "0.90".into() } else { s }))
+}
+
+/// crypttab options: a list (curtin) or one comma-separated string.
+fn de_words_comma<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    words(Value::deserialize(d)?, |s| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .map(String::from)
+            .collect()
+    })
+}
+
+/// A list of words, or one string cut into words by `split`.
+fn words<E: serde::de::Error>(
+    v: Value,
+    split: impl Fn(&str) -> Vec<String>,
+) -> Result<Vec<String>, E> {
+    match v {
+        Value::Null => Ok(vec![]),
+        Value::String(s) => Ok(split(&s)),
+        Value::Sequence(items) => items
+            .iter()
+            .map(|v| {
+                crate::config::scalar_string(v)
+                    .ok_or_else(|| E::custom("expected a list of strings"))
+            })
+            .collect(),
+        _ => Err(E::custom("expected a list of strings")),
+    }
 }
 
 /// `grub_device: true|false|0|1`.
@@ -505,19 +697,9 @@ fn named<T: serde::de::DeserializeOwned, E: serde::de::Error>(
 
 /// `extra_options`: a list of words, or one string split on whitespace.
 fn de_words<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    use serde::de::Error;
-    match Value::deserialize(d)? {
-        Value::Null => Ok(vec![]),
-        Value::String(s) => Ok(s.split_whitespace().map(String::from).collect()),
-        Value::Sequence(items) => items
-            .iter()
-            .map(|v| {
-                crate::config::scalar_string(v)
-                    .ok_or_else(|| D::Error::custom("expected a list of strings"))
-            })
-            .collect(),
-        _ => Err(D::Error::custom("expected a list of strings")),
-    }
+    words(Value::deserialize(d)?, |s| {
+        s.split_whitespace().map(String::from).collect()
+    })
 }
 
 /// A scalar kept as text (`passno: 1` or `"1"`, `raidlevel: 1` or `raid1`).
@@ -582,6 +764,23 @@ pub fn item_from_value(v: &Value) -> Result<Item, Issue> {
     })
 }
 
+/// With a dd source: a `disk` is read as usual, anything else carried (MAAS's `vmfs6`, a
+/// format of fstype `vmfs6`...).
+fn carried_unless_disk(v: &Value) -> Result<Item, Issue> {
+    let m = v
+        .as_mapping()
+        .ok_or_else(|| Issue::new("", "a storage item must be a mapping with `id` and `type`"))?;
+    let kind = need_str(m, "type")?;
+    if kind == "disk" {
+        return item_from_value(v);
+    }
+    Ok(Item::Other(Other {
+        id: need_str(m, "id")?,
+        kind,
+        value: v.clone(),
+    }))
+}
+
 #[derive(Deserialize)]
 struct Raw {
     version: Option<Value>,
@@ -591,7 +790,12 @@ struct Raw {
 }
 
 /// Read and check the `storage` value. `warnings` gets what is suspicious but curtin accepts.
-pub fn from_value(v: &Value, warnings: &mut Vec<Issue>) -> Result<Storage, Issue> {
+/// `disks_only` (a dd source): type the disks, carry the rest unchecked.
+pub fn from_value(
+    v: &Value,
+    disks_only: bool,
+    warnings: &mut Vec<Issue>,
+) -> Result<Storage, Issue> {
     let raw: Raw = typed(v)?;
     let version = match &raw.version {
         Some(Value::Number(n)) if n.as_u64() == Some(1) || n.as_u64() == Some(2) => {
@@ -615,14 +819,22 @@ pub fn from_value(v: &Value, warnings: &mut Vec<Issue>) -> Result<Storage, Issue
     };
     let mut config = Vec::with_capacity(raw.config.len());
     for (i, item) in raw.config.iter().enumerate() {
-        config.push(item_from_value(item).map_err(|e| e.under(&format!("config[{i}]")))?);
+        let read = if disks_only {
+            carried_unless_disk(item)
+        } else {
+            item_from_value(item)
+        };
+        config.push(read.map_err(|e| e.under(&format!("config[{i}]")))?);
     }
     let storage = Storage {
         version,
         config,
         device_map_path: raw.device_map_path,
+        disks_only,
     };
-    check(&storage, warnings)?;
+    if !disks_only {
+        check(&storage, warnings)?;
+    }
     Ok(storage)
 }
 
@@ -705,6 +917,80 @@ fn check_mount_paths(s: &Storage) -> Result<(), Issue> {
             ));
         }
         seen.insert(path, i);
+    }
+    Ok(())
+}
+
+/// The keys of a raid, LVM, bcache or dm_crypt item that curtin's handlers insist on, as
+/// `(".key", message)`.
+fn check_layer(item: &Item) -> Result<(), (&'static str, String)> {
+    match item {
+        Item::Raid(r) => {
+            if r.name.is_empty() || (r.name.contains('/') && !r.name.starts_with("/dev/md")) {
+                return Err((".name", format!("{:?} is not an md device name", r.name)));
+            }
+            if r.devices.is_empty() && r.container.is_none() {
+                return Err((
+                    ".devices",
+                    "a raid needs `devices` (or a `container`)".into(),
+                ));
+            }
+            let level = r.raidlevel;
+            if r.container.is_none() && r.devices.len() < level.min_devices() {
+                return Err((
+                    ".devices",
+                    format!(
+                        "{} needs at least {} devices, got {}",
+                        level.mdadm(),
+                        level.min_devices(),
+                        r.devices.len()
+                    ),
+                ));
+            }
+            if !r.spare_devices.is_empty() && !level.takes_spares() {
+                return Err((
+                    ".spare_devices",
+                    format!("{} takes no spare devices", level.mdadm()),
+                ));
+            }
+            let mut all: Vec<&String> = r.devices.iter().chain(&r.spare_devices).collect();
+            all.sort();
+            if let Some(w) = all.windows(2).find(|w| w[0] == w[1]) {
+                return Err((".devices", format!("'{}' is listed twice", w[0])));
+            }
+        }
+        Item::LvmVolgroup(v) => {
+            if v.name.is_empty() {
+                return Err((".name", "a volume group needs a name".into()));
+            }
+            if v.devices.is_empty() {
+                return Err((
+                    ".devices",
+                    "a volume group needs at least one device".into(),
+                ));
+            }
+        }
+        Item::LvmPartition(l) if l.name.is_empty() => {
+            return Err((".name", "a logical volume needs a name".into()));
+        }
+        Item::DmCrypt(c) => match (&c.key, &c.keyfile) {
+            (Some(_), Some(_)) => return Err(("", "cannot specify both key and keyfile".into())),
+            (None, None) => return Err(("", "encryption key or keyfile must be specified".into())),
+            (_, Some(Keyfile::Given { path, .. })) if !path.starts_with('/') => {
+                return Err((
+                    ".keyfile.path",
+                    format!("{path:?} must be an absolute path in the target"),
+                ))
+            }
+            _ => {}
+        },
+        Item::Bcache(b) if b.backing_device.is_none() || b.cache_device.is_none() => {
+            return Err((
+                "",
+                "backing device and cache device for bcache must be specified".into(),
+            ));
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -818,6 +1104,41 @@ fn check(s: &Storage, warnings: &mut Vec<Issue>) -> Result<(), Issue> {
     for i in 0..s.config.len() {
         if state[i] == 0 {
             visit(s, &index, i, &mut state)?;
+        }
+    }
+    for (i, item) in s.config.iter().enumerate() {
+        check_layer(item).map_err(|(key, msg)| {
+            Issue::new(
+                format!("config[{i}]{key}"),
+                format!("{}: {msg}", describe(i, item)),
+            )
+        })?;
+    }
+    // A volume holds one thing: a file system, or membership of one array, volume group,
+    // bcache (as its backing device) or encryption. A cache device may serve several bcaches.
+    let mut used: HashMap<&str, usize> = HashMap::new();
+    for (i, item) in s.config.iter().enumerate() {
+        for (key, target) in item.refs() {
+            let consumes = matches!(
+                (item, key),
+                (Item::Format(_) | Item::DmCrypt(_), "volume")
+                    | (Item::Raid(_), "devices" | "spare_devices")
+                    | (Item::LvmVolgroup(_), "devices")
+                    | (Item::Bcache(_), "backing_device")
+            );
+            if !consumes {
+                continue;
+            }
+            if let Some(prev) = used.insert(target, i) {
+                return Err(Issue::new(
+                    format!("config[{i}].{key}"),
+                    format!(
+                        "'{target}' is used by both {} and {}",
+                        describe(prev, &s.config[prev]),
+                        describe(i, item)
+                    ),
+                ));
+            }
         }
     }
     Ok(())

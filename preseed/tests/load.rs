@@ -426,21 +426,28 @@ fn forward_reference_is_a_warning() {
 #[test]
 fn unsupported_types_say_so() {
     let l = load(
-        "storage:\n  version: 1\n  config:\n    - {id: d, type: disk, path: /dev/vda}\n    - {id: vg0, type: lvm_volgroup, name: vg0, devices: [d]}\n    - {id: lv0, type: lvm_partition, volgroup: vg0, name: root, size: 10G}\n    - {id: md0, type: raid, name: md0, raidlevel: 1, devices: [d]}\n    - {id: z, type: zpool, pool: rpool, vdevs: [d]}\n",
+        "storage:\n  version: 1\n  config:\n    - {id: d, type: disk, path: /dev/vda}\n    - {id: e, type: disk, path: /dev/vdb}\n    - {id: vg0, type: lvm_volgroup, name: vg0, devices: [d]}\n    - {id: lv0, type: lvm_partition, volgroup: vg0, name: root, size: 10G}\n    - {id: md0, type: raid, name: md0, raidlevel: 1, devices: [e, m]}\n    - {id: m, type: disk, serial: m1, multipath: mpatha}\n    - {id: z, type: zpool, pool: rpool, vdevs: [d]}\n    - {id: n, type: nvme_controller, transport: tcp}\n",
     )
     .unwrap();
     let s = l.config.storage.unwrap();
+    // The layers are installable; the first item that is not is named.
     assert_eq!(
         s.check_supported().unwrap_err(),
-        "not supported yet: lvm_volgroup id=vg0"
+        "not supported yet: disk id=m (a multipath disk)"
     );
+    for (id, want) in [
+        ("z", "not supported yet: zpool id=z"),
+        ("n", "not supported yet: nvme_controller id=n"),
+    ] {
+        assert_eq!(s.get(id).unwrap().unsupported().unwrap(), want);
+    }
+    for id in ["vg0", "lv0", "md0", "d"] {
+        assert_eq!(s.get(id).unwrap().unsupported(), None, "{id}");
+    }
+    let iscsi = load("storage:\n  version: 1\n  config:\n    - {id: d, type: disk, path: 'iscsi:10.0.0.1::3260:1:iqn.x'}\n").unwrap();
     assert_eq!(
-        s.get("z").unwrap().unsupported().unwrap(),
-        "not supported yet: zpool id=z"
-    );
-    assert_eq!(
-        s.get("md0").unwrap().unsupported().unwrap(),
-        "not supported yet: raid id=md0"
+        iscsi.config.storage.unwrap().check_supported().unwrap_err(),
+        "not supported yet: disk id=d (an iSCSI disk)"
     );
 }
 
@@ -534,4 +541,104 @@ fn config_archive_parts() {
     );
     let e = err("#curtin-config-archive\n- {type: text/plain, content: x}\n");
     assert!(e.contains("unknown archive part type 'text/plain'"), "{e}");
+}
+
+/// A storage config of two disks and `items` after them.
+fn layers(items: &str) -> String {
+    format!("storage:\n  version: 1\n  config:\n    - {{id: a, type: disk, path: /dev/vda}}\n    - {{id: b, type: disk, path: /dev/vdb}}\n    - {{id: c, type: disk, path: /dev/vdc}}\n{items}")
+}
+
+#[test]
+fn storage_layers_are_checked() {
+    let ok = load(&layers(
+        "    - {id: md0, type: raid, name: md0, raidlevel: mirror, devices: [a, b], spare_devices: [c], metadata: 0.90}\n    - {id: vg, type: lvm_volgroup, name: vg0, devices: [md0]}\n    - {id: lv, type: lvm_partition, volgroup: vg, name: root}\n    - {id: cr, type: dm_crypt, volume: lv, keyfile: {path: /etc/keys/k, content: secret}, options: 'luks,discard'}\n",
+    ))
+    .unwrap();
+    let s = ok.config.storage.unwrap();
+    let Some(preseed::storage::Item::Raid(r)) = s.get("md0") else {
+        panic!()
+    };
+    assert_eq!(r.raidlevel, preseed::storage::RaidLevel::Raid1);
+    assert_eq!(r.metadata.as_deref(), Some("0.90"));
+    let Some(preseed::storage::Item::DmCrypt(c)) = s.get("cr") else {
+        panic!()
+    };
+    assert_eq!(c.options, ["luks", "discard"]);
+    assert_eq!(c.mapping_name(), "cr");
+
+    for (items, want) in [
+        (
+            "    - {id: md0, type: raid, name: md0, raidlevel: 5, devices: [a, b]}\n",
+            "storage.config[3].devices: storage.config[3] (raid id=md0): raid5 needs at least 3 devices, got 2",
+        ),
+        (
+            "    - {id: md0, type: raid, name: md0, raidlevel: 0, devices: [a, b], spare_devices: [c]}\n",
+            "raid0 takes no spare devices",
+        ),
+        (
+            "    - {id: md0, type: raid, name: md0, raidlevel: 7, devices: [a, b]}\n",
+            "invalid raidlevel 7",
+        ),
+        (
+            "    - {id: md0, type: raid, name: md0, raidlevel: 1, devices: [a, a]}\n",
+            "'a' is listed twice",
+        ),
+        (
+            "    - {id: md0, type: raid, name: a/b, raidlevel: 1, devices: [a, b]}\n",
+            "\"a/b\" is not an md device name",
+        ),
+        (
+            "    - {id: vg, type: lvm_volgroup, name: vg0, devices: []}\n",
+            "a volume group needs at least one device",
+        ),
+        (
+            "    - {id: cr, type: dm_crypt, volume: a}\n",
+            "(dm_crypt id=cr): encryption key or keyfile must be specified",
+        ),
+        (
+            "    - {id: cr, type: dm_crypt, volume: a, key: k, keyfile: /k}\n",
+            "cannot specify both key and keyfile",
+        ),
+        (
+            "    - {id: cr, type: dm_crypt, volume: a, keyfile: {path: k, content: x}}\n",
+            "storage.config[3].keyfile.path",
+        ),
+        (
+            "    - {id: bc, type: bcache, backing_device: a}\n",
+            "backing device and cache device for bcache must be specified",
+        ),
+        (
+            "    - {id: bc, type: bcache, backing_device: a, cache_device: b, cache_mode: fast}\n",
+            "storage.config[3].cache_mode",
+        ),
+        (
+            "    - {id: vg, type: lvm_volgroup, name: vg0, devices: [a]}\n    - {id: md0, type: raid, name: md0, raidlevel: 1, devices: [a, b]}\n",
+            "'a' is used by both storage.config[3] (lvm_volgroup id=vg) and storage.config[4] (raid id=md0)",
+        ),
+    ] {
+        let e = err(&layers(items));
+        assert!(e.contains(want), "{items}: {e}");
+    }
+    // Several backing devices on one cache set.
+    load(&layers("    - {id: b1, type: bcache, backing_device: a, cache_device: c, cache_mode: writeback}\n    - {id: b2, type: bcache, backing_device: b, cache_device: c}\n")).unwrap();
+}
+
+#[test]
+fn a_dd_source_reads_only_the_disks() {
+    // MAAS's VMFS6 layout for ESXi: vmfs6 items and fstype, which no install could apply.
+    let yaml = "sources: {00_image: 'dd-gz:http://h/esxi.dd.gz'}\nstorage:\n  version: 1\n  config:\n    - {id: sda, name: sda, type: disk, wipe: superblock, ptable: gpt, serial: S1, grub_device: true}\n    - {id: sda-part1, type: partition, device: sda, size: 3M, number: 1}\n    - {id: datastore1, name: datastore1, type: vmfs6, devices: [sda-part3]}\n    - {id: x_format, type: format, fstype: vmfs6, volume: datastore1}\n";
+    let l = load(yaml).unwrap();
+    let s = l.config.storage.unwrap();
+    assert!(s.disks_only);
+    assert!(s.check_supported().is_ok());
+    assert_eq!(s.disks().count(), 1);
+    assert_eq!(s.get("datastore1").unwrap().type_name(), "vmfs6");
+    // Without the dd source the same layout is refused at load.
+    let e = err(&yaml.replace("sources: {00_image: 'dd-gz:http://h/esxi.dd.gz'}\n", ""));
+    assert!(e.contains("unknown storage type 'vmfs6'"), "{e}");
+    // The disks still have to make sense: they choose the disk.
+    let e = err(&yaml
+        .replace("serial: S1, ", "")
+        .replace("ptable: gpt, ", "ptable: apm, "));
+    assert!(e.contains("storage.config[0].ptable"), "{e}");
 }

@@ -36,6 +36,28 @@ pub const MODULES: &[&str] = &[
     "efivarfs",
 ];
 
+/// The storage layers a deployment builds (issue 14): md personalities, device-mapper (linear
+/// and striped are in dm-mod; crypt, raid, snapshot, mirror), bcache, xfs, and the kernel
+/// crypto of LUKS's default aes-xts-plain64 (AF_ALG skcipher for keyslots, xts over ecb; the
+/// kernel loads crypto modules itself only where modprobe works).
+pub const STORAGE_MODULES: &[&str] = &[
+    "linear",
+    "raid0",
+    "raid1",
+    "raid456",
+    "raid10",
+    "dm-mod",
+    "dm-crypt",
+    "dm-raid",
+    "dm-snapshot",
+    "dm-mirror",
+    "bcache",
+    "xfs",
+    "algif_skcipher",
+    "xts",
+    "ecb",
+];
+
 /// Tools a real ephemeral OS (MAAS's is a full Ubuntu) has and the agent runs: filesystems,
 /// partition tables, block ids. Copied from the host with their libraries into
 /// `/usr/local/sbin`, first in init's PATH, so they win over busybox's smaller applets.
@@ -55,6 +77,19 @@ pub const HOST_TOOLS: &[&str] = &[
     "sfdisk",
     "partx",
     "unshare",
+];
+
+/// The storage tools of a real ephemeral OS (mdadm, lvm2, cryptsetup-bin, bcache-tools,
+/// xfsprogs), copied like [`HOST_TOOLS`]. LVM's commands are all the one `lvm` program.
+pub const STORAGE_TOOLS: &[&str] = &[
+    "mdadm",
+    "lvm",
+    "dmsetup",
+    "cryptsetup",
+    "make-bcache",
+    "bcache-super-show",
+    "mkfs.xfs",
+    "xfs_growfs",
 ];
 
 /// The extracted Debian kernel package: `vmlinuz` and `lib/modules/<version>`.
@@ -195,6 +230,7 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /run /tmp /var/log
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
+mkdir -p /run/lock /run/lvm /run/cryptsetup /run/mdadm
 echo "deployer-ephemeral: init started"
 while read -r m; do
     case "$m" in */efivarfs.ko) [ -d /sys/firmware/efi ] || continue;; esac
@@ -285,7 +321,7 @@ pub fn initramfs(k: &Kernel, deployer_bin: &Path, out_dir: &Path) -> Result<Path
     copy_libs(deployer_bin, &root)?;
     let tools = root.join("usr/local/sbin");
     std::fs::create_dir_all(&tools)?;
-    for t in HOST_TOOLS {
+    for t in HOST_TOOLS.iter().chain(STORAGE_TOOLS) {
         let src = crate::which(t)
             .with_context(|| format!("{t} is missing on the host: run scripts/setup"))?;
         // Copy the file a link points to: mkfs.ext4 -> mke2fs must stay a working program.
@@ -298,7 +334,8 @@ pub fn initramfs(k: &Kernel, deployer_bin: &Path, out_dir: &Path) -> Result<Path
         std::fs::copy("/etc/mke2fs.conf", root.join("etc/mke2fs.conf"))?;
     }
     let moddir = format!("lib/modules/{}", k.version);
-    let order = module_order(k, MODULES)?;
+    let wanted: Vec<&str> = MODULES.iter().chain(STORAGE_MODULES).copied().collect();
+    let order = module_order(k, &wanted)?;
     for m in &order {
         let dst = root.join(&moddir).join(m);
         std::fs::create_dir_all(dst.parent().unwrap())?;

@@ -19,7 +19,8 @@ pub struct RootRecipe {
 /// A Debian root as MAAS custom images carry one: systemd, cloud-init, netplan, a kernel (its
 /// initramfs made by initramfs-tools with the default MODULES=most, so virtio and ext4 are in),
 /// GRUB for both firmwares (the -bin packages coexist; the agent's curthooks run grub-install in
-/// the target), efibootmgr, and growpart/resize2fs.
+/// the target), efibootmgr, growpart/resize2fs, and what a system booting from storage layers
+/// needs (mdadm, lvm2, cryptsetup with its initramfs hooks, bcache-tools' udev rules, xfsprogs).
 pub const CLOUD_ROOT: RootRecipe = RootRecipe {
     name: "debian-cloud",
     variant: "minbase",
@@ -39,6 +40,12 @@ pub const CLOUD_ROOT: RootRecipe = RootRecipe {
         "e2fsprogs",
         "dosfstools",
         "cloud-guest-utils",
+        "mdadm",
+        "lvm2",
+        "cryptsetup",
+        "cryptsetup-initramfs",
+        "bcache-tools",
+        "xfsprogs",
     ],
 };
 
@@ -256,18 +263,7 @@ fn build_disk(d: &DiskRecipe, tar: &Path, out: &Path) -> Result<()> {
     let m = mnt.path().display().to_string();
     run("mount", &[&root_s, &m])?;
     let _guard = testkit::MountGuard(mnt.path().to_path_buf());
-    run(
-        "tar",
-        &[
-            "-xpf",
-            &tar.display().to_string(),
-            "--xattrs",
-            "--xattrs-include=*",
-            "--numeric-owner",
-            "-C",
-            &m,
-        ],
-    )?;
+    untar(tar, &m)?;
     std::fs::create_dir_all(mnt.path().join("boot/efi"))?;
     let boot = format!("--boot-directory={m}/boot");
     run("grub-install", &["--target=i386-pc", &boot, &dev])?;
@@ -364,6 +360,23 @@ fn efi_loader(esp: &str, root_uuid: &str, scratch: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Unpack a root tarball into `dir`, owners, modes and xattrs kept.
+fn untar(tar: &Path, dir: &str) -> Result<()> {
+    run(
+        "tar",
+        &[
+            "-xpf",
+            &tar.display().to_string(),
+            "--xattrs",
+            "--xattrs-include=*",
+            "--numeric-owner",
+            "-C",
+            dir,
+        ],
+    )?;
+    Ok(())
+}
+
 /// Wait for a partition node the kernel was asked to add.
 pub fn wait_for(p: &Path) -> Result<()> {
     for _ in 0..100 {
@@ -384,6 +397,245 @@ pub fn unpack_ddgz(ddgz: &Path, disk: &Path, size: u64) -> Result<()> {
         "gzip -dc '{}' | dd of='{}' bs=4M conv=sparse,notrunc status=none",
         ddgz.display(),
         disk.display()
+    ))?;
+    Ok(())
+}
+
+/// packer-maas's Ubuntu LVM image, in shape: partition 1 BIOS boot (1 MiB), 2 `/boot` ext4
+/// (512 MiB), 3 an LVM physical volume filling the rest with volume group `ubuntu-vg` and one
+/// logical volume `ubuntu-lv` holding the ext4 root (and `/curtin`, the mark curtin looks for).
+/// GRUB for BIOS, root=/dev/mapper/ubuntu--vg-ubuntu--lv (the image's initramfs activates it),
+/// a `/curtin/curtin-hooks` (packer-maas's LVM image ships one, so the builtin curthooks do
+/// not run; here [`MARKER_HOOK`]), and the storage report unit
+/// ([`crate::seed::storage_report_files`]) in place of cloud-init.
+///
+/// The host kernel has no device-mapper: the volume group is written with LVM's tools on the
+/// loop device without activating anything (`--driverloaded n`), and the root file system is
+/// made through a second loop device at the logical volume's offset inside the partition.
+#[derive(Debug, Clone)]
+pub struct LvmDiskRecipe {
+    pub name: &'static str,
+    pub root: RootRecipe,
+    pub size: u64,
+}
+
+pub const LVM_VG: &str = "ubuntu-vg";
+pub const LVM_LV: &str = "ubuntu-lv";
+pub const LVM_PV_PARTITION: u32 = 3;
+
+/// `root.ddgz` of the LVM recipe, built on a cache miss (root, loop devices, mounts).
+pub fn lvm_ddgz(d: &LvmDiskRecipe) -> Result<(PathBuf, Outcome)> {
+    let (tar, _) = root_tar(&d.root)?;
+    let report: String = crate::seed::storage_report_files()
+        .iter()
+        .map(|(p, m, c)| format!("{p} {m:o}\n{c}\n"))
+        .collect();
+    let recipe = format!(
+        "lvm ddgz v1 gpt bios+boot512M+pv {LVM_VG}/{LVM_LV} ext4 grub bios\nsize={}\nhook={MARKER_HOOK:?}\nreport:\n{report}\n{}",
+        d.size,
+        root_recipe_text(&d.root)?
+    );
+    let (dir, outcome) = cache::entry(d.name, &recipe, |tmp| build_lvm_disk(d, &tar, tmp))?;
+    Ok((dir.join("root.ddgz"), outcome))
+}
+
+/// A loop device over part of a file, detached on drop.
+struct OffsetLoop(String);
+
+impl Drop for OffsetLoop {
+    fn drop(&mut self) {
+        let _ = run("losetup", &["-d", &self.0]);
+    }
+}
+
+fn build_lvm_disk(d: &LvmDiskRecipe, tar: &Path, out: &Path) -> Result<()> {
+    let disk = LoopDisk::new(d.size);
+    let dev = disk.dev.display().to_string();
+    run(
+        "sgdisk",
+        &[
+            "-o",
+            "-n",
+            "1:2048:+1M",
+            "-t",
+            "1:EF02",
+            "-n",
+            "2:0:+512M",
+            "-t",
+            "2:8300",
+            "-n",
+            "3:0:0",
+            "-t",
+            "3:8E00",
+            &dev,
+        ],
+    )?;
+    disk.partx();
+    let (boot, pv) = (disk.part(2), disk.part(LVM_PV_PARTITION));
+    wait_for(&boot)?;
+    wait_for(&pv)?;
+    let (boot_s, pv_s) = (boot.display().to_string(), pv.display().to_string());
+    run("mkfs.ext4", &["-q", "-F", "-L", "boot", &boot_s])?;
+    // LVM sees only this partition and keeps no backup on the host.
+    let lvm = |args: &[&str]| -> Result<String> {
+        let mut a = vec![
+            args[0],
+            "--devices",
+            &pv_s,
+            "--config",
+            "devices{use_devicesfile=0}",
+        ];
+        a.extend_from_slice(&args[1..]);
+        run("lvm", &a)
+    };
+    lvm(&["pvcreate", "-ff", "-y", &pv_s])?;
+    lvm(&["vgcreate", "--autobackup", "n", LVM_VG, &pv_s])?;
+    lvm(&[
+        "lvcreate",
+        "--driverloaded",
+        "n",
+        "--autobackup",
+        "n",
+        "-an",
+        "-Zn",
+        "-Wn",
+        "-l",
+        "100%FREE",
+        "-n",
+        LVM_LV,
+        LVM_VG,
+    ])?;
+    let num = |s: String| -> Result<u64> {
+        s.trim()
+            .parse()
+            .with_context(|| format!("not a number from lvm: {s:?}"))
+    };
+    let pe_start = num(lvm(&[
+        "pvs",
+        "-o",
+        "pe_start",
+        "--units",
+        "b",
+        "--nosuffix",
+        "--noheadings",
+        &pv_s,
+    ])?)?;
+    let lv_size = num(lvm(&[
+        "lvs",
+        "-o",
+        "lv_size",
+        "--units",
+        "b",
+        "--nosuffix",
+        "--noheadings",
+        LVM_VG,
+    ])?)?;
+    let first_pe = num(lvm(&["lvs", "-o", "seg_start_pe", "--noheadings", LVM_VG])?)?;
+    if first_pe != 0 {
+        bail!("{LVM_VG}/{LVM_LV} does not start at the first extent ({first_pe})");
+    }
+    // sysfs `start` is in 512-byte sectors.
+    let part_start = 512
+        * num(std::fs::read_to_string(format!(
+            "/sys/class/block/{}/start",
+            pv.file_name().unwrap_or_default().to_string_lossy()
+        ))?)?;
+    run("blockdev", &["--flushbufs", &dev])?;
+    let lv = OffsetLoop(
+        run(
+            "losetup",
+            &[
+                "--find",
+                "--show",
+                "--offset",
+                &(part_start + pe_start).to_string(),
+                "--sizelimit",
+                &lv_size.to_string(),
+                &disk.file.display().to_string(),
+            ],
+        )?
+        .trim()
+        .to_string(),
+    );
+    run("mkfs.ext4", &["-q", "-F", "-L", "cloudimg-rootfs", &lv.0])?;
+    let mnt = tempfile::tempdir()?;
+    let m = mnt.path().display().to_string();
+    run("mount", &[&lv.0, &m])?;
+    let _root_guard = testkit::MountGuard(mnt.path().to_path_buf());
+    std::fs::create_dir_all(mnt.path().join("boot"))?;
+    run("mount", &[&boot_s, &format!("{m}/boot")])?;
+    let _boot_guard = testkit::MountGuard(mnt.path().join("boot"));
+    untar(tar, &m)?;
+    let kver = std::fs::read_dir(mnt.path().join("boot"))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix("vmlinuz-")
+                .map(String::from)
+        })
+        .next()
+        .context("no kernel in the root's /boot")?;
+    run(
+        "grub-install",
+        &[
+            "--target=i386-pc",
+            &format!("--boot-directory={m}/boot"),
+            &dev,
+        ],
+    )?;
+    let uuid = |p: &str| -> Result<String> {
+        Ok(run("blkid", &["-s", "UUID", "-o", "value", p])?
+            .trim()
+            .to_string())
+    };
+    let (root_uuid, boot_uuid) = (uuid(&lv.0)?, uuid(&boot_s)?);
+    let dm = format!(
+        "/dev/mapper/{}-{}",
+        LVM_VG.replace('-', "--"),
+        LVM_LV.replace('-', "--")
+    );
+    std::fs::write(
+        mnt.path().join("boot/grub/grub.cfg"),
+        format!(
+            "set timeout=0\n\
+             search --no-floppy --fs-uuid --set=root {boot_uuid}\n\
+             linux /vmlinuz-{kver} root={dm} ro console=tty0 console=ttyS0,115200\n\
+             initrd /initrd.img-{kver}\n\
+             boot\n"
+        ),
+    )?;
+    std::fs::write(
+        mnt.path().join("etc/fstab"),
+        format!("UUID={root_uuid} / ext4 defaults 0 1\nUUID={boot_uuid} /boot ext4 defaults 0 2\n"),
+    )?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let hook = mnt.path().join("curtin/curtin-hooks");
+        std::fs::create_dir_all(hook.parent().unwrap())?;
+        std::fs::write(&hook, MARKER_HOOK)?;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))?;
+        for (p, mode, content) in crate::seed::storage_report_files() {
+            let f = mnt.path().join(p);
+            std::fs::create_dir_all(f.parent().unwrap())?;
+            std::fs::write(&f, content)?;
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode))?;
+        }
+        let wants = mnt
+            .path()
+            .join("etc/systemd/system/multi-user.target.wants");
+        std::fs::create_dir_all(&wants)?;
+        let link = wants.join("deployer-test-report.service");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("/etc/systemd/system/deployer-test-report.service", link)?;
+    }
+    drop(_boot_guard);
+    drop(_root_guard);
+    drop(lv);
+    shell(&format!(
+        "gzip -1 -c '{}' > '{}'",
+        disk.file.display(),
+        out.join("root.ddgz").display()
     ))?;
     Ok(())
 }

@@ -28,6 +28,8 @@ pub struct Deployment {
     /// The machine's disk (a sparse raw file), blank before the deployment.
     pub disk: PathBuf,
     pub disk_size: u64,
+    /// More disks (serials `disk1`, `disk2`...), after the first.
+    pub extra_disks: Vec<PathBuf>,
     /// The machine's firmware, the same for the deployment and the first boot (OVMF keeps its
     /// variable store across both).
     pub firmware: Firmware,
@@ -56,7 +58,26 @@ impl Deployment {
             dir,
             disk,
             disk_size,
+            extra_disks: Vec::new(),
         })
+    }
+
+    /// Add a blank disk of `size` bytes after the others; returns its file.
+    pub fn add_disk(&mut self, size: u64) -> Result<PathBuf> {
+        let p = self
+            .dir
+            .path()
+            .join(format!("disk{}.raw", self.extra_disks.len() + 1));
+        std::fs::File::create(&p)?.set_len(size)?;
+        self.extra_disks.push(p.clone());
+        Ok(p)
+    }
+
+    /// The machine's disks in order.
+    pub fn disks(&self) -> Vec<PathBuf> {
+        std::iter::once(self.disk.clone())
+            .chain(self.extra_disks.iter().cloned())
+            .collect()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -106,7 +127,7 @@ impl Deployment {
             self.firmware.clone(),
             self.dir.path(),
         );
-        vm.disks.push(self.disk.clone());
+        vm.disks = self.disks();
         vm.mem_mib = 2048;
         vm.timeout = timeout;
         vm.run().context("ephemeral deployment run")
@@ -167,9 +188,20 @@ impl Deployment {
             self.firmware.clone(),
             self.dir.path(),
         );
-        vm.disks = vec![self.disk.clone(), seed];
+        vm.disks = self.disks();
+        vm.disks.push(seed);
         vm.timeout = timeout;
         vm.run().context("first boot of the deployed disk")
+    }
+
+    /// Boot the deployed disks with no seed: the deployed system reports by itself (the storage
+    /// scenarios' [`crate::seed::storage_report_files`]) and powers off.
+    pub fn boot_and_report(&self, name: &str, timeout: Duration) -> Result<Outcome> {
+        let mut vm = Vm::new(name, Boot::Disk, self.firmware.clone(), self.dir.path());
+        vm.disks = self.disks();
+        vm.mem_mib = 2048;
+        vm.timeout = timeout;
+        vm.run().with_context(|| format!("boot {name}"))
     }
 
     /// Try to boot the disk (after a failed deployment): what the console showed in `timeout`.

@@ -56,3 +56,53 @@ pub fn nocloud(dir: &Path, hostname: &str) -> Result<PathBuf> {
     )?;
     Ok(img)
 }
+
+/// The report of the storage scenarios' boots, without cloud-init (which they switch off: it
+/// costs minutes under TCG and is not what they test): a systemd unit run once the local file
+/// systems and crypttab's volumes are up, reporting the storage stack, then powering off.
+pub const STORAGE_REPORT_SCRIPT: &str = r#"#!/bin/sh
+r() { echo "DEPLOYER-RESULT $*" | tee -a /dev/virtio-ports/results > /dev/ttyS0; }
+flat() { tr '\n' '|' < "$1" 2>/dev/null; }
+r "root-source=$(findmnt -no SOURCE /)"
+r "root-size=$(df -B1 --output=size / | tail -1 | tr -d ' ')"
+r "mounts=$(findmnt -rn -o TARGET,SOURCE,FSTYPE -t ext4,xfs,vfat,btrfs | tr '\n' ',')"
+r "lsblk=$(lsblk -rno NAME,TYPE,FSTYPE,MOUNTPOINT | tr '\n' ',')"
+r "mdstat=$(flat /proc/mdstat)"
+r "fstab=$(flat /etc/fstab)"
+r "crypttab=$(flat /etc/crypttab)"
+r "mdadm-conf=$(flat /etc/mdadm/mdadm.conf)"
+r "crypt-status=$(cryptsetup status secret 2>&1 | tr '\n' '|')"
+r "bcache-mode=$(cat /sys/block/bcache0/bcache/cache_mode 2>/dev/null)"
+r "lvs=$(lvs --noheadings -o vg_name,lv_name,lv_size --units b 2>/dev/null | tr -s ' ' | tr '\n' ',')"
+r "failed-units=$(systemctl --failed --no-legend --plain | tr -s ' ' | tr '\n' ',')"
+r "done=1"
+systemctl poweroff
+"#;
+
+pub const STORAGE_REPORT_UNIT: &str = "[Unit]
+Description=deployer test report
+After=local-fs.target remote-fs.target cryptsetup.target systemd-udev-settle.service
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/deployer-test-report
+[Install]
+WantedBy=multi-user.target
+";
+
+/// Where the report files go in a root: (path, mode, content).
+pub fn storage_report_files() -> [(&'static str, u32, &'static str); 3] {
+    [
+        (
+            "usr/local/sbin/deployer-test-report",
+            0o755,
+            STORAGE_REPORT_SCRIPT,
+        ),
+        (
+            "etc/systemd/system/deployer-test-report.service",
+            0o644,
+            STORAGE_REPORT_UNIT,
+        ),
+        // cloud-init stays installed (the install's image check wants it) but does not run.
+        ("etc/cloud/cloud-init.disabled", 0o644, ""),
+    ]
+}

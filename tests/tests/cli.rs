@@ -308,15 +308,27 @@ fn plan_says_what_is_not_supported_yet() {
     let f = write(
         dir.path(),
         "lvm.yaml",
-        "sources: {a: 'tgz:http://h/a.tgz'}\nstorage:\n  version: 1\n  config:\n    - {id: d, type: disk, path: /dev/vda, ptable: gpt}\n    - {id: p, type: partition, device: d, size: 10G}\n    - {id: vg, type: lvm_volgroup, name: vg0, devices: [p]}\n",
+        "sources: {a: 'tgz:http://h/a.tgz'}\nstorage:\n  version: 1\n  config:\n    - {id: d, type: disk, path: /dev/no-such-disk-for-plan, ptable: gpt}\n    - {id: p, type: partition, device: d, size: 10G}\n    - {id: q, type: partition, device: d, size: 10G}\n    - {id: md0, type: raid, name: md0, raidlevel: 1, devices: [p, q], ptable: gpt}\n    - {id: mdp, type: partition, device: md0, size: 5G, flag: lvm}\n    - {id: vg, type: lvm_volgroup, name: vg0, devices: [mdp]}\n    - {id: lv, type: lvm_partition, volgroup: vg, name: root}\n    - {id: z, type: zpool, pool: rpool, vdevs: [lv]}\n",
     );
     let o = deployer(&["plan", "-c", &f]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    assert!(text(&o.stdout)
-        .contains("an install would stop here: not supported yet: lvm_volgroup id=vg"));
-    assert!(text(&o.stderr).contains(
-        "warning: storage: an install would stop here: not supported yet: lvm_volgroup id=vg"
-    ));
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("an install would stop here: not supported yet: zpool id=z"),
+        "{out}"
+    );
+    assert!(text(&o.stderr)
+        .contains("warning: storage: an install would stop here: not supported yet: zpool id=z"));
+    // The layers are planned, each saying what will be done to it.
+    for want in [
+        "raid md0: raid1 /dev/md0 of p, q; mdadm --create --metadata=default",
+        "partition  mdp: 5368709120 bytes (flag lvm), placed when md0 exists",
+        "lvm_volgroup vg: volume group vg0 on mdp; vgcreate",
+        "lvm_partition lv: /dev/vg0/root, the rest of the group; lvcreate",
+        "clear-holders: disk d is not on this machine",
+    ] {
+        assert!(out.contains(want), "{want:?} not in:\n{out}");
+    }
 }
 
 #[test]

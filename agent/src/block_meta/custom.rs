@@ -1,54 +1,431 @@
-//! Custom mode: the storage config's disks, partitions, formats and mounts. Everything is
-//! resolved and checked first (disks exist and are unambiguous and unused, partitions fit, mkfs
-//! tools exist, references resolve); only then is anything written.
+//! Custom mode: the storage config, item by item in list order as curtin handles it.
+//!
+//! [`plan`] resolves and checks everything that can be known before a byte is written: disks
+//! exist and are unambiguous, partitions fit, preserved tables match, every item comes after
+//! what it uses, the tools exist. [`apply`] then takes apart what an earlier deployment left on
+//! the disks ([`super::clear_holders`]), checks they are no longer busy, and runs the steps:
+//! tables, arrays, volume groups and volumes, bcache, encryption, file systems; then mounts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::config::{Disk, Format, Item, Mount, Partition, Ptable, Storage, Wipe};
+use super::config::{
+    Bcache, DmCrypt, Format, Item, LvmPartition, LvmVolgroup, Mount, Partition, Ptable, Storage,
+    Wipe,
+};
 use super::disk::{self, FoundDisk};
-use super::fstab;
 use super::mount::Mounts;
 use super::partition::{self, Kind, Placed};
+use super::{bcache, clear_holders, crypt, fstab, lvm, raid};
 use crate::blockdev;
+use crate::sysblock::Sysfs;
 use crate::target::TargetRoot;
 use crate::tools::{self, FsFamily, Mkfs};
 
-/// What block-meta made: the device of every id, the fstab entries, the mounts.
+/// What the handlers share while they run: the device of every id made so far, and the state
+/// files they add to.
+pub struct Ctx {
+    pub sys: Sysfs,
+    pub devices: BTreeMap<String, PathBuf>,
+    /// `mdadm --detail --scan` after the last array.
+    pub mdadm_conf: Option<String>,
+    pub crypttab: Vec<String>,
+}
+
+impl Ctx {
+    pub fn dev(&self, id: &str) -> Result<&PathBuf> {
+        self.devices
+            .get(id)
+            .with_context(|| format!("'{id}' has no device (yet)"))
+    }
+}
+
+/// What block-meta made: the device of every id, the fstab entries, the mounts, and the
+/// contents of `state/mdadm.conf` and `state/crypttab`.
 pub struct Outcome {
     pub devices: BTreeMap<String, PathBuf>,
     pub fstab: Vec<fstab::Entry>,
     pub mounts: Mounts,
+    pub mdadm_conf: Option<String>,
+    pub crypttab: Vec<String>,
 }
 
-struct DiskPlan<'a> {
-    cfg: &'a Disk,
-    found: FoundDisk,
-    parts: Vec<Placed>,
+/// A partition table to write: on a disk (planned in full) or on an array or bcache device
+/// (placed once the device exists).
+pub struct Table<'a> {
+    pub id: &'a str,
+    pub ptable: Option<Ptable>,
+    pub wipe: Option<Wipe>,
+    pub preserve: bool,
+    pub found: FoundDisk,
+    pub parts: Vec<Placed>,
+}
+
+/// One step of custom mode, in config order.
+pub enum Step<'a> {
+    /// The table of `tables[i]` and its partitions.
+    Disk(usize),
+    Raid(raid::Plan<'a>),
+    VolGroup(&'a LvmVolgroup),
+    Volume(&'a LvmPartition),
+    Bcache(&'a Bcache),
+    Crypt(&'a DmCrypt),
+    Format(&'a Format, FsFamily),
+}
+
+pub struct Plan<'a> {
+    pub tables: Vec<Table<'a>>,
+    pub steps: Vec<Step<'a>>,
+    /// Devices known before anything runs: disks and their partitions.
+    pub devices: BTreeMap<String, PathBuf>,
+}
+
+/// The ptable of a raid or bcache item that carries partitions.
+fn layer_ptable(item: &Item) -> Option<Option<Ptable>> {
+    match item {
+        Item::Raid(r) => Some(r.ptable),
+        Item::Bcache(b) => Some(b.ptable),
+        _ => None,
+    }
+}
+
+/// Resolve and check everything; write nothing.
+pub fn plan(storage: &Storage) -> Result<Plan<'_>> {
+    storage.check_supported().map_err(anyhow::Error::msg)?;
+    let mut tables: Vec<Table> = Vec::new();
+    let mut devices: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut disk_of_table: Vec<&super::config::Disk> = Vec::new();
+    for item in &storage.config {
+        let Item::Disk(d) = item else { continue };
+        if d.wipe.is_some() && d.preserve {
+            bail!("type:disk id={} has both wipe and preserve", d.id);
+        }
+        let path = disk::find(d)?;
+        if let Some(other) = tables.iter().find(|p| p.found.path == path) {
+            bail!(
+                "disks '{}' and '{}' are both {}",
+                other.id,
+                d.id,
+                path.display()
+            );
+        }
+        let found = FoundDisk::open(&path).with_context(|| format!("disk '{}'", d.id))?;
+        devices.insert(d.id.clone(), path);
+        tables.push(Table {
+            id: &d.id,
+            ptable: d.ptable,
+            wipe: d.wipe,
+            preserve: d.preserve,
+            found,
+            parts: Vec::new(),
+        });
+        disk_of_table.push(d);
+    }
+    for p in storage.config.iter().filter_map(|i| match i {
+        Item::Partition(p) => Some(p),
+        _ => None,
+    }) {
+        match storage.get(&p.device) {
+            Some(Item::Disk(_)) => {}
+            Some(layer) if layer_ptable(layer).is_some() => {
+                if layer_ptable(layer) == Some(None) {
+                    bail!(
+                        "partition '{}': {} '{}' has no ptable",
+                        p.id,
+                        layer.type_name(),
+                        p.device
+                    );
+                }
+            }
+            _ => bail!(
+                "partition '{}': device '{}' is not a disk, raid or bcache in the storage config",
+                p.id,
+                p.device
+            ),
+        }
+    }
+    for (t, d) in tables.iter_mut().zip(&disk_of_table) {
+        let mine: Vec<&Partition> = storage.partitions_of(&d.id).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let ptable = table_kind(t.id, t.ptable)?;
+        t.parts = partition::place(&t.found, t.id, ptable, &mine, storage.version)?;
+        for p in &t.parts {
+            if p.preserve && !t.preserve {
+                bail!(
+                    "partition '{}' has preserve: true but disk '{}' does not",
+                    p.id,
+                    t.id
+                );
+            }
+            if !p.preserve && t.preserve {
+                bail!(
+                    "partition '{}': adding partitions to a preserved disk is not supported yet",
+                    p.id
+                );
+            }
+            devices.insert(
+                p.id.clone(),
+                blockdev::partition_path(&t.found.path, p.number),
+            );
+        }
+        if t.preserve {
+            let mut f = File::open(&t.found.path)
+                .with_context(|| format!("opening {}", t.found.path.display()))?;
+            let existing = partition::read_existing(&mut f, &t.found, ptable)?;
+            for p in &t.parts {
+                partition::verify_preserved(&existing, p, ptable, &t.found.path)?;
+            }
+        }
+    }
+
+    // A bcache cache the kernel would refuse, when its size is known now.
+    for b in storage.config.iter().filter_map(|i| match i {
+        Item::Bcache(b) => Some(b),
+        _ => None,
+    }) {
+        let cache = b.cache_device.as_deref().unwrap_or_default();
+        let size = tables.iter().find_map(|t| {
+            if t.id == cache {
+                return Some(t.found.size);
+            }
+            t.parts
+                .iter()
+                .find(|p| p.id == cache)
+                .map(|p| p.len * t.found.sector)
+        });
+        if let Some(size) = size.filter(|s| *s < tools::bcache::MIN_CACHE_BYTES) {
+            bail!(
+                "bcache '{}': cache device '{cache}' is {size} bytes; the kernel needs more than 512 buckets of make-bcache's 512 KiB ({} bytes)",
+                b.id,
+                tools::bcache::MIN_CACHE_BYTES
+            );
+        }
+    }
+
+    // Steps in list order; what an item uses must exist by then (its disk's partitions come
+    // with the disk, an array's or bcache's with it).
+    let mut ready: BTreeSet<&str> = BTreeSet::new();
+    let mut steps = Vec::new();
+    let mut needs: BTreeSet<&'static str> = BTreeSet::new();
+    for item in &storage.config {
+        if !matches!(item, Item::Disk(_) | Item::Partition(_) | Item::Mount(_)) {
+            for (key, r) in item.refs() {
+                if !ready.contains(r) {
+                    bail!(
+                        "{} '{}': its {key} '{r}' is listed after it (curtin handles items in list order)",
+                        item.type_name(),
+                        item.id()
+                    );
+                }
+            }
+        }
+        match item {
+            Item::Disk(d) => {
+                let i = tables.iter().position(|t| t.id == d.id).expect("planned");
+                steps.push(Step::Disk(i));
+            }
+            Item::Raid(r) => {
+                needs.insert("mdadm");
+                steps.push(Step::Raid(raid::plan(r)));
+            }
+            Item::LvmVolgroup(v) => {
+                needs.insert("lvm");
+                steps.push(Step::VolGroup(v));
+            }
+            Item::LvmPartition(l) => {
+                needs.insert("lvm");
+                steps.push(Step::Volume(l));
+            }
+            Item::Bcache(b) => {
+                needs.insert("make-bcache");
+                steps.push(Step::Bcache(b));
+            }
+            Item::DmCrypt(c) => {
+                needs.insert("cryptsetup");
+                steps.push(Step::Crypt(c));
+            }
+            Item::Format(f) => {
+                let fam = FsFamily::parse(f.fstype.name())
+                    .with_context(|| format!("format '{}'", f.id))?;
+                if !f.preserve {
+                    needs.insert(fam.tool());
+                }
+                steps.push(Step::Format(f, fam));
+            }
+            Item::Mount(m) => match &m.device {
+                Some(fid) => {
+                    if !matches!(storage.get(fid), Some(Item::Format(_))) {
+                        bail!(
+                            "mount '{}': device '{fid}' is not a format in the storage config",
+                            m.id
+                        );
+                    }
+                }
+                None if m.spec.is_some() && m.fstype.is_some() => {}
+                None => bail!("mount '{}': needs a device, or a spec and an fstype", m.id),
+            },
+            Item::Partition(_) | Item::Other(_) => {}
+        }
+        ready.insert(item.id());
+        if matches!(item, Item::Disk(_)) || layer_ptable(item).is_some() {
+            ready.extend(storage.partitions_of(item.id()).map(|p| p.id.as_str()));
+        }
+    }
+    for t in &needs {
+        tools::require(t)?;
+    }
+    for (tool, what, name) in [
+        ("mdadm", "md", "md (RAID)"),
+        ("lvm", "dm", "device-mapper (LVM)"),
+        ("cryptsetup", "dm", "device-mapper (dm-crypt)"),
+        ("make-bcache", "bcache", "bcache"),
+    ] {
+        if needs.contains(tool) && !tools::kernel_supports(what) {
+            bail!("the storage config needs {name}, which the running kernel does not have (module {what} not loaded and not loadable)");
+        }
+    }
+    Ok(Plan {
+        tables,
+        steps,
+        devices,
+    })
+}
+
+fn table_kind(id: &str, ptable: Option<Ptable>) -> Result<Ptable> {
+    match ptable {
+        Some(t @ (Ptable::Gpt | Ptable::Msdos)) => Ok(t),
+        Some(t) => bail!("'{id}': ptable {t:?} is not supported"),
+        None => bail!("'{id}' has partitions but no ptable"),
+    }
+}
+
+/// clear-holders on every disk of the config that is not preserved, then the busy check on each.
+fn clear(plan: &Plan, target: &Path) -> Result<()> {
+    let disks: Vec<(String, PathBuf)> = plan
+        .tables
+        .iter()
+        .filter(|t| !t.preserve)
+        .map(|t| (t.id.to_string(), t.found.path.clone()))
+        .collect();
+    clear_holders::clear_disks(&disks, target)?;
+    for t in plan.tables.iter().filter(|t| !t.preserve) {
+        blockdev::check_not_busy(&t.found.path).with_context(|| format!("disk '{}'", t.id))?;
+    }
+    Ok(())
 }
 
 /// Run the storage config against the machine; mounts go under `target`.
 pub fn apply(storage: &Storage, target: &Path) -> Result<Outcome> {
-    let (plans, devices, volumes) = plan(storage)?;
-    for (fmt, fam) in &volumes {
-        if !fmt.preserve {
-            tools::require(fam.tool())?;
+    let plan = plan(storage)?;
+    clear(&plan, target)?;
+    let mut ctx = Ctx {
+        sys: Sysfs::default(),
+        devices: plan.devices.clone(),
+        mdadm_conf: None,
+        crypttab: Vec::new(),
+    };
+    let mut uuids: BTreeMap<String, (String, FsFamily)> = BTreeMap::new();
+    for step in &plan.steps {
+        run_step(storage, &plan, step, &mut ctx, &mut uuids)?;
+    }
+    let (fstab, mounts) = mount_all(storage, &ctx.devices, &uuids, target)?;
+    Ok(Outcome {
+        devices: ctx.devices,
+        fstab,
+        mounts,
+        mdadm_conf: ctx.mdadm_conf,
+        crypttab: ctx.crypttab,
+    })
+}
+
+fn run_step(
+    storage: &Storage,
+    plan: &Plan,
+    step: &Step,
+    ctx: &mut Ctx,
+    uuids: &mut BTreeMap<String, (String, FsFamily)>,
+) -> Result<()> {
+    match step {
+        Step::Disk(i) => {
+            let t = &plan.tables[*i];
+            write_table(t).with_context(|| format!("disk '{}' ({})", t.id, t.found.path.display()))
+        }
+        Step::Raid(r) => {
+            let dev = r
+                .apply(ctx)
+                .with_context(|| format!("raid '{}'", r.cfg.id))?;
+            layer_table(storage, ctx, &r.cfg.id, r.cfg.ptable, &dev)
+        }
+        Step::VolGroup(v) => {
+            lvm::apply_vg(ctx, v).with_context(|| format!("lvm_volgroup '{}'", v.id))
+        }
+        Step::Volume(l) => {
+            let dev = lvm::apply_lv(ctx, storage, l)
+                .with_context(|| format!("lvm_partition '{}'", l.id))?;
+            ctx.devices.insert(l.id.clone(), dev);
+            Ok(())
+        }
+        Step::Bcache(b) => {
+            let dev = bcache::apply(ctx, b).with_context(|| format!("bcache '{}'", b.id))?;
+            layer_table(storage, ctx, &b.id, b.ptable, &dev)
+        }
+        Step::Crypt(c) => {
+            let dev = crypt::apply(ctx, c).with_context(|| format!("dm_crypt '{}'", c.id))?;
+            ctx.devices.insert(c.id.clone(), dev);
+            Ok(())
+        }
+        Step::Format(f, fam) => {
+            let dev = ctx.dev(&f.volume)?.clone();
+            let uuid = format_volume(f, *fam, &dev)?;
+            uuids.insert(f.id.clone(), (uuid, *fam));
+            Ok(())
         }
     }
-    for d in &plans {
-        write_disk(d)
-            .with_context(|| format!("disk '{}' ({})", d.cfg.id, d.found.path.display()))?;
+}
+
+/// A new array or bcache device: record it, and write its partition table when it has one.
+fn layer_table(
+    storage: &Storage,
+    ctx: &mut Ctx,
+    id: &str,
+    ptable: Option<Ptable>,
+    dev: &Path,
+) -> Result<()> {
+    ctx.devices.insert(id.to_string(), dev.to_path_buf());
+    let mine: Vec<&Partition> = storage.partitions_of(id).collect();
+    let Some(ptable) = ptable else {
+        return Ok(());
+    };
+    let found = FoundDisk::open(dev).with_context(|| format!("'{id}'"))?;
+    let parts = partition::place(&found, id, ptable, &mine, storage.version)?;
+    for p in &parts {
+        ctx.devices
+            .insert(p.id.clone(), blockdev::partition_path(dev, p.number));
     }
-    let mut uuids: BTreeMap<String, (String, FsFamily)> = BTreeMap::new();
-    for (fmt, fam) in &volumes {
-        let dev = &devices[&fmt.volume];
-        let uuid = format_volume(fmt, *fam, dev)?;
-        uuids.insert(fmt.id.clone(), (uuid, *fam));
-    }
+    let t = Table {
+        id,
+        ptable: Some(ptable),
+        wipe: None,
+        preserve: false,
+        found,
+        parts,
+    };
+    write_table(&t).with_context(|| format!("partitions of '{id}' ({})", dev.display()))
+}
+
+/// The fstab entries, and everything mounted under `target` in path order.
+fn mount_all(
+    storage: &Storage,
+    devices: &BTreeMap<String, PathBuf>,
+    uuids: &BTreeMap<String, (String, FsFamily)>,
+    target: &Path,
+) -> Result<(Vec<fstab::Entry>, Mounts)> {
     let mut mounts = Mounts::default();
     let mut entries = Vec::new();
     let mut to_mount: Vec<(&Mount, PathBuf, String)> = Vec::new();
@@ -146,158 +523,16 @@ pub fn apply(storage: &Storage, target: &Path) -> Result<Outcome> {
         mounts.mount_in(&r, &path, &dev, Some(&fstype), &opts)?;
         root = Some(r);
     }
-    Ok(Outcome {
-        devices,
-        fstab: entries,
-        mounts,
-    })
+    Ok((entries, mounts))
 }
 
-type Planned<'a> = (
-    Vec<DiskPlan<'a>>,
-    BTreeMap<String, PathBuf>,
-    Vec<(&'a Format, FsFamily)>,
-);
-
-/// Resolve and check everything; write nothing.
-fn plan(storage: &Storage) -> Result<Planned<'_>> {
-    if storage.version != 1 {
-        bail!(
-            "storage version {} is not supported (only version 1)",
-            storage.version
-        );
-    }
-    storage.check_supported().map_err(anyhow::Error::msg)?;
-    let mut plans: Vec<DiskPlan> = Vec::new();
-    let mut devices: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for item in &storage.config {
-        let Item::Disk(d) = item else { continue };
-        if d.wipe.is_some() && d.preserve {
-            bail!("type:disk id={} has both wipe and preserve", d.id);
-        }
-        let path = disk::find(d)?;
-        if let Some(other) = plans.iter().find(|p| p.found.path == path) {
-            bail!(
-                "disks '{}' and '{}' are both {}",
-                other.cfg.id,
-                d.id,
-                path.display()
-            );
-        }
-        let found = FoundDisk::open(&path).with_context(|| format!("disk '{}'", d.id))?;
-        if !d.preserve {
-            crate::blockdev::check_not_busy(&path).with_context(|| format!("disk '{}'", d.id))?;
-        }
-        devices.insert(d.id.clone(), path);
-        plans.push(DiskPlan {
-            cfg: d,
-            found,
-            parts: Vec::new(),
-        });
-    }
-    let parts: Vec<&Partition> = storage
-        .config
-        .iter()
-        .filter_map(|i| {
-            if let Item::Partition(p) = i {
-                Some(p)
-            } else {
-                None
-            }
-        })
-        .collect();
-    for p in &parts {
-        if !plans.iter().any(|d| d.cfg.id == p.device) {
-            bail!(
-                "partition '{}': device '{}' is not a disk in the storage config",
-                p.id,
-                p.device
-            );
-        }
-    }
-    for d in plans.iter_mut() {
-        let mine: Vec<&Partition> = parts
-            .iter()
-            .copied()
-            .filter(|p| p.device == d.cfg.id)
-            .collect();
-        if mine.is_empty() {
-            continue;
-        }
-        let ptable = match d.cfg.ptable {
-            Some(t @ (Ptable::Gpt | Ptable::Msdos)) => t,
-            Some(t) => bail!("disk '{}': ptable {t:?} is not supported", d.cfg.id),
-            None => bail!("disk '{}' has partitions but no ptable", d.cfg.id),
-        };
-        d.parts = partition::place(&d.found, &d.cfg.id, ptable, &mine)?;
-        for p in &d.parts {
-            if p.preserve && !d.cfg.preserve {
-                bail!(
-                    "partition '{}' has preserve: true but disk '{}' does not",
-                    p.id,
-                    d.cfg.id
-                );
-            }
-            if !p.preserve && d.cfg.preserve {
-                bail!(
-                    "partition '{}': adding partitions to a preserved disk is not supported yet",
-                    p.id
-                );
-            }
-            devices.insert(
-                p.id.clone(),
-                blockdev::partition_path(&d.found.path, p.number),
-            );
-        }
-        if d.cfg.preserve {
-            let mut f = File::open(&d.found.path)
-                .with_context(|| format!("opening {}", d.found.path.display()))?;
-            let existing = partition::read_existing(&mut f, &d.found, ptable)?;
-            for p in &d.parts {
-                partition::verify_preserved(&existing, p, ptable, &d.found.path)?;
-            }
-        }
-    }
-    let mut volumes = Vec::new();
-    for item in &storage.config {
-        match item {
-            Item::Format(f) => {
-                if !devices.contains_key(&f.volume) {
-                    bail!(
-                        "format '{}': volume '{}' is not a disk or partition in the storage config",
-                        f.id,
-                        f.volume
-                    );
-                }
-                let fam = FsFamily::parse(f.fstype.name())
-                    .with_context(|| format!("format '{}'", f.id))?;
-                volumes.push((f, fam));
-            }
-            Item::Mount(m) => match &m.device {
-                Some(fid) => {
-                    if !matches!(storage.get(fid), Some(Item::Format(_))) {
-                        bail!(
-                            "mount '{}': device '{fid}' is not a format in the storage config",
-                            m.id
-                        );
-                    }
-                }
-                None if m.spec.is_some() && m.fstype.is_some() => {}
-                None => bail!("mount '{}': needs a device, or a spec and an fstype", m.id),
-            },
-            _ => {}
-        }
-    }
-    Ok((plans, devices, volumes))
-}
-
-fn write_disk(d: &DiskPlan) -> Result<()> {
-    if d.cfg.preserve {
+fn write_table(d: &Table) -> Result<()> {
+    if d.preserve {
         return Ok(());
     }
     let path = &d.found.path;
     // Old signatures inside old partitions, before the new table hides them.
-    match d.cfg.wipe {
+    match d.wipe {
         Some(Wipe::SuperblockRecursive) => {
             for n in 1..=128u32 {
                 let pp = blockdev::partition_path(path, n);
@@ -326,8 +561,8 @@ fn write_disk(d: &DiskPlan) -> Result<()> {
         .open(path)
         .with_context(|| format!("opening {} exclusively", path.display()))?;
     let mib = 1u64 << 20;
-    if matches!(d.cfg.wipe, Some(Wipe::Zero | Wipe::Random)) {
-        if d.cfg.wipe == Some(Wipe::Random) {
+    if matches!(d.wipe, Some(Wipe::Zero | Wipe::Random)) {
+        if d.wipe == Some(Wipe::Random) {
             tracing::warn!("wipe: random is done as zero");
         }
         blockdev::zero_range(&f, 0, d.found.size)?;
@@ -342,10 +577,10 @@ fn write_disk(d: &DiskPlan) -> Result<()> {
             blockdev::zero_range(&f, e.saturating_sub(mib).max(s), mib.min(e - s))?;
         }
     }
-    if d.parts.is_empty() && d.cfg.ptable.is_none() {
+    if d.parts.is_empty() && d.ptable.is_none() {
         return Ok(());
     }
-    match d.cfg.ptable {
+    match d.ptable {
         Some(Ptable::Gpt) => partition::write_gpt(&mut f, &d.found, &d.parts)?,
         Some(Ptable::Msdos) => partition::write_msdos(&mut f, &d.found, &d.parts)?,
         _ => {}
@@ -408,4 +643,16 @@ fn format_volume(fmt: &Format, fam: FsFamily, dev: &Path) -> Result<String> {
         None => tools::blkid_uuid(dev)?
             .with_context(|| format!("no UUID on {} after mkfs", dev.display())),
     }
+}
+
+/// What custom mode would do to a raid, LVM, bcache or dm_crypt item, for `deployer plan`.
+pub fn describe_layer(storage: &Storage, item: &Item) -> Option<String> {
+    Some(match item {
+        Item::Raid(r) => raid::plan(r).describe(),
+        Item::LvmVolgroup(v) => lvm::describe_vg(v),
+        Item::LvmPartition(l) => lvm::describe_lv(storage, l),
+        Item::Bcache(b) => bcache::describe(b),
+        Item::DmCrypt(c) => crypt::describe(c),
+        _ => return None,
+    })
 }

@@ -46,6 +46,18 @@ pub fn apply(
     let raw_data = raw_data(cfg).kind(Kind::Config)?;
     let storage: Option<&Storage> = loaded.config.storage.as_ref();
     let disk = super::simple::choose_disk(cfg, storage, devices).kind(Kind::Storage)?;
+    // As curtin's block_meta: the disks with `wipe` are cleared first, and the image's disk.
+    let mut clear = vec![("dd target".to_string(), disk.clone())];
+    for d in storage.iter().flat_map(|s| s.disks()) {
+        if d.wipe.is_some() && !d.preserve {
+            if let Ok(p) = super::disk::find(d) {
+                if p != disk {
+                    clear.push((d.id.clone(), p));
+                }
+            }
+        }
+    }
+    super::clear_holders::clear_disks(&clear, target).kind(Kind::Storage)?;
     tracing::info!(
         "dd source {}: writing {} to {} (storage config used only to choose the disk)",
         src.name,

@@ -1,14 +1,21 @@
-//! The partitioning stage (curtin `block-meta`): wipe, partition, format and mount what the
-//! storage config says (custom mode), or curtin's flat layout on one disk (simple mode); write
-//! the fstab lines to `$OUTPUT_FSTAB` and the target's `/etc/fstab`.
+//! The partitioning stage (curtin `block-meta`): take apart what an earlier deployment left
+//! (clear-holders), then partition, build arrays, volume groups, bcache and encrypted volumes,
+//! format and mount what the storage config says (custom mode), or curtin's flat layout on one
+//! disk (simple mode); write the fstab lines to `$OUTPUT_FSTAB` and the target's `/etc/fstab`,
+//! and `crypttab` and `mdadm.conf` beside `$OUTPUT_FSTAB` for curthooks to install.
 
+pub mod bcache;
+pub mod clear_holders;
 pub mod config;
+pub mod crypt;
 pub mod custom;
 pub mod dd;
 pub mod disk;
 pub mod fstab;
+pub mod lvm;
 pub mod mount;
 pub mod partition;
+pub mod raid;
 pub mod simple;
 
 use std::path::Path;
@@ -23,8 +30,56 @@ pub fn apply(storage: &config::Storage, target: &Path) -> Result<String> {
     let out = custom::apply(storage, target).kind(Kind::Storage)?;
     let body = fstab::render(&out.fstab);
     write_fstab(target, &body)?;
+    write_state(&out)?;
+    if let Some(p) = &storage.device_map_path {
+        // curtin's `{id: /dev/path}` of every item that has a device.
+        let map: serde_json::Map<String, serde_json::Value> = out
+            .devices
+            .iter()
+            .map(|(id, dev)| (id.clone(), dev.display().to_string().into()))
+            .collect();
+        std::fs::write(p, serde_json::Value::Object(map).to_string())
+            .with_context(|| format!("writing the device map {p}"))?;
+    }
     out.mounts.keep();
     Ok(body)
+}
+
+/// `crypttab` and `mdadm.conf` in the state directory (beside `$OUTPUT_FSTAB`), as curtin
+/// leaves them for curthooks; without one they are not written, as in curtin.
+fn write_state(out: &custom::Outcome) -> Result<()> {
+    let files = [
+        (STATE_MDADM_CONF, out.mdadm_conf.clone()),
+        (
+            STATE_CRYPTTAB,
+            (!out.crypttab.is_empty()).then(|| out.crypttab.join("\n") + "\n"),
+        ),
+    ];
+    if files.iter().all(|(_, body)| body.is_none()) {
+        return Ok(());
+    }
+    let Some(dir) = state_dir() else {
+        tracing::info!("no OUTPUT_FSTAB in the environment: not writing crypttab and mdadm.conf");
+        return Ok(());
+    };
+    for (name, body) in files {
+        if let Some(body) = body {
+            let p = dir.join(name);
+            std::fs::write(&p, body).with_context(|| format!("writing {}", p.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The state files block-meta leaves beside `$OUTPUT_FSTAB` for curthooks.
+pub const STATE_MDADM_CONF: &str = "mdadm.conf";
+pub const STATE_CRYPTTAB: &str = "crypttab";
+
+/// The directory of `$OUTPUT_FSTAB`.
+pub fn state_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("OUTPUT_FSTAB")
+        .filter(|p| !p.is_empty())
+        .and_then(|p| Path::new(&p).parent().map(Path::to_path_buf))
 }
 
 /// `$OUTPUT_FSTAB` when set (curtin's state file), and the target's `/etc/fstab`.

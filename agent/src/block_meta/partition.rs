@@ -54,11 +54,14 @@ pub fn usable(disk: &FoundDisk, ptable: Ptable) -> (u64, u64) {
 }
 
 /// Place every partition of one disk, in config order, or say exactly what does not fit.
+/// Storage version 2 (curtin's sfdisk path) starts a partition without `offset` at the next
+/// 1 MiB boundary after the previous one; version 1 right after it.
 pub fn place(
     disk: &FoundDisk,
     disk_id: &str,
     ptable: Ptable,
     parts: &[&Partition],
+    version: u32,
 ) -> Result<Vec<Placed>> {
     let lbs = disk.sector;
     let align = (1u64 << 20) / lbs;
@@ -113,6 +116,7 @@ pub fn place(
             prev_logical.map(|q| q.end()).unwrap_or(ext.start) + align
         } else {
             match out.iter().rev().find(|q| q.kind != Kind::Logical) {
+                Some(prev) if version >= 2 => prev.end().div_ceil(align) * align,
                 Some(prev) => prev.end(),
                 None => align,
             }
@@ -199,16 +203,18 @@ pub fn gpt_type(flag: Option<Flag>) -> (&'static str, &'static str) {
     }
 }
 
-/// MBR system id and boot flag, as parted sets them.
+/// MBR system id and boot flag, as curtin's parted calls leave them: 0x83 for everything but
+/// extended (0x05) and swap (0x82) — `lvm` and `raid` partitions too.
 pub fn mbr_type(flag: Option<Flag>) -> (u8, bool) {
-    match flag {
-        Some(Flag::Extended) => (0x05, false),
-        Some(Flag::Swap) => (0x82, false),
-        Some(Flag::Lvm) => (0x8e, false),
-        Some(Flag::Raid) => (0xfd, false),
-        Some(Flag::Boot) => (0x83, true),
-        _ => (0x83, false),
-    }
+    let kind = match flag {
+        Some(Flag::Extended) => preseed::geometry::MsdosKind::Extended,
+        Some(Flag::Logical) => preseed::geometry::MsdosKind::Logical,
+        _ => preseed::geometry::MsdosKind::Primary,
+    };
+    (
+        preseed::geometry::msdos_type(kind, flag),
+        flag == Some(Flag::Boot),
+    )
 }
 
 fn guid_le(s: &str) -> [u8; 16] {
@@ -351,4 +357,45 @@ pub fn verify_preserved(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_2_aligns_partitions_without_offset() {
+        let storage = |v: u32| {
+            preseed::load::load_documents(vec![(
+                "t".into(),
+                format!("storage: {{version: {v}, config: [{{id: d, type: disk, path: /x, ptable: gpt}}, {{id: a, type: partition, device: d, size: 1536K}}, {{id: b, type: partition, device: d, size: 1M}}]}}"),
+            )])
+            .unwrap()
+            .config
+            .storage
+            .unwrap()
+        };
+        let disk = FoundDisk {
+            path: "/x".into(),
+            sector: 512,
+            size: 64 << 20,
+        };
+        for (v, want) in [(1, 2048 + 3072), (2, 6144)] {
+            let s = storage(v);
+            let parts: Vec<&Partition> = s.partitions_of("d").collect();
+            let placed = place(&disk, "d", Ptable::Gpt, &parts, v).unwrap();
+            assert_eq!(placed[1].start, want, "version {v}");
+        }
+    }
+
+    #[test]
+    fn msdos_type_bytes_match_parted() {
+        // curtin's `parted mkpart primary` leaves lvm and raid partitions at 0x83.
+        assert_eq!(mbr_type(Some(Flag::Lvm)), (0x83, false));
+        assert_eq!(mbr_type(Some(Flag::Raid)), (0x83, false));
+        assert_eq!(mbr_type(Some(Flag::Swap)), (0x82, false));
+        assert_eq!(mbr_type(Some(Flag::Extended)), (0x05, false));
+        assert_eq!(mbr_type(Some(Flag::Boot)), (0x83, true));
+        assert_eq!(mbr_type(None), (0x83, false));
+    }
 }

@@ -188,5 +188,6 @@ pub fn storage_for(disk: &Path, layout: Layout) -> Storage {
         version: 1,
         config: items,
         device_map_path: None,
+        disks_only: false,
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod bootloader;
 pub mod steps;
+pub mod storage;
 
 use std::fs;
 use std::path::Path;
@@ -156,6 +157,7 @@ pub fn builtin(wd: &WorkingDir, cfg: &Value) -> Result<()> {
         let applied = crate::network::apply(&chroot, wd).context("apply-networking-config")?;
         tracing::info!("network: {applied:?}");
         copy_fstab(wd, target).context("writing-etc-fstab")?;
+        storage::install(wd, cfg, target).context("configuring-storage")?;
         bootloader::setup(&chroot, cfg).context("configuring-bootloader")?;
         Ok(())
     })();

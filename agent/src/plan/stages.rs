@@ -7,6 +7,7 @@ use preseed::Config;
 use serde_yaml::Value;
 
 use super::disk::{self, human, Target, TargetKind};
+use crate::block_meta::custom::describe_layer;
 
 pub fn plan(c: &Config, merged: &Value, target: Option<&Target>) -> Vec<String> {
     let mut out = vec!["plan (a dry run: nothing is written, partitioned or mounted)".to_string()];
@@ -115,8 +116,16 @@ fn partitioning(c: &Config, merged: &Value, t: Option<&Target>, out: &mut Vec<St
             ),
             _ => out.push("    the GPT backup header is moved to the end of the disk and the root grown to fill it".into()),
         }
-        if c.storage.is_some() {
-            out.push("    the storage layout is not applied to a dd image (only its grub_device disk is used, by serial or path)".into());
+        match (&c.storage, t) {
+            (Some(s), _) => {
+                out.push("    the storage layout is not applied to a dd image (only its grub_device disk is used, by serial or path)".into());
+                clear_holders_lines(s, t, out);
+            }
+            (None, Some(t)) => out.extend(crate::block_meta::clear_holders::describe(
+                &[("target".into(), t.path.clone())],
+                std::path::Path::new("/target"),
+            )),
+            (None, None) => {}
         }
         return;
     }
@@ -138,6 +147,7 @@ fn partitioning(c: &Config, merged: &Value, t: Option<&Target>, out: &mut Vec<St
     if let Err(m) = s.check_supported() {
         out.push(format!("    an install would stop here: {m}"));
     }
+    clear_holders_lines(s, t, out);
     // --target stands for the boot disk (grub_device), else the first disk.
     let target_disk = s
         .disks()
@@ -230,13 +240,64 @@ fn partitioning(c: &Config, merged: &Value, t: Option<&Target>, out: &mut Vec<St
                     }
                 ));
             }
-            other => out.push(format!(
-                "    {} {}: {}",
-                other.type_name(),
-                other.id(),
-                other.unsupported().unwrap_or_default()
+            other => match (other.unsupported(), describe_layer(s, other)) {
+                (None, Some(line)) => {
+                    out.push(format!("    {line}"));
+                    layer_partitions(s, other, out);
+                }
+                (why, _) => out.push(format!(
+                    "    {} {}: {}",
+                    other.type_name(),
+                    other.id(),
+                    why.unwrap_or_default()
+                )),
+            },
+        }
+    }
+}
+
+/// Partitions of an array or bcache device: placed once it exists (its size is known then).
+fn layer_partitions(s: &Storage, item: &Item, out: &mut Vec<String>) {
+    for p in s.partitions_of(item.id()) {
+        out.push(format!(
+            "      partition {} {}: {} bytes{}, placed when {} exists",
+            p.number.map(|n| n.to_string()).unwrap_or_default(),
+            p.id,
+            p.size,
+            p.flag
+                .map(|f| format!(" (flag {})", f.name()))
+                .unwrap_or_default(),
+            item.id()
+        ));
+    }
+}
+
+/// clear-holders on the disks the config names (not preserved), as this machine has them now.
+fn clear_holders_lines(s: &Storage, t: Option<&Target>, out: &mut Vec<String>) {
+    let target_disk = s
+        .disks()
+        .find(|d| d.grub_device)
+        .or_else(|| s.disks().next())
+        .map(|d| d.id.clone());
+    let mut disks = Vec::new();
+    for d in s.disks().filter(|d| !d.preserve) {
+        let path = match t {
+            Some(t) if Some(&d.id) == target_disk.as_ref() => Some(t.path.clone()),
+            _ => crate::block_meta::disk::find(d).ok(),
+        };
+        match path {
+            Some(p) => disks.push((d.id.clone(), p)),
+            None => out.push(format!(
+                "    clear-holders: disk {} is not on this machine; its holders are read at install",
+                d.id
             )),
         }
+    }
+    if !disks.is_empty() {
+        out.extend(crate::block_meta::clear_holders::describe(
+            &disks,
+            std::path::Path::new("/target"),
+        ));
     }
 }
 

@@ -1,7 +1,11 @@
 //! Every external command the agent runs, typed. A missing tool is an error that names the
 //! Debian package that provides it.
 
+pub mod bcache;
+pub mod cryptsetup;
 mod disk;
+pub mod lvm;
+pub mod mdadm;
 pub use disk::*;
 
 use std::ffi::OsString;
@@ -26,8 +30,11 @@ pub fn package_of(tool: &str) -> &'static str {
         "mkfs.xfs" => "xfsprogs",
         "mkfs.btrfs" => "btrfs-progs",
         "mkfs.vfat" => "dosfstools",
-        "mkswap" | "wipefs" | "blkid" => "util-linux",
-        "pvremove" => "lvm2",
+        "mkswap" | "wipefs" | "blkid" | "swapoff" => "util-linux",
+        "lvm" | "pvremove" => "lvm2",
+        "mdadm" => "mdadm",
+        "cryptsetup" => "cryptsetup-bin",
+        "make-bcache" | "bcache-super-show" => "bcache-tools",
         _ => "the package providing it",
     }
 }
@@ -42,12 +49,23 @@ pub fn require(tool: &str) -> Result<PathBuf> {
     })
 }
 
+/// Device-mapper users (LVM, cryptsetup) wait for udev to make their `/dev` nodes; without
+/// udev (a minimal ephemeral OS) they are told to make them themselves.
+fn dm_env(cmd: &mut Command, tool: &str) {
+    if matches!(tool, "lvm" | "cryptsetup" | "dmsetup") && !Path::new("/run/udev/control").exists()
+    {
+        cmd.env("DM_DISABLE_UDEV", "1");
+    }
+}
+
 /// Run a command; on failure the error carries its stderr.
 pub fn run(tool: &str, args: &[OsString]) -> Result<String> {
     // After SIGTERM/SIGINT no further tool runs: the stage stops and cleans up.
     crate::signals::check()?;
     let exe = require(tool)?;
-    let out = Command::new(&exe)
+    let mut cmd = Command::new(&exe);
+    dm_env(&mut cmd, tool);
+    let out = cmd
         .args(args)
         .output()
         .with_context(|| format!("running {tool}"))?;
@@ -244,18 +262,17 @@ pub fn wipefs_all(dev: &Path) -> Result<()> {
 
 /// `pvremove --force --force --yes DEV` when LVM tools exist (rc 5, "not a PV", is fine).
 pub fn pvremove(dev: &Path) -> Result<()> {
-    let Some(exe) = which("pvremove") else {
-        tracing::info!(
-            "pvremove not installed: skipping LVM wipe of {}",
-            dev.display()
-        );
+    let Some(exe) = which("lvm") else {
+        tracing::info!("lvm not installed: skipping LVM wipe of {}", dev.display());
         return Ok(());
     };
-    let st = Command::new(exe)
-        .args(["--force", "--force", "--yes"])
+    let mut cmd = Command::new(exe);
+    dm_env(&mut cmd, "lvm");
+    let st = cmd
+        .args(["pvremove", "--force", "--force", "--yes"])
         .arg(dev)
         .output()
-        .context("running pvremove")?;
+        .context("running lvm pvremove")?;
     match st.status.code() {
         Some(0) | Some(5) => Ok(()),
         _ => bail!(
@@ -264,6 +281,32 @@ pub fn pvremove(dev: &Path) -> Result<()> {
             String::from_utf8_lossy(&st.stderr).trim()
         ),
     }
+}
+
+/// Whether the running kernel can do `what` (`md`, `dm`, `bcache`): its module is loaded (or
+/// built in), after a best-effort `modprobe` as curtin does for bcache. Checked before
+/// anything is written, so a kernel without it stops the install with the disks untouched.
+pub fn kernel_supports(what: &str) -> bool {
+    let (module, present): (&str, &[&str]) = match what {
+        "md" => ("md_mod", &["/proc/mdstat", "/sys/module/md_mod"]),
+        "dm" => ("dm_mod", &["/sys/module/dm_mod", "/dev/mapper/control"]),
+        "bcache" => ("bcache", &["/sys/fs/bcache/register"]),
+        _ => return false,
+    };
+    let here = || present.iter().any(|p| Path::new(p).exists());
+    if here() {
+        return true;
+    }
+    if let Some(m) = which("modprobe") {
+        let _ = Command::new(m).arg(module).output();
+    }
+    here()
+}
+
+/// `swapoff DEV`.
+pub fn swapoff(dev: &Path) -> Result<()> {
+    run("swapoff", &[dev.as_os_str().to_owned()])?;
+    Ok(())
 }
 
 /// The file system UUID of a device (`blkid -o value -s UUID`), if it has one.
@@ -277,9 +320,56 @@ pub fn blkid_uuid(dev: &Path) -> Result<Option<String>> {
     Ok((!s.is_empty()).then_some(s))
 }
 
+/// curtin's `get_volume_id`: `("UUID", ..)`, else `("PARTUUID", ..)`, else `("PTUUID", ..)`
+/// of a device (`blkid -p -o export`).
+pub fn volume_id(dev: &Path) -> Result<Option<(String, String)>> {
+    let out = Command::new(require("blkid")?)
+        .args(["-p", "-o", "export"])
+        .arg(dev)
+        .output()
+        .context("running blkid")?;
+    Ok(pick_volume_id(&String::from_utf8_lossy(&out.stdout)))
+}
+
+fn pick_volume_id(export: &str) -> Option<(String, String)> {
+    let get = |k: &str| {
+        export
+            .lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
+            .filter(|v| !v.is_empty())
+    };
+    [
+        ("UUID", "UUID"),
+        ("PARTUUID", "PART_ENTRY_UUID"),
+        ("PTUUID", "PTUUID"),
+    ]
+    .iter()
+    .find_map(|(name, key)| get(key).map(|v| (name.to_string(), v.to_string())))
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// An argument list as strings, for comparing command lines.
+    pub(crate) fn words(a: Vec<OsString>) -> Vec<String> {
+        a.into_iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn volume_ids_in_curtins_order() {
+        assert_eq!(
+            pick_volume_id("DEVNAME=/dev/vdc2\nUUID=abc\nTYPE=crypto_LUKS\nPART_ENTRY_UUID=p1\n"),
+            Some(("UUID".into(), "abc".into()))
+        );
+        assert_eq!(
+            pick_volume_id("PART_ENTRY_UUID=p1\nPTUUID=t\n"),
+            Some(("PARTUUID".into(), "p1".into()))
+        );
+        assert_eq!(pick_volume_id("TYPE=x\n"), None);
+    }
 
     #[test]
     fn mkfs_flags_like_curtin() {

@@ -39,6 +39,21 @@ pub struct Machine {
     /// `layout: custom`: the partitions to make, in order.
     #[serde(default)]
     pub partitions: Vec<CustomPartition>,
+    /// `layout: custom`: md arrays built from the partitions that name them (`raid:`).
+    #[serde(default)]
+    pub raids: Vec<CustomRaid>,
+    /// bcache layout: the cache disk (the smallest other disk with `ssd: true` by default).
+    #[serde(default)]
+    pub cache_device: Option<String>,
+    /// bcache layout: `writethrough` (default), `writeback` or `writearound`.
+    #[serde(default)]
+    pub cache_mode: Option<String>,
+    /// bcache layout: the cache partition's size (the whole cache disk by default).
+    #[serde(default, deserialize_with = "opt_size")]
+    pub cache_size: Option<u64>,
+    /// bcache layout: use the whole cache disk, no partition table on it.
+    #[serde(default)]
+    pub cache_no_part: bool,
     #[serde(default)]
     pub interfaces: Vec<Interface>,
     #[serde(default)]
@@ -114,6 +129,9 @@ pub struct Disk {
     /// Partition table for this disk; GPT by default, as MAAS makes new tables.
     #[serde(default)]
     pub ptable: Option<PtableKind>,
+    /// MAAS's `ssd` tag: a candidate cache for the bcache layout.
+    #[serde(default)]
+    pub ssd: bool,
 }
 
 fn default_block_size() -> u64 {
@@ -142,6 +160,9 @@ pub enum Layout {
     #[default]
     Flat,
     Lvm,
+    Bcache,
+    Vmfs6,
+    Vmfs7,
     Blank,
     Custom,
 }
@@ -164,6 +185,52 @@ pub struct CustomPartition {
     pub label: Option<String>,
     #[serde(default)]
     pub bootable: bool,
+    /// A member of the array of this name (see `raids`); such a partition has no fstype.
+    #[serde(default)]
+    pub raid: Option<String>,
+    /// With `raid`: a spare rather than an active member.
+    #[serde(default)]
+    pub spare: bool,
+    /// Encrypt the partition (dm_crypt); its file system goes on the encrypted volume.
+    #[serde(default)]
+    pub encrypt: Option<Encrypt>,
+}
+
+/// One md array of `layout: custom`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomRaid {
+    pub name: String,
+    /// 0, 1, 5, 6 or 10 (MAAS's levels).
+    pub level: u32,
+    #[serde(default)]
+    pub fstype: Option<String>,
+    #[serde(default)]
+    pub mount: Option<String>,
+    #[serde(default)]
+    pub mount_options: Option<String>,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub encrypt: Option<Encrypt>,
+}
+
+/// dm_crypt for a volume: the passphrase, or a key file the config carries and the target
+/// keeps (deployer's `keyfile: {path, content}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Encrypt {
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub keyfile: Option<EncryptKeyfile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptKeyfile {
+    pub path: String,
+    pub content: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -164,7 +164,10 @@ pub fn generate(m: &Machine, r: &Resource) -> Result<Generated, Error> {
     }];
     let mut push = |name, value| parts.push(Fragment { name, value });
 
-    push("storage", storage::generate(m).map_err(Error::Machine)?);
+    push(
+        "storage",
+        storage::generate(m, c.base_os == "esxi").map_err(Error::Machine)?,
+    );
     // apt only for Ubuntu bases (MAAS: base os ubuntu or custom-unresolved).
     if c.base_os == "ubuntu" {
         push("archive", archive::fragment(m));
