@@ -20,7 +20,7 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::error::{Kind, KindExt};
 
@@ -665,7 +665,7 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     fn v(y: &str) -> Value {
-        serde_yaml::from_str(y).unwrap()
+        yaml_serde::from_str(y).unwrap()
     }
 
     #[test]

@@ -58,7 +58,7 @@ impl WorkingDir {
     pub fn create(
         parent: &Path,
         target: Option<&Path>,
-        config: &serde_yaml::Value,
+        config: &yaml_serde::Value,
     ) -> Result<WorkingDir> {
         let top = tempfile::Builder::new()
             .prefix("deployer-")
@@ -72,7 +72,7 @@ impl WorkingDir {
     pub fn create_at(
         top: &Path,
         target: Option<&Path>,
-        config: &serde_yaml::Value,
+        config: &yaml_serde::Value,
     ) -> Result<WorkingDir> {
         let state = top.join("state");
         let scratch = top.join("scratch");
@@ -171,19 +171,19 @@ impl WorkingDir {
     }
 
     /// Write the merged config as JSON to `state/config`.
-    pub fn write_config(&self, config: &serde_yaml::Value) -> Result<()> {
+    pub fn write_config(&self, config: &yaml_serde::Value) -> Result<()> {
         let json = serde_json::to_vec_pretty(config).context("converting the config to JSON")?;
         fs::write(&self.config, json).with_context(|| format!("writing {}", self.config.display()))
     }
 
     /// Read back `state/config` (JSON is YAML).
-    pub fn read_config(&self) -> Result<serde_yaml::Value> {
+    pub fn read_config(&self) -> Result<yaml_serde::Value> {
         let text = fs::read_to_string(&self.config)
             .with_context(|| format!("reading {}", self.config.display()))?;
         if text.trim().is_empty() {
-            return Ok(serde_yaml::Value::Mapping(Default::default()));
+            return Ok(yaml_serde::Value::Mapping(Default::default()));
         }
-        serde_yaml::from_str(&text).with_context(|| format!("parsing {}", self.config.display()))
+        preseed::yaml::from_str(&text).with_context(|| format!("parsing {}", self.config.display()))
     }
 
     /// The same working dir with another event-name prefix (`cmd-install/stage-<name>`).
@@ -276,7 +276,7 @@ fn prepend_path(var: &str, dir: &Path) -> OsString {
 /// Where a Python `curtin` package lives in the ephemeral OS: `deployer.python_curtin` in the
 /// config, else `/curtin` (where MAAS's curtin-installer extracts itself). The result is the
 /// dir to put on PYTHONPATH (the one holding `curtin/__init__.py`).
-pub fn find_python_curtin(config: &serde_yaml::Value) -> Option<PathBuf> {
+pub fn find_python_curtin(config: &yaml_serde::Value) -> Option<PathBuf> {
     let configured = config
         .get("deployer")
         .and_then(|d| d.get("python_curtin"))
@@ -297,7 +297,7 @@ pub fn find_python_curtin(config: &serde_yaml::Value) -> Option<PathBuf> {
 
 /// The working dir for a stage command: from the environment when run as a child of an
 /// install, otherwise a fresh one for this run (with `target` and the merged config).
-pub fn for_stage(target: Option<&Path>, config: &serde_yaml::Value) -> Result<WorkingDir> {
+pub fn for_stage(target: Option<&Path>, config: &yaml_serde::Value) -> Result<WorkingDir> {
     if std::env::var_os(var::FSTAB).is_some() && std::env::var_os(var::CONFIG).is_some() {
         let mut wd = WorkingDir::from_env()?;
         if let Some(t) = target {
@@ -317,10 +317,10 @@ pub fn for_stage(target: Option<&Path>, config: &serde_yaml::Value) -> Result<Wo
 /// The merged config for a stage command: `-c`/`--set` or $CONFIG through
 /// [`crate::config::load`]; an empty mapping when there is neither (a stage run alone on a
 /// target, with everything from its flags).
-pub fn stage_config(global: &crate::cli::Global) -> Result<serde_yaml::Value> {
+pub fn stage_config(global: &crate::cli::Global) -> Result<yaml_serde::Value> {
     let no_env = std::env::var_os(var::CONFIG).is_none_or(|c| c.is_empty());
     if global.config.is_empty() && global.set.is_empty() && no_env {
-        return Ok(serde_yaml::Value::Mapping(Default::default()));
+        return Ok(yaml_serde::Value::Mapping(Default::default()));
     }
     Ok(crate::config::load(global)?.merged)
 }
@@ -332,8 +332,8 @@ mod tests {
     #[test]
     fn layout_and_env() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg: serde_yaml::Value =
-            serde_yaml::from_str("{proxy: {http_proxy: 'http://p:3128'}, a: [1]}").unwrap();
+        let cfg: yaml_serde::Value =
+            yaml_serde::from_str("{proxy: {http_proxy: 'http://p:3128'}, a: [1]}").unwrap();
         let wd = WorkingDir::create_at(dir.path(), None, &cfg).unwrap();
         for f in [
             "state/config",

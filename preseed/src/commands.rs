@@ -3,8 +3,8 @@
 //! runs under `sh -c`, and a falsy value (`null`, `[]`, `""`) disables the entry — that is how a
 //! builtin is turned off (`network_commands: {builtin: null}`).
 
-use serde_yaml::Value;
 use std::collections::BTreeMap;
+use yaml_serde::Value;
 
 use crate::config::{scalar_string, show, Issue};
 

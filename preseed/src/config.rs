@@ -2,12 +2,13 @@
 //! deployer does not know (kept, never fatal: curtin ignores them).
 
 use serde::de::DeserializeOwned;
-use serde_yaml::Value;
 use std::collections::BTreeMap;
+use yaml_serde::Value;
 
 use crate::commands::CommandSet;
 use crate::install::{Curthooks, Install, PowerState, Proxy, WriteFile};
 use crate::network::Network;
+pub use crate::path::{parse_path, path_string, scalar_string, Seg};
 use crate::reporting::Handler;
 use crate::sources::Source;
 use crate::storage::Storage;
@@ -221,13 +222,6 @@ pub struct Issue {
     pub message: String,
 }
 
-/// One step of a key path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seg {
-    Key(String),
-    Index(usize),
-}
-
 impl Issue {
     /// `path` is relative, written as in messages: `config[3].size`, `[0]`, `` for here.
     pub fn new(path: impl AsRef<str>, message: impl Into<String>) -> Issue {
@@ -248,45 +242,6 @@ impl Issue {
     pub fn path_string(&self) -> String {
         path_string(&self.path)
     }
-}
-
-pub fn path_string(path: &[Seg]) -> String {
-    let mut s = String::new();
-    for seg in path {
-        match seg {
-            Seg::Key(k) => {
-                if !s.is_empty() {
-                    s.push('.');
-                }
-                s.push_str(k);
-            }
-            Seg::Index(i) => s.push_str(&format!("[{i}]")),
-        }
-    }
-    s
-}
-
-/// Parse `a.b[3].c` into segments (keys never contain `.` or `[` in curtin's schema).
-pub fn parse_path(p: &str) -> Vec<Seg> {
-    let mut out = Vec::new();
-    for part in p.split('.').filter(|s| !s.is_empty()) {
-        let (key, mut rest) = match part.find('[') {
-            Some(i) => (&part[..i], &part[i..]),
-            None => (part, ""),
-        };
-        if !key.is_empty() {
-            out.push(Seg::Key(key.to_string()));
-        }
-        while let Some(r) = rest.strip_prefix('[') {
-            let end = r.find(']').unwrap_or(r.len());
-            match r[..end].parse() {
-                Ok(i) => out.push(Seg::Index(i)),
-                Err(_) => out.push(Seg::Key(r[..end].to_string())),
-            }
-            rest = r.get(end + 1..).unwrap_or("");
-        }
-    }
-    out
 }
 
 /// Deserialize a typed value from part of the config; the error keeps the key path inside it.
@@ -312,16 +267,6 @@ pub fn typed<T: DeserializeOwned>(v: &Value) -> Result<T, Issue> {
 /// A mapping key as text.
 pub fn key_string(k: &Value) -> String {
     scalar_string(k).unwrap_or_else(|| show(k))
-}
-
-/// A scalar as text (`1` -> "1", `true` -> "true"); `None` for collections and null.
-pub fn scalar_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
 }
 
 /// Python truthiness, as curtin tests `if value:`.

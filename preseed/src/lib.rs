@@ -22,6 +22,7 @@ pub mod install;
 pub mod load;
 pub mod nesting;
 pub mod network;
+pub mod path;
 pub mod reporting;
 pub mod size;
 pub mod sources;

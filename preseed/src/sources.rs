@@ -5,8 +5,8 @@
 //! URLs of the same object, tried in order when the one in use fails for good).
 
 use serde::Deserialize;
-use serde_yaml::Value;
 use std::collections::BTreeMap;
+use yaml_serde::Value;
 
 /// How a source is written, named by curtin's prefixes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -354,7 +354,7 @@ mod tests {
 
     #[test]
     fn mirrors_are_http_urls_of_an_http_source() {
-        let v: Value = serde_yaml::from_str(
+        let v: Value = yaml_serde::from_str(
             "img: {type: dd-gz, uri: 'http://a/x.gz', mirrors: ['http://b/x.gz', 'https://c/x.gz']}",
         )
         .unwrap();
@@ -373,7 +373,7 @@ mod tests {
                 "mirrors need an http(s) uri, not '/srv/x.tgz'",
             ),
         ] {
-            let e = from_value(&serde_yaml::from_str(cfg).unwrap()).unwrap_err();
+            let e = from_value(&yaml_serde::from_str(cfg).unwrap()).unwrap_err();
             assert_eq!((e.path_string().as_str(), e.message.as_str()), (path, msg));
         }
     }
@@ -395,10 +395,10 @@ mod tests {
         ] {
             assert!(check_prefix(ok).is_ok(), "{ok}");
         }
-        let v: Value = serde_yaml::from_str("{a: 'ddraw:/x', b: 'tgz:/y'}").unwrap();
+        let v: Value = yaml_serde::from_str("{a: 'ddraw:/x', b: 'tgz:/y'}").unwrap();
         let i = from_value(&v).unwrap_err();
         assert_eq!(i.path_string(), "a");
-        let v: Value = serde_yaml::from_str("{a: {uri: 'dd-gzip:/x'}}").unwrap();
+        let v: Value = yaml_serde::from_str("{a: {uri: 'dd-gzip:/x'}}").unwrap();
         assert_eq!(from_value(&v).unwrap_err().path_string(), "a.uri");
     }
 

@@ -4,7 +4,7 @@
 //! check their references and to say "not supported yet"; other curtin types are carried.
 
 use serde::{Deserialize, Serialize};
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::config::{typed, Issue};
 
@@ -531,7 +531,7 @@ fn de_stringish<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>
     }
 }
 
-fn need_str(m: &serde_yaml::Mapping, key: &str) -> Result<String, Issue> {
+fn need_str(m: &yaml_serde::Mapping, key: &str) -> Result<String, Issue> {
     match m.get(key) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
         Some(v @ (Value::Number(_) | Value::Bool(_))) => {

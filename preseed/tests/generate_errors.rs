@@ -213,7 +213,7 @@ fn ol_base_warns_like_maas() {
         g.checked.warnings[0].starts_with("Custom network configuration is not supported on ol/8")
     );
     let merged = g.merged();
-    assert_eq!(merged["network"]["version"], serde_yaml::Value::from(1));
+    assert_eq!(merged["network"]["version"], yaml_serde::Value::from(1));
     assert!(merged.get("apt").is_none());
     let late = merged["late_commands"].as_mapping().unwrap();
     assert!(late.contains_key("98-validate-custom-image-has-cloud-init"));

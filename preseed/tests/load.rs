@@ -85,11 +85,11 @@ fn later_documents_win_and_mappings_merge() {
 
 #[test]
 fn lists_are_replaced_not_concatenated() {
-    let mut a: serde_yaml::Value = serde_yaml::from_str("{x: [1, 2], m: {k: [a]}, s: 1}").unwrap();
-    let b: serde_yaml::Value = serde_yaml::from_str("{x: [3], m: {j: 2}, s: {now: map}}").unwrap();
+    let mut a: yaml_serde::Value = yaml_serde::from_str("{x: [1, 2], m: {k: [a]}, s: 1}").unwrap();
+    let b: yaml_serde::Value = yaml_serde::from_str("{x: [3], m: {j: 2}, s: {now: map}}").unwrap();
     merge(&mut a, b);
-    let want: serde_yaml::Value =
-        serde_yaml::from_str("{x: [3], m: {k: [a], j: 2}, s: {now: map}}").unwrap();
+    let want: yaml_serde::Value =
+        yaml_serde::from_str("{x: [3], m: {k: [a], j: 2}, s: {now: map}}").unwrap();
     assert_eq!(a, want);
     let l = load_documents(vec![
         ("a".into(), "stages: [early, late]\n".into()),
@@ -534,4 +534,116 @@ fn config_archive_parts() {
     );
     let e = err("#curtin-config-archive\n- {type: text/plain, content: x}\n");
     assert!(e.contains("unknown archive part type 'text/plain'"), "{e}");
+}
+
+/// The five shapes of curtin's own example configs that give a key twice (basic-dasd,
+/// mirrorboot-uefi, preserve-bcache, reuse-msdos-partitions, simple-storage): each loads, the
+/// last value is used, and a warning names both lines.
+#[test]
+fn keys_given_twice_load_as_curtin_reads_them_with_a_warning() {
+    // A disk's `wipe` twice (basic-dasd: a dasd disk).
+    let l = load(
+        "storage:\n  version: 1\n  config:\n    - id: dasdb\n      type: disk\n      wipe: superblock\n      ptable: vtoc\n      serial: 0X1520\n      wipe: zero\n",
+    )
+    .unwrap();
+    let Item::Disk(d) = &l.config.storage.as_ref().unwrap().config[0] else {
+        panic!()
+    };
+    assert_eq!(d.wipe, Some(Wipe::Zero));
+    assert_eq!(
+        l.warnings,
+        ["test.yaml:9:7: storage.config[0].wipe: key given twice (first on line 6): the value on line 9 is used, as curtin does"]
+    );
+
+    // A disk's `name` twice, in two disks (mirrorboot-uefi).
+    let l = load(
+        "storage:\n  version: 1\n  config:\n  - id: sda\n    name: sda\n    type: disk\n    serial: disk-a\n    name: main_disk\n  - id: sdb\n    name: sdb\n    type: disk\n    serial: disk-b\n    name: second_disk\n",
+    )
+    .unwrap();
+    let names: Vec<_> = l
+        .config
+        .storage
+        .as_ref()
+        .unwrap()
+        .disks()
+        .map(|d| d.name.clone().unwrap())
+        .collect();
+    assert_eq!(names, ["main_disk", "second_disk"]);
+    assert_eq!(l.warnings.len(), 2, "{:?}", l.warnings);
+    assert!(
+        l.warnings[1].starts_with(
+            "test.yaml:13:5: storage.config[1].name: key given twice (first on line 10)"
+        ),
+        "{:?}",
+        l.warnings
+    );
+
+    // A partition's `offset` twice (preserve-bcache), in storage version 2.
+    let l = load(
+        "storage:\n  version: 2\n  config:\n  - {id: d, type: disk, ptable: gpt, serial: s}\n  - id: p1\n    type: partition\n    device: d\n    number: 1\n    offset: 1M\n    size: 1024M\n    offset: 2M\n",
+    )
+    .unwrap();
+    let Item::Partition(p) = &l.config.storage.as_ref().unwrap().config[1] else {
+        panic!()
+    };
+    assert_eq!(p.offset, Some(2 << 20));
+    assert!(l.warnings[0].contains("storage.config[1].offset: key given twice (first on line 9)"));
+
+    // A top-level key twice, far apart (reuse-msdos-partitions: `showtrace`).
+    let l = load("showtrace: false\ninstall:\n  unmount: disabled\n\n\nshowtrace: true\n").unwrap();
+    assert_eq!(l.config.showtrace, Some(true));
+    assert_eq!(
+        l.warnings,
+        ["test.yaml:6:1: showtrace: key given twice (first on line 1): the value on line 6 is used, as curtin does"]
+    );
+
+    // `wipe` twice in each of two disks (simple-storage), flow and block mixed.
+    let l = load(
+        "storage:\n  version: 1\n  config:\n    - {id: sdb, type: disk, wipe: superblock, serial: b, wipe: zero}\n    - id: sdc\n      type: disk\n      wipe: superblock\n      serial: c\n      wipe: random\n",
+    )
+    .unwrap();
+    let wipes: Vec<_> = l
+        .config
+        .storage
+        .as_ref()
+        .unwrap()
+        .disks()
+        .map(|d| d.wipe)
+        .collect();
+    assert_eq!(wipes, [Some(Wipe::Zero), Some(Wipe::Random)]);
+    assert!(
+        l.warnings[0].starts_with(
+            "test.yaml:4:58: storage.config[0].wipe: key given twice (first on line 4)"
+        ),
+        "{:?}",
+        l.warnings
+    );
+    assert!(
+        l.warnings[1].starts_with(
+            "test.yaml:9:7: storage.config[1].wipe: key given twice (first on line 7)"
+        ),
+        "{:?}",
+        l.warnings
+    );
+}
+
+/// PyYAML's YAML 1.1: `yes`/`no`/`on`/`off` are booleans, `0644` is octal, `1e3` a string.
+#[test]
+fn scalars_mean_what_they_mean_to_curtin() {
+    let l = load(
+        "storage:\n  version: 1\n  config:\n    - {id: d, type: disk, serial: s, ptable: gpt, preserve: yes, grub_device: on}\n    - {id: p, type: partition, device: d, size: 1G, preserve: Off}\nverbosity: 0x3\nshowtrace: NO\n",
+    )
+    .unwrap();
+    let s = l.config.storage.as_ref().unwrap();
+    let Item::Disk(d) = &s.config[0] else {
+        panic!()
+    };
+    assert!(d.preserve && d.grub_device);
+    let Item::Partition(p) = &s.config[1] else {
+        panic!()
+    };
+    assert!(!p.preserve);
+    assert_eq!(l.config.verbosity, Some(3));
+    assert_eq!(l.config.showtrace, Some(false));
+    assert_eq!(l.merged["showtrace"], yaml_serde::Value::Bool(false));
 }

@@ -26,9 +26,9 @@ pub fn pyyaml(text: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// A YAML 1.1 reader (PyYAML) gets the same document as a YAML 1.2 one (serde_yaml).
+/// A YAML 1.1 reader (PyYAML) gets the same document as a YAML 1.2 one (yaml_serde).
 pub fn assert_same(text: &str) {
-    let v12: serde_json::Value = serde_yaml::from_str(text).expect("YAML 1.2");
+    let v12: serde_json::Value = yaml_serde::from_str(text).expect("YAML 1.2");
     assert_eq!(
         pyyaml(text),
         v12,

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 fn preseed_bin() -> PathBuf {
     let p = testkit::target_dir().join("preseed");
@@ -91,7 +91,7 @@ fn generate_every_case() {
         assert!(ud.status.success(), "{name}: {}", text(&ud.stderr));
         let ud = text(&ud.stdout);
         assert!(ud.starts_with("#cloud-config\n"));
-        let v: Value = serde_yaml::from_str(&ud).unwrap();
+        let v: Value = yaml_serde::from_str(&ud).unwrap();
         assert_eq!(v["power_state"]["mode"], Value::from("reboot"));
         assert_eq!(
             v["power_state"]["condition"],
@@ -120,7 +120,7 @@ fn user_data_fetches_config_with_oauth() {
         &dir,
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let v: Value = serde_yaml::from_str(&text(&out.stdout)).unwrap();
+    let v: Value = yaml_serde::from_str(&text(&out.stdout)).unwrap();
     let files = v["write_files"].as_sequence().unwrap();
     assert_eq!(files.len(), 1, "config not embedded when fetched");
     let script = files[0]["content"].as_str().unwrap();

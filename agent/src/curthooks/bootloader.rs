@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::error::{Kind, KindExt};
 use crate::target::{Chroot, TargetRoot};
@@ -140,7 +140,7 @@ fn disk_path(disk: &Value) -> Option<PathBuf> {
     if let Some(p) = disk.get("path").and_then(Value::as_str) {
         return Some(PathBuf::from(p));
     }
-    let d: preseed::storage::Disk = serde_yaml::from_value(disk.clone()).ok()?;
+    let d: preseed::storage::Disk = yaml_serde::from_value(disk.clone()).ok()?;
     crate::block_meta::disk::find(&d)
         .map_err(|e| tracing::warn!("{e:#}"))
         .ok()
@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn devices_from_storage_and_install_devices() {
-        let cfg: Value = serde_yaml::from_str(
+        let cfg: Value = yaml_serde::from_str(
             "{storage: {version: 1, config: [
                {id: d1, type: disk, path: /dev/vda, grub_device: true},
                {id: d2, type: disk, path: /dev/vdb},
@@ -286,12 +286,12 @@ mod tests {
             install_devices(&cfg, None),
             Devices::List(vec!["/dev/vda".into(), "/dev/vdb".into()])
         );
-        let cfg2: Value = serde_yaml::from_str("{grub: {install_devices: null}}").unwrap();
+        let cfg2: Value = yaml_serde::from_str("{grub: {install_devices: null}}").unwrap();
         assert_eq!(
             install_devices(&cfg2, boot_cfg(&cfg2).unwrap()),
             Devices::None
         );
-        let both: Value = serde_yaml::from_str("{grub: {}, boot: {}}").unwrap();
+        let both: Value = yaml_serde::from_str("{grub: {}, boot: {}}").unwrap();
         assert!(boot_cfg(&both).is_err());
     }
 }

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::error::{Kind, KindExt};
 use crate::image_check;

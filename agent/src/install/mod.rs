@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::cli::{Global, InstallArgs};
 use crate::commands;
@@ -238,7 +238,7 @@ fn add_save_install_config(cfg: &mut Value) {
     };
     let Some(path) = path else { return };
     let content = preseed::yaml::to_string(cfg).unwrap_or_default();
-    let entry: Value = serde_yaml::to_value(serde_json::json!({
+    let entry: Value = yaml_serde::to_value(serde_json::json!({
         "path": path, "permissions": "0400", "owner": "root:root", "content": content
     }))
     .expect("yaml value");
@@ -352,13 +352,13 @@ mod tests {
 
     #[test]
     fn save_install_config_entry() {
-        let mut cfg: Value = serde_yaml::from_str("install: {}").unwrap();
+        let mut cfg: Value = yaml_serde::from_str("install: {}").unwrap();
         add_save_install_config(&mut cfg);
         assert_eq!(
             cfg["write_files"]["curtin_install_cfg"]["path"],
             Value::from("/root/curtin-install-cfg.yaml")
         );
-        let mut off: Value = serde_yaml::from_str("install: {save_install_config: false}").unwrap();
+        let mut off: Value = yaml_serde::from_str("install: {save_install_config: false}").unwrap();
         add_save_install_config(&mut off);
         assert!(off.get("write_files").is_none());
     }

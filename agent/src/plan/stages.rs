@@ -5,7 +5,7 @@ use preseed::geometry::{self, MsdosKind};
 use preseed::sources::SourceType;
 use preseed::storage::{Flag, Item, Ptable, Storage};
 use preseed::Config;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::disk::{self, human, Target, TargetKind};
 

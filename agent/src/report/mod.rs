@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use base64::Engine;
 use serde_json::{Map, Value as Json};
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 pub use crate::net::OauthCreds;
 pub use event::{Event, EventType, Level, Outcome, PostedFile};
@@ -74,8 +74,8 @@ fn parse_handlers(
     proxy: &preseed::install::Proxy,
 ) -> anyhow::Result<Vec<Handler>> {
     // curtin's default `logging: {type: log}`, which the config may override or disable.
-    let mut cfg = serde_yaml::Mapping::new();
-    let mut logging = serde_yaml::Mapping::new();
+    let mut cfg = yaml_serde::Mapping::new();
+    let mut logging = yaml_serde::Mapping::new();
     logging.insert("type".into(), "log".into());
     cfg.insert("logging".into(), Value::Mapping(logging));
     match reporting {
@@ -399,7 +399,7 @@ pub fn command_scope<T>(sub: &str, f: impl FnOnce() -> anyhow::Result<T>) -> any
     if child {
         if let Some(cfg) = std::env::var_os("CONFIG")
             .and_then(|p| std::fs::read(p).ok())
-            .and_then(|b| serde_yaml::from_slice::<Value>(&b).ok())
+            .and_then(|b| preseed::yaml::from_str(&String::from_utf8_lossy(&b)).ok())
         {
             if let Err(e) = init(&cfg) {
                 tracing::warn!("reporting disabled: {}", crate::error::render(&e));
@@ -525,17 +525,17 @@ mod tests {
 
     #[test]
     fn handler_config_errors_name_the_key() {
-        let cfg: Value = serde_yaml::from_str("maas: {type: webhook}").unwrap();
+        let cfg: Value = yaml_serde::from_str("maas: {type: webhook}").unwrap();
         let e = parse_handlers(Some(&cfg), &Default::default())
             .err()
             .unwrap();
         assert!(format!("{e:#}").contains("reporting.maas: a webhook needs an 'endpoint'"));
-        let cfg: Value = serde_yaml::from_str("x: {type: carrier-pigeon}").unwrap();
+        let cfg: Value = yaml_serde::from_str("x: {type: carrier-pigeon}").unwrap();
         let e = parse_handlers(Some(&cfg), &Default::default())
             .err()
             .unwrap();
         assert!(format!("{e:#}").contains("unknown type 'carrier-pigeon'"));
-        let cfg: Value = serde_yaml::from_str("logging: null\np: {type: print}").unwrap();
+        let cfg: Value = yaml_serde::from_str("logging: null\np: {type: print}").unwrap();
         assert_eq!(
             parse_handlers(Some(&cfg), &Default::default())
                 .unwrap()
@@ -546,7 +546,7 @@ mod tests {
 
     #[test]
     fn image_identity_from_config_and_sources() {
-        let cfg: Value = serde_yaml::from_str(
+        let cfg: Value = yaml_serde::from_str(
             "image: {name: custom/x, base_image: ubuntu/jammy}\nsources: {00_cmdline: 'dd-gz:http://h/i'}",
         )
         .unwrap();
@@ -554,7 +554,7 @@ mod tests {
         assert_eq!(img["name"], "custom/x");
         assert_eq!(img["base_image"], "ubuntu/jammy");
         assert_eq!(img["type"], "dd-gz");
-        let cfg: Value = serde_yaml::from_str("sources: {a: 'http://h/r.tgz'}").unwrap();
+        let cfg: Value = yaml_serde::from_str("sources: {a: 'http://h/r.tgz'}").unwrap();
         assert_eq!(image_identity(&cfg).unwrap()["type"], "tgz");
     }
 

@@ -177,7 +177,7 @@ pub struct Interface {
     pub addresses: Vec<Address>,
     /// Extra per-interface keys copied through, e.g. `accept-ra: true`.
     #[serde(default)]
-    pub params: BTreeMap<String, serde_yaml::Value>,
+    pub params: BTreeMap<String, yaml_serde::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -189,7 +189,7 @@ pub struct Bond {
     /// Bonding parameters, with or without the `bond-` prefix: miimon, lacp-rate,
     /// xmit-hash-policy, updelay, downdelay, num-grat-arp, num-unsol-na.
     #[serde(default)]
-    pub params: BTreeMap<String, serde_yaml::Value>,
+    pub params: BTreeMap<String, yaml_serde::Value>,
     /// The bond's MAC; the first member's by default.
     #[serde(default)]
     pub mac: Option<String>,

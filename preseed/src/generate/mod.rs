@@ -3,7 +3,7 @@
 //! (maas-preseed.md §1.2) or merged; the ephemeral OS user-data that runs `deployer install`;
 //! and MAAS's upload rules for the resource.
 //!
-//! Everything is built as `serde_yaml::Value` mappings in MAAS's key order, so that what we
+//! Everything is built as `yaml_serde::Value` mappings in MAAS's key order, so that what we
 //! print is what the agent loads.
 
 pub mod archive;
@@ -15,7 +15,7 @@ pub mod storage;
 pub mod template;
 pub mod userdata;
 
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 pub use machine::Machine;
 pub use resource::{Checked, Resource, ResourceErrors};
@@ -63,11 +63,11 @@ pub fn parse_resource(origin: &str, text: &str) -> Result<Resource, Error> {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(origin: &str, text: &str) -> Result<T, Error> {
-    let de = serde_yaml::Deserializer::from_str(text);
+    let de = yaml_serde::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let mut inner = e.into_inner().to_string();
-        // serde_yaml prefixes part of the path itself; keep ours, the full one.
+        // yaml_serde prefixes part of the path itself; keep ours, the full one.
         if let Some((head, rest)) = inner.split_once(": ") {
             if !head.contains(' ') && path.starts_with(head) {
                 inner = rest.to_string();

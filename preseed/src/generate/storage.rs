@@ -3,7 +3,7 @@
 //! volumes, partitions, formats, reordered so that every dependency comes first, then mounts
 //! sorted by path. Sizes are bytes with a `B` suffix, rounded down to 4 MiB.
 
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use super::machine::{BootMode, CustomPartition, Disk, Layout, Machine, PtableKind};
 use super::{seq, GenError};
