@@ -68,10 +68,9 @@ pub fn commands_from_value(stage: &str, v: &Value) -> Result<CommandList> {
             _ => bail!("{stage}_commands: a key is not a string"),
         };
         let cmd = match v {
-            Value::Null => None,
-            Value::String(s) if s.is_empty() => None,
+            // curtin: `if not cmd: continue`.
+            v if preseed::truth::falsy(v) => None,
             Value::String(s) => Some(Cmd::Shell(s.clone())),
-            Value::Sequence(seq) if seq.is_empty() => None,
             Value::Sequence(seq) => Some(Cmd::Exec(
                 seq.iter()
                     .map(|a| match a {
@@ -86,7 +85,6 @@ pub fn commands_from_value(stage: &str, v: &Value) -> Result<CommandList> {
                     .collect::<Result<_>>()
                     .kind(Kind::Config)?,
             )),
-            Value::Bool(false) => None,
             _ => {
                 return Err(anyhow!(
                     "{stage}_commands.{key}: expected a string, a list or null"

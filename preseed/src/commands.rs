@@ -49,10 +49,9 @@ pub fn from_value(v: &Value) -> Result<CommandSet, Issue> {
     for (k, v) in m {
         let name = crate::config::key_string(k);
         let cmd = match v {
-            Value::Null | Value::Bool(false) => None,
-            Value::String(s) if s.is_empty() => None,
+            // curtin: `if not cmd: continue`.
+            v if crate::truth::falsy(v) => None,
             Value::String(s) => Some(Command::Shell(s.clone())),
-            Value::Sequence(items) if items.is_empty() => None,
             Value::Sequence(items) => {
                 let mut words = Vec::with_capacity(items.len());
                 for (i, w) in items.iter().enumerate() {

@@ -12,6 +12,7 @@ pub use crate::path::{parse_path, path_string, scalar_string, Seg};
 use crate::reporting::Handler;
 use crate::sources::Source;
 use crate::storage::Storage;
+pub use crate::truth::falsy;
 
 /// The merged deployment config.
 #[derive(Debug, Clone, Default)]
@@ -152,7 +153,7 @@ impl Config {
                 "kernel" => c.kernel = Some(v.clone()),
                 "swap" => c.swap = Some(v.clone()),
                 "verbosity" => c.verbosity = typed(v).map_err(at)?,
-                "showtrace" => c.showtrace = typed(v).map_err(at)?,
+                "showtrace" => c.showtrace = Some(crate::truth::showtrace(v)),
                 k if k.ends_with("_commands") && k.len() > "_commands".len() => {
                     let stage = k.trim_end_matches("_commands").to_string();
                     c.commands
@@ -267,19 +268,6 @@ pub fn typed<T: DeserializeOwned>(v: &Value) -> Result<T, Issue> {
 /// A mapping key as text.
 pub fn key_string(k: &Value) -> String {
     scalar_string(k).unwrap_or_else(|| show(k))
-}
-
-/// Python truthiness, as curtin tests `if value:`.
-pub fn falsy(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::String(s) => s.is_empty(),
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::Sequence(s) => s.is_empty(),
-        Value::Mapping(m) => m.is_empty(),
-        Value::Tagged(t) => falsy(&t.value),
-    }
 }
 
 /// A short rendering of a value for messages.

@@ -27,6 +27,7 @@ pub mod reporting;
 pub mod size;
 pub mod sources;
 pub mod storage;
+pub mod truth;
 pub mod yaml;
 
 pub use config::Config;

@@ -301,9 +301,9 @@ pub struct Disk {
     pub model: Option<String>,
     #[serde(default, deserialize_with = "de_wipe")]
     pub wipe: Option<Wipe>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::truth::de::value_as_boolean")]
     pub preserve: bool,
-    #[serde(default, deserialize_with = "de_bool")]
+    #[serde(default, deserialize_with = "crate::truth::de::truthy")]
     pub grub_device: bool,
     pub multipath: Option<String>,
     pub nvme_controller: Option<String>,
@@ -325,16 +325,16 @@ pub struct Partition {
     pub flag: Option<Flag>,
     #[serde(default, deserialize_with = "de_wipe")]
     pub wipe: Option<Wipe>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::truth::de::value_as_boolean")]
     pub preserve: bool,
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "de_bool")]
+    #[serde(default, deserialize_with = "crate::truth::de::truthy")]
     pub grub_device: bool,
     pub path: Option<String>,
     pub uuid: Option<String>,
     pub partition_type: Option<String>,
     pub partition_name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::truth::de::truthy")]
     pub resize: bool,
 }
 
@@ -347,7 +347,7 @@ pub struct Format {
     pub uuid: Option<String>,
     #[serde(default, deserialize_with = "de_words")]
     pub extra_options: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::truth::de::value_as_boolean")]
     pub preserve: bool,
 }
 
@@ -372,7 +372,7 @@ pub struct LvmVolgroup {
     pub id: String,
     pub name: String,
     pub devices: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::truth::de::value_as_boolean")]
     pub preserve: bool,
 }
 
@@ -383,7 +383,7 @@ pub struct LvmPartition {
     pub name: String,
     #[serde(default, deserialize_with = "crate::size::de_opt")]
     pub size: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::truth::de::value_as_boolean")]
     pub preserve: bool,
     #[serde(default, deserialize_with = "de_wipe")]
     pub wipe: Option<Wipe>,
@@ -404,7 +404,7 @@ pub struct Raid {
     pub mdname: Option<String>,
     #[serde(default, deserialize_with = "de_ptable")]
     pub ptable: Option<Ptable>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::truth::de::value_as_boolean")]
     pub preserve: bool,
     #[serde(default, deserialize_with = "de_wipe")]
     pub wipe: Option<Wipe>,
@@ -417,7 +417,7 @@ pub struct Bcache {
     pub cache_device: Option<String>,
     pub cache_mode: Option<String>,
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::truth::de::value_as_boolean")]
     pub preserve: bool,
     #[serde(default, deserialize_with = "de_wipe")]
     pub wipe: Option<Wipe>,
@@ -436,25 +436,10 @@ pub struct DmCrypt {
     pub cipher: Option<String>,
     pub options: Option<Value>,
     pub recovery_keyfile: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::truth::de::value_as_boolean")]
     pub preserve: bool,
     #[serde(default, deserialize_with = "de_wipe")]
     pub wipe: Option<Wipe>,
-}
-
-/// `grub_device: true|false|0|1`.
-fn de_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    use serde::de::Error;
-    match Value::deserialize(d)? {
-        Value::Bool(b) => Ok(b),
-        Value::Null => Ok(false),
-        Value::Number(n) if n.as_u64() == Some(0) => Ok(false),
-        Value::Number(n) if n.as_u64() == Some(1) => Ok(true),
-        other => Err(D::Error::custom(format!(
-            "expected true, false, 0 or 1, got {}",
-            crate::config::show(&other)
-        ))),
-    }
 }
 
 /// `flag: ""` means no flag.
@@ -477,9 +462,14 @@ fn de_ptable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Ptable>, D
     )
 }
 
+/// curtin wipes when `value_as_boolean(wipe)`: `''`, `0`, `false`, `none` wipe nothing.
 fn de_wipe<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Wipe>, D::Error> {
+    let v = Value::deserialize(d)?;
+    if !crate::truth::value_as_boolean(&v) {
+        return Ok(None);
+    }
     named(
-        Value::deserialize(d)?,
+        v,
         "wipe mode",
         "superblock, superblock-recursive, zero, random, pvremove",
     )

@@ -647,3 +647,26 @@ fn scalars_mean_what_they_mean_to_curtin() {
     assert_eq!(l.config.showtrace, Some(false));
     assert_eq!(l.merged["showtrace"], yaml_serde::Value::Bool(false));
 }
+
+/// `preserve` and `wipe` through curtin's `value_as_boolean`; `grub_device` by truthiness.
+#[test]
+fn storage_flags_are_read_with_curtins_value_as_boolean() {
+    let l = load(
+        "storage:\n  version: 1\n  config:\n    - {id: a, type: disk, serial: a, preserve: 'no', wipe: ''}\n    - {id: b, type: disk, serial: b, preserve: 'false', wipe: none, grub_device: 1}\n    - {id: c, type: disk, serial: c, preserve: 0, grub_device: 'false'}\n",
+    )
+    .unwrap();
+    let d: Vec<_> = l
+        .config
+        .storage
+        .as_ref()
+        .unwrap()
+        .disks()
+        .cloned()
+        .collect();
+    // 'no' is a string that is not in curtin's false list: preserved.
+    assert!(d[0].preserve);
+    assert!(!d[1].preserve && !d[2].preserve);
+    assert_eq!((d[0].wipe, d[1].wipe), (None, None));
+    // `if item.get('grub_device')`: 1 and the string 'false' are both true.
+    assert!(d[1].grub_device && d[2].grub_device && !d[0].grub_device);
+}

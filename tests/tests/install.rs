@@ -440,3 +440,29 @@ fn an_early_failure_still_reports_and_leaves_the_error_tarball() {
     let log = std::fs::read_to_string(dir.path().join("install.log")).unwrap();
     assert!(log.contains("Installation failed"), "{log}");
 }
+
+/// `install.log_file_append` read as curtin reads it (PyYAML, then `if not log_file_append`):
+/// `no` is false and clears the log, `'no'` is a non-empty string and appends, as `yes` does.
+#[test]
+fn log_file_append_is_read_as_curtin_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let log = dir.path().join("install.log");
+    let run = |append: &str| {
+        let cfg = write_cfg(
+            dir.path(),
+            "c.yaml",
+            &format!("{NO_BUILTINS}stages: [early]\ninstall: {{log_file: {d}/install.log, log_file_append: {append}}}\n"),
+        );
+        let o = install(dir.path(), &["-c", &cfg, "http://127.0.0.1:9/root.tgz"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .matches("Installation started")
+            .count()
+    };
+    assert_eq!(run("no"), 1);
+    assert_eq!(run("yes"), 2);
+    assert_eq!(run("'no'"), 3);
+    assert_eq!(run("Off"), 1);
+}

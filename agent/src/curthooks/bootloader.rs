@@ -116,7 +116,10 @@ fn grub_devices(cfg: &Value) -> Vec<PathBuf> {
     };
     let mut out = vec![];
     for it in items {
-        let flagged = it.get("grub_device").and_then(preseed::network::value_bool) == Some(true);
+        // curtin: `if item.get('grub_device')`.
+        let flagged = it
+            .get("grub_device")
+            .is_some_and(|v| !preseed::truth::falsy(v));
         if !flagged {
             continue;
         }
@@ -168,7 +171,7 @@ pub fn setup(chroot: &Chroot, cfg: &Value) -> Result<()> {
                 .unwrap_or_else(|| "debian".into());
             let nvram = boot
                 .and_then(|b| b.get("update_nvram"))
-                .and_then(preseed::network::value_bool)
+                .map(preseed::truth::value_as_boolean)
                 .unwrap_or(true)
                 && Path::new("/sys/firmware/efi/efivars").is_dir();
             let bootloader_id = format!("--bootloader-id={id}");
@@ -209,8 +212,9 @@ pub fn setup(chroot: &Chroot, cfg: &Value) -> Result<()> {
 fn write_grub_settings(root: &TargetRoot, boot: Option<&Value>) -> Result<()> {
     let get = |k: &str| boot.and_then(|b| b.get(k));
     let mut text = String::from("# Written by deployer (curtin's settings)\n");
+    // curtin's BootCfg reads these with value_as_boolean.
     let probe = get("probe_additional_os")
-        .and_then(preseed::network::value_bool)
+        .map(preseed::truth::value_as_boolean)
         .unwrap_or(false);
     if !probe {
         text.push_str("GRUB_DISABLE_OS_PROBER=\"true\"\n");
@@ -220,7 +224,7 @@ fn write_grub_settings(root: &TargetRoot, boot: Option<&Value>) -> Result<()> {
         text.push_str(&format!("GRUB_TERMINAL=\"{terminal}\"\n"));
     }
     let replace_default = get("replace_linux_default")
-        .and_then(preseed::network::value_bool)
+        .map(preseed::truth::value_as_boolean)
         .unwrap_or(true);
     if replace_default {
         let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();

@@ -174,7 +174,7 @@ fn run_stages(
         .collect();
     if cfg
         .get("showtrace")
-        .and_then(|v| v.as_bool())
+        .map(preseed::truth::showtrace)
         .unwrap_or(g.showtrace)
     {
         env.push(("CURTIN_STACKTRACE".into(), "1".into()));
@@ -255,10 +255,10 @@ fn open_log(path: Option<&std::path::Path>, install: &Value) -> commands::LogSin
     let Some(p) = path else {
         return Arc::new(Mutex::new(None));
     };
+    // curtin: `if not log_file_append: clear the log` (Python truthiness).
     let append = install
         .get("log_file_append")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
+        .is_some_and(|v| !preseed::truth::falsy(v));
     let r = (|| -> std::io::Result<std::fs::File> {
         if let Some(d) = p.parent() {
             std::fs::create_dir_all(d)?;

@@ -90,7 +90,8 @@ fn parse_handlers(
     let mut out = Vec::new();
     for (name, h) in &cfg {
         let name = name.as_str().unwrap_or("?");
-        if is_falsy(h) {
+        // curtin: `if not handler_config:` unregisters it.
+        if preseed::truth::falsy(h) {
             continue;
         }
         let ty = h.get("type").and_then(|t| t.as_str()).with_context(|| {
@@ -156,17 +157,6 @@ fn webhook_config(name: &str, h: &Value) -> anyhow::Result<WebhookConfig> {
         retries,
         proxy: Default::default(),
     })
-}
-
-fn is_falsy(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::String(s) => s.is_empty(),
-        Value::Mapping(m) => m.is_empty(),
-        Value::Sequence(s) => s.is_empty(),
-        _ => false,
-    }
 }
 
 /// The image a deployment installs, for servers that count static-image deployments:
