@@ -623,3 +623,54 @@ fn block_meta_simple_with_storage_config_is_custom() {
     let fstab = std::fs::read_to_string(t.fstab()).unwrap();
     assert!(!fstab.contains("cloudimg-rootfs"), "{fstab}");
 }
+
+/// curtin's fstab details and sizes: pass 0 for a `nodev` file system (tmpfs), swap written
+/// `sw` even when given `defaults`, the comment naming the mount's `spec` when it has one, and
+/// a size that is not whole sectors rounded down (curtin's `bytes // sector_bytes`).
+#[test]
+fn fstab_and_sizes_as_curtin_writes_them() {
+    require_root();
+    let d = LoopDisk::new(512 * MIB);
+    let t = Target::new();
+    let cfg = format!(
+        r#"
+storage:
+  version: 1
+  config:
+    - {{id: d, type: disk, path: {dev}, ptable: gpt}}
+    - {{id: p1, type: partition, device: d, size: 104857700, number: 1}}
+    - {{id: p2, type: partition, device: d, size: 64M, number: 2}}
+    - {{id: root_fs, type: format, volume: p1, fstype: ext4, label: root}}
+    - {{id: swap_fs, type: format, volume: p2, fstype: swap}}
+    - {{id: root, type: mount, device: root_fs, path: /, spec: LABEL=root}}
+    - {{id: swap, type: mount, device: swap_fs, path: none, options: defaults}}
+    - {{id: tmp, type: mount, spec: tmpfs, fstype: tmpfs, path: /tmp, options: "size=1M"}}
+"#,
+        dev = d.dev.display()
+    );
+    let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = parts(&d.dev);
+    // 104857700 bytes = 204800 sectors and 100 bytes: 204800 sectors.
+    assert_eq!((p[0].1, p[0].2), (2048, 204800));
+    let swap_uuid = blkid(&d.part(2), "UUID");
+    assert_eq!(
+        std::fs::read_to_string(t.fstab()).unwrap(),
+        format!(
+            "# / was on LABEL=root during curtin installation\n\
+             LABEL=root / ext4 defaults 0 1\n\
+             /dev/disk/by-uuid/{swap_uuid} none swap sw 0 0\n\
+             # /tmp was on tmpfs during curtin installation\n\
+             tmpfs /tmp tmpfs size=1M 0 0\n"
+        )
+    );
+    let mnt = sh(&format!(
+        "findmnt -rn -o TARGET,FSTYPE -R {}",
+        t.path().display()
+    ));
+    assert!(mnt.contains("/tmp tmpfs"), "{mnt}");
+}

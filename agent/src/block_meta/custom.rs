@@ -72,43 +72,28 @@ pub fn apply(storage: &Storage, target: &Path) -> Result<Outcome> {
                 None,
             ),
         };
+        // curtin (`mount_data`): the mount's own fstype wins over the format's.
+        let fstype = m.fstype.clone().filter(|f| !f.is_empty()).unwrap_or(fstype);
+        let is_swap = fstype == "swap";
         let path = m
             .path
             .clone()
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| "none".into());
-        let is_swap = fstype == "swap";
         let spec = m
             .spec
             .clone()
             .or(uuid.map(|u| format!("/dev/disk/by-uuid/{u}")))
             .unwrap_or_else(|| dev.display().to_string());
-        let options = m
-            .options
-            .clone()
-            .filter(|o| !o.is_empty())
-            .unwrap_or_else(|| {
-                if is_swap {
-                    "sw".into()
-                } else {
-                    "defaults".into()
-                }
-            });
-        let passno = m.passno.clone().unwrap_or_else(|| {
-            if is_swap || path == "none" {
-                "0".into()
-            } else {
-                "1".into()
-            }
-        });
         entries.push(fstab::Entry {
             spec,
-            path: if is_swap { "none".into() } else { path.clone() },
+            path: path.clone(),
             fstype: fstype.clone(),
-            options: options.clone(),
+            options: m.options.clone().unwrap_or_default(),
             freq: m.freq.clone().unwrap_or_else(|| "0".into()),
-            passno,
-            device: dev.display().to_string(),
+            passno: m.passno.clone(),
+            // The comment names the mount's `spec` when it has one, as curtin's does.
+            device: m.spec.clone().unwrap_or_else(|| dev.display().to_string()),
         });
         if !is_swap && path != "none" {
             to_mount.push((m, dev, fstype));

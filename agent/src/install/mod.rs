@@ -309,32 +309,13 @@ fn cleanup(install: &Value, wd: &WorkingDir, log_file: Option<&std::path::Path>)
     }
 }
 
-/// Sizes for --size: bytes, or a number with K/M/G/T (powers of 1024), as curtin's human2bytes.
+/// `--size`: a size as curtin writes them (`8G`, `4294967296`), above 0.
 fn parse_size(s: &str) -> anyhow::Result<u64> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
-        Some((i, _)) => {
-            let unit = t[i..].to_ascii_uppercase();
-            let m: u64 = match unit.trim_end_matches("IB").trim_end_matches('B') {
-                "" => 1,
-                "K" => 1 << 10,
-                "M" => 1 << 20,
-                "G" => 1 << 30,
-                "T" => 1 << 40,
-                _ => anyhow::bail!("--size {s}: unknown unit (use B, K, M, G or T)"),
-            };
-            (&t[..i], m)
-        }
-        None => (t, 1),
-    };
-    let n: f64 = num
-        .trim()
-        .parse()
-        .with_context(|| format!("--size {s}: not a size"))?;
-    if n <= 0.0 {
-        anyhow::bail!("--size {s}: must be positive");
+    match preseed::size::human2bytes(s) {
+        Ok(0) => anyhow::bail!("--size {s}: must be above 0"),
+        Ok(n) => Ok(n),
+        Err(e) => anyhow::bail!("--size {e}"),
     }
-    Ok((n * mult as f64) as u64)
 }
 
 #[cfg(test)]
@@ -344,10 +325,14 @@ mod tests {
     #[test]
     fn sizes() {
         assert_eq!(parse_size("4G").unwrap(), 4 << 30);
-        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
         assert_eq!(parse_size("1000").unwrap(), 1000);
-        assert!(parse_size("3Q").is_err());
+        assert_eq!(
+            parse_size("3Q").unwrap_err().to_string(),
+            "--size '3Q' is not valid input."
+        );
         assert!(parse_size("-1G").is_err());
+        assert!(parse_size("0").is_err());
     }
 
     #[test]
