@@ -119,7 +119,11 @@ impl Config {
             let key = key_string(k);
             let at = |e: Issue| e.under(&key);
             match key.as_str() {
-                "sources" => c.sources = crate::sources::from_value(v).map_err(at)?,
+                "sources" => {
+                    let mut w = Vec::new();
+                    c.sources = crate::sources::from_value(v, &mut w).map_err(at)?;
+                    warnings.extend(w.into_iter().map(at));
+                }
                 "storage" if v.is_null() => {}
                 "storage" => {
                     let mut w = Vec::new();
@@ -142,6 +146,17 @@ impl Config {
                     let mut w = Vec::new();
                     c.cloudconfig =
                         crate::install::write_files_from_value(v, false, &mut w).map_err(at)?;
+                    for (name, f) in &c.cloudconfig {
+                        if !f.path.is_empty() {
+                            warnings.push(Issue::new(
+                                format!("cloudconfig.{name}.path"),
+                                format!(
+                                    "ignored, as curtin ignores it: the file is \
+                                     etc/cloud/cloud.cfg.d/95-cloudconfig-{name}.cfg"
+                                ),
+                            ));
+                        }
+                    }
                 }
                 "install" => c.install = crate::install::install_from_value(v).map_err(at)?,
                 "proxy" => {} // with the legacy top-level key, below

@@ -175,9 +175,9 @@ pub fn check_prefix(s: &str) -> Result<(), String> {
     ))
 }
 
-/// A mapping entry: `{type, uri}` (curtin trusts it as is), plus our checksum keys.
+/// A mapping entry: `{type, uri}` (curtin trusts it as is), plus our checksum keys. Other keys
+/// are accepted, as curtin uses the mapping as given (each gets a warning).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Entry {
     #[serde(rename = "type")]
     kind: Option<String>,
@@ -190,9 +190,15 @@ struct Entry {
     mirrors: Vec<String>,
 }
 
-/// Read the `sources` value (mapping, list or string) into sources keyed by name.
-/// Errors carry the key path below `sources`.
-pub fn from_value(v: &Value) -> Result<BTreeMap<String, Source>, crate::config::Issue> {
+/// The keys of a source mapping that mean something (curtin's, then deployer's).
+const ENTRY_KEYS: &[&str] = &["type", "uri", "sha256", "sha512", "size", "mirrors"];
+
+/// Read the `sources` value (mapping, list or string) into sources keyed by name. Errors carry
+/// the key path below `sources`; `warnings` gets the keys of an entry that nothing reads.
+pub fn from_value(
+    v: &Value,
+    warnings: &mut Vec<crate::config::Issue>,
+) -> Result<BTreeMap<String, Source>, crate::config::Issue> {
     use crate::config::Issue;
     let mut out = BTreeMap::new();
     match v {
@@ -204,7 +210,9 @@ pub fn from_value(v: &Value) -> Result<BTreeMap<String, Source>, crate::config::
         Value::Sequence(items) => {
             for (i, item) in items.iter().enumerate() {
                 let name = format!("{i:02}");
-                let src = entry(item).map_err(|e| e.under(&format!("[{i}]")))?;
+                let at = format!("[{i}]");
+                let src = entry(item).map_err(|e| e.under(&at))?;
+                unknown_keys(item, &at, warnings);
                 out.insert(name.clone(), named(&name, src));
             }
         }
@@ -212,12 +220,26 @@ pub fn from_value(v: &Value) -> Result<BTreeMap<String, Source>, crate::config::
             for (k, item) in m {
                 let name = crate::config::key_string(k);
                 let src = entry(item).map_err(|e| e.under(&name))?;
+                unknown_keys(item, &name, warnings);
                 out.insert(name.clone(), named(&name, src));
             }
         }
         _ => return Err(Issue::new("", "must be a mapping, a list or a string")),
     }
     Ok(out)
+}
+
+fn unknown_keys(item: &Value, at: &str, warnings: &mut Vec<crate::config::Issue>) {
+    let Value::Mapping(m) = item else { return };
+    for k in m.keys() {
+        let k = crate::config::key_string(k);
+        if !ENTRY_KEYS.contains(&k.as_str()) {
+            warnings.push(crate::config::Issue::new(
+                format!("{at}.{k}"),
+                "unknown key, ignored (curtin ignores it too)",
+            ));
+        }
+    }
 }
 
 fn named(name: &str, mut s: Source) -> Source {
@@ -358,7 +380,7 @@ mod tests {
             "img: {type: dd-gz, uri: 'http://a/x.gz', mirrors: ['http://b/x.gz', 'https://c/x.gz']}",
         )
         .unwrap();
-        let s = &from_value(&v).unwrap()["img"];
+        let s = &from_value(&v, &mut vec![]).unwrap()["img"];
         assert_eq!(s.mirrors, ["http://b/x.gz", "https://c/x.gz"]);
         assert!(parse("http://a/x").mirrors.is_empty());
         for (cfg, path, msg) in [
@@ -373,7 +395,7 @@ mod tests {
                 "mirrors need an http(s) uri, not '/srv/x.tgz'",
             ),
         ] {
-            let e = from_value(&yaml_serde::from_str(cfg).unwrap()).unwrap_err();
+            let e = from_value(&yaml_serde::from_str(cfg).unwrap(), &mut vec![]).unwrap_err();
             assert_eq!((e.path_string().as_str(), e.message.as_str()), (path, msg));
         }
     }
@@ -396,10 +418,13 @@ mod tests {
             assert!(check_prefix(ok).is_ok(), "{ok}");
         }
         let v: Value = yaml_serde::from_str("{a: 'ddraw:/x', b: 'tgz:/y'}").unwrap();
-        let i = from_value(&v).unwrap_err();
+        let i = from_value(&v, &mut vec![]).unwrap_err();
         assert_eq!(i.path_string(), "a");
         let v: Value = yaml_serde::from_str("{a: {uri: 'dd-gzip:/x'}}").unwrap();
-        assert_eq!(from_value(&v).unwrap_err().path_string(), "a.uri");
+        assert_eq!(
+            from_value(&v, &mut vec![]).unwrap_err().path_string(),
+            "a.uri"
+        );
     }
 
     #[test]

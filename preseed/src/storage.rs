@@ -8,6 +8,8 @@ use yaml_serde::Value;
 
 use crate::config::{typed, Issue};
 
+mod keys;
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Storage {
     /// 1 or 2.
@@ -109,6 +111,22 @@ impl Item {
     /// `Some("not supported yet: <type> id=<id>")` for items deployer cannot install yet.
     pub fn unsupported(&self) -> Option<String> {
         match self {
+            Item::Disk(d) if d.path.as_deref().is_some_and(|p| p.starts_with("iscsi:")) => {
+                Some(format!(
+                    "not supported yet: disk id={} on iSCSI ({})",
+                    d.id,
+                    d.path.as_deref().unwrap_or_default()
+                ))
+            }
+            Item::Disk(d) if d.multipath.is_some() => Some(format!(
+                "not supported yet: disk id={} on multipath ({})",
+                d.id,
+                d.multipath.as_deref().unwrap_or_default()
+            )),
+            Item::Format(f) if f.fstype == Fstype::Zfsroot => Some(format!(
+                "not supported yet: format id={} with fstype zfsroot (a ZFS pool for /)",
+                f.id
+            )),
             Item::Disk(_) | Item::Partition(_) | Item::Format(_) | Item::Mount(_) => None,
             _ => Some(format!(
                 "not supported yet: {} id={}",
@@ -605,7 +623,16 @@ pub fn from_value(v: &Value, warnings: &mut Vec<Issue>) -> Result<Storage, Issue
     };
     let mut config = Vec::with_capacity(raw.config.len());
     for (i, item) in raw.config.iter().enumerate() {
-        config.push(item_from_value(item).map_err(|e| e.under(&format!("config[{i}]")))?);
+        let it = item_from_value(item).map_err(|e| e.under(&format!("config[{i}]")))?;
+        if let Some(m) = item.as_mapping() {
+            for k in keys::unknown(it.type_name(), m) {
+                warnings.push(Issue::new(
+                    format!("config[{i}].{k}"),
+                    "unknown key, ignored (curtin ignores it too)",
+                ));
+            }
+        }
+        config.push(it);
     }
     let storage = Storage {
         version,

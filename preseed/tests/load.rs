@@ -670,3 +670,35 @@ fn storage_flags_are_read_with_curtins_value_as_boolean() {
     // `if item.get('grub_device')`: 1 and the string 'false' are both true.
     assert!(d[1].grub_device && d[2].grub_device && !d[0].grub_device);
 }
+
+/// iSCSI and multipath disks and a zfsroot format: "not supported yet" at validation; an
+/// unknown key in a storage item or a source mapping is a warning (curtin ignores it), and the
+/// source is used as given.
+#[test]
+fn unsupported_disks_and_unknown_item_keys() {
+    let l = load(
+        "storage:\n  version: 1\n  config:\n    - {id: a, type: disk, path: 'iscsi:192.0.2.1::3260:1:iqn.2024-01.test:t', ptable: gpt}\n    - {id: b, type: disk, serial: QM1, multipath: mpatha}\n    - {id: p, type: partition, device: b, size: 1G, colour: blue}\n    - {id: f, type: format, volume: p, fstype: zfsroot}\n",
+    )
+    .unwrap();
+    let s = l.config.storage.as_ref().unwrap();
+    let why: Vec<String> = s.config.iter().filter_map(|i| i.unsupported()).collect();
+    assert_eq!(
+        why,
+        [
+            "not supported yet: disk id=a on iSCSI (iscsi:192.0.2.1::3260:1:iqn.2024-01.test:t)",
+            "not supported yet: disk id=b on multipath (mpatha)",
+            "not supported yet: format id=f with fstype zfsroot (a ZFS pool for /)",
+        ]
+    );
+    assert_eq!(
+        l.warnings,
+        ["test.yaml:6:61: storage.config[2].colour: unknown key, ignored (curtin ignores it too)"]
+    );
+
+    let l = load("sources: {img: {type: tgz, uri: 'http://h/r.tgz', sha265: abc}}\n").unwrap();
+    assert_eq!(l.config.sources["img"].uri, "http://h/r.tgz");
+    assert_eq!(
+        l.warnings,
+        ["test.yaml:1:59: sources.img.sha265: unknown key, ignored (curtin ignores it too)"]
+    );
+}

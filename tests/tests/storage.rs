@@ -412,10 +412,10 @@ fn errors_before_anything_is_written() {
         ),
         (
             format!(
-                "storage:\n  version: 1\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: d, size: 64M}}\n    - {{id: f, type: format, volume: p1, fstype: jfs}}\n",
+                "storage:\n  version: 1\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: d, size: 64M}}\n    - {{id: f, type: format, volume: p1, fstype: zfsroot}}\n",
                 d.dev.display()
             ),
-            vec!["unsupported fs type \"jfs\""],
+            vec!["not supported yet: format id=f with fstype zfsroot"],
         ),
         (
             format!(
@@ -673,4 +673,58 @@ storage:
         t.path().display()
     ));
     assert!(mnt.contains("/tmp tmpfs"), "{mnt}");
+}
+
+/// The file systems curtin's mkfs makes beyond the common ones (f2fs, jfs, ntfs, reiserfs),
+/// with curtin's flags: the label (truncated to the family's limit) and, where the tool takes
+/// one, the uuid.
+#[test]
+fn f2fs_jfs_ntfs_reiserfs_are_made_as_curtin_makes_them() {
+    require_root();
+    let d = LoopDisk::new(512 * MIB);
+    let t = Target::new();
+    let cfg = format!(
+        r#"
+storage:
+  version: 1
+  config:
+    - {{id: d, type: disk, path: {dev}, ptable: gpt}}
+    - {{id: p1, type: partition, device: d, size: 96M, number: 1}}
+    - {{id: p2, type: partition, device: d, size: 96M, number: 2}}
+    - {{id: p3, type: partition, device: d, size: 96M, number: 3}}
+    - {{id: p4, type: partition, device: d, size: 96M, number: 4}}
+    - {{id: f1, type: format, volume: p1, fstype: f2fs, label: flash, uuid: 0b1d2a63-6f4e-4d3c-9a51-0c6f2f1e8a10}}
+    - {{id: f2, type: format, volume: p2, fstype: jfs, label: journal-label-longer-than-16}}
+    - {{id: f3, type: format, volume: p3, fstype: ntfs, label: windows}}
+    - {{id: f4, type: format, volume: p4, fstype: reiserfs, label: reiser, uuid: 5d3c9e1a-2b4f-4e6a-8c7d-9f0e1a2b3c4d}}
+"#,
+        dev = d.dev.display()
+    );
+    let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<(String, String)> = (1..=4)
+        .map(|i| (blkid(&d.part(i), "TYPE"), blkid(&d.part(i), "LABEL")))
+        .collect();
+    let want = [
+        ("f2fs", "flash"),
+        ("jfs", "journal-label-lo"),
+        ("ntfs", "windows"),
+        ("reiserfs", "reiser"),
+    ];
+    assert_eq!(
+        got,
+        want.map(|(a, b)| (a.to_string(), b.to_string())).to_vec()
+    );
+    assert_eq!(
+        blkid(&d.part(1), "UUID"),
+        "0b1d2a63-6f4e-4d3c-9a51-0c6f2f1e8a10"
+    );
+    assert_eq!(
+        blkid(&d.part(4), "UUID"),
+        "5d3c9e1a-2b4f-4e6a-8c7d-9f0e1a2b3c4d"
+    );
 }

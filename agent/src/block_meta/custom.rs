@@ -374,8 +374,9 @@ fn format_volume(fmt: &Format, fam: FsFamily, dev: &Path) -> Result<String> {
             as u64
     };
     let generated = uuid::Uuid::new_v4().to_string();
+    // The families curtin gives no uuid flag: their tool picks one, read back after.
     let uuid = match fam {
-        FsFamily::Vfat(_) => None,
+        FsFamily::Vfat(_) | FsFamily::Jfs | FsFamily::Ntfs => None,
         _ => Some(fmt.uuid.as_deref().unwrap_or(&generated)),
     };
     Mkfs {

@@ -158,7 +158,8 @@ pub fn builtin(wd: &WorkingDir, cfg: &Value) -> Result<()> {
     r.and(left)
 }
 
-/// `cloudconfig: {<key>: {content, path?}}` -> `etc/cloud/cloud.cfg.d/95-cloudconfig-<key>.cfg`.
+/// `cloudconfig: {<key>: {content}}` -> `etc/cloud/cloud.cfg.d/95-cloudconfig-<key>.cfg`; a
+/// `path` is ignored, as curtin ignores it (with a warning).
 pub fn write_cloudconfig(target: &Path, cfg: &Value) -> Result<()> {
     let Some(Value::Mapping(m)) = cfg.get("cloudconfig") else {
         return Ok(());
@@ -174,10 +175,10 @@ pub fn write_cloudconfig(target: &Path, cfg: &Value) -> Result<()> {
             Some(other) => preseed::yaml::to_string(other)?,
             None => preseed::yaml::to_string(item)?,
         };
-        let rel = match item.get("path").and_then(Value::as_str) {
-            Some(p) => p.trim_start_matches('/').to_string(),
-            None => format!("etc/cloud/cloud.cfg.d/95-cloudconfig-{key}.cfg"),
-        };
+        if item.get("path").is_some() {
+            tracing::warn!("cloudconfig.{key}: `path` ignored, as curtin ignores it");
+        }
+        let rel = format!("etc/cloud/cloud.cfg.d/95-cloudconfig-{key}.cfg");
         let wf = crate::commands::WriteFile {
             path: rel,
             content,

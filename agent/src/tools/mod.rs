@@ -26,6 +26,10 @@ pub fn package_of(tool: &str) -> &'static str {
         "mkfs.xfs" => "xfsprogs",
         "mkfs.btrfs" => "btrfs-progs",
         "mkfs.vfat" => "dosfstools",
+        "mkfs.f2fs" => "f2fs-tools",
+        "jfs_mkfs" => "jfsutils",
+        "mkntfs" => "ntfs-3g",
+        "mkfs.reiserfs" => "reiserfsprogs",
         "mkswap" | "wipefs" | "blkid" => "util-linux",
         "pvremove" => "lvm2",
         _ => "the package providing it",
@@ -74,6 +78,10 @@ pub enum FsFamily {
     /// FAT with an optional `-F 12|16|32`.
     Vfat(Option<u8>),
     Swap,
+    F2fs,
+    Jfs,
+    Ntfs,
+    Reiserfs,
 }
 
 impl FsFamily {
@@ -90,7 +98,11 @@ impl FsFamily {
             "fat16" => FsFamily::Vfat(Some(16)),
             "fat32" => FsFamily::Vfat(Some(32)),
             "swap" => FsFamily::Swap,
-            other => bail!("unsupported fs type {other:?} (supported: ext2, ext3, ext4, xfs, btrfs, vfat, fat12, fat16, fat32, swap)"),
+            "f2fs" => FsFamily::F2fs,
+            "jfs" => FsFamily::Jfs,
+            "ntfs" => FsFamily::Ntfs,
+            "reiserfs" => FsFamily::Reiserfs,
+            other => bail!("unsupported fs type {other:?} (supported: ext2, ext3, ext4, xfs, btrfs, vfat, fat12, fat16, fat32, swap, f2fs, jfs, ntfs, reiserfs)"),
         })
     }
 
@@ -103,6 +115,10 @@ impl FsFamily {
             FsFamily::Btrfs => "mkfs.btrfs",
             FsFamily::Vfat(_) => "mkfs.vfat",
             FsFamily::Swap => "mkswap",
+            FsFamily::F2fs => "mkfs.f2fs",
+            FsFamily::Jfs => "jfs_mkfs",
+            FsFamily::Ntfs => "mkntfs",
+            FsFamily::Reiserfs => "mkfs.reiserfs",
         }
     }
 
@@ -114,6 +130,9 @@ impl FsFamily {
             FsFamily::Btrfs => 256,
             FsFamily::Vfat(_) => 11,
             FsFamily::Swap => 15,
+            FsFamily::F2fs => 512,
+            FsFamily::Jfs | FsFamily::Reiserfs => 16,
+            FsFamily::Ntfs => 32,
         }
     }
 
@@ -127,6 +146,10 @@ impl FsFamily {
             FsFamily::Btrfs => "btrfs",
             FsFamily::Vfat(_) => "vfat",
             FsFamily::Swap => "swap",
+            FsFamily::F2fs => "f2fs",
+            FsFamily::Jfs => "jfs",
+            FsFamily::Ntfs => "ntfs",
+            FsFamily::Reiserfs => "reiserfs",
         }
     }
 }
@@ -159,14 +182,19 @@ impl Mkfs<'_> {
                     push(&b.to_string());
                 }
             }
-            FsFamily::Swap => push("--force"),
+            FsFamily::Swap | FsFamily::Ntfs => push("--force"),
+            FsFamily::F2fs | FsFamily::Reiserfs => push("-f"),
+            FsFamily::Jfs => push("-q"),
         }
         if let Some(l) = self.label {
             let l: String = l.chars().take(self.family.label_max()).collect();
             match self.family {
-                FsFamily::Ext(_) | FsFamily::Xfs => push("-L"),
-                FsFamily::Btrfs | FsFamily::Swap => push("--label"),
+                FsFamily::Ext(_) | FsFamily::Xfs | FsFamily::Jfs => push("-L"),
+                FsFamily::Btrfs | FsFamily::Swap | FsFamily::Ntfs | FsFamily::Reiserfs => {
+                    push("--label")
+                }
                 FsFamily::Vfat(_) => push("-n"),
+                FsFamily::F2fs => push("-l"),
             }
             push(&l);
         }
@@ -180,11 +208,16 @@ impl Mkfs<'_> {
                     push("-m");
                     push(&format!("uuid={u}"));
                 }
-                FsFamily::Btrfs | FsFamily::Swap => {
+                FsFamily::Btrfs | FsFamily::Swap | FsFamily::Reiserfs => {
                     push("--uuid");
                     push(u);
                 }
-                FsFamily::Vfat(_) => {}
+                FsFamily::F2fs => {
+                    push("-U");
+                    push(u);
+                }
+                // curtin passes none: the tools pick one, read back with blkid.
+                FsFamily::Vfat(_) | FsFamily::Jfs | FsFamily::Ntfs => {}
             }
         }
         if self.sector_size > 512 {
@@ -208,7 +241,19 @@ impl Mkfs<'_> {
                     push("--sectorsize");
                     push(&s);
                 }
-                FsFamily::Swap => {}
+                FsFamily::F2fs => {
+                    push("-w");
+                    push(&s);
+                }
+                FsFamily::Ntfs => {
+                    push("--sector-size");
+                    push(&s);
+                }
+                FsFamily::Reiserfs => {
+                    push("--block-size");
+                    push(&s);
+                }
+                FsFamily::Swap | FsFamily::Jfs => {}
             }
         }
         if matches!(self.family, FsFamily::Ext(_)) {
