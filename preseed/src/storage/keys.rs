@@ -113,7 +113,7 @@ fn keys(kind: &str) -> &'static [&'static str] {
 }
 
 /// The keys of an item of type `kind` that neither curtin nor deployer knows.
-pub fn unknown<'a>(kind: &str, item: &'a yaml_serde::Mapping) -> Vec<String> {
+pub fn unknown(kind: &str, item: &yaml_serde::Mapping) -> Vec<String> {
     let known = keys(kind);
     if known.is_empty() {
         return vec![];
