@@ -10,6 +10,7 @@
 pub mod cap;
 pub mod event;
 mod handlers;
+pub mod line;
 mod webhook;
 
 use std::path::PathBuf;
@@ -411,7 +412,8 @@ pub fn command_scope<T>(sub: &str, f: impl FnOnce() -> anyhow::Result<T>) -> any
 }
 
 /// Byte progress of a long write, sent as `progress` events under the running stage's name,
-/// at most one every few seconds. Feed it from a writer's progress callback.
+/// at most one every few seconds, and shown on a terminal as a line ([`line`]). Feed it from a
+/// writer's progress callback, or read through [`Progress::reader`].
 pub struct Progress {
     name: String,
     what: String,
@@ -420,6 +422,35 @@ pub struct Progress {
     last: Option<Instant>,
     interval: Duration,
     sent: u32,
+    line: Option<indicatif::ProgressBar>,
+}
+
+/// A reader that counts what passes through it into a [`Progress`].
+pub struct ProgressReader<R> {
+    inner: R,
+    progress: Progress,
+    done: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for ProgressReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        if n == 0 {
+            self.progress.done(self.done);
+        } else {
+            self.progress.update(self.done);
+        }
+        Ok(n)
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(l) = self.line.take() {
+            l.finish_and_clear();
+        }
+    }
 }
 
 impl Progress {
@@ -443,6 +474,16 @@ impl Progress {
             last: None,
             interval,
             sent: 0,
+            line: line::new(what, total),
+        }
+    }
+
+    /// Count the bytes read through `inner`; the last event is sent at its end.
+    pub fn reader<R: std::io::Read>(self, inner: R) -> ProgressReader<R> {
+        ProgressReader {
+            inner,
+            progress: self,
+            done: 0,
         }
     }
 
@@ -453,6 +494,9 @@ impl Progress {
 
     /// Bytes done so far; sends an event when the interval has passed since the last one.
     pub fn update(&mut self, done: u64) {
+        if let Some(l) = &self.line {
+            l.set_position(done);
+        }
         let now = Instant::now();
         let due = match self.last {
             None => now.duration_since(self.started) >= self.interval,
@@ -466,6 +510,9 @@ impl Progress {
 
     /// The final count, always sent.
     pub fn done(&mut self, done: u64) {
+        if let Some(l) = self.line.take() {
+            l.finish_and_clear();
+        }
         self.send(done);
     }
 
