@@ -182,7 +182,9 @@ struct Entry {
     #[serde(rename = "type")]
     kind: Option<String>,
     uri: String,
+    #[serde(default, deserialize_with = "digest_text")]
     sha256: Option<String>,
+    #[serde(default, deserialize_with = "digest_text")]
     sha512: Option<String>,
     #[serde(default, deserialize_with = "crate::size::de_opt")]
     size: Option<u64>,
@@ -192,6 +194,22 @@ struct Entry {
 
 /// The keys of a source mapping that mean something (curtin's, then deployer's).
 const ENTRY_KEYS: &[&str] = &["type", "uri", "sha256", "sha512", "size", "mirrors"];
+
+/// A digest must be text: one of digits only is a number to YAML 1.1 (`000...0` is 0, leading
+/// zeros gone), which cannot be turned back into the digest.
+fn digest_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        Value::Number(_) => Err(serde::de::Error::custom(
+            "a digest of digits only is read as a number by YAML (1.1, as curtin reads it): quote it",
+        )),
+        other => Err(serde::de::Error::custom(format!(
+            "must be a hex string, got {}",
+            crate::config::show(&other)
+        ))),
+    }
+}
 
 /// Read the `sources` value (mapping, list or string) into sources keyed by name. Errors carry
 /// the key path below `sources`; `warnings` gets the keys of an entry that nothing reads.

@@ -702,3 +702,25 @@ fn unsupported_disks_and_unknown_item_keys() {
         ["test.yaml:1:59: sources.img.sha265: unknown key, ignored (curtin ignores it too)"]
     );
 }
+
+/// A digest of digits only is a number to YAML 1.1: the error says to quote it.
+#[test]
+fn an_unquoted_all_digit_digest_is_explained() {
+    let e = err(&format!(
+        "sources: {{r: {{type: tgz, uri: 'http://h/r.tgz', sha256: {}}}}}\n",
+        "0".repeat(64)
+    ));
+    assert!(
+        e.contains("sources.r.sha256: a digest of digits only is read as a number"),
+        "{e}"
+    );
+    let l = load(&format!(
+        "sources: {{r: {{type: tgz, uri: 'http://h/r.tgz', sha256: '{}'}}}}\n",
+        "0".repeat(64)
+    ))
+    .unwrap();
+    assert_eq!(
+        l.config.sources["r"].sha256.as_deref(),
+        Some(&*"0".repeat(64))
+    );
+}
