@@ -60,8 +60,24 @@ pub fn commands_from_value(stage: &str, v: &Value) -> Result<CommandList> {
             .kind(Kind::Config)
         }
     };
+    let mut keys: Vec<&Value> = map.keys().collect();
+    let mut mixed = None;
+    keys.sort_by(|a, b| {
+        preseed::commands::curtin_order(a, b).unwrap_or_else(|| {
+            mixed = Some((preseed::config::show(a), preseed::config::show(b)));
+            std::cmp::Ordering::Equal
+        })
+    });
+    if let Some((a, b)) = mixed {
+        return Err(anyhow!(
+            "{stage}_commands: the keys {a} and {b} cannot be sorted together (a number and a \
+             string; curtin fails here too): quote the number"
+        ))
+        .kind(Kind::Config);
+    }
     let mut out = Vec::new();
-    for (k, v) in map {
+    for k in keys {
+        let v = &map[k];
         let key = match k {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
@@ -94,7 +110,6 @@ pub fn commands_from_value(stage: &str, v: &Value) -> Result<CommandList> {
         };
         out.push((key, cmd));
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
 

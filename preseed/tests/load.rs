@@ -724,3 +724,17 @@ fn an_unquoted_all_digit_digest_is_explained() {
         Some(&*"0".repeat(64))
     );
 }
+
+/// Number keys of a stage's commands are numbers to PyYAML; mixed with strings curtin's
+/// `sorted()` fails, so does validation.
+#[test]
+fn command_keys_that_are_numbers() {
+    let l = load("stages: [mine]\nmine_commands: {10: 'echo b', 05: 'echo a'}\n").unwrap();
+    assert!(l.config.commands["mine"].contains_key("5"));
+    // The builtin stages all have a `builtin` key (curtin's CONFIG_BUILTIN) to sort beside.
+    let e = err("late_commands: {10: 'echo b'}\n");
+    assert!(
+        e.contains("late_commands: the keys 10 (a number) and builtin cannot be sorted together"),
+        "{e}"
+    );
+}

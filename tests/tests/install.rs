@@ -193,7 +193,7 @@ install: {{log_file: ''}}
 storage: {{version: 1, config: [{{id: d1, type: disk, ptable: gpt, serial: NOT-THIS-ONE}}]}}
 partitioning_commands:
   builtin: null
-  10: 'cp $CONFIG {d}/config.json; dev=$(grep -o \"/dev/loop[0-9][0-9]*\" $CONFIG | head -1); test -b $dev && cat /sys/block/${{dev#/dev/}}/loop/backing_file > {d}/backing'
+  '10': 'cp $CONFIG {d}/config.json; dev=$(grep -o \"/dev/loop[0-9][0-9]*\" $CONFIG | head -1); test -b $dev && cat /sys/block/${{dev#/dev/}}/loop/backing_file > {d}/backing'
 "
         ),
     );

@@ -215,6 +215,12 @@ fn plan(storage: &Storage) -> Result<Planned<'_>> {
             None => bail!("disk '{}' has partitions but no ptable", d.cfg.id),
         };
         d.parts = partition::place(&d.found, &d.cfg.id, ptable, &mine)?;
+        // GPT names as curtin writes them: v1 (sgdisk --new) none, v2 (sfdisk) `partition_name`.
+        for (placed, p) in d.parts.iter_mut().zip(&mine) {
+            placed.name = (storage.version >= 2)
+                .then(|| p.partition_name.clone())
+                .flatten();
+        }
         for p in &d.parts {
             if p.preserve && !d.cfg.preserve {
                 bail!(
