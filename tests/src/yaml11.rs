@@ -4,12 +4,12 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-/// `text` as PyYAML's `safe_load` reads it, in JSON.
+/// `text` as PyYAML's `safe_load` reads it, in JSON (a date as its text).
 pub fn pyyaml(text: &str) -> serde_json::Value {
     let mut child = Command::new("python3")
         .args([
             "-c",
-            "import sys, json, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))",
+            "import sys, json, yaml; print(json.dumps(yaml.safe_load(sys.stdin), default=str))",
         ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
