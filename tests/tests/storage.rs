@@ -728,3 +728,67 @@ storage:
         "5d3c9e1a-2b4f-4e6a-8c7d-9f0e1a2b3c4d"
     );
 }
+
+/// `name` on a disk and a partition: by-dname udev rules as curtin's `make_dname` writes them,
+/// in `$WORKING_DIR/rules.d` (curthooks copies them into the target), matching the table and
+/// partition UUIDs blkid reports; GPT partition names as curtin v1 writes them (none).
+#[test]
+fn dname_rules_and_gpt_names_as_curtin_writes_them() {
+    require_root();
+    let d = LoopDisk::new(256 * MIB);
+    let t = Target::new();
+    let work = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        r#"
+storage:
+  version: 1
+  config:
+    - {{id: d, type: disk, path: {dev}, ptable: gpt, name: main disk}}
+    - {{id: p1, type: partition, device: d, size: 64M, number: 1, name: boot}}
+    - {{id: p2, type: partition, device: d, size: 64M, number: 2}}
+"#,
+        dev = d.dev.display()
+    );
+    let cfg_path = work.path().join("storage.yaml");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let out = Command::new(deployer_bin())
+        .args(["block-meta", "-c"])
+        .arg(&cfg_path)
+        .arg("--target-mount")
+        .arg(t.path())
+        .env("OUTPUT_FSTAB", t.fstab())
+        .env("WORKING_DIR", work.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ptuuid = sh(&format!("blkid -o value -s PTUUID {}", d.dev.display()));
+    let partuuid = sh(&format!(
+        "blkid -o value -s PARTUUID {}",
+        d.part(1).display()
+    ));
+    let partuuid = partuuid.trim();
+    let rules = work.path().join("rules.d");
+    // The name sanitized as curtin does: the space becomes '-'. A loop disk has no serial or
+    // WWN: only the partition-table rule.
+    assert_eq!(
+        std::fs::read_to_string(rules.join("main-disk.rules")).unwrap(),
+        format!(
+            "# Written by curtin\nSUBSYSTEM==\"block\", ACTION==\"add|change\", ENV{{DEVTYPE}}==\"disk\", ENV{{ID_PART_TABLE_UUID}}==\"{}\", SYMLINK+=\"disk/by-dname/main-disk\"\n",
+            ptuuid.trim()
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(rules.join("boot.rules")).unwrap(),
+        format!(
+            "# Written by curtin\nSUBSYSTEM==\"block\", ACTION==\"add|change\", ENV{{DEVTYPE}}==\"partition\", ENV{{ID_PART_ENTRY_UUID}}==\"{partuuid}\", SYMLINK+=\"disk/by-dname/boot\"\n"
+        )
+    );
+    assert_eq!(std::fs::read_dir(&rules).unwrap().count(), 2);
+    // curtin v1 partitions with sgdisk --new and no --change-name: no GPT name.
+    let info = sh(&format!("sgdisk -i 1 {}", d.dev.display()));
+    assert!(info.contains("Partition name: ''"), "{info}");
+}

@@ -609,7 +609,13 @@ storage:
 "#;
 
 fn run_builtin(root: &Root, cfg: &str) -> Output {
-    let (_wd, env) = stage_env(root, cfg, "LABEL=cloudimg-rootfs / ext4 defaults 0 1\n");
+    let (wd, env) = stage_env(root, cfg, "LABEL=cloudimg-rootfs / ext4 defaults 0 1\n");
+    fs::create_dir_all(wd.scratch.join("rules.d")).unwrap();
+    fs::write(
+        wd.scratch.join("rules.d/main-disk.rules"),
+        "# Written by curtin\nrule\n",
+    )
+    .unwrap();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let c = env.iter().find(|(k, _)| *k == "CONFIG").unwrap().1;
     deployer(&["curthooks", "-c", c], &env)
@@ -620,6 +626,11 @@ fn builtin_curthooks_passthrough_cloudconfig_fstab_bootloader() {
     let root = Root::new("ubuntu", Some(true), true);
     let out = run_builtin(&root, BUILTIN_CFG);
     assert!(out.status.success(), "{}", text(&out));
+    // block-meta's by-dname rules (in the working dir's rules.d) are copied into the target.
+    assert_eq!(
+        root.read("etc/udev/rules.d/main-disk.rules"),
+        "# Written by curtin\nrule\n"
+    );
     // Passthrough: the network exactly as given, under `network:`.
     let pass: yaml_serde::Value =
         yaml_serde::from_str(&root.read("etc/cloud/cloud.cfg.d/50-curtin-networking.cfg")).unwrap();

@@ -42,6 +42,7 @@ pub fn apply(storage: &Storage, target: &Path) -> Result<Outcome> {
     for d in &plans {
         write_disk(d)
             .with_context(|| format!("disk '{}' ({})", d.cfg.id, d.found.path.display()))?;
+        write_dnames(storage, d)?;
     }
     let mut uuids: BTreeMap<String, (String, FsFamily)> = BTreeMap::new();
     for (fmt, fam) in &volumes {
@@ -136,6 +137,22 @@ pub fn apply(storage: &Storage, target: &Path) -> Result<Outcome> {
         fstab: entries,
         mounts,
     })
+}
+
+/// by-dname rules for a named disk and its named partitions (curtin: a partition's only when
+/// its disk has a `name`, and not for an extended partition).
+fn write_dnames(storage: &Storage, d: &DiskPlan) -> Result<()> {
+    let Some(name) = &d.cfg.name else {
+        return Ok(());
+    };
+    super::dname::write(name, &d.found.path, true)?;
+    for placed in d.parts.iter().filter(|p| p.kind != Kind::Extended) {
+        if let Some(Item::Partition(Partition { name: Some(n), .. })) = storage.get(&placed.id) {
+            let dev = blockdev::partition_path(&d.found.path, placed.number);
+            super::dname::write(n, &dev, false)?;
+        }
+    }
+    Ok(())
 }
 
 type Planned<'a> = (

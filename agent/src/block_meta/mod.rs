@@ -6,6 +6,7 @@ pub mod config;
 pub mod custom;
 pub mod dd;
 pub mod disk;
+pub mod dname;
 pub mod fstab;
 pub mod mount;
 pub mod partition;

@@ -151,6 +151,9 @@ pub fn builtin(wd: &WorkingDir, cfg: &Value) -> Result<()> {
         let applied = crate::network::apply(&chroot, wd).context("apply-networking-config")?;
         tracing::info!("network: {applied:?}");
         copy_fstab(wd, target).context("writing-etc-fstab")?;
+        // block-meta's by-dname rules (curtin's copy_dname_rules).
+        crate::block_meta::dname::copy_into(&wd.scratch.join("rules.d"), target)
+            .context("copying the by-dname udev rules")?;
         bootloader::setup(&chroot, cfg).context("configuring-bootloader")?;
         Ok(())
     })();

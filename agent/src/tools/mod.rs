@@ -311,6 +311,37 @@ pub fn pvremove(dev: &Path) -> Result<()> {
     }
 }
 
+/// `blkid -o export DEV`: the `KEY=value` lines (PTUUID, PARTUUID, ...); none for a device
+/// blkid finds nothing on (its exit 2).
+pub fn blkid_export(dev: &Path) -> Result<Vec<(String, String)>> {
+    let out = Command::new(require("blkid")?)
+        .args(["-o", "export"])
+        .arg(dev)
+        .output()
+        .context("running blkid")?;
+    Ok(key_values(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// `udevadm info --query=property --name=DEV` (ID_SERIAL, ID_WWN, ...); none without udev.
+pub fn udev_properties(dev: &Path) -> Result<Vec<(String, String)>> {
+    let Some(exe) = which("udevadm") else {
+        return Ok(vec![]);
+    };
+    let out = Command::new(exe)
+        .args(["info", "--query=property", "--name"])
+        .arg(dev)
+        .output()
+        .context("running udevadm info")?;
+    Ok(key_values(&String::from_utf8_lossy(&out.stdout)))
+}
+
+fn key_values(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
 /// The file system UUID of a device (`blkid -o value -s UUID`), if it has one.
 pub fn blkid_uuid(dev: &Path) -> Result<Option<String>> {
     let out = Command::new(require("blkid")?)
