@@ -536,6 +536,16 @@ fn config_archive_parts() {
     assert!(e.contains("unknown archive part type 'text/plain'"), "{e}");
 }
 
+fn disks(l: &Loaded) -> Vec<preseed::storage::Disk> {
+    l.config
+        .storage
+        .as_ref()
+        .unwrap()
+        .disks()
+        .cloned()
+        .collect()
+}
+
 /// The five shapes of curtin's own example configs that give a key twice (basic-dasd,
 /// mirrorboot-uefi, preserve-bcache, reuse-msdos-partitions, simple-storage): each loads, the
 /// last value is used, and a warning names both lines.
@@ -560,14 +570,7 @@ fn keys_given_twice_load_as_curtin_reads_them_with_a_warning() {
         "storage:\n  version: 1\n  config:\n  - id: sda\n    name: sda\n    type: disk\n    serial: disk-a\n    name: main_disk\n  - id: sdb\n    name: sdb\n    type: disk\n    serial: disk-b\n    name: second_disk\n",
     )
     .unwrap();
-    let names: Vec<_> = l
-        .config
-        .storage
-        .as_ref()
-        .unwrap()
-        .disks()
-        .map(|d| d.name.clone().unwrap())
-        .collect();
+    let names: Vec<_> = disks(&l).into_iter().map(|d| d.name.unwrap()).collect();
     assert_eq!(names, ["main_disk", "second_disk"]);
     assert_eq!(l.warnings.len(), 2, "{:?}", l.warnings);
     assert!(
@@ -602,14 +605,7 @@ fn keys_given_twice_load_as_curtin_reads_them_with_a_warning() {
         "storage:\n  version: 1\n  config:\n    - {id: sdb, type: disk, wipe: superblock, serial: b, wipe: zero}\n    - id: sdc\n      type: disk\n      wipe: superblock\n      serial: c\n      wipe: random\n",
     )
     .unwrap();
-    let wipes: Vec<_> = l
-        .config
-        .storage
-        .as_ref()
-        .unwrap()
-        .disks()
-        .map(|d| d.wipe)
-        .collect();
+    let wipes: Vec<_> = disks(&l).into_iter().map(|d| d.wipe).collect();
     assert_eq!(wipes, [Some(Wipe::Zero), Some(Wipe::Random)]);
     assert!(
         l.warnings[0].starts_with(

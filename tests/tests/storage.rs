@@ -17,6 +17,17 @@ fn kernel_has(fs: &str) -> bool {
 }
 
 fn block_meta(cfg: &str, target: &Path, fstab: &Path, extra: &[&str]) -> Output {
+    block_meta_env(cfg, target, fstab, extra, &[])
+}
+
+/// [`block_meta`] with more environment (`WORKING_DIR`, as an install gives a stage).
+fn block_meta_env(
+    cfg: &str,
+    target: &Path,
+    fstab: &Path,
+    extra: &[&str],
+    env: &[(&str, &Path)],
+) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let cfg_path = dir.path().join("storage.yaml");
     std::fs::write(&cfg_path, cfg).unwrap();
@@ -28,6 +39,7 @@ fn block_meta(cfg: &str, target: &Path, fstab: &Path, extra: &[&str]) -> Output 
         .arg("--target-mount")
         .arg(target)
         .env("OUTPUT_FSTAB", fstab)
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }
@@ -749,17 +761,13 @@ storage:
 "#,
         dev = d.dev.display()
     );
-    let cfg_path = work.path().join("storage.yaml");
-    std::fs::write(&cfg_path, cfg).unwrap();
-    let out = Command::new(deployer_bin())
-        .args(["block-meta", "-c"])
-        .arg(&cfg_path)
-        .arg("--target-mount")
-        .arg(t.path())
-        .env("OUTPUT_FSTAB", t.fstab())
-        .env("WORKING_DIR", work.path())
-        .output()
-        .unwrap();
+    let out = block_meta_env(
+        &cfg,
+        &t.path(),
+        &t.fstab(),
+        &[],
+        &[("WORKING_DIR", work.path())],
+    );
     assert!(
         out.status.success(),
         "{}",

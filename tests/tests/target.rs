@@ -783,7 +783,8 @@ fn ubuntu_core_gets_cloudconfig_and_network_only() {
     let cfg = dir.path().join("cfg.yaml");
     fs::write(
         &cfg,
-        "network: {version: 2, ethernets: {eth0: {dhcp4: true}}}\ncloudconfig: {ds: {content: 'x: 1'}}\n",
+        // curtin ignores a cloudconfig entry's `path` (and `validate` says so).
+        "network: {version: 2, ethernets: {eth0: {dhcp4: true}}}\ncloudconfig: {ds: {content: 'x: 1', path: /etc/elsewhere.cfg}}\n",
     )
     .unwrap();
     let out = deployer(
@@ -801,6 +802,13 @@ fn ubuntu_core_gets_cloudconfig_and_network_only() {
     assert_eq!(
         fs::read_to_string(d.join("95-cloudconfig-ds.cfg")).unwrap(),
         "x: 1"
+    );
+    assert!(!t.join("system-data/etc/elsewhere.cfg").exists());
+    let v = deployer(&["validate", "-c", cfg.to_str().unwrap()], &[]);
+    assert!(
+        text(&v).contains("cloudconfig.ds.path: ignored, as curtin ignores it"),
+        "{}",
+        text(&v)
     );
     let net: yaml_serde::Value =
         yaml_serde::from_str(&fs::read_to_string(d.join("50-curtin-networking.cfg")).unwrap())
@@ -879,38 +887,4 @@ fn builtin_curthooks_follow_the_images_links_inside_the_target() {
         .unwrap()
         .contains("LABEL=cloudimg-rootfs"));
     assert_eq!(root.extra_mounts(), Vec::<String>::new());
-}
-
-/// curtin ignores a cloudconfig entry's `path`: the file is always
-/// `etc/cloud/cloud.cfg.d/95-cloudconfig-<key>.cfg`, and `validate` says so.
-#[test]
-fn cloudconfig_path_is_ignored_as_curtin_ignores_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let t = dir.path().join("target");
-    fs::create_dir_all(t.join("system-data/var/lib/snapd")).unwrap();
-    let cfg = dir.path().join("cfg.yaml");
-    fs::write(
-        &cfg,
-        "cloudconfig: {ds: {content: 'x: 1', path: /etc/elsewhere.cfg}}\n",
-    )
-    .unwrap();
-    let c = cfg.to_str().unwrap();
-    let out = deployer(
-        &["curthooks", "-c", c, "--target-mount", t.to_str().unwrap()],
-        &[],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    let d = t.join("system-data/etc/cloud/cloud.cfg.d");
-    assert_eq!(
-        fs::read_to_string(d.join("95-cloudconfig-ds.cfg")).unwrap(),
-        "x: 1"
-    );
-    assert!(!t.join("system-data/etc/elsewhere.cfg").exists());
-    assert!(!t.join("etc/elsewhere.cfg").exists());
-    let v = deployer(&["validate", "-c", c], &[]);
-    assert!(
-        text(&v).contains("cloudconfig.ds.path: ignored, as curtin ignores it"),
-        "{}",
-        text(&v)
-    );
 }
