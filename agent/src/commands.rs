@@ -685,7 +685,7 @@ mod tests {
     fn sorted_skips_and_kinds() {
         let c = commands_from_value(
             "late",
-            &v("{maas: [wget, x], 99-b: 'echo b', 98-a: null, 10: [], builtin: ''}"),
+            &v("{maas: [wget, x], 99-b: 'echo b', 98-a: null, '10': [], builtin: ''}"),
         )
         .unwrap();
         let keys: Vec<_> = c.iter().map(|(k, _)| k.as_str()).collect();
@@ -694,6 +694,12 @@ mod tests {
         assert_eq!(c[4].1, Some(Cmd::Exec(vec!["wget".into(), "x".into()])));
         assert!(c[0].1.is_none() && c[1].1.is_none() && c[3].1.is_none());
         assert!(commands_from_value("late", &v("[a, b]")).is_err());
+        // Numbers sort as numbers (Python's sorted()); beside a string they cannot be sorted.
+        let c = commands_from_value("x", &preseed::yaml::from_str("{10: a, 05: b}").unwrap());
+        let keys: Vec<_> = c.unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["5", "10"]);
+        let e = commands_from_value("x", &preseed::yaml::from_str("{10: a, b: c}").unwrap());
+        assert!(format!("{:#}", e.unwrap_err()).contains("cannot be sorted together"));
     }
 
     #[test]

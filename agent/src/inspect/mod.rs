@@ -184,7 +184,7 @@ fn plan(
         yaml_serde::from_str("{builtin: [curtin, net-meta, custom]}").expect("yaml"),
     );
     cfg.insert("late_commands".into(), late.into());
-    let text = yaml_serde::to_string(&cfg).expect("yaml");
+    let text = preseed::yaml::to_string(&cfg).expect("yaml");
     let mut lines = match preseed::load::load_documents(vec![("inspect".into(), text)]) {
         Ok(l) => crate::plan::lines(&l.config, &l.merged)
             .into_iter()

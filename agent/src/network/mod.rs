@@ -143,7 +143,7 @@ fn dhcp_config() -> Result<Network> {
             continue;
         }
         let mac = fs::read_to_string(p.join("address")).unwrap_or_default();
-        entries.push(yaml_serde::from_str::<Value>(&format!(
+        entries.push(preseed::yaml::from_str(&format!(
             "{{type: physical, name: {name}, mac_address: '{}', subnets: [{{type: dhcp4}}]}}",
             mac.trim()
         ))?);
