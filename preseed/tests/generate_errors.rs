@@ -191,7 +191,7 @@ fn image_errors_name_the_key() {
         (
             "filetype: ddgz",
             "filetype: ddgz\nsize: big",
-            "image.yaml: size: invalid type",
+            "image.yaml:6:7: size: invalid type",
         ),
     ];
     for (from, to, want) in cases {
@@ -239,5 +239,5 @@ fn json_inputs_work_and_errors_name_the_key() {
     )
     .unwrap_err()
     .to_string();
-    assert!(e.starts_with("machine.json: disks[0].size:"), "{e}");
+    assert!(e.starts_with("machine.json:4:64: disks[0].size:"), "{e}");
 }
