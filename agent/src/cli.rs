@@ -27,12 +27,22 @@ pub struct Global {
     /// Print the whole error chain and backtrace on failure.
     #[arg(long, global = true)]
     pub showtrace: bool,
-    /// Also write the log to this file.
+    /// Write the log to this file instead of stderr (as curtin does; the file is truncated).
     #[arg(long, global = true, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
+    /// Log lines as text, or as one JSON object a line (for a console read by a machine).
+    /// Also $DEPLOYER_LOG_FORMAT; stage commands of an install inherit it.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
     /// Accepted for curtin compatibility; deployer has no dependencies to install.
     #[arg(long, global = true, hide = true)]
     pub install_deps: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Parser)]

@@ -20,7 +20,7 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::error::{Kind, KindExt};
 
@@ -60,18 +60,33 @@ pub fn commands_from_value(stage: &str, v: &Value) -> Result<CommandList> {
             .kind(Kind::Config)
         }
     };
+    let mut keys: Vec<&Value> = map.keys().collect();
+    let mut mixed = None;
+    keys.sort_by(|a, b| {
+        preseed::commands::curtin_order(a, b).unwrap_or_else(|| {
+            mixed = Some((preseed::config::show(a), preseed::config::show(b)));
+            std::cmp::Ordering::Equal
+        })
+    });
+    if let Some((a, b)) = mixed {
+        return Err(anyhow!(
+            "{stage}_commands: the keys {a} and {b} cannot be sorted together (a number and a \
+             string; curtin fails here too): quote the number"
+        ))
+        .kind(Kind::Config);
+    }
     let mut out = Vec::new();
-    for (k, v) in map {
+    for k in keys {
+        let v = &map[k];
         let key = match k {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             _ => bail!("{stage}_commands: a key is not a string"),
         };
         let cmd = match v {
-            Value::Null => None,
-            Value::String(s) if s.is_empty() => None,
+            // curtin: `if not cmd: continue`.
+            v if preseed::truth::falsy(v) => None,
             Value::String(s) => Some(Cmd::Shell(s.clone())),
-            Value::Sequence(seq) if seq.is_empty() => None,
             Value::Sequence(seq) => Some(Cmd::Exec(
                 seq.iter()
                     .map(|a| match a {
@@ -86,7 +101,6 @@ pub fn commands_from_value(stage: &str, v: &Value) -> Result<CommandList> {
                     .collect::<Result<_>>()
                     .kind(Kind::Config)?,
             )),
-            Value::Bool(false) => None,
             _ => {
                 return Err(anyhow!(
                     "{stage}_commands.{key}: expected a string, a list or null"
@@ -96,7 +110,6 @@ pub fn commands_from_value(stage: &str, v: &Value) -> Result<CommandList> {
         };
         out.push((key, cmd));
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
 
@@ -669,14 +682,14 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     fn v(y: &str) -> Value {
-        serde_yaml::from_str(y).unwrap()
+        yaml_serde::from_str(y).unwrap()
     }
 
     #[test]
     fn sorted_skips_and_kinds() {
         let c = commands_from_value(
             "late",
-            &v("{maas: [wget, x], 99-b: 'echo b', 98-a: null, 10: [], builtin: ''}"),
+            &v("{maas: [wget, x], 99-b: 'echo b', 98-a: null, '10': [], builtin: ''}"),
         )
         .unwrap();
         let keys: Vec<_> = c.iter().map(|(k, _)| k.as_str()).collect();
@@ -685,6 +698,12 @@ mod tests {
         assert_eq!(c[4].1, Some(Cmd::Exec(vec!["wget".into(), "x".into()])));
         assert!(c[0].1.is_none() && c[1].1.is_none() && c[3].1.is_none());
         assert!(commands_from_value("late", &v("[a, b]")).is_err());
+        // Numbers sort as numbers (Python's sorted()); beside a string they cannot be sorted.
+        let c = commands_from_value("x", &preseed::yaml::from_str("{10: a, 05: b}").unwrap());
+        let keys: Vec<_> = c.unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["5", "10"]);
+        let e = commands_from_value("x", &preseed::yaml::from_str("{10: a, b: c}").unwrap());
+        assert!(format!("{:#}", e.unwrap_err()).contains("cannot be sorted together"));
     }
 
     #[test]

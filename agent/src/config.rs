@@ -6,7 +6,7 @@
 
 use anyhow::{anyhow, Context};
 use preseed::load::Loaded;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::cli::Global;
 use crate::error::{Kind, KindExt};
@@ -64,13 +64,13 @@ fn set_document(arg: &str) -> anyhow::Result<(String, String)> {
         Some(k) => {
             let v: serde_json::Value = serde_json::from_str(raw)
                 .with_context(|| format!("--set {arg}: the value is not JSON"))?;
-            (k, serde_yaml::to_value(v)?)
+            (k, yaml_serde::to_value(v)?)
         }
         None => (key, Value::String(raw.to_string())),
     };
     let mut doc = value;
     for part in key.split('/').filter(|p| !p.is_empty()).rev() {
-        let mut m = serde_yaml::Mapping::new();
+        let mut m = yaml_serde::Mapping::new();
         m.insert(Value::String(part.to_string()), doc);
         doc = Value::Mapping(m);
     }

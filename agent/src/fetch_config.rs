@@ -4,7 +4,7 @@
 //! arguments.
 
 use anyhow::Context;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 pub use crate::net::OauthCreds;
 use crate::net::{self, Policy};
@@ -95,7 +95,7 @@ pub fn from_cmdline() -> anyhow::Result<Vec<(String, String)>> {
     let mut creds = None;
     if let Some(u) = &c.cloud_config_url {
         let text = fetch(u, None)?;
-        let v: Value = serde_yaml::from_str(&text)
+        let v: Value = preseed::yaml::from_str(&text)
             .with_context(|| format!("parsing the cloud-config from {u}"))?;
         if let Some(ds) = v.get("datasource").and_then(|d| d.get("MAAS")) {
             creds = OauthCreds::from_value(ds)
@@ -114,7 +114,7 @@ pub fn from_cmdline() -> anyhow::Result<Vec<(String, String)>> {
 pub fn cmdline_creds() -> Option<OauthCreds> {
     let u = parse_cmdline(&kernel_cmdline()).cloud_config_url?;
     let text = fetch(&u, None).ok()?;
-    let v: Value = serde_yaml::from_str(&text).ok()?;
+    let v: Value = preseed::yaml::from_str(&text).ok()?;
     OauthCreds::from_value(v.get("datasource")?.get("MAAS")?).ok()?
 }
 

@@ -42,7 +42,7 @@ pub fn run(g: &Global, a: &PlanArgs) -> anyhow::Result<()> {
 }
 
 /// The plan's lines for a loaded config and no `--target` (what `deployer inspect` shows).
-pub fn lines(c: &preseed::Config, merged: &serde_yaml::Value) -> Vec<String> {
+pub fn lines(c: &preseed::Config, merged: &yaml_serde::Value) -> Vec<String> {
     stages::plan(c, merged, None)
 }
 

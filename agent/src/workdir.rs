@@ -58,7 +58,7 @@ impl WorkingDir {
     pub fn create(
         parent: &Path,
         target: Option<&Path>,
-        config: &serde_yaml::Value,
+        config: &yaml_serde::Value,
     ) -> Result<WorkingDir> {
         let top = tempfile::Builder::new()
             .prefix("deployer-")
@@ -72,7 +72,7 @@ impl WorkingDir {
     pub fn create_at(
         top: &Path,
         target: Option<&Path>,
-        config: &serde_yaml::Value,
+        config: &yaml_serde::Value,
     ) -> Result<WorkingDir> {
         let state = top.join("state");
         let scratch = top.join("scratch");
@@ -171,19 +171,19 @@ impl WorkingDir {
     }
 
     /// Write the merged config as JSON to `state/config`.
-    pub fn write_config(&self, config: &serde_yaml::Value) -> Result<()> {
+    pub fn write_config(&self, config: &yaml_serde::Value) -> Result<()> {
         let json = serde_json::to_vec_pretty(config).context("converting the config to JSON")?;
         fs::write(&self.config, json).with_context(|| format!("writing {}", self.config.display()))
     }
 
     /// Read back `state/config` (JSON is YAML).
-    pub fn read_config(&self) -> Result<serde_yaml::Value> {
+    pub fn read_config(&self) -> Result<yaml_serde::Value> {
         let text = fs::read_to_string(&self.config)
             .with_context(|| format!("reading {}", self.config.display()))?;
         if text.trim().is_empty() {
-            return Ok(serde_yaml::Value::Mapping(Default::default()));
+            return Ok(yaml_serde::Value::Mapping(Default::default()));
         }
-        serde_yaml::from_str(&text).with_context(|| format!("parsing {}", self.config.display()))
+        preseed::yaml::from_str(&text).with_context(|| format!("parsing {}", self.config.display()))
     }
 
     /// The same working dir with another event-name prefix (`cmd-install/stage-<name>`).
@@ -289,7 +289,7 @@ fn curtin_package_at(c: &Path) -> Option<PathBuf> {
 /// logged): the one in MAAS's installer archive, `deployer: {python_curtin: DIR}`, `/curtin`
 /// in the ephemeral root (where curtin's archive extracts itself), else deployer's own
 /// ([`crate::curtin_py`]), unpacked into `<top>/python`.
-pub fn python_curtin_for_hooks(config: &serde_yaml::Value, top: &Path) -> Result<PathBuf> {
+pub fn python_curtin_for_hooks(config: &yaml_serde::Value, top: &Path) -> Result<PathBuf> {
     let installer = std::env::var_os(crate::maas::INSTALLER_PYTHONPATH_ENV).map(PathBuf::from);
     let configured = config
         .get("deployer")
@@ -326,7 +326,7 @@ pub fn python_curtin_for_hooks(config: &serde_yaml::Value, top: &Path) -> Result
 
 /// The working dir for a stage command: from the environment when run as a child of an
 /// install, otherwise a fresh one for this run (with `target` and the merged config).
-pub fn for_stage(target: Option<&Path>, config: &serde_yaml::Value) -> Result<WorkingDir> {
+pub fn for_stage(target: Option<&Path>, config: &yaml_serde::Value) -> Result<WorkingDir> {
     if std::env::var_os(var::FSTAB).is_some() && std::env::var_os(var::CONFIG).is_some() {
         let mut wd = WorkingDir::from_env()?;
         if let Some(t) = target {
@@ -346,10 +346,10 @@ pub fn for_stage(target: Option<&Path>, config: &serde_yaml::Value) -> Result<Wo
 /// The merged config for a stage command: `-c`/`--set` or $CONFIG through
 /// [`crate::config::load`]; an empty mapping when there is neither (a stage run alone on a
 /// target, with everything from its flags).
-pub fn stage_config(global: &crate::cli::Global) -> Result<serde_yaml::Value> {
+pub fn stage_config(global: &crate::cli::Global) -> Result<yaml_serde::Value> {
     let no_env = std::env::var_os(var::CONFIG).is_none_or(|c| c.is_empty());
     if global.config.is_empty() && global.set.is_empty() && no_env {
-        return Ok(serde_yaml::Value::Mapping(Default::default()));
+        return Ok(yaml_serde::Value::Mapping(Default::default()));
     }
     Ok(crate::config::load(global)?.merged)
 }
@@ -361,8 +361,8 @@ mod tests {
     #[test]
     fn layout_and_env() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg: serde_yaml::Value =
-            serde_yaml::from_str("{proxy: {http_proxy: 'http://p:3128'}, a: [1]}").unwrap();
+        let cfg: yaml_serde::Value =
+            yaml_serde::from_str("{proxy: {http_proxy: 'http://p:3128'}, a: [1]}").unwrap();
         let wd = WorkingDir::create_at(dir.path(), None, &cfg).unwrap();
         for f in [
             "state/config",

@@ -3,8 +3,8 @@
 //! runs under `sh -c`, and a falsy value (`null`, `[]`, `""`) disables the entry — that is how a
 //! builtin is turned off (`network_commands: {builtin: null}`).
 
-use serde_yaml::Value;
 use std::collections::BTreeMap;
+use yaml_serde::Value;
 
 use crate::config::{scalar_string, show, Issue};
 
@@ -27,6 +27,21 @@ impl Command {
     }
 }
 
+/// The order curtin runs two commands in: Python's `sorted()` of the keys, as PyYAML typed
+/// them (`05:` and `10:` are the numbers 5 and 10, run 5 first; strings by code point). A
+/// number and a string cannot be compared: curtin fails there (`TypeError`), so `None`.
+pub fn curtin_order(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    let num = |v: &Value| match v {
+        Value::Number(n) => n.as_f64(),
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        _ => None,
+    };
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        _ => num(a)?.partial_cmp(&num(b)?),
+    }
+}
+
 /// A stage's commands by key; `None` is a disabled entry. `BTreeMap` iterates in sorted order.
 pub type CommandSet = BTreeMap<String, Option<Command>>;
 
@@ -46,13 +61,24 @@ pub fn from_value(v: &Value) -> Result<CommandSet, Issue> {
             ))
         }
     };
+    let is_num = |k: &Value| matches!(k, Value::Number(_) | Value::Bool(_));
+    if let (Some(n), Some(s)) = (m.keys().find(|k| is_num(k)), m.keys().find(|k| !is_num(k))) {
+        return Err(Issue::new(
+            "",
+            format!(
+                "the keys {} (a number) and {} cannot be sorted together: curtin fails on them \
+                 (Python cannot compare a number and a string); quote the number",
+                show(n),
+                show(s)
+            ),
+        ));
+    }
     for (k, v) in m {
         let name = crate::config::key_string(k);
         let cmd = match v {
-            Value::Null | Value::Bool(false) => None,
-            Value::String(s) if s.is_empty() => None,
+            // curtin: `if not cmd: continue`.
+            v if crate::truth::falsy(v) => None,
             Value::String(s) => Some(Command::Shell(s.clone())),
-            Value::Sequence(items) if items.is_empty() => None,
             Value::Sequence(items) => {
                 let mut words = Vec::with_capacity(items.len());
                 for (i, w) in items.iter().enumerate() {

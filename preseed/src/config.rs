@@ -2,15 +2,17 @@
 //! deployer does not know (kept, never fatal: curtin ignores them).
 
 use serde::de::DeserializeOwned;
-use serde_yaml::Value;
 use std::collections::BTreeMap;
+use yaml_serde::Value;
 
 use crate::commands::CommandSet;
 use crate::install::{Curthooks, Install, PowerState, Proxy, WriteFile};
 use crate::network::Network;
+pub use crate::path::{parse_path, path_string, scalar_string, Seg};
 use crate::reporting::Handler;
 use crate::sources::Source;
 use crate::storage::Storage;
+pub use crate::truth::falsy;
 
 /// The merged deployment config.
 #[derive(Debug, Clone, Default)]
@@ -118,7 +120,11 @@ impl Config {
             let key = key_string(k);
             let at = |e: Issue| e.under(&key);
             match key.as_str() {
-                "sources" => c.sources = crate::sources::from_value(v).map_err(at)?,
+                "sources" => {
+                    let mut w = Vec::new();
+                    c.sources = crate::sources::from_value(v, &mut w).map_err(at)?;
+                    warnings.extend(w.into_iter().map(at));
+                }
                 "storage" if v.is_null() => {}
                 // Read after the sources: a dd source decides how much of it is typed.
                 "storage" => storage = Some(v),
@@ -138,6 +144,17 @@ impl Config {
                     let mut w = Vec::new();
                     c.cloudconfig =
                         crate::install::write_files_from_value(v, false, &mut w).map_err(at)?;
+                    for (name, f) in &c.cloudconfig {
+                        if !f.path.is_empty() {
+                            warnings.push(Issue::new(
+                                format!("cloudconfig.{name}.path"),
+                                format!(
+                                    "ignored, as curtin ignores it: the file is \
+                                     etc/cloud/cloud.cfg.d/95-cloudconfig-{name}.cfg"
+                                ),
+                            ));
+                        }
+                    }
                 }
                 "install" => c.install = crate::install::install_from_value(v).map_err(at)?,
                 "proxy" => {} // with the legacy top-level key, below
@@ -149,7 +166,7 @@ impl Config {
                 "kernel" => c.kernel = Some(v.clone()),
                 "swap" => c.swap = Some(v.clone()),
                 "verbosity" => c.verbosity = typed(v).map_err(at)?,
-                "showtrace" => c.showtrace = typed(v).map_err(at)?,
+                "showtrace" => c.showtrace = Some(crate::truth::showtrace(v)),
                 k if k.ends_with("_commands") && k.len() > "_commands".len() => {
                     let stage = k.trim_end_matches("_commands").to_string();
                     c.commands
@@ -226,13 +243,6 @@ pub struct Issue {
     pub message: String,
 }
 
-/// One step of a key path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seg {
-    Key(String),
-    Index(usize),
-}
-
 impl Issue {
     /// `path` is relative, written as in messages: `config[3].size`, `[0]`, `` for here.
     pub fn new(path: impl AsRef<str>, message: impl Into<String>) -> Issue {
@@ -253,45 +263,6 @@ impl Issue {
     pub fn path_string(&self) -> String {
         path_string(&self.path)
     }
-}
-
-pub fn path_string(path: &[Seg]) -> String {
-    let mut s = String::new();
-    for seg in path {
-        match seg {
-            Seg::Key(k) => {
-                if !s.is_empty() {
-                    s.push('.');
-                }
-                s.push_str(k);
-            }
-            Seg::Index(i) => s.push_str(&format!("[{i}]")),
-        }
-    }
-    s
-}
-
-/// Parse `a.b[3].c` into segments (keys never contain `.` or `[` in curtin's schema).
-pub fn parse_path(p: &str) -> Vec<Seg> {
-    let mut out = Vec::new();
-    for part in p.split('.').filter(|s| !s.is_empty()) {
-        let (key, mut rest) = match part.find('[') {
-            Some(i) => (&part[..i], &part[i..]),
-            None => (part, ""),
-        };
-        if !key.is_empty() {
-            out.push(Seg::Key(key.to_string()));
-        }
-        while let Some(r) = rest.strip_prefix('[') {
-            let end = r.find(']').unwrap_or(r.len());
-            match r[..end].parse() {
-                Ok(i) => out.push(Seg::Index(i)),
-                Err(_) => out.push(Seg::Key(r[..end].to_string())),
-            }
-            rest = r.get(end + 1..).unwrap_or("");
-        }
-    }
-    out
 }
 
 /// Deserialize a typed value from part of the config; the error keeps the key path inside it.
@@ -317,29 +288,6 @@ pub fn typed<T: DeserializeOwned>(v: &Value) -> Result<T, Issue> {
 /// A mapping key as text.
 pub fn key_string(k: &Value) -> String {
     scalar_string(k).unwrap_or_else(|| show(k))
-}
-
-/// A scalar as text (`1` -> "1", `true` -> "true"); `None` for collections and null.
-pub fn scalar_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// Python truthiness, as curtin tests `if value:`.
-pub fn falsy(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::String(s) => s.is_empty(),
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::Sequence(s) => s.is_empty(),
-        Value::Mapping(m) => m.is_empty(),
-        Value::Tagged(t) => falsy(&t.value),
-    }
 }
 
 /// A short rendering of a value for messages.

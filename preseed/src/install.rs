@@ -1,7 +1,7 @@
 //! `install`, `proxy`, `power_state`, `curthooks`, `write_files`: how the install itself behaves.
 
 use serde::Deserialize;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::config::Issue;
 
@@ -98,7 +98,7 @@ impl Install {
 
 /// A path-like key: absent -> the default, falsy -> disabled (`None`), a string -> itself.
 fn path_key(
-    m: &serde_yaml::Mapping,
+    m: &yaml_serde::Mapping,
     key: &str,
     default: Option<String>,
 ) -> Result<Option<String>, Issue> {
@@ -308,7 +308,7 @@ pub fn write_files_from_value(
 }
 
 /// A mode: an octal string (`"0644"`, `"0o644"`), or an integer taken as is (curtin's
-/// `decode_perms`). A bare `0644` is octal to PyYAML (YAML 1.1); serde_yaml reads it as the
+/// `decode_perms`). A bare `0644` is octal to PyYAML (YAML 1.1); yaml_serde reads it as the
 /// string "0644", which lands on the same mode.
 fn mode(v: &Value) -> Option<u32> {
     match v {
@@ -331,7 +331,7 @@ mod tests {
     use std::time::Duration;
 
     fn install(y: &str) -> Result<Install, Issue> {
-        install_from_value(&serde_yaml::from_str(y).unwrap())
+        install_from_value(&yaml_serde::from_str(y).unwrap())
     }
 
     #[test]

@@ -22,10 +22,12 @@ pub mod install;
 pub mod load;
 pub mod nesting;
 pub mod network;
+pub mod path;
 pub mod reporting;
 pub mod size;
 pub mod sources;
 pub mod storage;
+pub mod truth;
 pub mod yaml;
 
 pub use config::Config;

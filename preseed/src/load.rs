@@ -4,9 +4,8 @@
 //! over curtin's builtin config (stages, builtin stage commands, install defaults), as
 //! `curtin install` does, then typed.
 
-use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_yaml::Value;
 use std::path::PathBuf;
+use yaml_serde::Value;
 
 use crate::config::{key_string, Config, Issue, Seg};
 use crate::error::{ConfigError, Result};
@@ -16,7 +15,7 @@ use crate::error::{ConfigError, Result};
 pub struct Loaded {
     pub config: Config,
     /// The merged value (builtins included), as curtin writes it to `state/config`.
-    pub merged: serde_yaml::Value,
+    pub merged: yaml_serde::Value,
     /// `origin:line:col: key.path: message` lines; never fatal.
     pub warnings: Vec<String>,
 }
@@ -25,13 +24,14 @@ pub struct Loaded {
 #[derive(Debug, Clone)]
 struct Doc {
     origin: String,
-    text: String,
     value: Value,
+    /// Where each node is; none for a JSON document read with tabs (see [`parse_text`]).
+    marks: Option<crate::yaml::Marks>,
 }
 
 /// curtin's `CONFIG_BUILTIN` (install.py), the base every config merges over.
 pub fn builtin() -> Value {
-    serde_yaml::from_str(
+    crate::yaml::from_str(
         r#"
 sources: {}
 stages: [early, partitioning, network, extract, curthooks, hook, late]
@@ -67,18 +67,16 @@ pub fn load_files(paths: &[PathBuf]) -> Result<Loaded> {
 /// document in messages (a path, a URL, `--set`).
 pub fn load_documents(docs: Vec<(String, String)>) -> Result<Loaded> {
     let mut parsed = Vec::new();
+    let mut warnings = Vec::new();
     for (origin, text) in docs {
-        parse_document(&origin, &text, &mut parsed)?;
+        parse_document(&origin, &text, &mut parsed, &mut warnings)?;
     }
     let mut merged = builtin();
     for d in &parsed {
         merge(&mut merged, d.value.clone());
     }
     let (config, issues) = Config::from_value(&merged).map_err(|i| place(&parsed, i))?;
-    let warnings = issues
-        .into_iter()
-        .map(|i| place(&parsed, i).to_string())
-        .collect();
+    warnings.extend(issues.into_iter().map(|i| place(&parsed, i).to_string()));
     Ok(Loaded {
         config,
         merged,
@@ -103,11 +101,16 @@ pub fn merge(base: &mut Value, over: Value) {
     }
 }
 
-fn parse_document(origin: &str, text: &str, out: &mut Vec<Doc>) -> Result<()> {
+fn parse_document(
+    origin: &str,
+    text: &str,
+    out: &mut Vec<Doc>,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
     if text.starts_with("#curtin-config-archive") {
-        return parse_archive(origin, text, out);
+        return parse_archive(origin, text, out, warnings);
     }
-    let value = parse_text(origin, text)?;
+    let (value, marks) = parse_text(origin, text, warnings)?;
     let value = match value {
         // An empty document (or only comments) adds nothing.
         Value::Null => Value::Mapping(Default::default()),
@@ -124,94 +127,73 @@ fn parse_document(origin: &str, text: &str, out: &mut Vec<Doc>) -> Result<()> {
     };
     out.push(Doc {
         origin: origin.to_string(),
-        text: text.to_string(),
         value,
+        marks,
     });
     Ok(())
 }
 
-fn parse_text(origin: &str, text: &str) -> Result<Value> {
+/// Read one document as curtin does (PyYAML); a key given twice is a warning naming both lines.
+fn parse_text(
+    origin: &str,
+    text: &str,
+    warnings: &mut Vec<String>,
+) -> Result<(Value, Option<crate::yaml::Marks>)> {
     if let Some(((line, column), depth)) = crate::nesting::too_deep(text, crate::nesting::MAX_DEPTH)
     {
         let mut e = ConfigError::in_doc(
             origin,
             format!(
                 "nested {depth} levels deep here, more than {} allowed: refused before parsing \
-                 (no config nests like this; the YAML parser would spend minutes on it)",
+                 (no config nests like this)",
                 crate::nesting::MAX_DEPTH
             ),
         );
         (e.line, e.column) = (Some(line), Some(column));
         return Err(e);
     }
-    // JSON is YAML, except where JSON allows tabs for indentation: try JSON first for `{`.
-    if text.trim_start().starts_with('{') {
-        if let Ok(v) = serde_json::from_str::<Value>(text) {
-            return Ok(v);
-        }
-    }
-    // libyaml resolves `!!binary` to a core tag that serde_yaml then drops: keep it visible as
-    // a local tag (same length, so line and column stay right) for write_files content.
-    let text = &text
-        .replace(": !!binary", ": !binary ")
-        .replace("- !!binary", "- !binary ");
-    let mut docs = serde_yaml::Deserializer::from_str(text);
-    let first = match docs.next() {
-        Some(d) => d,
-        None => return Ok(Value::Null),
+    let read = match crate::yaml::read(text) {
+        Ok(r) => r,
+        // JSON allows tabs where YAML does not: a JSON document that YAML refuses for them.
+        Err(e) if text.trim_start().starts_with('{') => match serde_json::from_str(text) {
+            Ok(v) => return Ok((v, None)),
+            Err(_) => return Err(yaml_error(origin, e)),
+        },
+        Err(e) => return Err(yaml_error(origin, e)),
     };
-    let v = Value::deserialize_from(first).map_err(|e| yaml_error(origin, &e))?;
-    if docs.next().is_some() {
-        return Err(ConfigError::in_doc(
-            origin,
-            "holds several YAML documents (`---`); pass each as its own -c file",
-        ));
+    for d in &read.duplicates {
+        let key = crate::path::path_string(&d.path);
+        let e = ConfigError {
+            origin: Some(origin.to_string()),
+            line: Some(d.line),
+            column: Some(d.column),
+            path: key,
+            message: format!(
+                "key given twice (first on line {}): the value on line {} is used, as curtin \
+                 does",
+                d.first_line, d.line
+            ),
+        };
+        warnings.push(e.to_string());
     }
-    // YAML merge keys (`<<: *anchor`) as PyYAML applies them.
-    let mut v = v;
-    v.apply_merge().map_err(|e| yaml_error(origin, &e))?;
-    Ok(v)
+    Ok((read.value, Some(read.marks)))
 }
 
-trait DeserializeFrom {
-    fn deserialize_from(
-        d: serde_yaml::Deserializer<'_>,
-    ) -> std::result::Result<Value, serde_yaml::Error>;
-}
-
-impl DeserializeFrom for Value {
-    fn deserialize_from(
-        d: serde_yaml::Deserializer<'_>,
-    ) -> std::result::Result<Value, serde_yaml::Error> {
-        serde::Deserialize::deserialize(d)
-    }
-}
-
-fn yaml_error(origin: &str, e: &serde_yaml::Error) -> ConfigError {
-    let mut msg = strip_location(&e.to_string());
-    if msg == "recursion limit exceeded" {
-        msg = "nested more than 128 levels deep (the YAML parser's limit)".into();
-    }
-    let mut err = ConfigError::in_doc(origin, msg);
-    if let Some(l) = e.location() {
-        err.line = Some(l.line());
-        err.column = Some(l.column());
-    }
+fn yaml_error(origin: &str, e: crate::yaml::ReadError) -> ConfigError {
+    let mut err = ConfigError::in_doc(origin, e.message);
+    (err.line, err.column) = (Some(e.line), Some(e.column));
     err
-}
-
-/// serde_yaml appends " at line L column C"; we print the location up front instead.
-fn strip_location(msg: &str) -> String {
-    match msg.find(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
-    }
 }
 
 /// `#curtin-config-archive`: a YAML list of `#curtin-config...` strings or
 /// `{type: text/curtin-config[-archive], content}` items, merged in order.
-fn parse_archive(origin: &str, text: &str, out: &mut Vec<Doc>) -> Result<()> {
-    let items = match parse_text(origin, text)? {
+fn parse_archive(
+    origin: &str,
+    text: &str,
+    out: &mut Vec<Doc>,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let items = match parse_text(origin, text, warnings)?.0 {
         Value::Sequence(items) => items,
         Value::Null => vec![],
         _ => {
@@ -247,7 +229,7 @@ fn parse_archive(origin: &str, text: &str, out: &mut Vec<Doc>) -> Result<()> {
                 ))
             }
         };
-        parse_document(&part, &content, out)?;
+        parse_document(&part, &content, out, warnings)?;
     }
     Ok(())
 }
@@ -268,9 +250,9 @@ fn place(docs: &[Doc], issue: Issue) -> ConfigError {
             if doc.origin.starts_with("--set") {
                 return err;
             }
-            if let Some((l, c)) = locate(&doc.text, prefix) {
-                err.line = Some(l);
-                err.column = Some(c);
+            if let Some(m) = doc.marks.as_ref().and_then(|m| m.at(prefix)) {
+                err.line = Some(m.line);
+                err.column = Some(m.column);
             }
             return err;
         }
@@ -291,95 +273,4 @@ fn lookup<'a>(v: &'a Value, path: &[Seg]) -> Option<&'a Value> {
         };
     }
     Some(cur)
-}
-
-/// The line and column of the value at `path` in a YAML text. serde_yaml reports the position
-/// of the node an error is raised on, so walk to that node and raise one there.
-pub fn locate(text: &str, path: &[Seg]) -> Option<(usize, usize)> {
-    const HERE: &str = "\u{0}here";
-    let de = serde_yaml::Deserializer::from_str(text);
-    match (Seek { path }).deserialize(de) {
-        Err(e) if e.to_string().contains(HERE) => e.location().map(|l| (l.line(), l.column())),
-        _ => None,
-    }
-}
-
-struct Seek<'a> {
-    path: &'a [Seg],
-}
-
-impl<'de> DeserializeSeed<'de> for Seek<'_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Seek<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("anything")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
-        let Some((first, rest)) = self.path.split_first() else {
-            return Err(A::Error::custom("\u{0}here"));
-        };
-        while let Some(k) = map.next_key::<Value>()? {
-            if matches!(first, Seg::Key(want) if key_string(&k) == *want) {
-                return map.next_value_seed(Seek { path: rest });
-            }
-            map.next_value::<IgnoredAny>()?;
-        }
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
-        let Some((first, rest)) = self.path.split_first() else {
-            return Err(A::Error::custom("\u{0}here"));
-        };
-        let mut i = 0;
-        loop {
-            if matches!(first, Seg::Index(want) if *want == i) {
-                return seq.next_element_seed(Seek { path: rest }).map(|_| ());
-            }
-            if seq.next_element::<IgnoredAny>()?.is_none() {
-                return Ok(());
-            }
-            i += 1;
-        }
-    }
-    fn visit_bool<E: serde::de::Error>(self, _: bool) -> std::result::Result<(), E> {
-        self.leaf()
-    }
-    fn visit_i64<E: serde::de::Error>(self, _: i64) -> std::result::Result<(), E> {
-        self.leaf()
-    }
-    fn visit_u64<E: serde::de::Error>(self, _: u64) -> std::result::Result<(), E> {
-        self.leaf()
-    }
-    fn visit_f64<E: serde::de::Error>(self, _: f64) -> std::result::Result<(), E> {
-        self.leaf()
-    }
-    fn visit_str<E: serde::de::Error>(self, _: &str) -> std::result::Result<(), E> {
-        self.leaf()
-    }
-    fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<(), E> {
-        self.leaf()
-    }
-    fn visit_none<E: serde::de::Error>(self) -> std::result::Result<(), E> {
-        self.leaf()
-    }
-    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, _: A) -> std::result::Result<(), A::Error> {
-        // A tagged value (`!!binary ...`): point at it.
-        Err(A::Error::custom("\u{0}here"))
-    }
-}
-
-impl Seek<'_> {
-    fn leaf<E: serde::de::Error>(self) -> std::result::Result<(), E> {
-        if self.path.is_empty() {
-            Err(E::custom("\u{0}here"))
-        } else {
-            Ok(())
-        }
-    }
 }

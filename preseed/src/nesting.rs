@@ -1,13 +1,14 @@
 //! A cheap pre-scan of a config's nesting depth, before the YAML parser sees it.
 //!
-//! The parser (libyaml under serde_yaml) gives up at 128 levels, but only after scanning the
-//! whole nest, in time that grows with the square of its depth: 100,000 nested `[` took
-//! minutes of CPU. This scan is one linear pass that estimates the depth from block
+//! The reader ([`crate::yaml`]) gives up at 128 levels; libyaml, the parser before it, did so
+//! only after scanning the whole nest, in time that grew with the square of its depth (100,000
+//! nested `[` took minutes of CPU), and a parser's look-ahead may still scan far. This scan is
+//! one linear pass that estimates the depth from block
 //! indentation (keys and `- ` items) and flow brackets (outside quotes, comments and block
 //! scalars), and stops at the first line past [`MAX_DEPTH`].
 
-/// Deeper than this is refused before parsing. Higher than the parser's own limit (128), so
-/// that an estimate that counts a level too many never refuses what the parser accepts, and
+/// Deeper than this is refused before parsing. Higher than the reader's own limit (128), so
+/// that an estimate that counts a level too many never refuses what the reader accepts, and
 /// low enough that what gets through costs the parser milliseconds. Real configs stay under 20.
 pub const MAX_DEPTH: usize = 1000;
 

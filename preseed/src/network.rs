@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Deserializer};
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 /// The `network:` value.
 #[derive(Debug, Clone, PartialEq)]
@@ -377,7 +377,7 @@ impl Network {
         };
         let mut entries = Vec::with_capacity(list.len());
         for (i, item) in list.iter().enumerate() {
-            let entry: Entry = serde_yaml::from_value(item.clone()).map_err(|e| {
+            let entry: Entry = yaml_serde::from_value(item.clone()).map_err(|e| {
                 let ty = item.get("type").and_then(Value::as_str).unwrap_or("?");
                 format!("network.config[{i}] (type {ty}): {e}")
             })?;
@@ -542,7 +542,7 @@ mod tests {
     use super::*;
 
     fn net(y: &str) -> Result<Network, String> {
-        Network::from_value(&serde_yaml::from_str(y).unwrap())
+        Network::from_value(&yaml_serde::from_str(y).unwrap())
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! unregisters a handler; webhook handlers may carry OAuth 1.0 PLAINTEXT credentials (MAAS).
 
 use serde::Deserialize;
-use serde_yaml::Value;
 use std::collections::BTreeMap;
+use yaml_serde::Value;
 
 use crate::config::{typed, Issue};
 

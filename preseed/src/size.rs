@@ -1,6 +1,9 @@
-//! curtin's size units (`util.human2bytes`): an integer is bytes; a string is
-//! `<number>[K|M|G|T][B]` in powers of 1024, uppercase only, decimals allowed when the result is
-//! whole. MAAS sends exact byte counts as `"<N>B"`.
+//! curtin's size units, exactly as `util.human2bytes` reads them: an integer is bytes; a
+//! string loses one trailing `B`, then a last `B`, `K`, `M`, `G` or `T` is the unit (powers of
+//! 1024, uppercase only) and the rest goes through Python's `float()` (so `5BB`, `1e3M`,
+//! `1_000M`, ` 5M` are sizes; `5M ` and `8GiB` are not); the product must be whole. MAAS
+//! sends exact byte counts as `"<N>B"`. Every size deployer reads (config, `--size`, the
+//! generator's machine documents) goes through here.
 
 use serde::de::{self, Deserializer, Visitor};
 use std::fmt;
@@ -12,52 +15,50 @@ pub fn parse_size(s: &str) -> crate::Result<u64> {
 
 /// [`parse_size`] with a plain message as error.
 pub fn human2bytes(input: &str) -> Result<u64, String> {
-    let invalid = || format!("'{input}' is not valid input.");
-    let s = input.trim();
-    let s = s.strip_suffix('B').unwrap_or(s);
+    let s = input.strip_suffix('B').unwrap_or(input);
     let (num, mult) = match s.chars().last() {
-        Some('K') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('B') => (&s[..s.len() - 1], 1u64),
+        Some('K') => (&s[..s.len() - 1], 1 << 10),
         Some('M') => (&s[..s.len() - 1], 1 << 20),
         Some('G') => (&s[..s.len() - 1], 1 << 30),
         Some('T') => (&s[..s.len() - 1], 1 << 40),
         _ => (s, 1),
     };
-    let (neg, digits) = match num.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, num.strip_prefix('+').unwrap_or(num)),
-    };
-    let (int, frac) = match digits.split_once('.') {
-        Some((i, f)) => (i, f),
-        None => (digits, ""),
-    };
-    let all_digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
-    if (int.is_empty() && frac.is_empty()) || !all_digits(int) || !all_digits(frac) {
-        return Err(invalid());
-    }
-    if neg {
+    let num = python_float(num).ok_or_else(|| format!("'{input}' is not valid input."))?;
+    if num < 0.0 {
         return Err(format!("'{input}': cannot be negative"));
     }
-    // Exact arithmetic: value = (int.frac) * mult, must be a whole number of bytes.
-    let frac = frac.trim_end_matches('0');
-    let scale = 10u128.checked_pow(frac.len() as u32).ok_or_else(invalid)?;
-    let digits = format!("{int}{frac}");
-    let whole: u128 = if digits.bytes().all(|b| b == b'0') {
-        0
-    } else {
-        digits
-            .parse::<u128>()
-            .map_err(|_| format!("'{input}': too large"))?
-    };
-    let total = whole
-        .checked_mul(mult as u128)
-        .ok_or_else(|| format!("'{input}': too large"))?;
-    if total % scale != 0 {
-        return Err(format!(
-            "'{input}': resulted in non-integer ({})",
-            total as f64 / scale as f64
-        ));
+    // Python multiplies floats; by a power of two that is exact, as here.
+    whole(num * mult as f64).map_err(|why| format!("'{input}': {why}"))
+}
+
+/// A float that must hold a whole number of bytes (`int(val) != val` in curtin is an error).
+fn whole(v: f64) -> Result<u64, String> {
+    if v.is_infinite() || v >= 18446744073709551616.0 {
+        return Err("too large".into());
     }
-    u64::try_from(total / scale).map_err(|_| format!("'{input}': too large"))
+    if v.is_nan() || v.fract() != 0.0 {
+        return Err(format!("resulted in non-integer ({v})"));
+    }
+    Ok(v as u64)
+}
+
+/// Python's `float(str)`: surrounding whitespace allowed, `_` only between digits, `inf` and
+/// `nan` (which no size can be; refused by the caller).
+fn python_float(s: &str) -> Option<f64> {
+    let t = s.trim();
+    let b = t.as_bytes();
+    for (i, c) in b.iter().enumerate() {
+        if *c == b'_' {
+            let digit = |j: Option<usize>| j.and_then(|j| b.get(j)).is_some_and(u8::is_ascii_digit);
+            if !digit(i.checked_sub(1)) || !digit(Some(i + 1)) {
+                return None;
+            }
+        }
+    }
+    let t: String = t.chars().filter(|c| *c != '_').collect();
+    // Rust's grammar is Python's otherwise (digits, one dot, e[+-]N, inf, infinity, nan).
+    t.parse::<f64>().ok()
 }
 
 /// serde helper: a size field (`size: 8G`, `size: 4194304`, `size: "4194304B"`).
@@ -103,10 +104,7 @@ impl Visitor<'_> for SizeVisitor {
         if v < 0.0 {
             return Err(E::custom(format!("'{v}': cannot be negative")));
         }
-        if v.fract() != 0.0 || !v.is_finite() || v > u64::MAX as f64 {
-            return Err(E::custom(format!("'{v}': resulted in non-integer ({v})")));
-        }
-        Ok(v as u64)
+        whole(v).map_err(|why| E::custom(format!("'{v}': {why}")))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
         human2bytes(v).map_err(E::custom)
@@ -129,6 +127,16 @@ mod tests {
         assert_eq!(h("100K"), Ok(102400));
         assert_eq!(h("0B"), Ok(0));
         assert_eq!(h("1.0M"), Ok(1 << 20));
+        // What Python's float() takes, curtin takes.
+        assert_eq!(h("5BB"), Ok(5));
+        assert_eq!(h("1e3M"), Ok(1000 << 20));
+        assert_eq!(h("1_000M"), Ok(1000 << 20));
+        assert_eq!(h(" 5M"), Ok(5 << 20));
+        assert_eq!(h("5 M"), Ok(5 << 20));
+        assert_eq!(h("+2K"), Ok(2048));
+        assert_eq!(h(".5K"), Ok(512));
+        assert_eq!(h("-0"), Ok(0));
+        assert_eq!(h("513"), Ok(513)); // not whole sectors: the partitioner rounds down
     }
 
     #[test]
@@ -138,8 +146,18 @@ mod tests {
         assert_eq!(h("100%").unwrap_err(), "'100%' is not valid input.");
         assert_eq!(h("").unwrap_err(), "'' is not valid input.");
         assert_eq!(h("1g").unwrap_err(), "'1g' is not valid input.");
+        assert_eq!(h("5M ").unwrap_err(), "'5M ' is not valid input.");
+        assert_eq!(h("1__0M").unwrap_err(), "'1__0M' is not valid input.");
+        assert_eq!(h("_1M").unwrap_err(), "'_1M' is not valid input.");
+        assert_eq!(h("5BBB").unwrap_err(), "'5BBB' is not valid input.");
         assert_eq!(h("-1G").unwrap_err(), "'-1G': cannot be negative");
-        assert!(h("1.5B").unwrap_err().contains("non-integer"));
+        assert_eq!(
+            h("1.5B").unwrap_err(),
+            "'1.5B': resulted in non-integer (1.5)"
+        );
+        assert!(h("0.1K").unwrap_err().contains("non-integer"));
+        assert!(h("nanM").unwrap_err().contains("non-integer"));
+        assert!(h("infG").unwrap_err().contains("too large"));
         assert!(h("99999999999T").unwrap_err().contains("too large"));
     }
 }

@@ -5,8 +5,8 @@
 //! URLs of the same object, tried in order when the one in use fails for good).
 
 use serde::Deserialize;
-use serde_yaml::Value;
 use std::collections::BTreeMap;
+use yaml_serde::Value;
 
 /// How a source is written, named by curtin's prefixes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -175,14 +175,16 @@ pub fn check_prefix(s: &str) -> Result<(), String> {
     ))
 }
 
-/// A mapping entry: `{type, uri}` (curtin trusts it as is), plus our checksum keys.
+/// A mapping entry: `{type, uri}` (curtin trusts it as is), plus our checksum keys. Other keys
+/// are accepted, as curtin uses the mapping as given (each gets a warning).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Entry {
     #[serde(rename = "type")]
     kind: Option<String>,
     uri: String,
+    #[serde(default, deserialize_with = "digest_text")]
     sha256: Option<String>,
+    #[serde(default, deserialize_with = "digest_text")]
     sha512: Option<String>,
     #[serde(default, deserialize_with = "crate::size::de_opt")]
     size: Option<u64>,
@@ -190,9 +192,31 @@ struct Entry {
     mirrors: Vec<String>,
 }
 
-/// Read the `sources` value (mapping, list or string) into sources keyed by name.
-/// Errors carry the key path below `sources`.
-pub fn from_value(v: &Value) -> Result<BTreeMap<String, Source>, crate::config::Issue> {
+/// The keys of a source mapping that mean something (curtin's, then deployer's).
+const ENTRY_KEYS: &[&str] = &["type", "uri", "sha256", "sha512", "size", "mirrors"];
+
+/// A digest must be text: one of digits only is a number to YAML 1.1 (`000...0` is 0, leading
+/// zeros gone), which cannot be turned back into the digest.
+fn digest_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        Value::Number(_) => Err(serde::de::Error::custom(
+            "a digest of digits only is read as a number by YAML (1.1, as curtin reads it): quote it",
+        )),
+        other => Err(serde::de::Error::custom(format!(
+            "must be a hex string, got {}",
+            crate::config::show(&other)
+        ))),
+    }
+}
+
+/// Read the `sources` value (mapping, list or string) into sources keyed by name. Errors carry
+/// the key path below `sources`; `warnings` gets the keys of an entry that nothing reads.
+pub fn from_value(
+    v: &Value,
+    warnings: &mut Vec<crate::config::Issue>,
+) -> Result<BTreeMap<String, Source>, crate::config::Issue> {
     use crate::config::Issue;
     let mut out = BTreeMap::new();
     match v {
@@ -204,7 +228,9 @@ pub fn from_value(v: &Value) -> Result<BTreeMap<String, Source>, crate::config::
         Value::Sequence(items) => {
             for (i, item) in items.iter().enumerate() {
                 let name = format!("{i:02}");
-                let src = entry(item).map_err(|e| e.under(&format!("[{i}]")))?;
+                let at = format!("[{i}]");
+                let src = entry(item).map_err(|e| e.under(&at))?;
+                unknown_keys(item, &at, warnings);
                 out.insert(name.clone(), named(&name, src));
             }
         }
@@ -212,12 +238,26 @@ pub fn from_value(v: &Value) -> Result<BTreeMap<String, Source>, crate::config::
             for (k, item) in m {
                 let name = crate::config::key_string(k);
                 let src = entry(item).map_err(|e| e.under(&name))?;
+                unknown_keys(item, &name, warnings);
                 out.insert(name.clone(), named(&name, src));
             }
         }
         _ => return Err(Issue::new("", "must be a mapping, a list or a string")),
     }
     Ok(out)
+}
+
+fn unknown_keys(item: &Value, at: &str, warnings: &mut Vec<crate::config::Issue>) {
+    let Value::Mapping(m) = item else { return };
+    for k in m.keys() {
+        let k = crate::config::key_string(k);
+        if !ENTRY_KEYS.contains(&k.as_str()) {
+            warnings.push(crate::config::Issue::new(
+                format!("{at}.{k}"),
+                "unknown key, ignored (curtin ignores it too)",
+            ));
+        }
+    }
 }
 
 fn named(name: &str, mut s: Source) -> Source {
@@ -354,11 +394,11 @@ mod tests {
 
     #[test]
     fn mirrors_are_http_urls_of_an_http_source() {
-        let v: Value = serde_yaml::from_str(
+        let v: Value = yaml_serde::from_str(
             "img: {type: dd-gz, uri: 'http://a/x.gz', mirrors: ['http://b/x.gz', 'https://c/x.gz']}",
         )
         .unwrap();
-        let s = &from_value(&v).unwrap()["img"];
+        let s = &from_value(&v, &mut vec![]).unwrap()["img"];
         assert_eq!(s.mirrors, ["http://b/x.gz", "https://c/x.gz"]);
         assert!(parse("http://a/x").mirrors.is_empty());
         for (cfg, path, msg) in [
@@ -373,7 +413,7 @@ mod tests {
                 "mirrors need an http(s) uri, not '/srv/x.tgz'",
             ),
         ] {
-            let e = from_value(&serde_yaml::from_str(cfg).unwrap()).unwrap_err();
+            let e = from_value(&yaml_serde::from_str(cfg).unwrap(), &mut vec![]).unwrap_err();
             assert_eq!((e.path_string().as_str(), e.message.as_str()), (path, msg));
         }
     }
@@ -395,11 +435,14 @@ mod tests {
         ] {
             assert!(check_prefix(ok).is_ok(), "{ok}");
         }
-        let v: Value = serde_yaml::from_str("{a: 'ddraw:/x', b: 'tgz:/y'}").unwrap();
-        let i = from_value(&v).unwrap_err();
+        let v: Value = yaml_serde::from_str("{a: 'ddraw:/x', b: 'tgz:/y'}").unwrap();
+        let i = from_value(&v, &mut vec![]).unwrap_err();
         assert_eq!(i.path_string(), "a");
-        let v: Value = serde_yaml::from_str("{a: {uri: 'dd-gzip:/x'}}").unwrap();
-        assert_eq!(from_value(&v).unwrap_err().path_string(), "a.uri");
+        let v: Value = yaml_serde::from_str("{a: {uri: 'dd-gzip:/x'}}").unwrap();
+        assert_eq!(
+            from_value(&v, &mut vec![]).unwrap_err().path_string(),
+            "a.uri"
+        );
     }
 
     #[test]

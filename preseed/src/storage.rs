@@ -9,9 +9,11 @@
 //! ([`Storage::disks_only`]): MAAS's VMFS layouts for ESXi load.
 
 use serde::{Deserialize, Serialize};
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::config::{typed, Issue};
+
+mod keys;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Storage {
@@ -124,14 +126,19 @@ impl Item {
     /// and multipath disks, and IMSM/DDF container arrays.
     pub fn unsupported(&self) -> Option<String> {
         let why = match self {
-            Item::Other(_) => "",
-            Item::Disk(d) if d.multipath.is_some() => " (a multipath disk)",
+            Item::Other(_) => String::new(),
+            Item::Disk(d) if d.multipath.is_some() => format!(
+                " (on multipath {})",
+                d.multipath.as_deref().unwrap_or_default()
+            ),
             Item::Disk(d) if d.path.as_deref().is_some_and(|p| p.starts_with("iscsi:")) => {
-                " (an iSCSI disk)"
+                format!(" (on iSCSI {})", d.path.as_deref().unwrap_or_default())
             }
-            Item::Format(f) if f.fstype == Fstype::Zfsroot => " (fstype zfsroot)",
+            Item::Format(f) if f.fstype == Fstype::Zfsroot => {
+                " (fstype zfsroot: a ZFS pool for /)".into()
+            }
             Item::Raid(r) if r.container.is_some() || r.raidlevel == RaidLevel::Container => {
-                " (a container array)"
+                " (a container array)".into()
             }
             _ => return None,
         };
@@ -325,9 +332,9 @@ pub struct Disk {
     pub model: Option<String>,
     #[serde(default, deserialize_with = "de_wipe")]
     pub wipe: Option<Wipe>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::truth::de::value_as_boolean")]
     pub preserve: bool,
-    #[serde(default, deserialize_with = "de_bool")]
+    #[serde(default, deserialize_with = "crate::truth::de::truthy")]
     pub grub_device: bool,
     pub multipath: Option<String>,
     pub nvme_controller: Option<String>,
@@ -349,16 +356,16 @@ pub struct Partition {
     pub flag: Option<Flag>,
     #[serde(default, deserialize_with = "de_wipe")]
     pub wipe: Option<Wipe>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::truth::de::value_as_boolean")]
     pub preserve: bool,
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "de_bool")]
+    #[serde(default, deserialize_with = "crate::truth::de::truthy")]
     pub grub_device: bool,
     pub path: Option<String>,
     pub uuid: Option<String>,
     pub partition_type: Option<String>,
     pub partition_name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::truth::de::truthy")]
     pub resize: bool,
 }
 
@@ -371,7 +378,7 @@ pub struct Format {
     pub uuid: Option<String>,
     #[serde(default, deserialize_with = "de_words")]
     pub extra_options: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::truth::de::value_as_boolean")]
     pub preserve: bool,
 }
 
@@ -396,7 +403,7 @@ pub struct LvmVolgroup {
     pub id: String,
     pub name: String,
     pub devices: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::truth::de::value_as_boolean")]
     pub preserve: bool,
 }
 
@@ -407,7 +414,7 @@ pub struct LvmPartition {
     pub name: String,
     #[serde(default, deserialize_with = "crate::size::de_opt")]
     pub size: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::truth::de::value_as_boolean")]
     pub preserve: bool,
     #[serde(default, deserialize_with = "de_wipe")]
     pub wipe: Option<Wipe>,
@@ -432,7 +439,7 @@ pub struct Raid {
     pub mdname: Option<String>,
     #[serde(default, deserialize_with = "de_ptable")]
     pub ptable: Option<Ptable>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::truth::de::value_as_boolean")]
     pub preserve: bool,
     #[serde(default, deserialize_with = "de_wipe")]
     pub wipe: Option<Wipe>,
@@ -445,7 +452,7 @@ pub struct Bcache {
     pub cache_device: Option<String>,
     pub cache_mode: Option<CacheMode>,
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::truth::de::value_as_boolean")]
     pub preserve: bool,
     #[serde(default, deserialize_with = "de_wipe")]
     pub wipe: Option<Wipe>,
@@ -470,7 +477,7 @@ pub struct DmCrypt {
     #[serde(default, deserialize_with = "de_words_comma")]
     pub options: Vec<String>,
     pub recovery_keyfile: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::truth::de::value_as_boolean")]
     pub preserve: bool,
     #[serde(default, deserialize_with = "de_wipe")]
     pub wipe: Option<Wipe>,
@@ -634,21 +641,6 @@ fn words<E: serde::de::Error>(
     }
 }
 
-/// `grub_device: true|false|0|1`.
-fn de_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    use serde::de::Error;
-    match Value::deserialize(d)? {
-        Value::Bool(b) => Ok(b),
-        Value::Null => Ok(false),
-        Value::Number(n) if n.as_u64() == Some(0) => Ok(false),
-        Value::Number(n) if n.as_u64() == Some(1) => Ok(true),
-        other => Err(D::Error::custom(format!(
-            "expected true, false, 0 or 1, got {}",
-            crate::config::show(&other)
-        ))),
-    }
-}
-
 /// `flag: ""` means no flag.
 fn de_flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Flag>, D::Error> {
     match Value::deserialize(d)? {
@@ -669,9 +661,14 @@ fn de_ptable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Ptable>, D
     )
 }
 
+/// curtin wipes when `value_as_boolean(wipe)`: `''`, `0`, `false`, `none` wipe nothing.
 fn de_wipe<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Wipe>, D::Error> {
+    let v = Value::deserialize(d)?;
+    if !crate::truth::value_as_boolean(&v) {
+        return Ok(None);
+    }
     named(
-        Value::deserialize(d)?,
+        v,
         "wipe mode",
         "superblock, superblock-recursive, zero, random, pvremove",
     )
@@ -713,7 +710,7 @@ fn de_stringish<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>
     }
 }
 
-fn need_str(m: &serde_yaml::Mapping, key: &str) -> Result<String, Issue> {
+fn need_str(m: &yaml_serde::Mapping, key: &str) -> Result<String, Issue> {
     match m.get(key) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
         Some(v @ (Value::Number(_) | Value::Bool(_))) => {
@@ -819,12 +816,21 @@ pub fn from_value(
     };
     let mut config = Vec::with_capacity(raw.config.len());
     for (i, item) in raw.config.iter().enumerate() {
-        let read = if disks_only {
+        let it = if disks_only {
             carried_unless_disk(item)
         } else {
             item_from_value(item)
-        };
-        config.push(read.map_err(|e| e.under(&format!("config[{i}]")))?);
+        }
+        .map_err(|e| e.under(&format!("config[{i}]")))?;
+        if let (false, Some(m)) = (disks_only, item.as_mapping()) {
+            for k in keys::unknown(it.type_name(), m) {
+                warnings.push(Issue::new(
+                    format!("config[{i}].{k}"),
+                    "unknown key, ignored (curtin ignores it too)",
+                ));
+            }
+        }
+        config.push(it);
     }
     let storage = Storage {
         version,

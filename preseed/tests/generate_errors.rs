@@ -203,7 +203,7 @@ fn image_errors_name_the_key() {
         (
             "filetype: ddgz",
             "filetype: ddgz\nsize: big",
-            "image.yaml: size: invalid type",
+            "image.yaml:6:7: size: invalid type",
         ),
     ];
     for (from, to, want) in cases {
@@ -225,7 +225,7 @@ fn ol_base_warns_like_maas() {
         g.checked.warnings[0].starts_with("Custom network configuration is not supported on ol/8")
     );
     let merged = g.merged();
-    assert_eq!(merged["network"]["version"], serde_yaml::Value::from(1));
+    assert_eq!(merged["network"]["version"], yaml_serde::Value::from(1));
     assert!(merged.get("apt").is_none());
     let late = merged["late_commands"].as_mapping().unwrap();
     assert!(late.contains_key("98-validate-custom-image-has-cloud-init"));
@@ -251,5 +251,5 @@ fn json_inputs_work_and_errors_name_the_key() {
     )
     .unwrap_err()
     .to_string();
-    assert!(e.starts_with("machine.json: disks[0].size:"), "{e}");
+    assert!(e.starts_with("machine.json:4:64: disks[0].size:"), "{e}");
 }

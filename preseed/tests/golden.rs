@@ -7,7 +7,7 @@ use std::path::Path;
 
 use preseed::generate::{self, userdata};
 use preseed::load::{load_documents, merge};
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 fn regen() -> bool {
     std::env::var_os("PRESEED_REGEN").is_some()
@@ -30,13 +30,13 @@ fn compare(path: &Path, actual: &str) {
 /// The archive, read the way curtin reads one, merges to the same config as `--merged`.
 fn archive_merges_to(archive: &str, merged: &Value) {
     assert!(archive.starts_with("#curtin-config-archive\n"));
-    let items: Vec<Value> = serde_yaml::from_str(archive).unwrap();
+    let items: Vec<Value> = yaml_serde::from_str(archive).unwrap();
     let mut out = Value::Mapping(Default::default());
     for item in items {
         assert_eq!(item["type"], Value::from("text/curtin-config"));
         let content = item["content"].as_str().unwrap();
         assert!(content.starts_with("#curtin-config\n"));
-        merge(&mut out, serde_yaml::from_str(content).unwrap());
+        merge(&mut out, yaml_serde::from_str(content).unwrap());
     }
     assert_eq!(&out, merged);
 }
@@ -63,7 +63,7 @@ fn golden_cases() {
                 assert!(!name.starts_with("err-"), "{name}: expected an error");
                 let merged_text = g.merged_yaml();
                 compare(&dir.join("expected.yaml"), &merged_text);
-                let merged: Value = serde_yaml::from_str(&merged_text).unwrap();
+                let merged: Value = yaml_serde::from_str(&merged_text).unwrap();
                 assert_eq!(merged, g.merged(), "{name}: merged YAML round trip");
                 archive_merges_to(&g.archive_yaml(), &merged);
                 // What we generate loads and validates through the config model, both forms.

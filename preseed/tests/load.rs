@@ -85,11 +85,11 @@ fn later_documents_win_and_mappings_merge() {
 
 #[test]
 fn lists_are_replaced_not_concatenated() {
-    let mut a: serde_yaml::Value = serde_yaml::from_str("{x: [1, 2], m: {k: [a]}, s: 1}").unwrap();
-    let b: serde_yaml::Value = serde_yaml::from_str("{x: [3], m: {j: 2}, s: {now: map}}").unwrap();
+    let mut a: yaml_serde::Value = yaml_serde::from_str("{x: [1, 2], m: {k: [a]}, s: 1}").unwrap();
+    let b: yaml_serde::Value = yaml_serde::from_str("{x: [3], m: {j: 2}, s: {now: map}}").unwrap();
     merge(&mut a, b);
-    let want: serde_yaml::Value =
-        serde_yaml::from_str("{x: [3], m: {k: [a], j: 2}, s: {now: map}}").unwrap();
+    let want: yaml_serde::Value =
+        yaml_serde::from_str("{x: [3], m: {k: [a], j: 2}, s: {now: map}}").unwrap();
     assert_eq!(a, want);
     let l = load_documents(vec![
         ("a".into(), "stages: [early, late]\n".into()),
@@ -641,4 +641,203 @@ fn a_dd_source_reads_only_the_disks() {
         .replace("serial: S1, ", "")
         .replace("ptable: gpt, ", "ptable: apm, "));
     assert!(e.contains("storage.config[0].ptable"), "{e}");
+}
+
+fn disks(l: &Loaded) -> Vec<preseed::storage::Disk> {
+    l.config
+        .storage
+        .as_ref()
+        .unwrap()
+        .disks()
+        .cloned()
+        .collect()
+}
+
+/// The five shapes of curtin's own example configs that give a key twice (basic-dasd,
+/// mirrorboot-uefi, preserve-bcache, reuse-msdos-partitions, simple-storage): each loads, the
+/// last value is used, and a warning names both lines.
+#[test]
+fn keys_given_twice_load_as_curtin_reads_them_with_a_warning() {
+    // A disk's `wipe` twice (basic-dasd: a dasd disk).
+    let l = load(
+        "storage:\n  version: 1\n  config:\n    - id: dasdb\n      type: disk\n      wipe: superblock\n      ptable: vtoc\n      serial: 0X1520\n      wipe: zero\n",
+    )
+    .unwrap();
+    let Item::Disk(d) = &l.config.storage.as_ref().unwrap().config[0] else {
+        panic!()
+    };
+    assert_eq!(d.wipe, Some(Wipe::Zero));
+    assert_eq!(
+        l.warnings,
+        ["test.yaml:9:7: storage.config[0].wipe: key given twice (first on line 6): the value on line 9 is used, as curtin does"]
+    );
+
+    // A disk's `name` twice, in two disks (mirrorboot-uefi).
+    let l = load(
+        "storage:\n  version: 1\n  config:\n  - id: sda\n    name: sda\n    type: disk\n    serial: disk-a\n    name: main_disk\n  - id: sdb\n    name: sdb\n    type: disk\n    serial: disk-b\n    name: second_disk\n",
+    )
+    .unwrap();
+    let names: Vec<_> = disks(&l).into_iter().map(|d| d.name.unwrap()).collect();
+    assert_eq!(names, ["main_disk", "second_disk"]);
+    assert_eq!(l.warnings.len(), 2, "{:?}", l.warnings);
+    assert!(
+        l.warnings[1].starts_with(
+            "test.yaml:13:5: storage.config[1].name: key given twice (first on line 10)"
+        ),
+        "{:?}",
+        l.warnings
+    );
+
+    // A partition's `offset` twice (preserve-bcache), in storage version 2.
+    let l = load(
+        "storage:\n  version: 2\n  config:\n  - {id: d, type: disk, ptable: gpt, serial: s}\n  - id: p1\n    type: partition\n    device: d\n    number: 1\n    offset: 1M\n    size: 1024M\n    offset: 2M\n",
+    )
+    .unwrap();
+    let Item::Partition(p) = &l.config.storage.as_ref().unwrap().config[1] else {
+        panic!()
+    };
+    assert_eq!(p.offset, Some(2 << 20));
+    assert!(l.warnings[0].contains("storage.config[1].offset: key given twice (first on line 9)"));
+
+    // A top-level key twice, far apart (reuse-msdos-partitions: `showtrace`).
+    let l = load("showtrace: false\ninstall:\n  unmount: disabled\n\n\nshowtrace: true\n").unwrap();
+    assert_eq!(l.config.showtrace, Some(true));
+    assert_eq!(
+        l.warnings,
+        ["test.yaml:6:1: showtrace: key given twice (first on line 1): the value on line 6 is used, as curtin does"]
+    );
+
+    // `wipe` twice in each of two disks (simple-storage), flow and block mixed.
+    let l = load(
+        "storage:\n  version: 1\n  config:\n    - {id: sdb, type: disk, wipe: superblock, serial: b, wipe: zero}\n    - id: sdc\n      type: disk\n      wipe: superblock\n      serial: c\n      wipe: random\n",
+    )
+    .unwrap();
+    let wipes: Vec<_> = disks(&l).into_iter().map(|d| d.wipe).collect();
+    assert_eq!(wipes, [Some(Wipe::Zero), Some(Wipe::Random)]);
+    assert!(
+        l.warnings[0].starts_with(
+            "test.yaml:4:58: storage.config[0].wipe: key given twice (first on line 4)"
+        ),
+        "{:?}",
+        l.warnings
+    );
+    assert!(
+        l.warnings[1].starts_with(
+            "test.yaml:9:7: storage.config[1].wipe: key given twice (first on line 7)"
+        ),
+        "{:?}",
+        l.warnings
+    );
+}
+
+/// PyYAML's YAML 1.1: `yes`/`no`/`on`/`off` are booleans, `0644` is octal, `1e3` a string.
+#[test]
+fn scalars_mean_what_they_mean_to_curtin() {
+    let l = load(
+        "storage:\n  version: 1\n  config:\n    - {id: d, type: disk, serial: s, ptable: gpt, preserve: yes, grub_device: on}\n    - {id: p, type: partition, device: d, size: 1G, preserve: Off}\nverbosity: 0x3\nshowtrace: NO\n",
+    )
+    .unwrap();
+    let s = l.config.storage.as_ref().unwrap();
+    let Item::Disk(d) = &s.config[0] else {
+        panic!()
+    };
+    assert!(d.preserve && d.grub_device);
+    let Item::Partition(p) = &s.config[1] else {
+        panic!()
+    };
+    assert!(!p.preserve);
+    assert_eq!(l.config.verbosity, Some(3));
+    assert_eq!(l.config.showtrace, Some(false));
+    assert_eq!(l.merged["showtrace"], yaml_serde::Value::Bool(false));
+}
+
+/// `preserve` and `wipe` through curtin's `value_as_boolean`; `grub_device` by truthiness.
+#[test]
+fn storage_flags_are_read_with_curtins_value_as_boolean() {
+    let l = load(
+        "storage:\n  version: 1\n  config:\n    - {id: a, type: disk, serial: a, preserve: 'no', wipe: ''}\n    - {id: b, type: disk, serial: b, preserve: 'false', wipe: none, grub_device: 1}\n    - {id: c, type: disk, serial: c, preserve: 0, grub_device: 'false'}\n",
+    )
+    .unwrap();
+    let d: Vec<_> = l
+        .config
+        .storage
+        .as_ref()
+        .unwrap()
+        .disks()
+        .cloned()
+        .collect();
+    // 'no' is a string that is not in curtin's false list: preserved.
+    assert!(d[0].preserve);
+    assert!(!d[1].preserve && !d[2].preserve);
+    assert_eq!((d[0].wipe, d[1].wipe), (None, None));
+    // `if item.get('grub_device')`: 1 and the string 'false' are both true.
+    assert!(d[1].grub_device && d[2].grub_device && !d[0].grub_device);
+}
+
+/// iSCSI and multipath disks and a zfsroot format: "not supported yet" at validation; an
+/// unknown key in a storage item or a source mapping is a warning (curtin ignores it), and the
+/// source is used as given.
+#[test]
+fn unsupported_disks_and_unknown_item_keys() {
+    let l = load(
+        "storage:\n  version: 1\n  config:\n    - {id: a, type: disk, path: 'iscsi:192.0.2.1::3260:1:iqn.2024-01.test:t', ptable: gpt}\n    - {id: b, type: disk, serial: QM1, multipath: mpatha}\n    - {id: p, type: partition, device: b, size: 1G, colour: blue}\n    - {id: f, type: format, volume: p, fstype: zfsroot}\n",
+    )
+    .unwrap();
+    let s = l.config.storage.as_ref().unwrap();
+    let why: Vec<String> = s.config.iter().filter_map(|i| i.unsupported()).collect();
+    assert_eq!(
+        why,
+        [
+            "not supported yet: disk id=a on iSCSI (iscsi:192.0.2.1::3260:1:iqn.2024-01.test:t)",
+            "not supported yet: disk id=b on multipath (mpatha)",
+            "not supported yet: format id=f with fstype zfsroot (a ZFS pool for /)",
+        ]
+    );
+    assert_eq!(
+        l.warnings,
+        ["test.yaml:6:61: storage.config[2].colour: unknown key, ignored (curtin ignores it too)"]
+    );
+
+    let l = load("sources: {img: {type: tgz, uri: 'http://h/r.tgz', sha265: abc}}\n").unwrap();
+    assert_eq!(l.config.sources["img"].uri, "http://h/r.tgz");
+    assert_eq!(
+        l.warnings,
+        ["test.yaml:1:59: sources.img.sha265: unknown key, ignored (curtin ignores it too)"]
+    );
+}
+
+/// A digest of digits only is a number to YAML 1.1: the error says to quote it.
+#[test]
+fn an_unquoted_all_digit_digest_is_explained() {
+    let e = err(&format!(
+        "sources: {{r: {{type: tgz, uri: 'http://h/r.tgz', sha256: {}}}}}\n",
+        "0".repeat(64)
+    ));
+    assert!(
+        e.contains("sources.r.sha256: a digest of digits only is read as a number"),
+        "{e}"
+    );
+    let l = load(&format!(
+        "sources: {{r: {{type: tgz, uri: 'http://h/r.tgz', sha256: '{}'}}}}\n",
+        "0".repeat(64)
+    ))
+    .unwrap();
+    assert_eq!(
+        l.config.sources["r"].sha256.as_deref(),
+        Some(&*"0".repeat(64))
+    );
+}
+
+/// Number keys of a stage's commands are numbers to PyYAML; mixed with strings curtin's
+/// `sorted()` fails, so does validation.
+#[test]
+fn command_keys_that_are_numbers() {
+    let l = load("stages: [mine]\nmine_commands: {10: 'echo b', 05: 'echo a'}\n").unwrap();
+    assert!(l.config.commands["mine"].contains_key("5"));
+    // The builtin stages all have a `builtin` key (curtin's CONFIG_BUILTIN) to sort beside.
+    let e = err("late_commands: {10: 'echo b'}\n");
+    assert!(
+        e.contains("late_commands: the keys 10 (a number) and builtin cannot be sorted together"),
+        "{e}"
+    );
 }

@@ -4,12 +4,12 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-/// `text` as PyYAML's `safe_load` reads it, in JSON.
+/// `text` as PyYAML's `safe_load` reads it, in JSON (a date as its text).
 pub fn pyyaml(text: &str) -> serde_json::Value {
     let mut child = Command::new("python3")
         .args([
             "-c",
-            "import sys, json, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))",
+            "import sys, json, yaml; print(json.dumps(yaml.safe_load(sys.stdin), default=str))",
         ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -26,9 +26,9 @@ pub fn pyyaml(text: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// A YAML 1.1 reader (PyYAML) gets the same document as a YAML 1.2 one (serde_yaml).
+/// A YAML 1.1 reader (PyYAML) gets the same document as a YAML 1.2 one (yaml_serde).
 pub fn assert_same(text: &str) {
-    let v12: serde_json::Value = serde_yaml::from_str(text).expect("YAML 1.2");
+    let v12: serde_json::Value = yaml_serde::from_str(text).expect("YAML 1.2");
     assert_eq!(
         pyyaml(text),
         v12,

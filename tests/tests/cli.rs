@@ -86,7 +86,7 @@ fn validate_print_dumps_the_merged_config() {
     );
     let o = deployer(&["validate", "--print", "-c", &ex("demo.yaml"), "-c", &over]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    let v: serde_yaml::Value = serde_yaml::from_slice(&o.stdout).unwrap();
+    let v: yaml_serde::Value = yaml_serde::from_slice(&o.stdout).unwrap();
     assert_eq!(v["install"]["log_file"], "/tmp/x.log");
     assert_eq!(
         v["install"]["error_tarfile"],
@@ -94,7 +94,7 @@ fn validate_print_dumps_the_merged_config() {
     );
     assert_eq!(
         v["stages"],
-        serde_yaml::from_str::<serde_yaml::Value>("[early, late]").unwrap()
+        yaml_serde::from_str::<yaml_serde::Value>("[early, late]").unwrap()
     );
     assert_eq!(v["storage"]["config"][1]["id"], "esp");
 }

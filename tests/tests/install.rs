@@ -196,7 +196,7 @@ install: {{log_file: ''}}
 storage: {{version: 1, config: [{{id: d1, type: disk, ptable: gpt, serial: NOT-THIS-ONE}}]}}
 partitioning_commands:
   builtin: null
-  10: 'cp $CONFIG {d}/config.json; dev=$(grep -o \"/dev/loop[0-9][0-9]*\" $CONFIG | head -1); test -b $dev && cat /sys/block/${{dev#/dev/}}/loop/backing_file > {d}/backing'
+  '10': 'cp $CONFIG {d}/config.json; dev=$(grep -o \"/dev/loop[0-9][0-9]*\" $CONFIG | head -1); test -b $dev && cat /sys/block/${{dev#/dev/}}/loop/backing_file > {d}/backing'
 "
         ),
     );
@@ -449,4 +449,30 @@ fn an_early_failure_still_reports_and_leaves_the_error_tarball() {
     assert_eq!(last["result"], "FAIL");
     let log = std::fs::read_to_string(dir.path().join("install.log")).unwrap();
     assert!(log.contains("Installation failed"), "{log}");
+}
+
+/// `install.log_file_append` read as curtin reads it (PyYAML, then `if not log_file_append`):
+/// `no` is false and clears the log, `'no'` is a non-empty string and appends, as `yes` does.
+#[test]
+fn log_file_append_is_read_as_curtin_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let log = dir.path().join("install.log");
+    let run = |append: &str| {
+        let cfg = write_cfg(
+            dir.path(),
+            "c.yaml",
+            &format!("{NO_BUILTINS}stages: [early]\ninstall: {{log_file: {d}/install.log, log_file_append: {append}}}\n"),
+        );
+        let o = install(dir.path(), &["-c", &cfg, "http://127.0.0.1:9/root.tgz"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .matches("Installation started")
+            .count()
+    };
+    assert_eq!(run("no"), 1);
+    assert_eq!(run("yes"), 2);
+    assert_eq!(run("'no'"), 3);
+    assert_eq!(run("Off"), 1);
 }

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 fn golden(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -45,8 +45,8 @@ fn check_case(case: &str) {
     let input = golden(&format!("{case}.yaml"));
     let netplan = render_ok(&input, "netplan");
     testkit::yaml11::assert_same(&netplan);
-    let got: Value = serde_yaml::from_str(&netplan).unwrap();
-    let want: Value = serde_yaml::from_str(
+    let got: Value = yaml_serde::from_str(&netplan).unwrap();
+    let want: Value = yaml_serde::from_str(
         &std::fs::read_to_string(golden(&format!("{case}.netplan.yaml"))).unwrap(),
     )
     .unwrap();
@@ -54,8 +54,8 @@ fn check_case(case: &str) {
         got,
         want,
         "netplan for {case}:\n got: {}\nwant: {}",
-        serde_yaml::to_string(&got).unwrap(),
-        serde_yaml::to_string(&want).unwrap()
+        yaml_serde::to_string(&got).unwrap(),
+        yaml_serde::to_string(&want).unwrap()
     );
     let got = render_ok(&input, "eni");
     let want = std::fs::read_to_string(golden(&format!("{case}.eni"))).unwrap();
@@ -118,11 +118,11 @@ fn passthrough_is_the_config_as_given() {
     let net =
         "network:\n  version: 2\n  ethernets:\n    eth0: {dhcp4: true, mtu: 0, x-unknown: kept}\n";
     let (_dir, cfg) = config_file(&format!("sources: {{a: 'http://x/y.tgz'}}\n{net}"));
-    let got: Value = serde_yaml::from_str(&render_ok(&cfg, "passthrough")).unwrap();
-    let want: Value = serde_yaml::from_str(net).unwrap();
+    let got: Value = yaml_serde::from_str(&render_ok(&cfg, "passthrough")).unwrap();
+    let want: Value = yaml_serde::from_str(net).unwrap();
     assert_eq!(got, want);
     // v2 as netplan is the same document; as ENI it is refused with a reason.
-    let got: Value = serde_yaml::from_str(&render_ok(&cfg, "netplan")).unwrap();
+    let got: Value = yaml_serde::from_str(&render_ok(&cfg, "netplan")).unwrap();
     assert_eq!(got, want);
     let out = render(&cfg, "eni");
     assert!(!out.status.success());

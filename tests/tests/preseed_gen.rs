@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 fn preseed_bin() -> PathBuf {
     let p = testkit::target_dir().join("preseed");
@@ -91,7 +91,7 @@ fn generate_every_case() {
         assert!(ud.status.success(), "{name}: {}", text(&ud.stderr));
         let ud = text(&ud.stdout);
         assert!(ud.starts_with("#cloud-config\n"));
-        let v: Value = serde_yaml::from_str(&ud).unwrap();
+        let v: Value = yaml_serde::from_str(&ud).unwrap();
         assert_eq!(v["power_state"]["mode"], Value::from("reboot"));
         assert_eq!(
             v["power_state"]["condition"],
@@ -120,7 +120,7 @@ fn user_data_fetches_config_with_oauth() {
         &dir,
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let v: Value = serde_yaml::from_str(&text(&out.stdout)).unwrap();
+    let v: Value = yaml_serde::from_str(&text(&out.stdout)).unwrap();
     let files = v["write_files"].as_sequence().unwrap();
     assert_eq!(files.len(), 1, "config not embedded when fetched");
     let script = files[0]["content"].as_str().unwrap();
@@ -277,5 +277,35 @@ fn deployer_validates_and_plans_every_case() {
                 );
             }
         }
+    }
+}
+
+/// deployer's config reader gives the value PyYAML's `safe_load` gives (curtin's reader), on
+/// the YAML 1.1 points where YAML 1.2 readers differ, and on every example config.
+#[test]
+fn configs_read_as_pyyaml_reads_them() {
+    let docs = [
+        "a: [yes, no, on, off, Yes, NO, y, n, yEs, true, False]\n",
+        "n: [0644, 0x1f, 0b11, 1_000, '1_000', 1:30, 190:20:30, 09, 1e3, 1.5e+3, .5, 1.]\n",
+        "z: [~, null, Null, NULL, nUll, '']\nempty:\n",
+        "base: &b {x: 1, y: 2}\nother: &o {y: 20, w: 4}\nm1: {<<: *b, x: 10}\nm2: {<<: [*o, *b], q: 1}\n",
+        "dup: {a: 1, b: 2, a: 3}\nlist: &l [1, 2]\nagain: *l\n",
+        "t: [!!str 12, !!int '7', !!float '2', !!bool 'on', !!null '']\nq: 'it''s'\nd: \"tab\\there\"\n",
+        "blk: |\n  line one\n  line two\nfold: >-\n  folded\n  text\nkeep: |+\n  kept\n\n",
+        "{\"json\": [1, 2.5, \"x\", true, null], \"e\": 1.5e3}\n",
+        "%YAML 1.1\n---\nmac: 52:54:00:12:34:56\nwhen: 2024-01-02\nver: 1.2.3\n",
+    ];
+    let mut texts: Vec<String> = docs.iter().map(|s| s.to_string()).collect();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for e in std::fs::read_dir(examples).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "yaml") {
+            texts.push(std::fs::read_to_string(p).unwrap());
+        }
+    }
+    for text in texts {
+        let ours: serde_json::Value =
+            serde_json::to_value(preseed::yaml::from_str(&text).unwrap()).unwrap();
+        assert_eq!(ours, testkit::yaml11::pyyaml(&text), "{text}");
     }
 }

@@ -121,7 +121,7 @@ fn events_names_order_results_oauth_and_files() {
     let srv = Server::start();
     let (inst, log) = install_section(dir.path());
     let cfg = format!(
-        "{}{inst}{NO_BUILTINS}early_commands: {{10: 'echo early-output'}}\nlate_commands: {{20: [echo, late-output]}}\nimage: {{name: custom/demo, base_image: ubuntu/jammy}}\n",
+        "{}{inst}{NO_BUILTINS}early_commands: {{10: 'echo early-output'}}\nlate_commands: {{'20': [echo, late-output]}}\nimage: {{name: custom/demo, base_image: ubuntu/jammy}}\n",
         webhook(&srv, "")
     );
     srv.serve_bytes("/config.yaml", cfg.into_bytes());
@@ -238,7 +238,7 @@ fn failing_command_fails_its_stage_and_the_install() {
     let (inst, _log) = install_section(dir.path());
     let marker = dir.path().join("late-ran");
     let cfg = format!(
-        "{}{inst}{NO_BUILTINS}late_commands: {{10: [touch, {}]}}\n",
+        "{}{inst}{NO_BUILTINS}late_commands: {{'10': [touch, {}]}}\n",
         webhook(&srv, ""),
         marker.display()
     );
@@ -248,7 +248,8 @@ fn failing_command_fails_its_stage_and_the_install() {
     let over = dir.path().join("over.yaml");
     std::fs::write(
         &over,
-        "curthooks_commands: {05: 'echo fine', 10: 'echo about to fail; echo disk on fire >&2; exit 3', 20: 'echo never'}\n",
+        // Quoted: numbers beside the `builtin` key would make curtin's sorted() fail.
+        "curthooks_commands: {'05': 'echo fine', '10': 'echo about to fail; echo disk on fire >&2; exit 3', '20': 'echo never'}\n",
     )
     .unwrap();
     let r = install(
@@ -490,7 +491,7 @@ fn config_found_on_the_kernel_command_line_with_maas_oauth() {
     let (inst, _) = install_section(dir.path());
     srv.serve_bytes(
         "/MAAS/metadata/curtin/deployer.yaml",
-        format!("{inst}{NO_BUILTINS}late_commands: {{10: 'echo from-metadata'}}\n").into_bytes(),
+        format!("{inst}{NO_BUILTINS}late_commands: {{'10': 'echo from-metadata'}}\n").into_bytes(),
     );
     srv.require_auth("/MAAS/metadata/curtin/deployer.yaml", "oauth_token=\"tk1\"");
     let cmdline = format!(

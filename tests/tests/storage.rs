@@ -17,6 +17,17 @@ fn kernel_has(fs: &str) -> bool {
 }
 
 fn block_meta(cfg: &str, target: &Path, fstab: &Path, extra: &[&str]) -> Output {
+    block_meta_env(cfg, target, fstab, extra, &[])
+}
+
+/// [`block_meta`] with more environment (`WORKING_DIR`, as an install gives a stage).
+fn block_meta_env(
+    cfg: &str,
+    target: &Path,
+    fstab: &Path,
+    extra: &[&str],
+    env: &[(&str, &Path)],
+) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let cfg_path = dir.path().join("storage.yaml");
     std::fs::write(&cfg_path, cfg).unwrap();
@@ -28,6 +39,7 @@ fn block_meta(cfg: &str, target: &Path, fstab: &Path, extra: &[&str]) -> Output 
         .arg("--target-mount")
         .arg(target)
         .env("OUTPUT_FSTAB", fstab)
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }
@@ -422,10 +434,10 @@ fn errors_before_anything_is_written() {
         ),
         (
             format!(
-                "storage:\n  version: 1\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: d, size: 64M}}\n    - {{id: f, type: format, volume: p1, fstype: jfs}}\n",
+                "storage:\n  version: 1\n  config:\n    - {{id: d, type: disk, path: {}, ptable: gpt}}\n    - {{id: p1, type: partition, device: d, size: 64M}}\n    - {{id: f, type: format, volume: p1, fstype: zfsroot}}\n",
                 d.dev.display()
             ),
-            vec!["unsupported fs type \"jfs\""],
+            vec!["not supported yet: format id=f with fstype zfsroot"],
         ),
         (
             format!(
@@ -706,4 +718,169 @@ fn device_map_path_gets_every_device() {
         serde_json::from_str(&std::fs::read_to_string(&map).unwrap()).unwrap();
     assert_eq!(v["d"], serde_json::json!(d.dev.display().to_string()));
     assert_eq!(v["p1"], serde_json::json!(d.part(1).display().to_string()));
+}
+
+/// curtin's fstab details and sizes: pass 0 for a `nodev` file system (tmpfs), swap written
+/// `sw` even when given `defaults`, the comment naming the mount's `spec` when it has one, and
+/// a size that is not whole sectors rounded down (curtin's `bytes // sector_bytes`).
+#[test]
+fn fstab_and_sizes_as_curtin_writes_them() {
+    require_root();
+    let d = LoopDisk::new(512 * MIB);
+    let t = Target::new();
+    let cfg = format!(
+        r#"
+storage:
+  version: 1
+  config:
+    - {{id: d, type: disk, path: {dev}, ptable: gpt}}
+    - {{id: p1, type: partition, device: d, size: 104857700, number: 1}}
+    - {{id: p2, type: partition, device: d, size: 64M, number: 2}}
+    - {{id: root_fs, type: format, volume: p1, fstype: ext4, label: root}}
+    - {{id: swap_fs, type: format, volume: p2, fstype: swap}}
+    - {{id: root, type: mount, device: root_fs, path: /, spec: LABEL=root}}
+    - {{id: swap, type: mount, device: swap_fs, path: none, options: defaults}}
+    - {{id: tmp, type: mount, spec: tmpfs, fstype: tmpfs, path: /tmp, options: "size=1M"}}
+"#,
+        dev = d.dev.display()
+    );
+    let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = parts(&d.dev);
+    // 104857700 bytes = 204800 sectors and 100 bytes: 204800 sectors.
+    assert_eq!((p[0].1, p[0].2), (2048, 204800));
+    let swap_uuid = blkid(&d.part(2), "UUID");
+    assert_eq!(
+        std::fs::read_to_string(t.fstab()).unwrap(),
+        format!(
+            "# / was on LABEL=root during curtin installation\n\
+             LABEL=root / ext4 defaults 0 1\n\
+             /dev/disk/by-uuid/{swap_uuid} none swap sw 0 0\n\
+             # /tmp was on tmpfs during curtin installation\n\
+             tmpfs /tmp tmpfs size=1M 0 0\n"
+        )
+    );
+    let mnt = sh(&format!(
+        "findmnt -rn -o TARGET,FSTYPE -R {}",
+        t.path().display()
+    ));
+    assert!(mnt.contains("/tmp tmpfs"), "{mnt}");
+}
+
+/// The file systems curtin's mkfs makes beyond the common ones (f2fs, jfs, ntfs, reiserfs),
+/// with curtin's flags: the label (truncated to the family's limit) and, where the tool takes
+/// one, the uuid.
+#[test]
+fn f2fs_jfs_ntfs_reiserfs_are_made_as_curtin_makes_them() {
+    require_root();
+    let d = LoopDisk::new(512 * MIB);
+    let t = Target::new();
+    let cfg = format!(
+        r#"
+storage:
+  version: 1
+  config:
+    - {{id: d, type: disk, path: {dev}, ptable: gpt}}
+    - {{id: p1, type: partition, device: d, size: 96M, number: 1}}
+    - {{id: p2, type: partition, device: d, size: 96M, number: 2}}
+    - {{id: p3, type: partition, device: d, size: 96M, number: 3}}
+    - {{id: p4, type: partition, device: d, size: 96M, number: 4}}
+    - {{id: f1, type: format, volume: p1, fstype: f2fs, label: flash, uuid: 0b1d2a63-6f4e-4d3c-9a51-0c6f2f1e8a10}}
+    - {{id: f2, type: format, volume: p2, fstype: jfs, label: journal-label-longer-than-16}}
+    - {{id: f3, type: format, volume: p3, fstype: ntfs, label: windows}}
+    - {{id: f4, type: format, volume: p4, fstype: reiserfs, label: reiser, uuid: 5d3c9e1a-2b4f-4e6a-8c7d-9f0e1a2b3c4d}}
+"#,
+        dev = d.dev.display()
+    );
+    let out = block_meta(&cfg, &t.path(), &t.fstab(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<(String, String)> = (1..=4)
+        .map(|i| (blkid(&d.part(i), "TYPE"), blkid(&d.part(i), "LABEL")))
+        .collect();
+    let want = [
+        ("f2fs", "flash"),
+        ("jfs", "journal-label-lo"),
+        ("ntfs", "windows"),
+        ("reiserfs", "reiser"),
+    ];
+    assert_eq!(
+        got,
+        want.map(|(a, b)| (a.to_string(), b.to_string())).to_vec()
+    );
+    assert_eq!(
+        blkid(&d.part(1), "UUID"),
+        "0b1d2a63-6f4e-4d3c-9a51-0c6f2f1e8a10"
+    );
+    assert_eq!(
+        blkid(&d.part(4), "UUID"),
+        "5d3c9e1a-2b4f-4e6a-8c7d-9f0e1a2b3c4d"
+    );
+}
+
+/// `name` on a disk and a partition: by-dname udev rules as curtin's `make_dname` writes them,
+/// in `$WORKING_DIR/rules.d` (curthooks copies them into the target), matching the table and
+/// partition UUIDs blkid reports; GPT partition names as curtin v1 writes them (none).
+#[test]
+fn dname_rules_and_gpt_names_as_curtin_writes_them() {
+    require_root();
+    let d = LoopDisk::new(256 * MIB);
+    let t = Target::new();
+    let work = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        r#"
+storage:
+  version: 1
+  config:
+    - {{id: d, type: disk, path: {dev}, ptable: gpt, name: main disk}}
+    - {{id: p1, type: partition, device: d, size: 64M, number: 1, name: boot}}
+    - {{id: p2, type: partition, device: d, size: 64M, number: 2}}
+"#,
+        dev = d.dev.display()
+    );
+    let out = block_meta_env(
+        &cfg,
+        &t.path(),
+        &t.fstab(),
+        &[],
+        &[("WORKING_DIR", work.path())],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ptuuid = sh(&format!("blkid -o value -s PTUUID {}", d.dev.display()));
+    let partuuid = sh(&format!(
+        "blkid -o value -s PARTUUID {}",
+        d.part(1).display()
+    ));
+    let partuuid = partuuid.trim();
+    let rules = work.path().join("rules.d");
+    // The name sanitized as curtin does: the space becomes '-'. A loop disk has no serial or
+    // WWN: only the partition-table rule.
+    assert_eq!(
+        std::fs::read_to_string(rules.join("main-disk.rules")).unwrap(),
+        format!(
+            "# Written by curtin\nSUBSYSTEM==\"block\", ACTION==\"add|change\", ENV{{DEVTYPE}}==\"disk\", ENV{{ID_PART_TABLE_UUID}}==\"{}\", SYMLINK+=\"disk/by-dname/main-disk\"\n",
+            ptuuid.trim()
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(rules.join("boot.rules")).unwrap(),
+        format!(
+            "# Written by curtin\nSUBSYSTEM==\"block\", ACTION==\"add|change\", ENV{{DEVTYPE}}==\"partition\", ENV{{ID_PART_ENTRY_UUID}}==\"{partuuid}\", SYMLINK+=\"disk/by-dname/boot\"\n"
+        )
+    );
+    assert_eq!(std::fs::read_dir(&rules).unwrap().count(), 2);
+    // curtin v1 partitions with sgdisk --new and no --change-name: no GPT name.
+    let info = sh(&format!("sgdisk -i 1 {}", d.dev.display()));
+    assert!(info.contains("Partition name: ''"), "{info}");
 }

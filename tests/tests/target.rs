@@ -263,8 +263,8 @@ fn curtin_in_target_runs_chrooted_and_unmounts_everything() {
 }
 
 /// MAAS's own validation late commands, exactly as MAAS sends them.
-fn maas_late_commands() -> serde_yaml::Value {
-    serde_yaml::from_str(
+fn maas_late_commands() -> yaml_serde::Value {
+    yaml_serde::from_str(
         r#"
 98-validate-custom-image-has-cloud-init: [curtin, in-target, --, bash, -c, 'cloud-init --version || (echo "cloud-init not detected, MAAS will not be able to configure this machine properly" && exit 1)']
 99-validate-custom-image-has-netplan: [curtin, in-target, --, bash, -c, 'netplan info || (echo "netplan not detected, MAAS will not be able to configure this machine properly" && exit 1)']
@@ -579,14 +579,14 @@ fn stage_env(
     cfg: &str,
     fstab: &str,
 ) -> (deployer::workdir::WorkingDir, Vec<(String, String)>) {
-    let cfg: serde_yaml::Value = serde_yaml::from_str(cfg).unwrap();
+    let cfg: yaml_serde::Value = yaml_serde::from_str(cfg).unwrap();
     let top = root._dir.path().join("work");
     let wd = deployer::workdir::WorkingDir::create_at(&top, Some(&root.mnt), &cfg).unwrap();
     fs::write(&wd.fstab, fstab).unwrap();
     let net = cfg.get("network").cloned().unwrap_or_default();
-    let mut m = serde_yaml::Mapping::new();
+    let mut m = yaml_serde::Mapping::new();
     m.insert("network".into(), net);
-    fs::write(&wd.network_config, serde_yaml::to_string(&m).unwrap()).unwrap();
+    fs::write(&wd.network_config, yaml_serde::to_string(&m).unwrap()).unwrap();
     let env = wd
         .env()
         .into_iter()
@@ -609,7 +609,13 @@ storage:
 "#;
 
 fn run_builtin(root: &Root, cfg: &str) -> Output {
-    let (_wd, env) = stage_env(root, cfg, "LABEL=cloudimg-rootfs / ext4 defaults 0 1\n");
+    let (wd, env) = stage_env(root, cfg, "LABEL=cloudimg-rootfs / ext4 defaults 0 1\n");
+    fs::create_dir_all(wd.scratch.join("rules.d")).unwrap();
+    fs::write(
+        wd.scratch.join("rules.d/main-disk.rules"),
+        "# Written by curtin\nrule\n",
+    )
+    .unwrap();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let c = env.iter().find(|(k, _)| *k == "CONFIG").unwrap().1;
     deployer(&["curthooks", "-c", c], &env)
@@ -620,10 +626,15 @@ fn builtin_curthooks_passthrough_cloudconfig_fstab_bootloader() {
     let root = Root::new("ubuntu", Some(true), true);
     let out = run_builtin(&root, BUILTIN_CFG);
     assert!(out.status.success(), "{}", text(&out));
+    // block-meta's by-dname rules (in the working dir's rules.d) are copied into the target.
+    assert_eq!(
+        root.read("etc/udev/rules.d/main-disk.rules"),
+        "# Written by curtin\nrule\n"
+    );
     // Passthrough: the network exactly as given, under `network:`.
-    let pass: serde_yaml::Value =
-        serde_yaml::from_str(&root.read("etc/cloud/cloud.cfg.d/50-curtin-networking.cfg")).unwrap();
-    let given: serde_yaml::Value = serde_yaml::from_str(BUILTIN_CFG).unwrap();
+    let pass: yaml_serde::Value =
+        yaml_serde::from_str(&root.read("etc/cloud/cloud.cfg.d/50-curtin-networking.cfg")).unwrap();
+    let given: yaml_serde::Value = yaml_serde::from_str(BUILTIN_CFG).unwrap();
     assert_eq!(pass["network"], given["network"]);
     assert!(!root.path("etc/netplan/50-cloud-init.yaml").exists());
     assert!(root
@@ -656,8 +667,8 @@ fn builtin_curthooks_render_netplan_or_eni_without_passthrough() {
     let root = Root::new("ubuntu", Some(false), true);
     let out = run_builtin(&root, BUILTIN_CFG);
     assert!(out.status.success(), "{}", text(&out));
-    let np: serde_yaml::Value =
-        serde_yaml::from_str(&root.read("etc/netplan/50-cloud-init.yaml")).unwrap();
+    let np: yaml_serde::Value =
+        yaml_serde::from_str(&root.read("etc/netplan/50-cloud-init.yaml")).unwrap();
     assert_eq!(
         np["network"]["ethernets"]["eth0"]["match"]["macaddress"],
         "aa:bb:cc:00:00:01"
@@ -740,9 +751,9 @@ fn net_meta_writes_the_config_as_given_or_runs_the_image_hook() {
     let c = wd.config.to_str().unwrap();
     let out = deployer(&["net-meta", "custom", "-c", c], &env);
     assert!(out.status.success(), "{}", text(&out));
-    let got: serde_yaml::Value =
-        serde_yaml::from_str(&fs::read_to_string(&wd.network_config).unwrap()).unwrap();
-    let want: serde_yaml::Value = serde_yaml::from_str(cfg).unwrap();
+    let got: yaml_serde::Value =
+        yaml_serde::from_str(&fs::read_to_string(&wd.network_config).unwrap()).unwrap();
+    let want: yaml_serde::Value = yaml_serde::from_str(cfg).unwrap();
     assert_eq!(got, want);
     // `disabled` writes nothing.
     fs::write(&wd.network_config, "").unwrap();
@@ -772,7 +783,8 @@ fn ubuntu_core_gets_cloudconfig_and_network_only() {
     let cfg = dir.path().join("cfg.yaml");
     fs::write(
         &cfg,
-        "network: {version: 2, ethernets: {eth0: {dhcp4: true}}}\ncloudconfig: {ds: {content: 'x: 1'}}\n",
+        // curtin ignores a cloudconfig entry's `path` (and `validate` says so).
+        "network: {version: 2, ethernets: {eth0: {dhcp4: true}}}\ncloudconfig: {ds: {content: 'x: 1', path: /etc/elsewhere.cfg}}\n",
     )
     .unwrap();
     let out = deployer(
@@ -791,8 +803,15 @@ fn ubuntu_core_gets_cloudconfig_and_network_only() {
         fs::read_to_string(d.join("95-cloudconfig-ds.cfg")).unwrap(),
         "x: 1"
     );
-    let net: serde_yaml::Value =
-        serde_yaml::from_str(&fs::read_to_string(d.join("50-curtin-networking.cfg")).unwrap())
+    assert!(!t.join("system-data/etc/elsewhere.cfg").exists());
+    let v = deployer(&["validate", "-c", cfg.to_str().unwrap()], &[]);
+    assert!(
+        text(&v).contains("cloudconfig.ds.path: ignored, as curtin ignores it"),
+        "{}",
+        text(&v)
+    );
+    let net: yaml_serde::Value =
+        yaml_serde::from_str(&fs::read_to_string(d.join("50-curtin-networking.cfg")).unwrap())
             .unwrap();
     assert_eq!(net["network"]["ethernets"]["eth0"]["dhcp4"], true);
 }

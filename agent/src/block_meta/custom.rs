@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::config::{
-    Bcache, DmCrypt, Format, Item, LvmPartition, LvmVolgroup, Mount, Partition, Ptable, Storage,
-    Wipe,
+    Bcache, Disk, DmCrypt, Format, Item, LvmPartition, LvmVolgroup, Mount, Partition, Ptable,
+    Storage, Wipe,
 };
 use super::disk::{self, FoundDisk};
 use super::mount::Mounts;
@@ -155,6 +155,7 @@ pub fn plan(storage: &Storage) -> Result<Plan<'_>> {
         }
         let ptable = table_kind(t.id, t.ptable)?;
         t.parts = partition::place(&t.found, t.id, ptable, &mine, storage.version)?;
+        gpt_names(storage, &mut t.parts, &mine);
         for p in &t.parts {
             if p.preserve && !t.preserve {
                 bail!(
@@ -354,7 +355,9 @@ fn run_step(
     match step {
         Step::Disk(i) => {
             let t = &plan.tables[*i];
-            write_table(t).with_context(|| format!("disk '{}' ({})", t.id, t.found.path.display()))
+            write_table(t)
+                .with_context(|| format!("disk '{}' ({})", t.id, t.found.path.display()))?;
+            write_dnames(storage, t)
         }
         Step::Raid(r) => {
             let dev = r
@@ -403,7 +406,8 @@ fn layer_table(
         return Ok(());
     };
     let found = FoundDisk::open(dev).with_context(|| format!("'{id}'"))?;
-    let parts = partition::place(&found, id, ptable, &mine, storage.version)?;
+    let mut parts = partition::place(&found, id, ptable, &mine, storage.version)?;
+    gpt_names(storage, &mut parts, &mine);
     for p in &parts {
         ctx.devices
             .insert(p.id.clone(), blockdev::partition_path(dev, p.number));
@@ -449,43 +453,28 @@ fn mount_all(
                 None,
             ),
         };
+        // curtin (`mount_data`): the mount's own fstype wins over the format's.
+        let fstype = m.fstype.clone().filter(|f| !f.is_empty()).unwrap_or(fstype);
+        let is_swap = fstype == "swap";
         let path = m
             .path
             .clone()
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| "none".into());
-        let is_swap = fstype == "swap";
         let spec = m
             .spec
             .clone()
             .or(uuid.map(|u| format!("/dev/disk/by-uuid/{u}")))
             .unwrap_or_else(|| dev.display().to_string());
-        let options = m
-            .options
-            .clone()
-            .filter(|o| !o.is_empty())
-            .unwrap_or_else(|| {
-                if is_swap {
-                    "sw".into()
-                } else {
-                    "defaults".into()
-                }
-            });
-        let passno = m.passno.clone().unwrap_or_else(|| {
-            if is_swap || path == "none" {
-                "0".into()
-            } else {
-                "1".into()
-            }
-        });
         entries.push(fstab::Entry {
             spec,
-            path: if is_swap { "none".into() } else { path.clone() },
+            path: path.clone(),
             fstype: fstype.clone(),
-            options: options.clone(),
+            options: m.options.clone().unwrap_or_default(),
             freq: m.freq.clone().unwrap_or_else(|| "0".into()),
-            passno,
-            device: dev.display().to_string(),
+            passno: m.passno.clone(),
+            // The comment names the mount's `spec` when it has one, as curtin's does.
+            device: m.spec.clone().unwrap_or_else(|| dev.display().to_string()),
         });
         if !is_swap && path != "none" {
             to_mount.push((m, dev, fstype));
@@ -524,6 +513,34 @@ fn mount_all(
         root = Some(r);
     }
     Ok((entries, mounts))
+}
+
+/// GPT names as curtin writes them: v1 (sgdisk --new) none, v2 (sfdisk) `partition_name`.
+fn gpt_names(storage: &Storage, placed: &mut [Placed], parts: &[&Partition]) {
+    for (pl, p) in placed.iter_mut().zip(parts) {
+        pl.name = (storage.version >= 2)
+            .then(|| p.partition_name.clone())
+            .flatten();
+    }
+}
+
+/// by-dname rules for a named disk and its named partitions (curtin: a partition's only when
+/// its disk has a `name`, and not for an extended partition).
+fn write_dnames(storage: &Storage, t: &Table) -> Result<()> {
+    let Some(Item::Disk(Disk {
+        name: Some(name), ..
+    })) = storage.get(t.id)
+    else {
+        return Ok(());
+    };
+    super::dname::write(name, &t.found.path, true)?;
+    for placed in t.parts.iter().filter(|p| p.kind != Kind::Extended) {
+        if let Some(Item::Partition(Partition { name: Some(n), .. })) = storage.get(&placed.id) {
+            let dev = blockdev::partition_path(&t.found.path, placed.number);
+            super::dname::write(n, &dev, false)?;
+        }
+    }
+    Ok(())
 }
 
 fn write_table(d: &Table) -> Result<()> {
@@ -624,8 +641,9 @@ fn format_volume(fmt: &Format, fam: FsFamily, dev: &Path) -> Result<String> {
             as u64
     };
     let generated = uuid::Uuid::new_v4().to_string();
+    // The families curtin gives no uuid flag: their tool picks one, read back after.
     let uuid = match fam {
-        FsFamily::Vfat(_) => None,
+        FsFamily::Vfat(_) | FsFamily::Jfs | FsFamily::Ntfs => None,
         _ => Some(fmt.uuid.as_deref().unwrap_or(&generated)),
     };
     Mkfs {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use preseed::sources::Source;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::config::Storage;
 use super::mount::Mounts;
@@ -124,7 +124,7 @@ mod tests {
 
     #[test]
     fn grow_root_key() {
-        let v = |s: &str| serde_yaml::from_str::<Value>(s).unwrap();
+        let v = |s: &str| yaml_serde::from_str::<Value>(s).unwrap();
         assert!(grow_root(&v("{}")).unwrap());
         assert!(grow_root(&v("block-meta: {grow_root: true}")).unwrap());
         assert!(!grow_root(&v("block-meta: {grow_root: false}")).unwrap());

@@ -11,6 +11,7 @@ pub mod crypt;
 pub mod custom;
 pub mod dd;
 pub mod disk;
+pub mod dname;
 pub mod fstab;
 pub mod lvm;
 pub mod mount;

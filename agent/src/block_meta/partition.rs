@@ -97,13 +97,8 @@ pub fn place(
             _ => primaries += 1,
         }
         let extended = out.iter().find(|q| q.kind == Kind::Extended).cloned();
+        // Bytes that are not whole sectors round down, as curtin's `bytes // sector_bytes`.
         let start = if let Some(off) = p.offset {
-            if off % lbs != 0 {
-                bail!(
-                    "partition '{}': offset {off} is not a multiple of the {lbs}-byte sector",
-                    p.id
-                );
-            }
             off / lbs
         } else if kind == Kind::Logical {
             let ext = extended.as_ref().with_context(|| {
@@ -134,12 +129,6 @@ pub fn place(
             }
             (limit + 1).saturating_sub(start)
         } else {
-            if p.size % lbs != 0 {
-                bail!(
-                    "partition '{}': size {} is not a multiple of the disk's {lbs}-byte logical sector",
-                    p.id, p.size
-                );
-            }
             p.size / lbs
         };
         if len == 0 || start < first_usable || start + len - 1 > limit {

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::config::{Disk, Flag, Format, Fstype, Item, Mount, Partition, Ptable, Storage};
 

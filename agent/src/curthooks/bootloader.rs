@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::error::{Kind, KindExt};
 use crate::target::{Chroot, TargetRoot};
@@ -116,7 +116,10 @@ fn grub_devices(cfg: &Value) -> Vec<PathBuf> {
     };
     let mut out = vec![];
     for it in items {
-        let flagged = it.get("grub_device").and_then(preseed::network::value_bool) == Some(true);
+        // curtin: `if item.get('grub_device')`.
+        let flagged = it
+            .get("grub_device")
+            .is_some_and(|v| !preseed::truth::falsy(v));
         if !flagged {
             continue;
         }
@@ -140,7 +143,7 @@ fn disk_path(disk: &Value) -> Option<PathBuf> {
     if let Some(p) = disk.get("path").and_then(Value::as_str) {
         return Some(PathBuf::from(p));
     }
-    let d: preseed::storage::Disk = serde_yaml::from_value(disk.clone()).ok()?;
+    let d: preseed::storage::Disk = yaml_serde::from_value(disk.clone()).ok()?;
     crate::block_meta::disk::find(&d)
         .map_err(|e| tracing::warn!("{e:#}"))
         .ok()
@@ -168,7 +171,7 @@ pub fn setup(chroot: &Chroot, cfg: &Value) -> Result<()> {
                 .unwrap_or_else(|| "debian".into());
             let nvram = boot
                 .and_then(|b| b.get("update_nvram"))
-                .and_then(preseed::network::value_bool)
+                .map(preseed::truth::value_as_boolean)
                 .unwrap_or(true)
                 && Path::new("/sys/firmware/efi/efivars").is_dir();
             let bootloader_id = format!("--bootloader-id={id}");
@@ -209,8 +212,9 @@ pub fn setup(chroot: &Chroot, cfg: &Value) -> Result<()> {
 fn write_grub_settings(root: &TargetRoot, boot: Option<&Value>) -> Result<()> {
     let get = |k: &str| boot.and_then(|b| b.get(k));
     let mut text = String::from("# Written by deployer (curtin's settings)\n");
+    // curtin's BootCfg reads these with value_as_boolean.
     let probe = get("probe_additional_os")
-        .and_then(preseed::network::value_bool)
+        .map(preseed::truth::value_as_boolean)
         .unwrap_or(false);
     if !probe {
         text.push_str("GRUB_DISABLE_OS_PROBER=\"true\"\n");
@@ -220,7 +224,7 @@ fn write_grub_settings(root: &TargetRoot, boot: Option<&Value>) -> Result<()> {
         text.push_str(&format!("GRUB_TERMINAL=\"{terminal}\"\n"));
     }
     let replace_default = get("replace_linux_default")
-        .and_then(preseed::network::value_bool)
+        .map(preseed::truth::value_as_boolean)
         .unwrap_or(true);
     if replace_default {
         let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
@@ -275,7 +279,7 @@ mod tests {
 
     #[test]
     fn devices_from_storage_and_install_devices() {
-        let cfg: Value = serde_yaml::from_str(
+        let cfg: Value = yaml_serde::from_str(
             "{storage: {version: 1, config: [
                {id: d1, type: disk, path: /dev/vda, grub_device: true},
                {id: d2, type: disk, path: /dev/vdb},
@@ -286,12 +290,12 @@ mod tests {
             install_devices(&cfg, None),
             Devices::List(vec!["/dev/vda".into(), "/dev/vdb".into()])
         );
-        let cfg2: Value = serde_yaml::from_str("{grub: {install_devices: null}}").unwrap();
+        let cfg2: Value = yaml_serde::from_str("{grub: {install_devices: null}}").unwrap();
         assert_eq!(
             install_devices(&cfg2, boot_cfg(&cfg2).unwrap()),
             Devices::None
         );
-        let both: Value = serde_yaml::from_str("{grub: {}, boot: {}}").unwrap();
+        let both: Value = yaml_serde::from_str("{grub: {}, boot: {}}").unwrap();
         assert!(boot_cfg(&both).is_err());
     }
 }

@@ -10,7 +10,7 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::error::{Kind, KindExt};
 use crate::image_check;
@@ -158,6 +158,9 @@ pub fn builtin(wd: &WorkingDir, cfg: &Value) -> Result<()> {
         tracing::info!("network: {applied:?}");
         copy_fstab(wd, target).context("writing-etc-fstab")?;
         storage::install(wd, cfg, target).context("configuring-storage")?;
+        // block-meta's by-dname rules (curtin's copy_dname_rules).
+        crate::block_meta::dname::copy_into(&wd.scratch.join("rules.d"), target)
+            .context("copying the by-dname udev rules")?;
         bootloader::setup(&chroot, cfg).context("configuring-bootloader")?;
         Ok(())
     })();
@@ -165,7 +168,8 @@ pub fn builtin(wd: &WorkingDir, cfg: &Value) -> Result<()> {
     r.and(left)
 }
 
-/// `cloudconfig: {<key>: {content, path?}}` -> `etc/cloud/cloud.cfg.d/95-cloudconfig-<key>.cfg`.
+/// `cloudconfig: {<key>: {content}}` -> `etc/cloud/cloud.cfg.d/95-cloudconfig-<key>.cfg`; a
+/// `path` is ignored, as curtin ignores it (with a warning).
 pub fn write_cloudconfig(target: &Path, cfg: &Value) -> Result<()> {
     let Some(Value::Mapping(m)) = cfg.get("cloudconfig") else {
         return Ok(());
@@ -181,10 +185,10 @@ pub fn write_cloudconfig(target: &Path, cfg: &Value) -> Result<()> {
             Some(other) => preseed::yaml::to_string(other)?,
             None => preseed::yaml::to_string(item)?,
         };
-        let rel = match item.get("path").and_then(Value::as_str) {
-            Some(p) => p.trim_start_matches('/').to_string(),
-            None => format!("etc/cloud/cloud.cfg.d/95-cloudconfig-{key}.cfg"),
-        };
+        if item.get("path").is_some() {
+            tracing::warn!("cloudconfig.{key}: `path` ignored, as curtin ignores it");
+        }
+        let rel = format!("etc/cloud/cloud.cfg.d/95-cloudconfig-{key}.cfg");
         let wf = crate::commands::WriteFile {
             path: rel,
             content,

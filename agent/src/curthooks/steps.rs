@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::error::{Kind, KindExt};
 use crate::target::{is_executable_in, Chroot};

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::block_meta::{STATE_CRYPTTAB, STATE_MDADM_CONF};
 use crate::workdir::WorkingDir;
@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn key_files_from_the_config() {
-        let cfg: Value = serde_yaml::from_str(
+        let cfg: Value = yaml_serde::from_str(
             "storage:\n  config:\n    - {id: a, type: dm_crypt, volume: p, key: x}\n    - {id: b, type: dm_crypt, volume: q, keyfile: /root/k}\n    - {id: c, type: dm_crypt, volume: r, keyfile: {path: /etc/keys/c.key, content: s3cret}}\n",
         )
         .unwrap();

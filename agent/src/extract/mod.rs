@@ -79,7 +79,9 @@ pub fn extract_source(src: &Source, fetch: &FetchOptions, target: &Path) -> Resu
             sha512: src.sha512.clone(),
             size: src.size,
         };
-        let raw = VerifyReader::new(opened.reader, expect, uri);
+        let shown = crate::report::Progress::new(&format!("extracting {uri}"), opened.len)
+            .reader(opened.reader);
+        let raw = VerifyReader::new(shown, expect, uri);
         extract_tar(raw, target)
             .with_context(|| format!("extracting {uri} into {}", target.display()))
     })

@@ -170,20 +170,20 @@ fn plan(
     curtin_hooks: bool,
 ) -> Vec<String> {
     let src = preseed::generate::source_string(t.prefix(), uri);
-    let mut late = serde_yaml::Mapping::new();
+    let mut late = yaml_serde::Mapping::new();
     for (k, v) in preseed::generate::template::validation_commands(&base.os) {
         late.insert(k.into(), v);
     }
-    let mut cfg = serde_yaml::Mapping::new();
-    let mut sources = serde_yaml::Mapping::new();
+    let mut cfg = yaml_serde::Mapping::new();
+    let mut sources = yaml_serde::Mapping::new();
     sources.insert("00_cmdline".into(), src.into());
     cfg.insert("sources".into(), sources.into());
     cfg.insert(
         "network_commands".into(),
-        serde_yaml::from_str("{builtin: [curtin, net-meta, custom]}").expect("yaml"),
+        yaml_serde::from_str("{builtin: [curtin, net-meta, custom]}").expect("yaml"),
     );
     cfg.insert("late_commands".into(), late.into());
-    let text = serde_yaml::to_string(&cfg).expect("yaml");
+    let text = preseed::yaml::to_string(&cfg).expect("yaml");
     let mut lines = match preseed::load::load_documents(vec![("inspect".into(), text)]) {
         Ok(l) => crate::plan::lines(&l.config, &l.merged)
             .into_iter()

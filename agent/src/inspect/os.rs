@@ -5,7 +5,7 @@
 
 use preseed::generate::network::{version_for, Version};
 use preseed::generate::resource::{check_base_image, ubuntu_version, UBUNTU_RELEASES};
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::report::{self, Report};
 use super::tree::Tree;
@@ -309,7 +309,7 @@ fn datasources(r: &mut Report, t: &dyn Tree, has_hook: bool) -> Option<Vec<Strin
     let mut sets: Vec<(String, Vec<String>)> = vec![];
     for (name, path) in files {
         let Some(text) = t.read(&path) else { continue };
-        let Ok(v) = serde_yaml::from_str::<Value>(&text) else {
+        let Ok(v) = preseed::yaml::from_str(&text) else {
             r.warn(
                 "datasource",
                 format!("/{path} is not valid YAML: cloud-init will ignore it"),

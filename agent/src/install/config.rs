@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use crate::error::{Kind, KindExt};
 
@@ -227,7 +227,7 @@ mod tests {
     use super::*;
 
     fn y(s: &str) -> Value {
-        serde_yaml::from_str(s).unwrap()
+        yaml_serde::from_str(s).unwrap()
     }
 
     #[test]

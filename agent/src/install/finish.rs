@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 /// `install.error_tarfile`: a tar of `curtin-logs-<date>/` with what a person debugging the
 /// failure needs: version, the merged config (credentials redacted), the kernel command line,
@@ -238,7 +238,7 @@ mod tests {
 
     #[test]
     fn redacts_credentials_everywhere() {
-        let v: Value = serde_yaml::from_str(
+        let v: Value = yaml_serde::from_str(
             "reporting: {maas: {type: webhook, consumer_key: a, token_key: b, token_secret: c}}",
         )
         .unwrap();
@@ -258,7 +258,7 @@ mod tests {
 
     #[test]
     fn bad_power_state_is_named() {
-        let v: Value = serde_yaml::from_str("{mode: explode}").unwrap();
+        let v: Value = yaml_serde::from_str("{mode: explode}").unwrap();
         assert!(apply_power_state(Some(&v))
             .unwrap_err()
             .to_string()

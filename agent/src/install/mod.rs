@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::cli::{Global, InstallArgs};
 use crate::commands;
@@ -223,7 +223,7 @@ fn run_stages(
         .collect();
     if cfg
         .get("showtrace")
-        .and_then(|v| v.as_bool())
+        .map(preseed::truth::showtrace)
         .unwrap_or(g.showtrace)
     {
         env.push(("CURTIN_STACKTRACE".into(), "1".into()));
@@ -287,7 +287,7 @@ fn add_save_install_config(cfg: &mut Value) {
     };
     let Some(path) = path else { return };
     let content = preseed::yaml::to_string(cfg).unwrap_or_default();
-    let entry: Value = serde_yaml::to_value(serde_json::json!({
+    let entry: Value = yaml_serde::to_value(serde_json::json!({
         "path": path, "permissions": "0400", "owner": "root:root", "content": content
     }))
     .expect("yaml value");
@@ -304,10 +304,10 @@ fn open_log(path: Option<&std::path::Path>, install: &Value) -> commands::LogSin
     let Some(p) = path else {
         return Arc::new(Mutex::new(None));
     };
+    // curtin: `if not log_file_append: clear the log` (Python truthiness).
     let append = install
         .get("log_file_append")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
+        .is_some_and(|v| !preseed::truth::falsy(v));
     let r = (|| -> std::io::Result<std::fs::File> {
         if let Some(d) = p.parent() {
             std::fs::create_dir_all(d)?;
@@ -358,32 +358,13 @@ fn cleanup(install: &Value, wd: &WorkingDir, log_file: Option<&std::path::Path>)
     }
 }
 
-/// Sizes for --size: bytes, or a number with K/M/G/T (powers of 1024), as curtin's human2bytes.
+/// `--size`: a size as curtin writes them (`8G`, `4294967296`), above 0.
 fn parse_size(s: &str) -> anyhow::Result<u64> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
-        Some((i, _)) => {
-            let unit = t[i..].to_ascii_uppercase();
-            let m: u64 = match unit.trim_end_matches("IB").trim_end_matches('B') {
-                "" => 1,
-                "K" => 1 << 10,
-                "M" => 1 << 20,
-                "G" => 1 << 30,
-                "T" => 1 << 40,
-                _ => anyhow::bail!("--size {s}: unknown unit (use B, K, M, G or T)"),
-            };
-            (&t[..i], m)
-        }
-        None => (t, 1),
-    };
-    let n: f64 = num
-        .trim()
-        .parse()
-        .with_context(|| format!("--size {s}: not a size"))?;
-    if n <= 0.0 {
-        anyhow::bail!("--size {s}: must be positive");
+    match preseed::size::human2bytes(s) {
+        Ok(0) => anyhow::bail!("--size {s}: must be above 0"),
+        Ok(n) => Ok(n),
+        Err(e) => anyhow::bail!("--size {e}"),
     }
-    Ok((n * mult as f64) as u64)
 }
 
 #[cfg(test)]
@@ -393,21 +374,25 @@ mod tests {
     #[test]
     fn sizes() {
         assert_eq!(parse_size("4G").unwrap(), 4 << 30);
-        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
         assert_eq!(parse_size("1000").unwrap(), 1000);
-        assert!(parse_size("3Q").is_err());
+        assert_eq!(
+            parse_size("3Q").unwrap_err().to_string(),
+            "--size '3Q' is not valid input."
+        );
         assert!(parse_size("-1G").is_err());
+        assert!(parse_size("0").is_err());
     }
 
     #[test]
     fn save_install_config_entry() {
-        let mut cfg: Value = serde_yaml::from_str("install: {}").unwrap();
+        let mut cfg: Value = yaml_serde::from_str("install: {}").unwrap();
         add_save_install_config(&mut cfg);
         assert_eq!(
             cfg["write_files"]["curtin_install_cfg"]["path"],
             Value::from("/root/curtin-install-cfg.yaml")
         );
-        let mut off: Value = serde_yaml::from_str("install: {save_install_config: false}").unwrap();
+        let mut off: Value = yaml_serde::from_str("install: {save_install_config: false}").unwrap();
         add_save_install_config(&mut off);
         assert!(off.get("write_files").is_none());
     }

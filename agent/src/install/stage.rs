@@ -4,7 +4,7 @@
 
 use std::ffi::OsString;
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::commands::{self, Cmd, LogSink, RunOpts};
 use crate::report::{self, Level, Stack};

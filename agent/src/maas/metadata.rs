@@ -5,7 +5,7 @@
 //! [`crate::fetch_config::fetch`] (retries, OAuth PLAINTEXT, clock-skew retry).
 
 use anyhow::{Context, Result};
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::fetch_config::{self, OauthCreds};
 
@@ -21,7 +21,7 @@ pub struct Preseed {
 
 impl Preseed {
     pub fn parse(url: &str, text: &str) -> Result<Preseed> {
-        let value: Value = serde_yaml::from_str(text)
+        let value: Value = yaml_serde::from_str(text)
             .with_context(|| format!("parsing the cloud-config from {url}"))?;
         let ds = value.get("datasource").and_then(|d| d.get("MAAS"));
         let metadata_url = ds

@@ -50,7 +50,7 @@ pub enum Start {
     Deploy {
         global: Global,
         args: InstallArgs,
-        power_state: Option<serde_yaml::Value>,
+        power_state: Option<yaml_serde::Value>,
     },
 }
 
@@ -186,10 +186,10 @@ fn installer_start(g: &Global, a: &InstallArgs, p: &metadata::Preseed) -> Result
 
 /// cloud-init's `power_state.condition`: absent or true, or a shell command that exits 0
 /// (MAAS sends `test ! -e /tmp/block-reboot`).
-pub fn power_condition_holds(ps: &serde_yaml::Value) -> bool {
+pub fn power_condition_holds(ps: &yaml_serde::Value) -> bool {
     match ps.get("condition") {
-        None | Some(serde_yaml::Value::Bool(true)) => true,
-        Some(serde_yaml::Value::String(cmd)) => std::process::Command::new("sh")
+        None | Some(yaml_serde::Value::Bool(true)) => true,
+        Some(yaml_serde::Value::String(cmd)) => std::process::Command::new("sh")
             .args(["-c", cmd])
             .stdin(std::process::Stdio::null())
             .status()
@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn power_conditions() {
-        let v = |s: &str| -> serde_yaml::Value { serde_yaml::from_str(s).unwrap() };
+        let v = |s: &str| -> yaml_serde::Value { yaml_serde::from_str(s).unwrap() };
         assert!(power_condition_holds(&v("{mode: reboot}")));
         assert!(power_condition_holds(&v("{condition: 'test -d /'}")));
         assert!(!power_condition_holds(&v(

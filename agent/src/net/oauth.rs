@@ -19,7 +19,7 @@ pub struct OauthCreds {
 
 impl OauthCreds {
     /// From a mapping with curtin's key names; all three keys, or none (curtin raises otherwise).
-    pub fn from_value(v: &serde_yaml::Value) -> anyhow::Result<Option<Self>> {
+    pub fn from_value(v: &yaml_serde::Value) -> anyhow::Result<Option<Self>> {
         let get = |k: &str| v.get(k).and_then(value_str);
         let (ck, tk, ts) = (get("consumer_key"), get("token_key"), get("token_secret"));
         match (ck, tk, ts) {
@@ -58,10 +58,10 @@ impl OauthCreds {
     }
 }
 
-fn value_str(v: &serde_yaml::Value) -> Option<String> {
+fn value_str(v: &yaml_serde::Value) -> Option<String> {
     match v {
-        serde_yaml::Value::String(s) => Some(s.clone()),
-        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        yaml_serde::Value::String(s) => Some(s.clone()),
+        yaml_serde::Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
 }
@@ -174,9 +174,9 @@ mod tests {
 
     #[test]
     fn all_or_none() {
-        let v: serde_yaml::Value = serde_yaml::from_str("consumer_key: a\ntoken_key: b").unwrap();
+        let v: yaml_serde::Value = yaml_serde::from_str("consumer_key: a\ntoken_key: b").unwrap();
         assert!(OauthCreds::from_value(&v).is_err());
-        let v: serde_yaml::Value = serde_yaml::from_str("type: webhook").unwrap();
+        let v: yaml_serde::Value = yaml_serde::from_str("type: webhook").unwrap();
         assert_eq!(OauthCreds::from_value(&v).unwrap(), None);
     }
 }

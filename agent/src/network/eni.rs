@@ -82,7 +82,7 @@ fn attributes(i: &Iface, ipv4_subnet_mtu: bool) -> Vec<String> {
             "bridge-pathcost" | "bridge-portprio" | "bridge-waitport"
         ) {
             match v {
-                serde_yaml::Value::Sequence(seq) => {
+                yaml_serde::Value::Sequence(seq) => {
                     a.extend(seq.iter().map(|x| format!("{k} {}", scalar_text(x))))
                 }
                 other => a.push(format!("{k} {}", scalar_text(other))),

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use preseed::network::{Body, Network};
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::cli::NetworkFormat;
 use crate::error::{Kind, KindExt};
@@ -38,7 +38,7 @@ pub fn from_config(cfg: &Value) -> Result<Option<Network>> {
 
 /// The YAML of `{network: <as given>}` (OUTPUT_NETWORK_CONFIG and the passthrough file).
 pub fn passthrough_text(net: &Network) -> Result<String> {
-    let mut m = serde_yaml::Mapping::new();
+    let mut m = yaml_serde::Mapping::new();
     m.insert(Value::String("network".into()), net.raw.clone());
     preseed::yaml::to_string(&Value::Mapping(m)).context("writing network YAML")
 }
@@ -143,12 +143,12 @@ fn dhcp_config() -> Result<Network> {
             continue;
         }
         let mac = fs::read_to_string(p.join("address")).unwrap_or_default();
-        entries.push(serde_yaml::from_str::<Value>(&format!(
+        entries.push(preseed::yaml::from_str(&format!(
             "{{type: physical, name: {name}, mac_address: '{}', subnets: [{{type: dhcp4}}]}}",
             mac.trim()
         ))?);
     }
-    let mut m = serde_yaml::Mapping::new();
+    let mut m = yaml_serde::Mapping::new();
     m.insert("version".into(), 1.into());
     m.insert("config".into(), Value::Sequence(entries));
     Network::from_value(&Value::Mapping(m)).map_err(|e| anyhow!(e))
@@ -207,7 +207,7 @@ pub fn apply(chroot: &Chroot, wd: &WorkingDir) -> Result<Applied> {
         tracing::warn!("no network config and no interfaces file to copy");
         return Ok(Applied::Nothing);
     }
-    let v: Value = serde_yaml::from_str(&text)
+    let v: Value = preseed::yaml::from_str(&text)
         .with_context(|| format!("parsing {}", wd.network_config.display()))
         .kind(Kind::Config)?;
     let net = Network::from_value(&v)

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use anyhow::{anyhow, Result};
 use preseed::network::{value_bool, SubnetType};
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use super::state::{Iface, Kind, State};
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use preseed::network::{Entry, Interface, Route, Subnet};
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {

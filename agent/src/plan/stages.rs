@@ -4,7 +4,7 @@ use preseed::commands::Command;
 use preseed::geometry::{self, MsdosKind};
 use preseed::storage::{Flag, Item, Ptable, Storage};
 use preseed::Config;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::disk::{self, human, Target, TargetKind};
 use crate::block_meta::custom::describe_layer;

@@ -10,6 +10,7 @@
 pub mod cap;
 pub mod event;
 mod handlers;
+pub mod line;
 mod webhook;
 
 use std::path::PathBuf;
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use base64::Engine;
 use serde_json::{Map, Value as Json};
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 pub use crate::net::OauthCreds;
 pub use event::{Event, EventType, Level, Outcome, PostedFile};
@@ -74,8 +75,8 @@ fn parse_handlers(
     proxy: &preseed::install::Proxy,
 ) -> anyhow::Result<Vec<Handler>> {
     // curtin's default `logging: {type: log}`, which the config may override or disable.
-    let mut cfg = serde_yaml::Mapping::new();
-    let mut logging = serde_yaml::Mapping::new();
+    let mut cfg = yaml_serde::Mapping::new();
+    let mut logging = yaml_serde::Mapping::new();
     logging.insert("type".into(), "log".into());
     cfg.insert("logging".into(), Value::Mapping(logging));
     match reporting {
@@ -90,7 +91,8 @@ fn parse_handlers(
     let mut out = Vec::new();
     for (name, h) in &cfg {
         let name = name.as_str().unwrap_or("?");
-        if is_falsy(h) {
+        // curtin: `if not handler_config:` unregisters it.
+        if preseed::truth::falsy(h) {
             continue;
         }
         let ty = h.get("type").and_then(|t| t.as_str()).with_context(|| {
@@ -156,17 +158,6 @@ fn webhook_config(name: &str, h: &Value) -> anyhow::Result<WebhookConfig> {
         retries,
         proxy: Default::default(),
     })
-}
-
-fn is_falsy(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::String(s) => s.is_empty(),
-        Value::Mapping(m) => m.is_empty(),
-        Value::Sequence(s) => s.is_empty(),
-        _ => false,
-    }
 }
 
 /// The image a deployment installs, for servers that count static-image deployments:
@@ -399,7 +390,7 @@ pub fn command_scope<T>(sub: &str, f: impl FnOnce() -> anyhow::Result<T>) -> any
     if child {
         if let Some(cfg) = std::env::var_os("CONFIG")
             .and_then(|p| std::fs::read(p).ok())
-            .and_then(|b| serde_yaml::from_slice::<Value>(&b).ok())
+            .and_then(|b| preseed::yaml::from_str(&String::from_utf8_lossy(&b)).ok())
         {
             if let Err(e) = init(&cfg) {
                 tracing::warn!("reporting disabled: {}", crate::error::render(&e));
@@ -421,7 +412,8 @@ pub fn command_scope<T>(sub: &str, f: impl FnOnce() -> anyhow::Result<T>) -> any
 }
 
 /// Byte progress of a long write, sent as `progress` events under the running stage's name,
-/// at most one every few seconds. Feed it from a writer's progress callback.
+/// at most one every few seconds, and shown on a terminal as a line ([`line`]). Feed it from a
+/// writer's progress callback, or read through [`Progress::reader`].
 pub struct Progress {
     name: String,
     what: String,
@@ -430,6 +422,35 @@ pub struct Progress {
     last: Option<Instant>,
     interval: Duration,
     sent: u32,
+    line: Option<indicatif::ProgressBar>,
+}
+
+/// A reader that counts what passes through it into a [`Progress`].
+pub struct ProgressReader<R> {
+    inner: R,
+    progress: Progress,
+    done: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for ProgressReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        if n == 0 {
+            self.progress.done(self.done);
+        } else {
+            self.progress.update(self.done);
+        }
+        Ok(n)
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(l) = self.line.take() {
+            l.finish_and_clear();
+        }
+    }
 }
 
 impl Progress {
@@ -453,6 +474,16 @@ impl Progress {
             last: None,
             interval,
             sent: 0,
+            line: line::new(what, total),
+        }
+    }
+
+    /// Count the bytes read through `inner`; the last event is sent at its end.
+    pub fn reader<R: std::io::Read>(self, inner: R) -> ProgressReader<R> {
+        ProgressReader {
+            inner,
+            progress: self,
+            done: 0,
         }
     }
 
@@ -463,6 +494,9 @@ impl Progress {
 
     /// Bytes done so far; sends an event when the interval has passed since the last one.
     pub fn update(&mut self, done: u64) {
+        if let Some(l) = &self.line {
+            l.set_position(done);
+        }
         let now = Instant::now();
         let due = match self.last {
             None => now.duration_since(self.started) >= self.interval,
@@ -476,6 +510,9 @@ impl Progress {
 
     /// The final count, always sent.
     pub fn done(&mut self, done: u64) {
+        if let Some(l) = self.line.take() {
+            l.finish_and_clear();
+        }
         self.send(done);
     }
 
@@ -525,17 +562,17 @@ mod tests {
 
     #[test]
     fn handler_config_errors_name_the_key() {
-        let cfg: Value = serde_yaml::from_str("maas: {type: webhook}").unwrap();
+        let cfg: Value = yaml_serde::from_str("maas: {type: webhook}").unwrap();
         let e = parse_handlers(Some(&cfg), &Default::default())
             .err()
             .unwrap();
         assert!(format!("{e:#}").contains("reporting.maas: a webhook needs an 'endpoint'"));
-        let cfg: Value = serde_yaml::from_str("x: {type: carrier-pigeon}").unwrap();
+        let cfg: Value = yaml_serde::from_str("x: {type: carrier-pigeon}").unwrap();
         let e = parse_handlers(Some(&cfg), &Default::default())
             .err()
             .unwrap();
         assert!(format!("{e:#}").contains("unknown type 'carrier-pigeon'"));
-        let cfg: Value = serde_yaml::from_str("logging: null\np: {type: print}").unwrap();
+        let cfg: Value = yaml_serde::from_str("logging: null\np: {type: print}").unwrap();
         assert_eq!(
             parse_handlers(Some(&cfg), &Default::default())
                 .unwrap()
@@ -546,7 +583,7 @@ mod tests {
 
     #[test]
     fn image_identity_from_config_and_sources() {
-        let cfg: Value = serde_yaml::from_str(
+        let cfg: Value = yaml_serde::from_str(
             "image: {name: custom/x, base_image: ubuntu/jammy}\nsources: {00_cmdline: 'dd-gz:http://h/i'}",
         )
         .unwrap();
@@ -554,7 +591,7 @@ mod tests {
         assert_eq!(img["name"], "custom/x");
         assert_eq!(img["base_image"], "ubuntu/jammy");
         assert_eq!(img["type"], "dd-gz");
-        let cfg: Value = serde_yaml::from_str("sources: {a: 'http://h/r.tgz'}").unwrap();
+        let cfg: Value = yaml_serde::from_str("sources: {a: 'http://h/r.tgz'}").unwrap();
         assert_eq!(image_identity(&cfg).unwrap()["type"], "tgz");
     }
 

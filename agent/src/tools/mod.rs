@@ -30,6 +30,10 @@ pub fn package_of(tool: &str) -> &'static str {
         "mkfs.xfs" => "xfsprogs",
         "mkfs.btrfs" => "btrfs-progs",
         "mkfs.vfat" => "dosfstools",
+        "mkfs.f2fs" => "f2fs-tools",
+        "jfs_mkfs" => "jfsutils",
+        "mkntfs" => "ntfs-3g",
+        "mkfs.reiserfs" => "reiserfsprogs",
         "mkswap" | "wipefs" | "blkid" | "swapoff" => "util-linux",
         "lvm" | "pvremove" => "lvm2",
         "mdadm" => "mdadm",
@@ -92,6 +96,10 @@ pub enum FsFamily {
     /// FAT with an optional `-F 12|16|32`.
     Vfat(Option<u8>),
     Swap,
+    F2fs,
+    Jfs,
+    Ntfs,
+    Reiserfs,
 }
 
 impl FsFamily {
@@ -108,7 +116,11 @@ impl FsFamily {
             "fat16" => FsFamily::Vfat(Some(16)),
             "fat32" => FsFamily::Vfat(Some(32)),
             "swap" => FsFamily::Swap,
-            other => bail!("unsupported fs type {other:?} (supported: ext2, ext3, ext4, xfs, btrfs, vfat, fat12, fat16, fat32, swap)"),
+            "f2fs" => FsFamily::F2fs,
+            "jfs" => FsFamily::Jfs,
+            "ntfs" => FsFamily::Ntfs,
+            "reiserfs" => FsFamily::Reiserfs,
+            other => bail!("unsupported fs type {other:?} (supported: ext2, ext3, ext4, xfs, btrfs, vfat, fat12, fat16, fat32, swap, f2fs, jfs, ntfs, reiserfs)"),
         })
     }
 
@@ -121,6 +133,10 @@ impl FsFamily {
             FsFamily::Btrfs => "mkfs.btrfs",
             FsFamily::Vfat(_) => "mkfs.vfat",
             FsFamily::Swap => "mkswap",
+            FsFamily::F2fs => "mkfs.f2fs",
+            FsFamily::Jfs => "jfs_mkfs",
+            FsFamily::Ntfs => "mkntfs",
+            FsFamily::Reiserfs => "mkfs.reiserfs",
         }
     }
 
@@ -132,6 +148,9 @@ impl FsFamily {
             FsFamily::Btrfs => 256,
             FsFamily::Vfat(_) => 11,
             FsFamily::Swap => 15,
+            FsFamily::F2fs => 512,
+            FsFamily::Jfs | FsFamily::Reiserfs => 16,
+            FsFamily::Ntfs => 32,
         }
     }
 
@@ -145,6 +164,10 @@ impl FsFamily {
             FsFamily::Btrfs => "btrfs",
             FsFamily::Vfat(_) => "vfat",
             FsFamily::Swap => "swap",
+            FsFamily::F2fs => "f2fs",
+            FsFamily::Jfs => "jfs",
+            FsFamily::Ntfs => "ntfs",
+            FsFamily::Reiserfs => "reiserfs",
         }
     }
 }
@@ -177,14 +200,19 @@ impl Mkfs<'_> {
                     push(&b.to_string());
                 }
             }
-            FsFamily::Swap => push("--force"),
+            FsFamily::Swap | FsFamily::Ntfs => push("--force"),
+            FsFamily::F2fs | FsFamily::Reiserfs => push("-f"),
+            FsFamily::Jfs => push("-q"),
         }
         if let Some(l) = self.label {
             let l: String = l.chars().take(self.family.label_max()).collect();
             match self.family {
-                FsFamily::Ext(_) | FsFamily::Xfs => push("-L"),
-                FsFamily::Btrfs | FsFamily::Swap => push("--label"),
+                FsFamily::Ext(_) | FsFamily::Xfs | FsFamily::Jfs => push("-L"),
+                FsFamily::Btrfs | FsFamily::Swap | FsFamily::Ntfs | FsFamily::Reiserfs => {
+                    push("--label")
+                }
                 FsFamily::Vfat(_) => push("-n"),
+                FsFamily::F2fs => push("-l"),
             }
             push(&l);
         }
@@ -198,11 +226,16 @@ impl Mkfs<'_> {
                     push("-m");
                     push(&format!("uuid={u}"));
                 }
-                FsFamily::Btrfs | FsFamily::Swap => {
+                FsFamily::Btrfs | FsFamily::Swap | FsFamily::Reiserfs => {
                     push("--uuid");
                     push(u);
                 }
-                FsFamily::Vfat(_) => {}
+                FsFamily::F2fs => {
+                    push("-U");
+                    push(u);
+                }
+                // curtin passes none: the tools pick one, read back with blkid.
+                FsFamily::Vfat(_) | FsFamily::Jfs | FsFamily::Ntfs => {}
             }
         }
         if self.sector_size > 512 {
@@ -226,7 +259,19 @@ impl Mkfs<'_> {
                     push("--sectorsize");
                     push(&s);
                 }
-                FsFamily::Swap => {}
+                FsFamily::F2fs => {
+                    push("-w");
+                    push(&s);
+                }
+                FsFamily::Ntfs => {
+                    push("--sector-size");
+                    push(&s);
+                }
+                FsFamily::Reiserfs => {
+                    push("--block-size");
+                    push(&s);
+                }
+                FsFamily::Swap | FsFamily::Jfs => {}
             }
         }
         if matches!(self.family, FsFamily::Ext(_)) {
@@ -307,6 +352,37 @@ pub fn kernel_supports(what: &str) -> bool {
 pub fn swapoff(dev: &Path) -> Result<()> {
     run("swapoff", &[dev.as_os_str().to_owned()])?;
     Ok(())
+}
+
+/// `blkid -o export DEV`: the `KEY=value` lines (PTUUID, PARTUUID, ...); none for a device
+/// blkid finds nothing on (its exit 2).
+pub fn blkid_export(dev: &Path) -> Result<Vec<(String, String)>> {
+    let out = Command::new(require("blkid")?)
+        .args(["-o", "export"])
+        .arg(dev)
+        .output()
+        .context("running blkid")?;
+    Ok(key_values(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// `udevadm info --query=property --name=DEV` (ID_SERIAL, ID_WWN, ...); none without udev.
+pub fn udev_properties(dev: &Path) -> Result<Vec<(String, String)>> {
+    let Some(exe) = which("udevadm") else {
+        return Ok(vec![]);
+    };
+    let out = Command::new(exe)
+        .args(["info", "--query=property", "--name"])
+        .arg(dev)
+        .output()
+        .context("running udevadm info")?;
+    Ok(key_values(&String::from_utf8_lossy(&out.stdout)))
+}
+
+fn key_values(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
 }
 
 /// The file system UUID of a device (`blkid -o value -s UUID`), if it has one.

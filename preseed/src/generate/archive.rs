@@ -1,7 +1,7 @@
 //! `apt:` for Ubuntu bases (maas-preseed.md §1.3.2). Custom images always get the one-line
 //! sources format, even on a noble base (MAAS tests the deployed OS, which is `custom`).
 
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use super::machine::Machine;
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 /// One machine, as MAAS knows it at deploy time.
 #[derive(Debug, Clone, Deserialize)]
@@ -24,17 +24,17 @@ pub struct Machine {
     #[serde(default)]
     pub layout: Layout,
     /// Size of an ext4 `/boot` partition (flat and lvm layouts); none by default.
-    #[serde(default, deserialize_with = "opt_size")]
+    #[serde(default, deserialize_with = "crate::size::de_opt")]
     pub boot_size: Option<u64>,
     /// Size of the root partition (flat) or physical volume (lvm); the rest of the disk by default.
-    #[serde(default, deserialize_with = "opt_size")]
+    #[serde(default, deserialize_with = "crate::size::de_opt")]
     pub root_size: Option<u64>,
     /// lvm layout: volume group and logical volume names and the LV size (whole VG by default).
     #[serde(default)]
     pub vg_name: Option<String>,
     #[serde(default)]
     pub lv_name: Option<String>,
-    #[serde(default, deserialize_with = "opt_size")]
+    #[serde(default, deserialize_with = "crate::size::de_opt")]
     pub lv_size: Option<u64>,
     /// `layout: custom`: the partitions to make, in order.
     #[serde(default)]
@@ -49,7 +49,7 @@ pub struct Machine {
     #[serde(default)]
     pub cache_mode: Option<String>,
     /// bcache layout: the cache partition's size (the whole cache disk by default).
-    #[serde(default, deserialize_with = "opt_size")]
+    #[serde(default, deserialize_with = "crate::size::de_opt")]
     pub cache_size: Option<u64>,
     /// bcache layout: use the whole cache disk, no partition table on it.
     #[serde(default)]
@@ -76,7 +76,7 @@ pub struct Machine {
     #[serde(default)]
     pub kernel_crash_dumps: bool,
     /// Swap file size for non-custom images (custom images never get `swap`).
-    #[serde(default, deserialize_with = "opt_size")]
+    #[serde(default, deserialize_with = "crate::size::de_opt")]
     pub swap_size: Option<u64>,
     /// Kernel package for non-custom images (custom images never get `kernel`).
     #[serde(default)]
@@ -120,7 +120,7 @@ pub struct Disk {
     /// A stable path such as `/dev/disk/by-id/...`, used when there is no serial.
     #[serde(default)]
     pub path: Option<String>,
-    #[serde(deserialize_with = "size")]
+    #[serde(deserialize_with = "crate::size::de")]
     pub size: u64,
     #[serde(default = "default_block_size")]
     pub block_size: u64,
@@ -173,7 +173,7 @@ pub enum Layout {
 pub struct CustomPartition {
     pub disk: String,
     /// Bytes or a size string; absent means the rest of the disk.
-    #[serde(default, deserialize_with = "opt_size")]
+    #[serde(default, deserialize_with = "crate::size::de_opt")]
     pub size: Option<u64>,
     #[serde(default)]
     pub fstype: Option<String>,
@@ -244,7 +244,7 @@ pub struct Interface {
     pub addresses: Vec<Address>,
     /// Extra per-interface keys copied through, e.g. `accept-ra: true`.
     #[serde(default)]
-    pub params: BTreeMap<String, serde_yaml::Value>,
+    pub params: BTreeMap<String, yaml_serde::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -256,7 +256,7 @@ pub struct Bond {
     /// Bonding parameters, with or without the `bond-` prefix: miimon, lacp-rate,
     /// xmit-hash-policy, updelay, downdelay, num-grat-arp, num-unsol-na.
     #[serde(default)]
-    pub params: BTreeMap<String, serde_yaml::Value>,
+    pub params: BTreeMap<String, yaml_serde::Value>,
     /// The bond's MAC; the first member's by default.
     #[serde(default)]
     pub mac: Option<String>,
@@ -379,69 +379,5 @@ impl Machine {
     /// The metadata root with exactly one trailing slash.
     pub fn metadata_root(&self) -> String {
         format!("{}/", self.metadata_url.trim_end_matches('/'))
-    }
-}
-
-/// Parse curtin-style sizes: bytes, or a number with a binary unit (`K`, `M`, `G`, `T`, with
-/// an optional `B`/`iB`), as curtin's human2bytes reads them.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let unit = unit.trim();
-    let mult: u64 = match unit
-        .to_ascii_uppercase()
-        .trim_end_matches("IB")
-        .trim_end_matches('B')
-    {
-        "" => 1,
-        "K" => 1 << 10,
-        "M" => 1 << 20,
-        "G" => 1 << 30,
-        "T" => 1 << 40,
-        "P" => 1 << 50,
-        _ => return Err(format!("unknown size unit {unit:?} in {text:?}")),
-    };
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (e.g. 500G or 536870912)"))?;
-    if value < 0.0 {
-        return Err(format!("{text:?} is negative"));
-    }
-    Ok((value * mult as f64) as u64)
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum SizeRepr {
-    Int(u64),
-    Text(String),
-}
-
-fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    match SizeRepr::deserialize(d)? {
-        SizeRepr::Int(n) => Ok(n),
-        SizeRepr::Text(s) => parse_size(&s).map_err(serde::de::Error::custom),
-    }
-}
-
-fn opt_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    size(d).map(Some)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("500G").unwrap(), 500 << 30);
-        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
-        assert_eq!(parse_size("1.5G").unwrap(), 3 << 29);
-        assert_eq!(parse_size("4096").unwrap(), 4096);
-        assert!(parse_size("12Q").is_err());
-        assert!(parse_size("big").is_err());
     }
 }

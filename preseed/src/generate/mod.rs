@@ -3,7 +3,7 @@
 //! (maas-preseed.md §1.2) or merged; the ephemeral OS user-data that runs `deployer install`;
 //! and MAAS's upload rules for the resource.
 //!
-//! Everything is built as `serde_yaml::Value` mappings in MAAS's key order, so that what we
+//! Everything is built as `yaml_serde::Value` mappings in MAAS's key order, so that what we
 //! print is what the agent loads.
 
 pub mod archive;
@@ -15,7 +15,7 @@ pub mod storage;
 pub mod template;
 pub mod userdata;
 
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 pub use machine::Machine;
 pub use resource::{Checked, Resource, ResourceErrors};
@@ -62,23 +62,26 @@ pub fn parse_resource(origin: &str, text: &str) -> Result<Resource, Error> {
     parse(origin, text)
 }
 
+/// Read with the config reader (PyYAML's YAML 1.1), then type; errors name the line, column
+/// and key path, as config errors do.
 fn parse<T: serde::de::DeserializeOwned>(origin: &str, text: &str) -> Result<T, Error> {
-    let de = serde_yaml::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let mut inner = e.into_inner().to_string();
-        // serde_yaml prefixes part of the path itself; keep ours, the full one.
-        if let Some((head, rest)) = inner.split_once(": ") {
-            if !head.contains(' ') && path.starts_with(head) {
-                inner = rest.to_string();
-            }
-        }
+    let read = crate::yaml::read(text).map_err(|e| Error::Parse {
+        origin: format!("{origin}:{}:{}", e.line, e.column),
+        message: e.message,
+    })?;
+    crate::config::typed(&read.value).map_err(|issue| {
+        let at = read
+            .marks
+            .at(&issue.path)
+            .map(|m| format!(":{}:{}", m.line, m.column))
+            .unwrap_or_default();
+        let path = issue.path_string();
         Error::Parse {
-            origin: origin.to_string(),
-            message: if path == "." {
-                inner
+            origin: format!("{origin}{at}"),
+            message: if path.is_empty() {
+                issue.message
             } else {
-                format!("{path}: {inner}")
+                format!("{path}: {}", issue.message)
             },
         }
     })

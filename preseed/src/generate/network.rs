@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use super::machine::{Address, AddressMode, Machine};
 use super::{seq, GenError};

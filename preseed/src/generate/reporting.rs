@@ -1,6 +1,6 @@
 //! The reporting, install and cloudconfig fragments (maas-preseed.md §1.3.3, §1.3.7).
 
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use super::machine::Machine;
 use super::seq;

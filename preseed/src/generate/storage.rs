@@ -10,7 +10,7 @@
 //! `vmfs7` (ESXi's fixed partitions and `datastore1`), `blank`, and `custom` (partitions,
 //! md arrays of them, dm_crypt on either).
 
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use super::machine::{BootMode, CustomPartition, Disk, Layout, Machine, PtableKind};
 use super::{seq, GenError};

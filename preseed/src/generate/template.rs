@@ -2,7 +2,7 @@
 //! (maas-preseed.md §1.3.8-1.3.9, §7): debconf selections and the late commands, including the
 //! custom-image dependency checks with MAAS's exact keys and messages.
 
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use super::machine::Machine;
 use super::resource::Checked;

@@ -2,7 +2,7 @@
 //! reporting, then instead of curtin's self-extracting installer, `deployer install` on the
 //! generated config. The reboot is guarded as MAAS guards it: `test ! -e /tmp/block-reboot`.
 
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use super::machine::Machine;
 use super::{reporting, seq, Generated};
