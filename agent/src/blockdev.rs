@@ -246,6 +246,45 @@ pub fn resize_partition(f: &File, p: Part) -> io::Result<()> {
     blkpg(f, BLKPG_RESIZE, p)
 }
 
+/// A whole disk held with `flock(LOCK_EX)` while it is being partitioned and formatted: udevd
+/// (systemd's block device locking) then neither re-reads its partition table behind our back
+/// when a writer closes it — which drops and re-adds every partition node, so a node that was
+/// just made vanishes for a moment — nor probes it half-written. Released on drop; the caller
+/// settles udev afterwards.
+pub struct DiskLock(#[allow(dead_code)] File);
+
+/// How many [`DiskLock`]s this process holds: udev's queue cannot drain while one is held
+/// (it postpones events of locked disks), so `udevadm settle` would only sit out its timeout.
+static LOCKS_HELD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// `udevadm settle`, unless a [`DiskLock`] is held (then after it is released).
+pub fn settle() {
+    if LOCKS_HELD.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        tools::udevadm_settle();
+    }
+}
+
+impl DiskLock {
+    pub fn take(disk: &Path) -> Result<DiskLock> {
+        let f = File::open(disk).with_context(|| format!("opening {}", disk.display()))?;
+        // SAFETY: flock on a descriptor owned here.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io::Error::last_os_error())
+                .with_context(|| format!("locking {} against udev", disk.display()));
+        }
+        LOCKS_HELD.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(DiskLock(f))
+    }
+}
+
+impl Drop for DiskLock {
+    fn drop(&mut self) {
+        LOCKS_HELD.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        // udevd saw the closes it could not act on while locked: let it catch up now.
+        settle();
+    }
+}
+
 /// Make the kernel see the table now on `disk`: read it, then [`sync_partitions`] and settle
 /// udev. Returns the partitions and their nodes.
 pub fn reread_partitions(disk: &Path) -> Result<Vec<(Part, PathBuf)>> {
@@ -254,7 +293,7 @@ pub fn reread_partitions(disk: &Path) -> Result<Vec<(Part, PathBuf)>> {
     let table = read_table(&mut f, sector)?;
     let parts = table.map(|t| t.parts).unwrap_or_default();
     sync_partitions(&f, disk, &parts)?;
-    tools::udevadm_settle();
+    settle();
     Ok(parts
         .into_iter()
         .map(|p| (p, partition_path(disk, p.number)))

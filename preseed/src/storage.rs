@@ -125,25 +125,26 @@ impl Item {
     /// curtin's zpool, zfs, dasd, nvme_controller, device and image types, ZFS roots, iSCSI
     /// and multipath disks, and IMSM/DDF container arrays.
     pub fn unsupported(&self) -> Option<String> {
-        let why = match self {
-            Item::Other(_) => String::new(),
-            Item::Disk(d) if d.multipath.is_some() => format!(
-                " (on multipath {})",
-                d.multipath.as_deref().unwrap_or_default()
+        let (what, why) = match self {
+            Item::Other(_) => (String::new(), String::new()),
+            Item::Disk(d) if d.multipath.is_some() => (
+                " on multipath".into(),
+                format!(" ({})", d.multipath.as_deref().unwrap_or_default()),
             ),
-            Item::Disk(d) if d.path.as_deref().is_some_and(|p| p.starts_with("iscsi:")) => {
-                format!(" (on iSCSI {})", d.path.as_deref().unwrap_or_default())
-            }
+            Item::Disk(d) if d.path.as_deref().is_some_and(|p| p.starts_with("iscsi:")) => (
+                " on iSCSI".into(),
+                format!(" ({})", d.path.as_deref().unwrap_or_default()),
+            ),
             Item::Format(f) if f.fstype == Fstype::Zfsroot => {
-                " (fstype zfsroot: a ZFS pool for /)".into()
+                (" with fstype zfsroot".into(), " (a ZFS pool for /)".into())
             }
             Item::Raid(r) if r.container.is_some() || r.raidlevel == RaidLevel::Container => {
-                " (a container array)".into()
+                (String::new(), " (a container array)".into())
             }
             _ => return None,
         };
         Some(format!(
-            "not supported yet: {} id={}{why}",
+            "not supported yet: {} id={}{what}{why}",
             self.type_name(),
             self.id()
         ))

@@ -433,7 +433,7 @@ fn unsupported_types_say_so() {
     // The layers are installable; the first item that is not is named.
     assert_eq!(
         s.check_supported().unwrap_err(),
-        "not supported yet: disk id=m (a multipath disk)"
+        "not supported yet: disk id=m on multipath (mpatha)"
     );
     for (id, want) in [
         ("z", "not supported yet: zpool id=z"),
@@ -447,7 +447,7 @@ fn unsupported_types_say_so() {
     let iscsi = load("storage:\n  version: 1\n  config:\n    - {id: d, type: disk, path: 'iscsi:10.0.0.1::3260:1:iqn.x'}\n").unwrap();
     assert_eq!(
         iscsi.config.storage.unwrap().check_supported().unwrap_err(),
-        "not supported yet: disk id=d (an iSCSI disk)"
+        "not supported yet: disk id=d on iSCSI (iscsi:10.0.0.1::3260:1:iqn.x)"
     );
 }
 

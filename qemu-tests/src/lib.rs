@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod ephemeral;
 pub mod image;
+pub mod lane;
 pub mod phase;
 pub mod scenario;
 pub mod seed;

@@ -5,14 +5,17 @@
 //! `DEPLOYER_QEMU=0` skips them); one alone: `cargo test -p qemu-tests --test scenarios NAME
 //! -- --nocapture`.
 
+/// The storage layers of issue 14 (RAID, LVM, bcache, LUKS, redeploy, LVM dd image): in this
+/// binary so that its long run shares the VM lanes with the scenarios above.
+#[path = "scenarios/storage.rs"]
+mod storage;
+
 use qemu_tests::image::{self, CLOUD_ROOT, HOOKS_DISK, NO_CLOUD_INIT_ROOT};
 use qemu_tests::scenario::{check_oauth, ext4_size, partition_extent, stage_events, Deployment};
 use qemu_tests::vm::DEFAULT_MAC;
 use qemu_tests::{harness_unavailable, skip, Phases};
-use std::sync::Mutex;
 use std::time::Duration;
 
-static SERIAL: Mutex<()> = Mutex::new(());
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 
@@ -27,12 +30,12 @@ const STAGES: &[&str] = &[
     "late",
 ];
 
-fn gate(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
+fn gate(test: &str) -> Option<qemu_tests::lane::Lane> {
     if let Some(why) = harness_unavailable() {
         skip(test, &why);
         return None;
     }
-    Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
+    Some(qemu_tests::lane::acquire())
 }
 
 /// MAAS's custom-image checks, as its preseed sends them (late_commands 98 and 99).

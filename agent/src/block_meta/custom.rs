@@ -324,6 +324,13 @@ fn clear(plan: &Plan, target: &Path) -> Result<()> {
 /// Run the storage config against the machine; mounts go under `target`.
 pub fn apply(storage: &Storage, target: &Path) -> Result<Outcome> {
     let plan = plan(storage)?;
+    // Held until everything is made and mounted (see DiskLock).
+    let _locks = plan
+        .tables
+        .iter()
+        .filter(|t| !t.preserve)
+        .map(|t| blockdev::DiskLock::take(&t.found.path))
+        .collect::<Result<Vec<_>>>()?;
     clear(&plan, target)?;
     let mut ctx = Ctx {
         sys: Sysfs::default(),

@@ -8,7 +8,7 @@
 //!
 //! The boots report through a systemd unit the config installs (cloud-init is switched off:
 //! it costs minutes under TCG and is not what this tests). One alone:
-//! `scripts/build-static && cargo test -p qemu-tests --test storage -- --nocapture`.
+//! `scripts/build-static && cargo test -p qemu-tests --test scenarios storage:: -- --nocapture`.
 
 use qemu_tests::image::{self, LvmDiskRecipe, CLOUD_ROOT, LVM_LV, LVM_VG};
 use qemu_tests::scenario::{stage_events, Deployment};
@@ -234,6 +234,7 @@ fn raid_lvm_bcache_luks_then_redeploy_over_them() {
         skip("raid_lvm_bcache_luks_then_redeploy_over_them", &why);
         return;
     }
+    let _lane = qemu_tests::lane::acquire();
     let mut ph = Phases::new("storage");
     let (tgz, _) = ph
         .run("image tgz (cached)", || image::tgz(&CLOUD_ROOT))
