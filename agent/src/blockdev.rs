@@ -62,6 +62,8 @@ pub struct Target {
     pub is_block: bool,
     /// A file we just created (or found empty): every unwritten byte reads as zero.
     pub fresh: bool,
+    /// The file did not exist: a failed write removes it rather than leave a stub behind.
+    pub created: bool,
 }
 
 /// Size in bytes of a block device or file.
@@ -121,6 +123,7 @@ pub fn open_target(path: &Path) -> Result<Target> {
             sector,
             is_block,
             fresh: false,
+            created: false,
         });
     }
     if let Ok(m) = &meta {
@@ -132,6 +135,7 @@ pub fn open_target(path: &Path) -> Result<Target> {
         }
     }
     let fresh = meta.as_ref().map(|m| m.len() == 0).unwrap_or(true);
+    let created = meta.is_err();
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -149,6 +153,7 @@ pub fn open_target(path: &Path) -> Result<Target> {
         sector: 512,
         is_block: false,
         fresh,
+        created,
     })
 }
 

@@ -134,6 +134,7 @@ pub fn write_image(mut req: Request) -> Result<Summary> {
     let t0 = Instant::now();
     let mut phases = Phases::new();
     let mut target = blockdev::open_target(&req.target).kind(Kind::Storage)?;
+    let created = target.created;
     let mut state = WriteState {
         wiped: false,
         identified: None,
@@ -153,6 +154,12 @@ pub fn write_image(mut req: Request) -> Result<Summary> {
     let (found, digests, image_size, progress) = match res {
         Ok(v) => v,
         Err(e) => {
+            if created {
+                // Nothing was there before: leave nothing (a 404 used to leave an empty file).
+                drop(target);
+                remove_created(&req.target);
+                return Err(e);
+            }
             if state.wiped {
                 let size = blockdev::size_of(&target.file).unwrap_or(0);
                 if let Err(w) = blockdev::wipe_ends(&target.file, size) {
@@ -190,7 +197,11 @@ pub fn write_image(mut req: Request) -> Result<Summary> {
         Err(e) => {
             // The image is on the disk but unusable (no root, a failed grow): leave nothing
             // that a firmware would try to boot, as after any other failure.
-            wipe_after_failure(&req.target);
+            if created {
+                remove_created(&req.target);
+            } else {
+                wipe_after_failure(&req.target);
+            }
             return Err(e);
         }
     };
@@ -211,6 +222,13 @@ pub fn write_image(mut req: Request) -> Result<Summary> {
 }
 
 type Written = (Found, Digests, u64, Arc<Progress>);
+
+/// Remove the image file this run created, after a failure.
+fn remove_created(path: &std::path::Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        tracing::error!("removing {} after the failure: {e}", path.display());
+    }
+}
 
 /// One pass over the source: checks of what it announces, then the stream onto the disk.
 fn write_pass(

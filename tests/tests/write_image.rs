@@ -462,6 +462,43 @@ fn http_404_fails_at_once() {
     assert_untouched(&d, &first, &last);
 }
 
+#[test]
+fn failure_onto_a_new_image_file_leaves_no_file() {
+    require_root();
+    let fx = fixtures();
+    let dir = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    let srv = Server::start();
+    let out = dir.path().join("new.img");
+    let r = write_image(
+        &[
+            &format!("dd-gz:{}", srv.url("/nope.gz")),
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    fails(&r, 4, "HTTP 404");
+    assert!(!out.exists(), "a failed write left {}", out.display());
+    // A checksum failure after the whole stream was written: the same.
+    let src = format!("dd-xz:{}", fx.dir.join("disk.img.xz").display());
+    let r = write_image(
+        &[&src, out.to_str().unwrap(), "--sha256", &"0".repeat(64)],
+        &[],
+    );
+    assert_ne!(r.code, 0);
+    assert!(!out.exists(), "a failed write left {}", out.display());
+    // An image file that was there before is kept (and wiped at both ends, as a disk is).
+    std::fs::write(&out, vec![7u8; 1 << 20]).unwrap();
+    let r = write_image(
+        &[
+            &format!("dd-gz:{}", srv.url("/nope.gz")),
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    fails(&r, 4, "HTTP 404");
+    assert_eq!(std::fs::read(&out).unwrap(), vec![7u8; 1 << 20]);
+}
+
 fn sgdisk_clean(d: &LoopDisk) {
     let out = sh(&format!("sgdisk -v {}", d.dev.display()));
     assert!(out.contains("No problems found"), "sgdisk -v:\n{out}");
