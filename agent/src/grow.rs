@@ -85,6 +85,26 @@ pub fn grow_root(disk: &Path, root: &RootFound) -> Result<GrowOutcome> {
         );
     };
     let last = table.parts.iter().all(|p| p.start <= part.start);
+    // A filesystem we cannot grow (NTFS, FAT...) keeps its partition as the image made it: a
+    // grown partition around it would help nothing, and a failure here wipes the disk. curtin
+    // never grows dd images; Windows extends its own partition on first boot.
+    let lv = logical_volume(&root.device);
+    let fs = tools::blkid_type(&root.device).unwrap_or_default();
+    if lv.is_none() && !growable(&fs) {
+        if table.kind == TableKind::Gpt {
+            grow_gpt(&mut f, sector, part, false)?;
+            f.sync_all()?;
+        }
+        return Ok(GrowOutcome::Skipped(format!(
+            "the root {} holds {}, which deployer does not grow",
+            root.device.display(),
+            if fs.is_empty() {
+                "no filesystem blkid knows".to_string()
+            } else {
+                format!("a {fs} filesystem")
+            }
+        )));
+    }
     let new = match table.kind {
         TableKind::Gpt => grow_gpt(&mut f, sector, part, last)?,
         TableKind::Msdos => grow_msdos(&f, sector, disk_size, part, last)?,
@@ -107,7 +127,7 @@ pub fn grow_root(disk: &Path, root: &RootFound) -> Result<GrowOutcome> {
         drop(f);
         blockdev::reread_partitions(disk)?;
     }
-    if let Some(lv) = logical_volume(&root.device) {
+    if let Some(lv) = lv {
         let pv = blockdev::partition_path(disk, part.number);
         return grow_lvm(&root.device, &lv, &pv);
     }
@@ -270,10 +290,15 @@ fn grow_msdos(
     }))
 }
 
+/// The filesystems [`grow_fs`] grows.
+fn growable(fs: &str) -> bool {
+    matches!(fs, "ext2" | "ext3" | "ext4" | "xfs" | "btrfs")
+}
+
 /// Grow the filesystem on `dev` to `len` bytes; returns its type.
 fn grow_fs(dev: &Path, len: u64) -> Result<String> {
     let fs = tools::blkid_type(dev).unwrap_or_default();
-    if !matches!(fs.as_str(), "ext2" | "ext3" | "ext4" | "xfs" | "btrfs") {
+    if !growable(&fs) {
         bail!(
             "growing a {fs:?} filesystem is not supported (on {})",
             dev.display()

@@ -21,7 +21,7 @@ pub fn run(g: &crate::cli::Global, a: &crate::cli::TargetArgs) -> Result<()> {
     let root = TargetRoot::open(&wd.target).kind(Kind::Storage)?;
     const FINALIZE: &str = "curtin/finalize";
     let r = if root.is_file(FINALIZE) {
-        root.real_path(FINALIZE)
+        root.exec_path(FINALIZE)
             .and_then(|finalize| run_target_hook(&wd, &finalize))
     } else {
         Ok(())

@@ -888,3 +888,57 @@ fn builtin_curthooks_follow_the_images_links_inside_the_target() {
         .contains("LABEL=cloudimg-rootfs"));
     assert_eq!(root.extra_mounts(), Vec::<String>::new());
 }
+
+#[test]
+fn linked_hooks_keep_their_name_and_the_image_check_follows_the_hook() {
+    // centos6's shape: `curtin-hooks` and `finalize` link to one wrapper that runs "$0.py";
+    // and the image has no cloud-init until its hook installs it (xenserver8's shape).
+    let root = Root::new("centos", None, false);
+    let t = root.mnt.to_string_lossy().into_owned();
+    write_exec(
+        &root.path("curtin/python_wrapper"),
+        "#!/bin/sh\nset -e\nbase=$(basename \"$0\")\necho \"$base\" >> \"$TARGET_MOUNT_POINT/ran\"\n\
+         test -f \"$0.py\"\n\
+         if [ \"$base\" = curtin-hooks ]; then\n\
+         printf '#!/bin/sh\\necho 24.1\\n' > \"$TARGET_MOUNT_POINT/usr/bin/cloud-init\"\n\
+         chmod 755 \"$TARGET_MOUNT_POINT/usr/bin/cloud-init\"\nfi\n",
+    );
+    for name in ["curtin-hooks", "finalize"] {
+        std::os::unix::fs::symlink("python_wrapper", root.path(&format!("curtin/{name}"))).unwrap();
+        fs::write(root.path(&format!("curtin/{name}.py")), "").unwrap();
+    }
+    let cfg = root._dir.path().join("cfg.yaml");
+    fs::write(&cfg, "{}\n").unwrap();
+    for stage in ["curthooks", "hook"] {
+        let out = deployer(
+            &[stage, "-c", cfg.to_str().unwrap(), "--target-mount", &t],
+            &[],
+        );
+        assert!(out.status.success(), "{stage}: {}", text(&out));
+    }
+    assert_eq!(root.read("ran"), "curtin-hooks\nfinalize\n");
+    // A hook that leaves no cloud-init behind: MAAS's message, after the hook ran.
+    fs::remove_file(root.path("usr/bin/cloud-init")).unwrap();
+    fs::remove_file(root.path("curtin/curtin-hooks")).unwrap();
+    write_exec(
+        &root.path("curtin/curtin-hooks"),
+        "#!/bin/sh\ntouch \"$TARGET_MOUNT_POINT/hook-ran\"\n",
+    );
+    let out = deployer(
+        &[
+            "curthooks",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--target-mount",
+            &t,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    assert!(
+        text(&out).contains("cloud-init not detected"),
+        "{}",
+        text(&out)
+    );
+    assert!(root.path("hook-ran").exists());
+}

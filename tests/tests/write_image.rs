@@ -653,3 +653,35 @@ fn proxy_from_the_config() {
     assert_image_on(&d, &fx.image);
     assert_eq!(srv.requests()[0].path, url);
 }
+
+#[test]
+fn root_that_cannot_grow_is_left_as_made() {
+    // A root filesystem deployer does not grow (NTFS in a Windows image; squashfs here, which
+    // this host can mount): the install goes on with the partition as the image made it, and
+    // the GPT's backup header still moves to the disk's end.
+    require_root();
+    let dir = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("curtin")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/os-release"), "ID=demo\n").unwrap();
+    let img = dir.path().join("disk.img");
+    let fs = dir.path().join("root.sqfs");
+    sh(&format!(
+        "mksquashfs {} {} -quiet -noappend && truncate -s 40M {} && sgdisk -o -n1:2048:+32M {} >/dev/null && dd if={} of={} bs=1M seek=1 conv=notrunc status=none",
+        root.display(), fs.display(), img.display(), img.display(), fs.display(), img.display()
+    ));
+    let d = LoopDisk::new(160 * MIB);
+    let j = ok(&write_image(
+        &[&format!("dd-raw:{}", img.display()), dev(&d), "--json"],
+        &[],
+    ));
+    assert_eq!(j["grown"], false, "{j}");
+    let why = j["grow"].as_str().unwrap();
+    assert!(
+        why.contains("squashfs") && why.contains("does not grow"),
+        "{why}"
+    );
+    assert_eq!(part_size(&d, 1), 32 * MIB);
+    sgdisk_clean(&d);
+}

@@ -64,9 +64,7 @@ pub fn run_stage(wd: &WorkingDir, cfg: &Value) -> Result<()> {
     if !target.is_dir() {
         return Err(anyhow!("target {} is not a directory", target.display())).kind(Kind::Storage);
     }
-    if image_check_enabled(cfg) {
-        image_check::check_target(target, false)?;
-    }
+    let check = image_check_enabled(cfg);
     let mode = mode(cfg);
     if !matches!(mode.as_str(), "auto" | "target" | "builtin") {
         return Err(anyhow!(
@@ -82,9 +80,18 @@ pub fn run_stage(wd: &WorkingDir, cfg: &Value) -> Result<()> {
     }
     const HOOK: &str = "curtin/curtin-hooks";
     if mode != "builtin" && root.is_file(HOOK) {
-        let hook = root.real_path(HOOK)?;
+        let hook = root.exec_path(HOOK)?;
         tracing::info!("running the image's {}", hook.display());
-        return crate::hook::run_target_hook(wd, &hook);
+        crate::hook::run_target_hook(wd, &hook)?;
+        // After the hook, as MAAS checks in its late commands: a hook may install cloud-init
+        // (packer-maas's xenserver8 does).
+        if check {
+            image_check::check_target(target, false)?;
+        }
+        return Ok(());
+    }
+    if check {
+        image_check::check_target(target, false)?;
     }
     builtin(wd, cfg)
 }

@@ -348,6 +348,23 @@ impl TargetRoot {
         fd_path(&fd).with_context(|| self.ctx("resolving", rel))
     }
 
+    /// The host path to execute `rel` by. Its own name inside the target when the kernel,
+    /// following a linked leaf from there, reaches the same file as [`Self::real_path`]
+    /// (centos6's `curtin-hooks -> python_wrapper` runs `"$0.py"`, so the name must stay);
+    /// else the resolved path, so that a link can never make us run a host file.
+    pub fn exec_path(&self, rel: impl AsRef<Path>) -> Result<PathBuf> {
+        let rel = rel.as_ref();
+        let real = self.real_path(rel)?;
+        let (Some(parent), Some(leaf)) = (rel.parent(), rel.file_name()) else {
+            return Ok(real);
+        };
+        let named = self.real_path(parent)?.join(leaf);
+        Ok(match std::fs::canonicalize(&named) {
+            Ok(c) if c == real => named,
+            _ => real,
+        })
+    }
+
     // ----- reading ------------------------------------------------------------------------
 
     /// Open an existing regular file for reading (leaf links followed inside the root).
