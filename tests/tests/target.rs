@@ -734,11 +734,86 @@ fn builtin_curthooks_missing_tool_names_the_package() {
         Vec::<String>::new(),
         "torn down on failure"
     );
-    // A non-Debian target without a hook: told to ship one.
-    let root = Root::new("rocky", Some(true), false);
+    // A target of neither family without a hook: told to ship one.
+    let root = Root::new("arch", Some(true), false);
     let out = run_builtin(&root, BUILTIN_CFG);
     assert!(!out.status.success());
     assert!(text(&out).contains("curtin-hooks"), "{}", text(&out));
+    // A RHEL-family one missing grub2-mkconfig: the package named.
+    let root = Root::new("rocky", Some(true), false);
+    write_exec(&root.path("usr/sbin/grub2-install"), &stub("grub2-install"));
+    let out = run_builtin(&root, BUILTIN_CFG);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("grub2-mkconfig is not in the target image: install the grub2-tools package"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn builtin_curthooks_on_the_rhel_family() {
+    // packer-maas's rocky/rhel/centos images have no hook: curtin's redhat builtin hooks.
+    let root = Root::new("rocky", Some(true), false);
+    for t in ["grub2-install", "grub2-mkconfig", "dracut"] {
+        write_exec(&root.path(&format!("usr/sbin/{t}")), &stub(t));
+    }
+    fs::create_dir_all(root.path("boot")).unwrap();
+    for f in [
+        "vmlinuz-5.14.0-427.el9.x86_64",
+        "vmlinuz-0-rescue-0123456789abcdef",
+    ] {
+        fs::write(root.path(&format!("boot/{f}")), "").unwrap();
+    }
+    fs::create_dir_all(root.path("etc/default")).unwrap();
+    fs::write(
+        root.path("etc/default/grub"),
+        "GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_ENABLE_BLSCFG=true\n",
+    )
+    .unwrap();
+    let cfg = format!(
+        "{BUILTIN_CFG}  - {{id: p1, type: partition, device: sda, size: 1G}}\n  - {{id: vg0, type: lvm_volgroup, name: vg0, devices: [p1]}}\n"
+    );
+    let out = run_builtin(&root, &cfg);
+    assert!(out.status.success(), "{}", text(&out));
+    let tools = root.read(TOOL_LOG);
+    assert_eq!(
+        tools.lines().map(str::trim).collect::<Vec<_>>(),
+        [
+            "dracut -f /boot/initramfs-5.14.0-427.el9.x86_64.img 5.14.0-427.el9.x86_64",
+            "grub2-install /dev/vda",
+            "grub2-mkconfig -o /boot/grub2/grub.cfg",
+        ],
+    );
+    assert_eq!(
+        root.read("etc/dracut.conf.d/50-curtin-storage.conf"),
+        "# Written by curtin for custom storage config\nadd_dracutmodules+=\" lvm\"\nlvmconf=\"yes\"\n"
+    );
+    let grub = root.read("etc/default/grub");
+    assert!(grub.starts_with("GRUB_TIMEOUT=5\n"), "{grub}");
+    assert!(grub.contains("GRUB_ENABLE_BLSCFG=true"), "{grub}");
+    assert!(grub.contains("rd.auto=1\""), "{grub}");
+    assert_eq!(
+        grub.matches("GRUB_CMDLINE_LINUX_DEFAULT=").count(),
+        1,
+        "{grub}"
+    );
+    assert!(grub.contains("GRUB_DISABLE_OS_PROBER=\"true\""), "{grub}");
+    assert!(root.path(".autorelabel").is_file());
+    // The network goes to cloud-init (which renders sysconfig), never netplan or ENI.
+    let pass: yaml_serde::Value =
+        yaml_serde::from_str(&root.read("etc/cloud/cloud.cfg.d/50-curtin-networking.cfg")).unwrap();
+    let given: yaml_serde::Value = yaml_serde::from_str(BUILTIN_CFG).unwrap();
+    assert_eq!(pass["network"], given["network"]);
+    assert!(!root.path("etc/network/interfaces").exists());
+    assert!(root
+        .read("etc/cloud/cloud.cfg.d/95-cloudconfig-maas-datasource.cfg")
+        .contains("metadata_url"));
+    assert!(root
+        .read("etc/fstab")
+        .ends_with("LABEL=cloudimg-rootfs / ext4 defaults 0 1\n"));
+    assert_eq!(root.extra_mounts(), Vec::<String>::new());
 }
 
 #[test]

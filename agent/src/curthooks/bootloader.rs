@@ -12,9 +12,9 @@ use crate::error::{Kind, KindExt};
 use crate::target::{Chroot, TargetRoot};
 
 /// A tool in the target and the Debian package that ships it.
-struct TargetTool {
-    name: &'static str,
-    package: &'static str,
+pub(super) struct TargetTool {
+    pub name: &'static str,
+    pub package: &'static str,
 }
 
 const GRUB_INSTALL_BIOS: TargetTool = TargetTool {
@@ -34,7 +34,7 @@ const UPDATE_INITRAMFS: TargetTool = TargetTool {
     package: "initramfs-tools",
 };
 
-fn require(chroot: &Chroot, t: &TargetTool) -> Result<()> {
+pub(super) fn require(chroot: &Chroot, t: &TargetTool) -> Result<()> {
     let found = ["usr/sbin", "sbin", "usr/bin", "bin", "usr/local/sbin"]
         .iter()
         .any(|d| chroot.files().is_executable(format!("{d}/{}", t.name)));
@@ -51,7 +51,7 @@ fn require(chroot: &Chroot, t: &TargetTool) -> Result<()> {
     }
 }
 
-fn run_in(chroot: &Chroot, argv: &[&str]) -> Result<()> {
+pub(super) fn run_in(chroot: &Chroot, argv: &[&str]) -> Result<()> {
     // Announced before it runs: these take minutes on a slow machine, and the console shows
     // which one a stalled install is in.
     tracing::info!("running `{}` in the target", argv.join(" "));
@@ -63,7 +63,7 @@ fn run_in(chroot: &Chroot, argv: &[&str]) -> Result<()> {
 }
 
 /// The `boot:` (or legacy `grub:`) settings.
-fn boot_cfg(cfg: &Value) -> Result<Option<&Value>> {
+pub(super) fn boot_cfg(cfg: &Value) -> Result<Option<&Value>> {
     match (cfg.get("boot"), cfg.get("grub")) {
         (Some(_), Some(_)) => {
             Err(anyhow!("the config has both `grub` and `boot` keys")).kind(Kind::Config)
@@ -75,13 +75,13 @@ fn boot_cfg(cfg: &Value) -> Result<Option<&Value>> {
 
 /// What grub-install should target.
 #[derive(Debug, PartialEq)]
-enum Devices {
+pub(super) enum Devices {
     /// `install_devices: null`: no grub-install.
     None,
     List(Vec<PathBuf>),
 }
 
-fn install_devices(cfg: &Value, boot: Option<&Value>) -> Devices {
+pub(super) fn install_devices(cfg: &Value, boot: Option<&Value>) -> Devices {
     if let Some(b) = boot {
         match b.get("install_devices") {
             Some(Value::Null) => return Devices::None,

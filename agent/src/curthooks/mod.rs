@@ -3,6 +3,7 @@
 //! targets: cloudconfig, network, fstab, bootloader and initramfs.
 
 pub mod bootloader;
+mod redhat;
 pub mod steps;
 pub mod storage;
 
@@ -140,7 +141,7 @@ fn distro(target: &Path) -> Vec<String> {
     ids
 }
 
-/// The builtin hooks (Debian family).
+/// The builtin hooks (the Debian family here; the RHEL family in [`redhat`]).
 pub fn builtin(wd: &WorkingDir, cfg: &Value) -> Result<()> {
     let target = &wd.target;
     let ids = distro(target);
@@ -151,20 +152,26 @@ pub fn builtin(wd: &WorkingDir, cfg: &Value) -> Result<()> {
         ))
         .kind(Kind::Image);
     }
-    if !ids.iter().any(|i| i == "debian" || i == "ubuntu") {
+    let redhat = redhat::is_redhat(&ids);
+    if !redhat && !ids.iter().any(|i| i == "debian" || i == "ubuntu") {
         return Err(anyhow!(
-            "the builtin curthooks support Debian and Ubuntu targets; this target is {:?}: ship a /curtin/curtin-hooks in the image",
+            "the builtin curthooks support the Debian and RHEL families; this target is {:?}: ship a /curtin/curtin-hooks in the image",
             ids.join(" ")
         ))
         .kind(Kind::Image);
     }
     let chroot = Chroot::enter(target)?;
+    if redhat {
+        let r = redhat::builtin(wd, cfg, &chroot);
+        let left = chroot.leave();
+        return r.and(left);
+    }
     let r = (|| -> Result<()> {
         write_cloudconfig(target, cfg).context("cloudconfig")?;
         let applied = crate::network::apply(&chroot, wd).context("apply-networking-config")?;
         tracing::info!("network: {applied:?}");
         copy_fstab(wd, target).context("writing-etc-fstab")?;
-        storage::install(wd, cfg, target).context("configuring-storage")?;
+        storage::install(wd, cfg, target, "etc/mdadm/mdadm.conf").context("configuring-storage")?;
         // block-meta's by-dname rules (curtin's copy_dname_rules).
         crate::block_meta::dname::copy_into(&wd.scratch.join("rules.d"), target)
             .context("copying the by-dname udev rules")?;

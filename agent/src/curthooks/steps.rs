@@ -89,7 +89,7 @@ pub fn update_initramfs_all(chroot: &Chroot) -> Result<()> {
 }
 
 /// The versions of `boot/vmlinu?-*`, newest name first.
-fn kernel_versions(boot: &Path) -> Vec<String> {
+pub fn kernel_versions(boot: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(boot)
         .map(|d| {
             d.flatten()

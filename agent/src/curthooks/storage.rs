@@ -14,10 +14,12 @@ use crate::block_meta::{STATE_CRYPTTAB, STATE_MDADM_CONF};
 use crate::workdir::WorkingDir;
 
 /// Copy `state/mdadm.conf` and `state/crypttab` into the target, and install given key files.
-pub fn install(wd: &WorkingDir, cfg: &Value, target: &Path) -> Result<()> {
+/// `mdadm_conf`: where the target's distro keeps it (`etc/mdadm/mdadm.conf` on Debian,
+/// `etc/mdadm.conf` on RHEL).
+pub fn install(wd: &WorkingDir, cfg: &Value, target: &Path, mdadm_conf_path: &str) -> Result<()> {
     let state = wd.state_dir();
     for (name, dest) in [
-        (STATE_MDADM_CONF, "etc/mdadm/mdadm.conf"),
+        (STATE_MDADM_CONF, mdadm_conf_path),
         (STATE_CRYPTTAB, "etc/crypttab"),
     ] {
         let src = state.join(name);

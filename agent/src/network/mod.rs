@@ -197,6 +197,12 @@ fn write_in(root: &TargetRoot, rel: &str, content: &str, mode: u32) -> Result<()
 
 /// curthooks' network step (curtin's `apply_networking`), on a target entered for commands.
 pub fn apply(chroot: &Chroot, wd: &WorkingDir) -> Result<Applied> {
+    apply_with(chroot, wd, false)
+}
+
+/// [`apply`]; `for_cloud_init`: always hand the config to the target's cloud-init (RHEL
+/// family: it renders sysconfig itself; netplan and ENI are not what those systems read).
+pub fn apply_with(chroot: &Chroot, wd: &WorkingDir, for_cloud_init: bool) -> Result<Applied> {
     let root = chroot.files();
     let text = fs::read_to_string(&wd.network_config).unwrap_or_default();
     if text.lines().count() <= 1 {
@@ -216,7 +222,7 @@ pub fn apply(chroot: &Chroot, wd: &WorkingDir) -> Result<Applied> {
     if net.body == Body::Disabled {
         return Ok(Applied::Nothing);
     }
-    let applied = if passthrough_available(chroot) {
+    let applied = if for_cloud_init || passthrough_available(chroot) {
         write_in(root, PASSTHROUGH_PATH, &passthrough_text(&net)?, 0o644)?;
         Applied::Passthrough
     } else {
