@@ -141,6 +141,11 @@ fn distro(target: &Path) -> Vec<String> {
     ids
 }
 
+/// Is the target of the RHEL family (its steps differ: see [`redhat`])?
+pub fn is_redhat(target: &Path) -> bool {
+    redhat::is_redhat(&distro(target))
+}
+
 /// The builtin hooks (the Debian family here; the RHEL family in [`redhat`]).
 pub fn builtin(wd: &WorkingDir, cfg: &Value) -> Result<()> {
     let target = &wd.target;

@@ -144,7 +144,7 @@ pub fn dracut_storage_conf(cfg: &Value) -> Option<String> {
 }
 
 /// curtin's install_grub for the redhat family.
-fn setup_grub(chroot: &Chroot, cfg: &Value) -> Result<()> {
+pub fn setup_grub(chroot: &Chroot, cfg: &Value) -> Result<()> {
     let boot = bootloader::boot_cfg(cfg)?;
     if let Some(Value::Sequence(bl)) = boot.and_then(|b| b.get("bootloaders")) {
         if !bl.iter().any(|b| b.as_str() == Some("grub")) {

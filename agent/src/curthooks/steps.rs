@@ -32,11 +32,14 @@ pub fn run(wd: &WorkingDir, cfg: &Value, step: &str) -> Result<()> {
         "builtin" => super::builtin(wd, cfg),
         "writing-etc-fstab" => super::copy_fstab(wd, target),
         "apply-networking-config" => in_chroot(target, |c| {
-            let applied = crate::network::apply(c, wd)?;
+            let applied = crate::network::apply_with(c, wd, super::is_redhat(target))?;
             tracing::info!("network: {applied:?}");
             Ok(())
         }),
         "update-initramfs" => in_chroot(target, update_initramfs_all),
+        "configuring-bootloader" if super::is_redhat(target) => {
+            in_chroot(target, |c| super::redhat::setup_grub(c, cfg))
+        }
         "configuring-bootloader" => in_chroot(target, |c| super::bootloader::setup(c, cfg)),
         other => Err(anyhow!(
             "unknown curthooks step {other:?} (one of: {})",
