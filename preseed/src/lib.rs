@@ -17,7 +17,6 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod generate;
-pub mod geometry;
 pub mod install;
 pub mod load;
 pub mod nesting;

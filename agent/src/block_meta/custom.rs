@@ -298,7 +298,7 @@ pub fn plan(storage: &Storage) -> Result<Plan<'_>> {
     })
 }
 
-fn table_kind(id: &str, ptable: Option<Ptable>) -> Result<Ptable> {
+pub fn table_kind(id: &str, ptable: Option<Ptable>) -> Result<Ptable> {
     match ptable {
         Some(t @ (Ptable::Gpt | Ptable::Msdos)) => Ok(t),
         Some(t) => bail!("'{id}': ptable {t:?} is not supported"),
