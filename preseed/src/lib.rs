@@ -18,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod generate;
 pub mod install;
+pub mod issue;
 pub mod load;
 pub mod nesting;
 pub mod network;

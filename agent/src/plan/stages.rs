@@ -1,7 +1,7 @@
 //! The plan text: each stage in the config's order, and what it would do.
 
 use preseed::commands::Command;
-use preseed::storage::{Flag, Item, Ptable, Storage};
+use preseed::storage::{Item, Ptable, Storage};
 use preseed::Config;
 use yaml_serde::Value;
 
@@ -345,7 +345,7 @@ fn partitions(s: &Storage, d: &preseed::storage::Disk, t: Option<&Target>, out: 
     let gpt = ptable == Ptable::Gpt;
     for (p, asked) in placed.iter().zip(&mine) {
         let ty = if gpt {
-            format!("type {}", Flag::gpt_typecode(p.flag))
+            format!("type {}", partition::gpt_type(p.flag).0)
         } else {
             let (sys, boot) = partition::mbr_type(p.flag);
             format!(
