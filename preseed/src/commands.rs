@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use yaml_serde::Value;
 
-use crate::config::{scalar_string, show, Issue};
+use crate::issue::{show, Issue};
+use crate::path::scalar_string;
 
 /// One command.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -74,7 +75,7 @@ pub fn from_value(v: &Value) -> Result<CommandSet, Issue> {
         ));
     }
     for (k, v) in m {
-        let name = crate::config::key_string(k);
+        let name = crate::issue::key_string(k);
         let cmd = match v {
             // curtin: `if not cmd: continue`.
             v if crate::truth::falsy(v) => None,

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use yaml_serde::Value;
 
-use crate::config::Issue;
+use crate::issue::Issue;
 
 /// `install:`. Paths curtin defaults are filled in; `None` means disabled (a falsy value).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -49,7 +49,7 @@ impl CommandTimeout {
                 at,
                 format!(
                     "must be a number of seconds above 0, got {}",
-                    crate::config::show(v)
+                    crate::issue::show(v)
                 ),
             )),
         };
@@ -59,7 +59,7 @@ impl CommandTimeout {
             Some(Value::Mapping(m)) => {
                 let mut stages = std::collections::BTreeMap::new();
                 for (k, v) in m {
-                    let stage = crate::config::key_string(k);
+                    let stage = crate::issue::key_string(k);
                     let s = secs(v, &format!("{key}.{stage}"))?;
                     stages.insert(stage, s);
                 }
@@ -104,11 +104,11 @@ fn path_key(
 ) -> Result<Option<String>, Issue> {
     match m.get(key) {
         None => Ok(default),
-        Some(v) if crate::config::falsy(v) => Ok(None),
+        Some(v) if crate::truth::falsy(v) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(v) => Err(Issue::new(
             key,
-            format!("must be a path, got {}", crate::config::show(v)),
+            format!("must be a path, got {}", crate::issue::show(v)),
         )),
     }
 }
@@ -122,11 +122,11 @@ pub fn install_from_value(v: &Value) -> Result<Install, Issue> {
     };
     let post_files = match m.get("post_files") {
         None | Some(Value::Null) => vec![],
-        Some(v) => crate::config::typed::<Vec<String>>(v).map_err(|e| e.under("post_files"))?,
+        Some(v) => crate::issue::typed::<Vec<String>>(v).map_err(|e| e.under("post_files"))?,
     };
     let log_file_append = match m.get("log_file_append") {
         None => false,
-        Some(v) => !crate::config::falsy(v),
+        Some(v) => !crate::truth::falsy(v),
     };
     Ok(Install {
         log_file: path_key(m, "log_file", d.log_file)?,
@@ -158,7 +158,7 @@ impl Proxy {
     pub fn from_config(cfg: &Value) -> Result<Proxy, Issue> {
         let mut p: Proxy = match cfg.get("proxy") {
             None | Some(Value::Null) => Proxy::default(),
-            Some(v) => crate::config::typed(v).map_err(|e| e.under("proxy"))?,
+            Some(v) => crate::issue::typed(v).map_err(|e| e.under("proxy"))?,
         };
         if p.http_proxy.is_none() {
             if let Some(Value::String(legacy)) = cfg.get("http_proxy") {
@@ -190,7 +190,7 @@ pub struct PowerState {
 
 fn delay<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let v = Value::deserialize(d)?;
-    Ok(crate::config::scalar_string(&v))
+    Ok(crate::path::scalar_string(&v))
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -256,8 +256,8 @@ pub fn write_files_from_value(
         }
     };
     for (k, v) in m {
-        let name = crate::config::key_string(k);
-        let raw: RawWriteFile = crate::config::typed(v).map_err(|e| e.under(&name))?;
+        let name = crate::issue::key_string(k);
+        let raw: RawWriteFile = crate::issue::typed(v).map_err(|e| e.under(&name))?;
         let content = match &raw.content {
             Value::Null => vec![],
             Value::String(s) => s.clone().into_bytes(),
@@ -271,7 +271,7 @@ pub fn write_files_from_value(
                         Issue::new(format!("{name}.content"), format!("bad !!binary: {e}"))
                     })?
             }
-            other => match crate::config::scalar_string(other) {
+            other => match crate::path::scalar_string(other) {
                 Some(s) => s.into_bytes(),
                 None => return Err(Issue::new(format!("{name}.content"), "must be a string")),
             },
@@ -281,7 +281,7 @@ pub fn write_files_from_value(
             Some(p) => mode(p).ok_or_else(|| {
                 Issue::new(
                     format!("{name}.permissions"),
-                    format!("not a file mode: {}", crate::config::show(p)),
+                    format!("not a file mode: {}", crate::issue::show(p)),
                 )
             })?,
         };

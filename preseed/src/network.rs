@@ -363,7 +363,7 @@ impl Network {
             _ => {
                 let shown = match given {
                     Value::String(s) => format!("'{s}'"),
-                    other => crate::config::show(other),
+                    other => crate::issue::show(other),
                 };
                 return Err(format!(
                     "network.version: {shown} is not a network config version (1 or 2)"

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use yaml_serde::Value;
 
-use crate::config::{typed, Issue};
+use crate::issue::{typed, Issue};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -55,8 +55,8 @@ pub fn from_value(v: &Value) -> Result<BTreeMap<String, Handler>, Issue> {
         _ => return Err(Issue::new("", "must be a mapping of name -> handler")),
     };
     for (k, v) in m {
-        let name = crate::config::key_string(k);
-        if crate::config::falsy(v) {
+        let name = crate::issue::key_string(k);
+        if crate::truth::falsy(v) {
             continue;
         }
         let h: Handler = typed(v).map_err(|e| e.under(&name))?;

@@ -206,7 +206,7 @@ fn digest_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>,
         )),
         other => Err(serde::de::Error::custom(format!(
             "must be a hex string, got {}",
-            crate::config::show(&other)
+            crate::issue::show(&other)
         ))),
     }
 }
@@ -215,9 +215,9 @@ fn digest_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>,
 /// the key path below `sources`; `warnings` gets the keys of an entry that nothing reads.
 pub fn from_value(
     v: &Value,
-    warnings: &mut Vec<crate::config::Issue>,
-) -> Result<BTreeMap<String, Source>, crate::config::Issue> {
-    use crate::config::Issue;
+    warnings: &mut Vec<crate::issue::Issue>,
+) -> Result<BTreeMap<String, Source>, crate::issue::Issue> {
+    use crate::issue::Issue;
     let mut out = BTreeMap::new();
     match v {
         Value::Null => {}
@@ -236,7 +236,7 @@ pub fn from_value(
         }
         Value::Mapping(m) => {
             for (k, item) in m {
-                let name = crate::config::key_string(k);
+                let name = crate::issue::key_string(k);
                 let src = entry(item).map_err(|e| e.under(&name))?;
                 unknown_keys(item, &name, warnings);
                 out.insert(name.clone(), named(&name, src));
@@ -247,12 +247,12 @@ pub fn from_value(
     Ok(out)
 }
 
-fn unknown_keys(item: &Value, at: &str, warnings: &mut Vec<crate::config::Issue>) {
+fn unknown_keys(item: &Value, at: &str, warnings: &mut Vec<crate::issue::Issue>) {
     let Value::Mapping(m) = item else { return };
     for k in m.keys() {
-        let k = crate::config::key_string(k);
+        let k = crate::issue::key_string(k);
         if !ENTRY_KEYS.contains(&k.as_str()) {
-            warnings.push(crate::config::Issue::new(
+            warnings.push(crate::issue::Issue::new(
                 format!("{at}.{k}"),
                 "unknown key, ignored (curtin ignores it too)",
             ));
@@ -265,15 +265,15 @@ fn named(name: &str, mut s: Source) -> Source {
     s
 }
 
-fn entry(v: &Value) -> Result<Source, crate::config::Issue> {
-    use crate::config::Issue;
+fn entry(v: &Value) -> Result<Source, crate::issue::Issue> {
+    use crate::issue::Issue;
     match v {
         Value::String(s) => {
             check_prefix(s).map_err(|m| Issue::new("", m))?;
             Ok(parse(s))
         }
         Value::Mapping(_) => {
-            let e: Entry = crate::config::typed(v)?;
+            let e: Entry = crate::issue::typed(v)?;
             if e.kind.is_none() {
                 check_prefix(&e.uri).map_err(|m| Issue::new("uri", m))?;
             }
@@ -314,8 +314,8 @@ fn is_http(s: &str) -> bool {
 }
 
 /// Mirrors are other URLs of an object served over HTTP: both ends must be http(s).
-fn check_mirrors(uri: &str, mirrors: Vec<String>) -> Result<Vec<String>, crate::config::Issue> {
-    use crate::config::Issue;
+fn check_mirrors(uri: &str, mirrors: Vec<String>) -> Result<Vec<String>, crate::issue::Issue> {
+    use crate::issue::Issue;
     if mirrors.is_empty() {
         return Ok(mirrors);
     }
@@ -340,9 +340,9 @@ fn check_hex(
     v: Option<String>,
     len: usize,
     key: &str,
-) -> Result<Option<String>, crate::config::Issue> {
+) -> Result<Option<String>, crate::issue::Issue> {
     debug_assert_eq!(Some(len), digest_len(key));
-    v.map(|h| digest(key, &h).map_err(|m| crate::config::Issue::new(key, m)))
+    v.map(|h| digest(key, &h).map_err(|m| crate::issue::Issue::new(key, m)))
         .transpose()
 }
 

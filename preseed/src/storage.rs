@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 use yaml_serde::Value;
 
-use crate::config::{typed, Issue};
+use crate::issue::{typed, Issue};
 
 mod keys;
 
@@ -247,22 +247,6 @@ impl Flag {
             Flag::Prep => "prep",
             Flag::Raid => "raid",
             Flag::Swap => "swap",
-        }
-    }
-
-    /// The sgdisk type code curtin uses on GPT (`SGDISK_FLAGS`); 8300 for everything else.
-    pub fn gpt_typecode(flag: Option<Flag>) -> &'static str {
-        match flag {
-            Some(Flag::BiosGrub) => "ef02",
-            Some(Flag::Boot) => "ef00",
-            Some(Flag::Home) => "8302",
-            Some(Flag::Linux) => "8300",
-            Some(Flag::Lvm) => "8e00",
-            Some(Flag::Msftres) => "0c01",
-            Some(Flag::Prep) => "4100",
-            Some(Flag::Raid) => "fd00",
-            Some(Flag::Swap) => "8200",
-            _ => "8300",
         }
     }
 }
@@ -574,12 +558,12 @@ impl<'de> Deserialize<'de> for RaidLevel {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         let v = Value::deserialize(d)?;
-        crate::config::scalar_string(&v)
+        crate::path::scalar_string(&v)
             .and_then(|s| RaidLevel::parse(&s))
             .ok_or_else(|| {
                 D::Error::custom(format!(
                     "invalid raidlevel {} (one of: 0, 1, 4, 5, 6, 10, raid0..raid10, linear, stripe, mirror, container)",
-                    crate::config::show(&v)
+                    crate::issue::show(&v)
                 ))
             })
     }
@@ -634,8 +618,7 @@ fn words<E: serde::de::Error>(
         Value::Sequence(items) => items
             .iter()
             .map(|v| {
-                crate::config::scalar_string(v)
-                    .ok_or_else(|| E::custom("expected a list of strings"))
+                crate::path::scalar_string(v).ok_or_else(|| E::custom("expected a list of strings"))
             })
             .collect(),
         _ => Err(E::custom("expected a list of strings")),
@@ -688,7 +671,7 @@ fn named<T: serde::de::DeserializeOwned, E: serde::de::Error>(
     T::deserialize(v.clone()).map(Some).map_err(|_| {
         E::custom(format!(
             "unknown {what} {} (one of: {names})",
-            crate::config::show(&v)
+            crate::issue::show(&v)
         ))
     })
 }
@@ -705,7 +688,7 @@ fn de_stringish<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>
     use serde::de::Error;
     match Value::deserialize(d)? {
         Value::Null => Ok(None),
-        v => crate::config::scalar_string(&v)
+        v => crate::path::scalar_string(&v)
             .map(Some)
             .ok_or_else(|| D::Error::custom("expected a number or a string")),
     }
@@ -714,9 +697,7 @@ fn de_stringish<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>
 fn need_str(m: &yaml_serde::Mapping, key: &str) -> Result<String, Issue> {
     match m.get(key) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(v @ (Value::Number(_) | Value::Bool(_))) => {
-            Ok(crate::config::scalar_string(v).unwrap())
-        }
+        Some(v @ (Value::Number(_) | Value::Bool(_))) => Ok(crate::path::scalar_string(v).unwrap()),
         Some(_) => Err(Issue::new(key, "must be a non-empty string")),
         None => Err(Issue::new("", format!("missing field `{key}`"))),
     }
@@ -804,7 +785,7 @@ pub fn from_value(
                 "version",
                 format!(
                     "storage version {} is not supported (1 or 2)",
-                    crate::config::show(other)
+                    crate::issue::show(other)
                 ),
             ))
         }

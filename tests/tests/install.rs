@@ -342,6 +342,96 @@ fn tgz_install_onto_a_loop_device_from_http() {
     assert!(mnt.path().join("etc/fstab").exists());
 }
 
+/// The inner events curtin reports and MAAS shows, with curtin's names and descriptions:
+/// block-meta's clear-holders and one "configuring <type>: <id>" per storage item, extract's
+/// "acquiring and extracting image from <uri>" per source.
+#[test]
+fn custom_storage_install_reports_curtins_inner_events() {
+    require_root();
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let root = small_root(dir.path());
+    let tgz = dir.path().join("root.tgz");
+    testkit::sh(&format!(
+        "tar -C {} -czf {} .",
+        root.display(),
+        tgz.display()
+    ));
+    let srv = Server::start();
+    srv.serve_file("/root.tgz", &tgz);
+    let cfg = format!(
+        "{}install: {{log_file: {d}/install.log}}
+storage:
+  version: 1
+  config:
+    - {{id: disk0, type: disk, ptable: gpt, serial: REPLACED-BY-TARGET, wipe: superblock, grub_device: true}}
+    - {{id: root-part, type: partition, device: disk0, size: 200M}}
+    - {{id: root-fs, type: format, volume: root-part, fstype: ext4}}
+    - {{id: root-mnt, type: mount, device: root-fs, path: /}}
+grub: {{install_devices: []}}
+swap: {{size: 0}}
+",
+        webhook_cfg(&srv),
+        d = dir.path().display()
+    );
+    srv.serve_bytes("/config.yaml", cfg.into_bytes());
+    let img = dir.path().join("disk.img");
+    let o = install(
+        dir.path(),
+        &[
+            "-c",
+            &srv.url("/config.yaml"),
+            "--target",
+            img.to_str().unwrap(),
+            "--size",
+            "256M",
+            &srv.url("/root.tgz"),
+        ],
+    );
+    let events = srv.posted_json("/status");
+    let seen: Vec<(String, String, String, String)> = events
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
+            (s("name"), s("event_type"), s("description"), s("result"))
+        })
+        .collect();
+    assert!(o.status.success(), "{}\n{seen:#?}", stderr(&o));
+    let bm = "cmd-install/stage-partitioning/builtin/cmd-block-meta";
+    let ex = "cmd-install/stage-extract/builtin/cmd-extract";
+    let uri = srv.url("/root.tgz");
+    for (name, desc) in [
+        (
+            format!("{bm}/clear-holders"),
+            "removing previous storage devices".to_string(),
+        ),
+        (bm.to_string(), "configuring disk: disk0".into()),
+        (bm.to_string(), "configuring partition: root-part".into()),
+        (bm.to_string(), "configuring format: root-fs".into()),
+        (bm.to_string(), "configuring mount: root-mnt".into()),
+        (
+            ex.to_string(),
+            format!("acquiring and extracting image from {uri}"),
+        ),
+    ] {
+        for ty in ["start", "finish"] {
+            assert!(
+                seen.iter()
+                    .any(|(n, t, d, _)| *n == name && t == ty && *d == desc),
+                "no {ty} event {name:?} {desc:?} in {seen:#?}"
+            );
+        }
+    }
+    // In curtin's order: clear-holders, then the items in list order, then the source.
+    let pos = |desc: &str| {
+        seen.iter()
+            .position(|(_, t, d, _)| t == "start" && d == desc)
+            .unwrap()
+    };
+    assert!(pos("removing previous storage devices") < pos("configuring disk: disk0"));
+    assert!(pos("configuring disk: disk0") < pos("configuring partition: root-part"));
+    assert!(pos("configuring format: root-fs") < pos("configuring mount: root-mnt"));
+}
+
 #[test]
 fn ddgz_install_onto_a_loop_device_from_http() {
     require_root();

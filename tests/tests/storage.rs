@@ -385,7 +385,8 @@ storage:
         got,
         vec![
             (2048, 204800, "83"),
-            (206848, 614400, "5"),
+            // curtin v1: the extended partition grows 1 MiB per logical one (their EBRs).
+            (206848, 614400 + 2 * 2048, "5"),
             (206848 + 2048, 204800, "83"),
             (206848 + 2048 + 204800 + 2048, 204800, "83"),
         ]

@@ -298,7 +298,7 @@ pub fn plan(storage: &Storage) -> Result<Plan<'_>> {
     })
 }
 
-fn table_kind(id: &str, ptable: Option<Ptable>) -> Result<Ptable> {
+pub fn table_kind(id: &str, ptable: Option<Ptable>) -> Result<Ptable> {
     match ptable {
         Some(t @ (Ptable::Gpt | Ptable::Msdos)) => Ok(t),
         Some(t) => bail!("'{id}': ptable {t:?} is not supported"),
@@ -331,7 +331,9 @@ pub fn apply(storage: &Storage, target: &Path) -> Result<Outcome> {
         .filter(|t| !t.preserve)
         .map(|t| blockdev::DiskLock::take(&t.found.path))
         .collect::<Result<Vec<_>>>()?;
-    clear(&plan, target)?;
+    crate::report::within("clear-holders", "removing previous storage devices", || {
+        clear(&plan, target)
+    })?;
     let mut ctx = Ctx {
         sys: Sysfs::default(),
         devices: plan.devices.clone(),
@@ -340,7 +342,16 @@ pub fn apply(storage: &Storage, target: &Path) -> Result<Outcome> {
     };
     let mut uuids: BTreeMap<String, (String, FsFamily)> = BTreeMap::new();
     for step in &plan.steps {
-        run_step(storage, &plan, step, &mut ctx, &mut uuids)?;
+        let (ty, id) = step_item(&plan, step);
+        crate::report::within("", &format!("configuring {ty}: {id}"), || {
+            run_step(storage, &plan, step, &mut ctx, &mut uuids)
+        })?;
+        if let Step::Disk(i) = step {
+            // Its partitions are in the table just written.
+            for p in &plan.tables[*i].parts {
+                crate::report::within("", &format!("configuring partition: {}", p.id), || Ok(()))?;
+            }
+        }
     }
     let (fstab, mounts) = mount_all(storage, &ctx.devices, &uuids, target)?;
     Ok(Outcome {
@@ -350,6 +361,19 @@ pub fn apply(storage: &Storage, target: &Path) -> Result<Outcome> {
         mdadm_conf: ctx.mdadm_conf,
         crypttab: ctx.crypttab,
     })
+}
+
+/// The storage item a step carries out: (type, id), as curtin's event descriptions name it.
+fn step_item<'a>(plan: &'a Plan, step: &'a Step) -> (&'static str, &'a str) {
+    match step {
+        Step::Disk(i) => ("disk", plan.tables[*i].id),
+        Step::Raid(r) => ("raid", &r.cfg.id),
+        Step::VolGroup(v) => ("lvm_volgroup", &v.id),
+        Step::Volume(l) => ("lvm_partition", &l.id),
+        Step::Bcache(b) => ("bcache", &b.id),
+        Step::Crypt(c) => ("dm_crypt", &c.id),
+        Step::Format(f, _) => ("format", &f.id),
+    }
 }
 
 fn run_step(
@@ -507,17 +531,25 @@ fn mount_all(
             continue;
         };
         let opts = m.options.clone().unwrap_or_default();
+        let event = crate::report::nested("", &format!("configuring mount: {}", m.id));
         if path == "/" {
-            mounts.mount(&dev, target, Some(&fstype), &opts)?;
+            let r = mounts.mount(&dev, target, Some(&fstype), &opts);
+            event.finish_result(&r);
+            r?;
             root = None;
             continue;
         }
         let r = match root.take() {
-            Some(r) => r,
-            None => TargetRoot::open(target)?,
-        };
-        mounts.mount_in(&r, &path, &dev, Some(&fstype), &opts)?;
-        root = Some(r);
+            Some(r) => Ok(r),
+            None => TargetRoot::open(target),
+        }
+        .and_then(|r| {
+            mounts
+                .mount_in(&r, &path, &dev, Some(&fstype), &opts)
+                .map(|_| r)
+        });
+        event.finish_result(&r);
+        root = Some(r?);
     }
     Ok((entries, mounts))
 }

@@ -1,9 +1,13 @@
-//! Partition placement (curtin v1) and writing the table: GPT with gptman, msdos with mbrman.
+//! Partition placement, the one geometry (install and `deployer plan` both use [`place`]), and
+//! writing the table: GPT with gptman, msdos with mbrman.
 //!
-//! Placement, in the disk's logical sectors: the first partition at 1 MiB unless `offset` is
-//! given, then each one right after the previous; the first logical partition one alignment unit
-//! into the extended one, the next ones one unit after the previous (room for the EBR); a last
-//! partition without a size takes the rest. Everything is checked before anything is written.
+//! Placement follows curtin, in the disk's logical sectors. Version 1 (`partition_handler`):
+//! the first partition at 1 MiB, each later one right where the previous one ends; the first
+//! logical partition one MiB into the extended one, later ones one MiB after the previous end
+//! (room for each EBR), and the extended partition grows by 1 MiB per logical partition so they
+//! fit; `offset` is ignored. Version 2 (sfdisk): `offset` is honoured, a partition without one
+//! starts at the next MiB boundary, and the extended partition keeps its size. A last partition
+//! without a size takes the rest. Everything is checked before anything is written.
 
 use std::fs::File;
 use std::path::Path;
@@ -53,9 +57,12 @@ pub fn usable(disk: &FoundDisk, ptable: Ptable) -> (u64, u64) {
     }
 }
 
+/// A partition that does not fit the disk (the plan says so instead of failing).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DoesNotFit(pub String);
+
 /// Place every partition of one disk, in config order, or say exactly what does not fit.
-/// Storage version 2 (curtin's sfdisk path) starts a partition without `offset` at the next
-/// 1 MiB boundary after the previous one; version 1 right after it.
 pub fn place(
     disk: &FoundDisk,
     disk_id: &str,
@@ -66,6 +73,17 @@ pub fn place(
     let lbs = disk.sector;
     let align = (1u64 << 20) / lbs;
     let (first_usable, last_usable) = usable(disk, ptable);
+    let logical_count = parts
+        .iter()
+        .filter(|p| p.flag == Some(Flag::Logical))
+        .count() as u64;
+    let align_up = |s: u64| {
+        if version >= 2 {
+            s.div_ceil(align) * align
+        } else {
+            s
+        }
+    };
     let mut out: Vec<Placed> = Vec::new();
     let mut primaries = 0u32;
     let mut logicals = 0u32;
@@ -98,7 +116,7 @@ pub fn place(
         }
         let extended = out.iter().find(|q| q.kind == Kind::Extended).cloned();
         // Bytes that are not whole sectors round down, as curtin's `bytes // sector_bytes`.
-        let start = if let Some(off) = p.offset {
+        let start = if let Some(off) = p.offset.filter(|_| version >= 2) {
             off / lbs
         } else if kind == Kind::Logical {
             let ext = extended.as_ref().with_context(|| {
@@ -108,11 +126,11 @@ pub fn place(
                 )
             })?;
             let prev_logical = out.iter().rev().find(|q| q.kind == Kind::Logical);
-            prev_logical.map(|q| q.end()).unwrap_or(ext.start) + align
+            align_up(prev_logical.map(|q| q.end()).unwrap_or(ext.start) + align)
         } else {
+            // After logical partitions this is the extended one: the next primary goes past it.
             match out.iter().rev().find(|q| q.kind != Kind::Logical) {
-                Some(prev) if version >= 2 => prev.end().div_ceil(align) * align,
-                Some(prev) => prev.end(),
+                Some(prev) => align_up(prev.end()),
                 None => align,
             }
         };
@@ -128,11 +146,14 @@ pub fn place(
                 );
             }
             (limit + 1).saturating_sub(start)
+        } else if kind == Kind::Extended && version < 2 {
+            // curtin v1: room for the EBR in front of each logical partition.
+            p.size / lbs + logical_count * align
         } else {
             p.size / lbs
         };
         if len == 0 || start < first_usable || start + len - 1 > limit {
-            bail!(
+            return Err(DoesNotFit(format!(
                 "partition '{}' does not fit on disk '{disk_id}' ({}): it would span bytes {}..{} but the usable area is {}..{} ({} bytes in {lbs}-byte sectors)",
                 p.id,
                 disk.path.display(),
@@ -141,7 +162,8 @@ pub fn place(
                 first_usable * lbs,
                 (limit + 1) * lbs,
                 disk.size
-            );
+            ))
+            .into());
         }
         if let Some(q) = out.iter().find(|q| q.number == number) {
             bail!(
@@ -195,15 +217,12 @@ pub fn gpt_type(flag: Option<Flag>) -> (&'static str, &'static str) {
 /// MBR system id and boot flag, as curtin's parted calls leave them: 0x83 for everything but
 /// extended (0x05) and swap (0x82) — `lvm` and `raid` partitions too.
 pub fn mbr_type(flag: Option<Flag>) -> (u8, bool) {
-    let kind = match flag {
-        Some(Flag::Extended) => preseed::geometry::MsdosKind::Extended,
-        Some(Flag::Logical) => preseed::geometry::MsdosKind::Logical,
-        _ => preseed::geometry::MsdosKind::Primary,
+    let sys = match flag {
+        Some(Flag::Extended) => 0x05,
+        Some(Flag::Swap) => 0x82,
+        _ => 0x83,
     };
-    (
-        preseed::geometry::msdos_type(kind, flag),
-        flag == Some(Flag::Boot),
-    )
+    (sys, flag == Some(Flag::Boot))
 }
 
 fn guid_le(s: &str) -> [u8; 16] {
@@ -350,6 +369,7 @@ pub fn verify_preserved(
 
 #[cfg(test)]
 mod tests {
+    use super::super::config::Storage;
     use super::*;
 
     #[test]
@@ -375,6 +395,65 @@ mod tests {
             let placed = place(&disk, "d", Ptable::Gpt, &parts, v).unwrap();
             assert_eq!(placed[1].start, want, "version {v}");
         }
+    }
+
+    fn storage(yaml: &str) -> Storage {
+        preseed::load::load_documents(vec![("t".into(), yaml.into())])
+            .unwrap()
+            .config
+            .storage
+            .unwrap()
+    }
+
+    fn disk(sector: u64, size: u64) -> FoundDisk {
+        FoundDisk {
+            path: "/x".into(),
+            sector,
+            size,
+        }
+    }
+
+    #[test]
+    fn version_1_ignores_offset_and_counts_in_logical_sectors() {
+        let s = storage("storage: {version: 1, config: [{id: d, type: disk, path: /x, ptable: gpt}, {id: a, type: partition, device: d, size: 512M, flag: boot, offset: 4M}, {id: b, type: partition, device: d, size: 1G, offset: 600M}]}");
+        let parts: Vec<&Partition> = s.partitions_of("d").collect();
+        let l = place(&disk(512, 4 << 30), "d", Ptable::Gpt, &parts, 1).unwrap();
+        assert_eq!((l[0].number, l[0].start, l[0].len), (1, 2048, 1048576));
+        assert_eq!(
+            (l[1].number, l[1].start, l[1].len),
+            (2, 2048 + 1048576, 2097152)
+        );
+        let l = place(&disk(4096, 4 << 30), "d", Ptable::Gpt, &parts, 1).unwrap();
+        assert_eq!((l[0].start, l[0].len), (256, 131072));
+        let l = place(&disk(512, 4 << 30), "d", Ptable::Gpt, &parts, 2).unwrap();
+        assert_eq!((l[0].start, l[1].start), (8192, 1228800));
+    }
+
+    #[test]
+    fn version_1_extended_grows_a_mib_per_logical() {
+        // The logical partitions fill the extended one exactly as its size says: curtin adds
+        // 1 MiB per logical partition for the EBRs, so this fits.
+        let s = storage("storage: {version: 1, config: [{id: d, type: disk, path: /x, ptable: msdos}, {id: a, type: partition, device: d, size: 1G}, {id: e, type: partition, device: d, size: 2G, flag: extended}, {id: l1, type: partition, device: d, size: 1G, flag: logical}, {id: l2, type: partition, device: d, size: 1G, flag: logical}]}");
+        let parts: Vec<&Partition> = s.partitions_of("d").collect();
+        let l = place(&disk(512, 8 << 30), "d", Ptable::Msdos, &parts, 1).unwrap();
+        assert_eq!(
+            (l[1].number, l[1].kind, l[1].len),
+            (2, Kind::Extended, 4194304 + 2 * 2048)
+        );
+        assert_eq!((l[2].number, l[2].start), (5, l[1].start + 2048));
+        assert_eq!((l[3].number, l[3].start), (6, l[2].end() + 2048));
+        assert_eq!(l[3].end(), l[1].end());
+        let e = place(&disk(512, 8 << 30), "d", Ptable::Msdos, &parts, 2).unwrap_err();
+        assert!(e.downcast_ref::<DoesNotFit>().is_some(), "{e}");
+    }
+
+    #[test]
+    fn a_partition_past_the_end_does_not_fit() {
+        let s = storage("storage: {version: 1, config: [{id: d, type: disk, path: /x, ptable: gpt}, {id: a, type: partition, device: d, size: 64M}]}");
+        let parts: Vec<&Partition> = s.partitions_of("d").collect();
+        let e = place(&disk(512, 64 << 20), "d", Ptable::Gpt, &parts, 1).unwrap_err();
+        assert!(e.downcast_ref::<DoesNotFit>().is_some(), "{e}");
+        assert!(e.to_string().contains("partition 'a' does not fit"), "{e}");
     }
 
     #[test]

@@ -148,6 +148,7 @@ pub fn is_redhat(target: &Path) -> bool {
 
 /// The builtin hooks (the Debian family here; the RHEL family in [`redhat`]).
 pub fn builtin(wd: &WorkingDir, cfg: &Value) -> Result<()> {
+    use crate::report::within;
     let target = &wd.target;
     let ids = distro(target);
     if ids.is_empty() {
@@ -173,14 +174,26 @@ pub fn builtin(wd: &WorkingDir, cfg: &Value) -> Result<()> {
     }
     let r = (|| -> Result<()> {
         write_cloudconfig(target, cfg).context("cloudconfig")?;
-        let applied = crate::network::apply(&chroot, wd).context("apply-networking-config")?;
+        // Sub-events with curtin's names and descriptions (curthooks.builtin_curthooks).
+        let applied = within("apply-networking-config", "apply networking config", || {
+            crate::network::apply(&chroot, wd)
+        })
+        .context("apply-networking-config")?;
         tracing::info!("network: {applied:?}");
-        copy_fstab(wd, target).context("writing-etc-fstab")?;
+        within("writing-etc-fstab", "writing etc/fstab", || {
+            copy_fstab(wd, target)
+        })
+        .context("writing-etc-fstab")?;
         storage::install(wd, cfg, target, "etc/mdadm/mdadm.conf").context("configuring-storage")?;
         // block-meta's by-dname rules (curtin's copy_dname_rules).
         crate::block_meta::dname::copy_into(&wd.scratch.join("rules.d"), target)
             .context("copying the by-dname udev rules")?;
-        bootloader::setup(&chroot, cfg).context("configuring-bootloader")?;
+        within(
+            "configuring-bootloader",
+            "configuring target system bootloader",
+            || bootloader::setup(&chroot, cfg),
+        )
+        .context("configuring-bootloader")?;
         Ok(())
     })();
     let left = chroot.leave();

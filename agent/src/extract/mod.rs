@@ -165,7 +165,11 @@ pub fn run(g: &crate::cli::Global, a: &crate::cli::TargetArgs) -> Result<()> {
             src.uri,
             src.name
         );
-        let st = extract_with_fstab(src, &fetch, &target)?;
+        let st = crate::report::within(
+            "",
+            &format!("acquiring and extracting image from {}", src.uri),
+            || extract_with_fstab(src, &fetch, &target),
+        )?;
         tracing::info!("extracted {} entries, {} bytes", st.entries, st.bytes);
     }
     if !any {

@@ -24,7 +24,7 @@ use super::{hooks, os};
 use crate::blockdev::{self, Part, Probe};
 use crate::error::{Kind, KindExt};
 use crate::install::loopback::TargetDisk;
-use crate::source::detect::Compression;
+use crate::source::compression::Compression;
 use crate::source::FetchOptions;
 use crate::tools;
 

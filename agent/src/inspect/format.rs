@@ -3,7 +3,8 @@
 //! of a declared filetype against it.
 
 use super::report::Report;
-use crate::source::detect::{self, Compression};
+use crate::source::compression::Compression;
+use crate::source::detect;
 use crate::source::{DdSpec, SourceType};
 
 /// What is inside the compression.

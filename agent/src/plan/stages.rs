@@ -1,13 +1,14 @@
 //! The plan text: each stage in the config's order, and what it would do.
 
 use preseed::commands::Command;
-use preseed::geometry::{self, MsdosKind};
-use preseed::storage::{Flag, Item, Ptable, Storage};
+use preseed::storage::{Item, Ptable, Storage};
 use preseed::Config;
 use yaml_serde::Value;
 
 use super::disk::{self, human, Target, TargetKind};
 use crate::block_meta::custom::describe_layer;
+use crate::block_meta::disk::FoundDisk;
+use crate::block_meta::partition::{self, DoesNotFit, Kind};
 
 pub fn plan(c: &Config, merged: &Value, target: Option<&Target>) -> Vec<String> {
     let mut out = vec!["plan (a dry run: nothing is written, partitioned or mounted)".to_string()];
@@ -157,16 +158,10 @@ fn partitioning(c: &Config, merged: &Value, t: Option<&Target>, out: &mut Vec<St
     for item in &s.config {
         match item {
             Item::Disk(d) => {
-                let lbs;
-                let whereis = match t {
-                    Some(t) if Some(&d.id) == target_disk.as_ref() => {
-                        lbs = t.lbs;
-                        format!("--target {}", t.path.display())
-                    }
-                    _ => {
-                        lbs = 512;
-                        disk::resolve(d)
-                    }
+                let on_target = t.filter(|_| Some(&d.id) == target_disk.as_ref());
+                let whereis = match on_target {
+                    Some(t) => format!("--target {}", t.path.display()),
+                    None => disk::resolve(d),
                 };
                 let mut attrs = vec![format!(
                     "ptable {}",
@@ -186,13 +181,7 @@ fn partitioning(c: &Config, merged: &Value, t: Option<&Target>, out: &mut Vec<St
                     d.id,
                     attrs.join(", ")
                 ));
-                partitions(
-                    s,
-                    d,
-                    lbs,
-                    t.filter(|_| Some(&d.id) == target_disk.as_ref()),
-                    out,
-                );
+                partitions(s, d, on_target, out);
             }
             Item::Partition(_) => {} // listed under their disk
             Item::Format(f) => out.push(format!(
@@ -301,69 +290,116 @@ fn clear_holders_lines(s: &Storage, t: Option<&Target>, out: &mut Vec<String>) {
     }
 }
 
-fn partitions(
-    s: &Storage,
-    d: &preseed::storage::Disk,
-    lbs: u64,
-    t: Option<&Target>,
-    out: &mut Vec<String>,
-) {
-    let placed = geometry::layout(s, &d.id, lbs);
-    let gpt = matches!(d.ptable, Some(Ptable::Gpt) | None);
-    for p in &placed {
+/// The disk block-meta would place partitions on: `--target`, else the config's disk as this
+/// machine has it; its size is unknown when neither exists (a plan for another machine).
+fn plan_disk(d: &preseed::storage::Disk, t: Option<&Target>) -> (FoundDisk, bool) {
+    let unknown = |path: std::path::PathBuf, sector: u64| {
+        // Big enough that nothing is refused for size; the lines say the size is unknown.
+        let size = (1u64 << 60) / sector * sector;
+        (FoundDisk { path, sector, size }, false)
+    };
+    match t {
+        Some(Target {
+            path,
+            size: Some(size),
+            lbs,
+            ..
+        }) => (
+            FoundDisk {
+                path: path.clone(),
+                sector: *lbs,
+                size: *size,
+            },
+            true,
+        ),
+        Some(t) => unknown(t.path.clone(), t.lbs),
+        None => match crate::block_meta::disk::find(d).and_then(|p| FoundDisk::open(&p)) {
+            Ok(found) => (found, true),
+            Err(_) => unknown(d.path.clone().unwrap_or_default().into(), 512),
+        },
+    }
+}
+
+/// The partitions of a disk as block-meta places them ([`partition::place`]).
+fn partitions(s: &Storage, d: &preseed::storage::Disk, t: Option<&Target>, out: &mut Vec<String>) {
+    let mine: Vec<&preseed::storage::Partition> = s.partitions_of(&d.id).collect();
+    if mine.is_empty() {
+        return;
+    }
+    let (found, sized) = plan_disk(d, t);
+    let lbs = found.sector;
+    let placed = crate::block_meta::custom::table_kind(&d.id, d.ptable)
+        .and_then(|pt| partition::place(&found, &d.id, pt, &mine, s.version));
+    let ptable = d.ptable.unwrap_or(Ptable::Gpt);
+    let placed = match placed {
+        Ok(p) => p,
+        Err(e) if e.downcast_ref::<DoesNotFit>().is_some() => {
+            out.push(format!("      DOES NOT FIT: {e}"));
+            return;
+        }
+        Err(e) => {
+            out.push(format!("      an install would stop here: {e}"));
+            return;
+        }
+    };
+    let gpt = ptable == Ptable::Gpt;
+    for (p, asked) in placed.iter().zip(&mine) {
         let ty = if gpt {
-            format!("type {}", Flag::gpt_typecode(p.flag))
+            format!("type {}", partition::gpt_type(p.flag).0)
         } else {
+            let (sys, boot) = partition::mbr_type(p.flag);
             format!(
-                "{} type 0x{:02x}{}",
+                "{} type 0x{sys:02x}{}",
                 match p.kind {
-                    MsdosKind::Primary => "primary",
-                    MsdosKind::Extended => "extended",
-                    MsdosKind::Logical => "logical",
+                    Kind::Primary => "primary",
+                    Kind::Extended => "extended",
+                    Kind::Logical => "logical",
                 },
-                geometry::msdos_type(p.kind, p.flag),
-                if p.flag == Some(Flag::Boot) {
-                    ", boot flag"
-                } else {
-                    ""
-                }
+                if boot { ", boot flag" } else { "" }
             )
         };
         let flag = p
             .flag
             .map(|f| format!(" (flag {})", f.name()))
             .unwrap_or_default();
+        let size = if asked.size == 0 && !sized {
+            "the rest of the disk".to_string()
+        } else {
+            format!("{} ({} bytes)", human(p.len * lbs), p.len * lbs)
+        };
         out.push(format!(
-            "      partition {} {}: start {} (sector {}), size {} ({} bytes), {ty}{flag}",
+            "      partition {} {}: start {} (sector {}), size {size}, {ty}{flag}",
             p.number,
             p.id,
             p.start * lbs,
             p.start,
-            human(p.sectors * lbs),
-            p.sectors * lbs
         ));
     }
-    let Some(end) = placed.iter().map(|p| p.end()).max() else {
-        return;
-    };
-    // GPT keeps 33 sectors at the end for its backup.
-    let need = (end + if gpt { 16384 / lbs + 1 } else { 0 }) * lbs;
+    let end = placed
+        .iter()
+        .filter(|p| {
+            !(p.kind == Kind::Logical
+                || (!sized && mine.iter().any(|m| m.id == p.id && m.size == 0)))
+        })
+        .map(|p| p.end())
+        .max()
+        .unwrap_or(0);
+    // GPT keeps its backup table and header at the end.
+    let need = (end + if gpt { 16384u64.div_ceil(lbs) + 1 } else { 0 }) * lbs;
     match t {
         Some(t) if t.kind == TargetKind::Missing => out.push(format!(
             "      the image file would be created; it needs at least {} ({need} bytes)",
             human(need)
         )),
-        Some(Target { size: Some(size), .. }) if need > *size => out.push(format!(
-            "      DOES NOT FIT: the layout needs {} ({need} bytes), the disk has {} ({size} bytes)",
-            human(need),
-            human(*size)
-        )),
-        Some(Target { size: Some(size), .. }) => out.push(format!(
+        _ if sized => out.push(format!(
             "      fits: the layout uses {} of {}",
             human(need),
-            human(*size)
+            human(found.size)
         )),
-        _ => out.push(format!("      the layout needs {} ({need} bytes)", human(need))),
+        _ => out.push(format!(
+            "      the layout needs {} ({need} bytes)",
+            human(need)
+        )),
     }
 }
 

@@ -252,6 +252,31 @@ pub fn current_name() -> String {
         .unwrap_or_else(|| std::env::var(REPORTSTACK_ENV).unwrap_or_default())
 }
 
+/// An INFO event inside the running stage, as curtin's `ReportEventStack(name=
+/// report_stack_prefix + ...)`: named `<current>/<name>`, or the stage's own name when `name`
+/// is empty (curtin names its per-item and per-source events so).
+pub fn nested(name: &str, description: &str) -> Stack {
+    let current = current_name();
+    let full = match (current.is_empty(), name.is_empty()) {
+        (_, true) => current,
+        (true, false) => name.to_string(),
+        (false, false) => format!("{current}/{name}"),
+    };
+    Stack::open(full, description, Level::Info, None)
+}
+
+/// Run `f` inside a [`nested`] event; the event finishes with its result.
+pub fn within<T>(
+    name: &str,
+    description: &str,
+    f: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let stack = nested(name, description);
+    let r = f();
+    stack.finish_result(&r);
+    r
+}
+
 /// An open event: `start` sent on creation, `finish` on [`Stack::finish`] (or FAIL on drop).
 pub struct Stack {
     name: String,

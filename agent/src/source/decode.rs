@@ -8,7 +8,8 @@
 use anyhow::{bail, Context, Result};
 use std::io::{self, Read};
 
-use super::detect::{self, Compression, Found};
+use super::compression::Compression;
+use super::detect::{self, Found};
 use super::igzip::GzipMember;
 use super::kind::{DdSpec, SourceType};
 use crate::io::PeekReader;

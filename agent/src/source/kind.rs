@@ -3,7 +3,7 @@
 
 pub use preseed::sources::SourceType;
 
-use super::detect::Compression;
+use super::compression::Compression;
 
 /// The layers of a dd source: an optional compression around an optional tar around the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

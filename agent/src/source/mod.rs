@@ -2,6 +2,7 @@
 //! file://, paths), a pass run again from byte 0 when the object is replaced on the server
 //! ([`with_restarts`]), magic-byte detection checked against the declared type, and decoding.
 
+pub mod compression;
 pub mod decode;
 pub mod detect;
 pub mod http;
@@ -10,7 +11,8 @@ pub mod kind;
 pub mod magic;
 pub mod verify;
 
-pub use detect::{Compression, Found};
+pub use compression::Compression;
+pub use detect::Found;
 pub use kind::{DdSpec, SourceType};
 pub use verify::{Expect, VerifyReader};
 

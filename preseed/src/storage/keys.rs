@@ -119,7 +119,7 @@ pub fn unknown(kind: &str, item: &yaml_serde::Mapping) -> Vec<String> {
         return vec![];
     }
     item.keys()
-        .map(crate::config::key_string)
+        .map(crate::issue::key_string)
         .filter(|k| !COMMON.contains(&k.as_str()) && !known.contains(&k.as_str()))
         .collect()
 }
