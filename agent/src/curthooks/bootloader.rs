@@ -149,14 +149,30 @@ fn disk_path(disk: &Value) -> Option<PathBuf> {
         .ok()
 }
 
-/// The bootloader step.
-pub fn setup(chroot: &Chroot, cfg: &Value) -> Result<()> {
-    let boot = boot_cfg(cfg)?;
+/// False (logged) when `boot.bootloaders` lists no grub.
+pub(super) fn grub_wanted(boot: Option<&Value>) -> bool {
     if let Some(Value::Sequence(bl)) = boot.and_then(|b| b.get("bootloaders")) {
         if !bl.iter().any(|b| b.as_str() == Some("grub")) {
             tracing::info!("boot.bootloaders has no grub: skipping the bootloader");
-            return Ok(());
+            return false;
         }
+    }
+    true
+}
+
+/// `update_nvram` (default true), and only where efivars can be written.
+pub(super) fn update_nvram(boot: Option<&Value>) -> bool {
+    boot.and_then(|b| b.get("update_nvram"))
+        .map(preseed::truth::value_as_boolean)
+        .unwrap_or(true)
+        && Path::new("/sys/firmware/efi/efivars").is_dir()
+}
+
+/// The bootloader step.
+pub fn setup(chroot: &Chroot, cfg: &Value) -> Result<()> {
+    let boot = boot_cfg(cfg)?;
+    if !grub_wanted(boot) {
+        return Ok(());
     }
     write_grub_settings(chroot.files(), boot)?;
     require(chroot, &UPDATE_INITRAMFS)?;
@@ -169,11 +185,7 @@ pub fn setup(chroot: &Chroot, cfg: &Value) -> Result<()> {
             require(chroot, &GRUB_INSTALL_EFI)?;
             let id = crate::image_check::os_id(&crate::image_check::MountedRoot(chroot.root()))
                 .unwrap_or_else(|| "debian".into());
-            let nvram = boot
-                .and_then(|b| b.get("update_nvram"))
-                .map(preseed::truth::value_as_boolean)
-                .unwrap_or(true)
-                && Path::new("/sys/firmware/efi/efivars").is_dir();
+            let nvram = update_nvram(boot);
             let bootloader_id = format!("--bootloader-id={id}");
             let mut argv = vec![
                 "grub-install",

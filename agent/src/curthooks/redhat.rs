@@ -146,11 +146,8 @@ pub fn dracut_storage_conf(cfg: &Value) -> Option<String> {
 /// curtin's install_grub for the redhat family.
 pub fn setup_grub(chroot: &Chroot, cfg: &Value) -> Result<()> {
     let boot = bootloader::boot_cfg(cfg)?;
-    if let Some(Value::Sequence(bl)) = boot.and_then(|b| b.get("bootloaders")) {
-        if !bl.iter().any(|b| b.as_str() == Some("grub")) {
-            tracing::info!("boot.bootloaders has no grub: skipping the bootloader");
-            return Ok(());
-        }
+    if !bootloader::grub_wanted(boot) {
+        return Ok(());
     }
     write_grub_defaults(chroot.files(), boot)?;
     let devices = bootloader::install_devices(cfg, boot);
@@ -167,11 +164,7 @@ pub fn setup_grub(chroot: &Chroot, cfg: &Value) -> Result<()> {
             Some("rhel" | "ol") | None => "redhat".to_string(),
             Some(other) => other.to_string(),
         };
-        let nvram = boot
-            .and_then(|b| b.get("update_nvram"))
-            .map(preseed::truth::value_as_boolean)
-            .unwrap_or(true)
-            && Path::new("/sys/firmware/efi/efivars").is_dir();
+        let nvram = bootloader::update_nvram(boot);
         if let Some(loader) = signed_loader(chroot.files(), &id) {
             // The image's signed shim and grub: grub2-install would put an unsigned grub in
             // their place and break Secure Boot.
