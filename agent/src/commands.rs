@@ -48,69 +48,17 @@ pub fn from_set(set: &preseed::commands::CommandSet) -> CommandList {
 /// A stage's commands in run order (sorted keys; `None` = skipped entry).
 pub type CommandList = Vec<(String, Option<Cmd>)>;
 
-/// Read a `<stage>_commands` value: a mapping of key -> string | list | null.
+/// Read a `<stage>_commands` value with the config model's reader (a mapping of key ->
+/// string | list | null), as a run list.
 pub fn commands_from_value(stage: &str, v: &Value) -> Result<CommandList> {
-    let map = match v {
-        Value::Null => return Ok(vec![]),
-        Value::Mapping(m) => m,
-        _ => {
-            return Err(anyhow!(
-                "{stage}_commands must be a mapping of name: command"
-            ))
-            .kind(Kind::Config)
-        }
-    };
-    let mut keys: Vec<&Value> = map.keys().collect();
-    let mut mixed = None;
-    keys.sort_by(|a, b| {
-        preseed::commands::curtin_order(a, b).unwrap_or_else(|| {
-            mixed = Some((preseed::config::show(a), preseed::config::show(b)));
-            std::cmp::Ordering::Equal
+    let set = preseed::commands::from_value(v)
+        .map_err(|i| {
+            let at = i.path_string();
+            let sep = if at.is_empty() { "" } else { "." };
+            anyhow!("{stage}_commands{sep}{at}: {}", i.message)
         })
-    });
-    if let Some((a, b)) = mixed {
-        return Err(anyhow!(
-            "{stage}_commands: the keys {a} and {b} cannot be sorted together (a number and a \
-             string; curtin fails here too): quote the number"
-        ))
-        .kind(Kind::Config);
-    }
-    let mut out = Vec::new();
-    for k in keys {
-        let v = &map[k];
-        let key = match k {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            _ => bail!("{stage}_commands: a key is not a string"),
-        };
-        let cmd = match v {
-            // curtin: `if not cmd: continue`.
-            v if preseed::truth::falsy(v) => None,
-            Value::String(s) => Some(Cmd::Shell(s.clone())),
-            Value::Sequence(seq) => Some(Cmd::Exec(
-                seq.iter()
-                    .map(|a| match a {
-                        Value::String(s) => Ok(s.clone()),
-                        Value::Number(n) => Ok(n.to_string()),
-                        // curtin passes Python's str(): True / False.
-                        Value::Bool(b) => Ok(if *b { "True" } else { "False" }.to_string()),
-                        _ => Err(anyhow!(
-                            "{stage}_commands.{key}: an argument is not a string"
-                        )),
-                    })
-                    .collect::<Result<_>>()
-                    .kind(Kind::Config)?,
-            )),
-            _ => {
-                return Err(anyhow!(
-                    "{stage}_commands.{key}: expected a string, a list or null"
-                ))
-                .kind(Kind::Config)
-            }
-        };
-        out.push((key, cmd));
-    }
-    Ok(out)
+        .kind(Kind::Config)?;
+    Ok(from_set(&set))
 }
 
 /// What a command run reports (the install helper turns these into events).
@@ -460,124 +408,24 @@ impl Tail {
     }
 }
 
-/// One `write_files` entry.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct WriteFile {
-    pub path: String,
-    pub content: String,
-    /// Octal string (`'0644'`) or number; default 0644.
-    pub permissions: Option<String>,
-    /// `user:group` (names looked up in the target) or numeric; default root:root.
-    pub owner: Option<String>,
-    /// `b64`/`base64`, `gz`/`gzip`, `gz+b64`/`gzip+base64`, or none.
-    pub encoding: Option<String>,
-}
-
-/// Read the `write_files` mapping (name -> entry), in sorted name order.
-pub fn write_files_from_value(v: &Value) -> Result<Vec<(String, WriteFile)>> {
-    let map = match v {
-        Value::Null => return Ok(vec![]),
-        Value::Mapping(m) => m,
-        _ => {
-            return Err(anyhow!("write_files must be a mapping of name: entry")).kind(Kind::Config)
-        }
-    };
-    let s = |e: &Value, k: &str| -> Option<String> {
-        match e.get(k)? {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        }
-    };
-    let mut out = Vec::new();
-    for (k, e) in map {
-        let name = k
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{k:?}"));
-        let path = s(e, "path")
-            .ok_or_else(|| anyhow!("write_files.{name}: missing `path`"))
-            .kind(Kind::Config)?;
-        let permissions = match e.get("permissions") {
-            // YAML 0644 without quotes is the number 420 in YAML 1.2 and 644 in 1.1 readers;
-            // treat a bare number as written in octal digits, as curtin's users mean it.
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => s(e, "permissions"),
-        };
-        out.push((
-            name,
-            WriteFile {
-                path,
-                content: s(e, "content").unwrap_or_default(),
-                permissions,
-                owner: s(e, "owner"),
-                encoding: s(e, "encoding"),
-            },
-        ));
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
-}
-
-impl From<&preseed::install::WriteFile> for WriteFile {
-    fn from(w: &preseed::install::WriteFile) -> WriteFile {
-        // The model has decoded YAML `!!binary`; `encoding` (b64, gzip) is applied here.
-        let content = match &w.encoding {
-            Some(_) => String::from_utf8_lossy(&w.content).into_owned(),
-            None => String::new(),
-        };
-        WriteFile {
-            path: w.path.clone(),
-            content,
-            permissions: Some(format!("{:o}", w.permissions)),
-            owner: w.owner.clone(),
-            encoding: w.encoding.clone(),
-        }
-    }
-}
+/// One `write_files` entry: the config model's.
+pub use preseed::install::WriteFile;
 
 /// Write the config model's `write_files` (sorted by name) into `target`.
-pub fn write_model_files(
+pub fn write_files(
     target: &Path,
-    files: &std::collections::BTreeMap<String, preseed::install::WriteFile>,
+    files: &std::collections::BTreeMap<String, WriteFile>,
 ) -> Result<()> {
-    for (name, f) in files {
-        let r = if f.encoding.is_some() {
-            write_file(target, &WriteFile::from(f))
-        } else {
-            write_bytes(
-                target,
-                &f.path,
-                &f.content,
-                f.permissions,
-                f.owner.as_deref(),
-            )
-        };
-        r.with_context(|| format!("write_files.{name} ({})", f.path))?;
-    }
-    Ok(())
-}
-
-/// Write every entry into `target` (paths are taken relative to it).
-pub fn write_files(target: &Path, files: &[(String, WriteFile)]) -> Result<()> {
     for (name, f) in files {
         write_file(target, f).with_context(|| format!("write_files.{name} ({})", f.path))?;
     }
     Ok(())
 }
 
-/// Write one entry into `target`.
+/// Write one entry into `target`, its `encoding` applied.
 pub fn write_file(target: &Path, f: &WriteFile) -> Result<()> {
     let bytes = decode(&f.content, f.encoding.as_deref())?;
-    let mode = match &f.permissions {
-        None => 0o644,
-        Some(p) => {
-            let t = p.trim().trim_start_matches("0o");
-            u32::from_str_radix(t, 8)
-                .map_err(|_| anyhow!("permissions {p:?} is not an octal mode"))?
-        }
-    };
-    write_bytes(target, &f.path, &bytes, mode, f.owner.as_deref())
+    write_bytes(target, &f.path, &bytes, f.permissions, f.owner.as_deref())
 }
 
 /// Write `bytes` at `path` inside `target` with a mode and `user:group` owner. The path is
@@ -614,10 +462,10 @@ fn safe_relative(path: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
-fn decode(content: &str, encoding: Option<&str>) -> Result<Vec<u8>> {
+fn decode(content: &[u8], encoding: Option<&str>) -> Result<Vec<u8>> {
     use base64::Engine;
-    let b64 = |s: &str| {
-        let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    let b64 = |s: &[u8]| {
+        let clean: Vec<u8> = s.iter().copied().filter(|c| !c.is_ascii_whitespace()).collect();
         base64::engine::general_purpose::STANDARD
             .decode(clean)
             .context("content is not valid base64")
@@ -630,9 +478,9 @@ fn decode(content: &str, encoding: Option<&str>) -> Result<Vec<u8>> {
         Ok(out)
     };
     match encoding.map(|e| e.trim().to_ascii_lowercase()).as_deref() {
-        None | Some("") | Some("text/plain") => Ok(content.as_bytes().to_vec()),
+        None | Some("") | Some("text/plain") => Ok(content.to_vec()),
         Some("b64") | Some("base64") => b64(content),
-        Some("gz") | Some("gzip") => gunzip(content.as_bytes().to_vec()),
+        Some("gz") | Some("gzip") => gunzip(content.to_vec()),
         Some("gz+b64") | Some("gzip+base64") | Some("gz+base64") | Some("gzip+b64") => {
             gunzip(b64(content)?)
         }
@@ -768,10 +616,12 @@ mod tests {
         )
         .unwrap();
         fs::write(t.join("etc/group"), "root:x:0:\nadm:x:4:\n").unwrap();
-        let files = write_files_from_value(&v(
-            "{a: {path: /etc/x/a.cfg, content: 'hi\n', permissions: '0600', owner: 'ubuntu:adm'},
-              b: {path: b.bin, content: aGVsbG8=, encoding: b64}}",
-        ))
+        let files = preseed::install::write_files_from_value(
+            &v("{a: {path: /etc/x/a.cfg, content: 'hi\n', permissions: '0600', owner: 'ubuntu:adm'},
+              b: {path: b.bin, content: aGVsbG8=, encoding: b64}}"),
+            true,
+            &mut vec![],
+        )
         .unwrap();
         write_files(t, &files).unwrap();
         let md = fs::metadata(t.join("etc/x/a.cfg")).unwrap();

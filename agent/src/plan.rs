@@ -33,7 +33,7 @@ pub fn run(g: &Global, a: &PlanArgs) -> anyhow::Result<()> {
         eprintln!("warning: {w}");
     }
     let target = a.target.as_deref().map(disk::Target::inspect).transpose()?;
-    let lines = stages::plan(&loaded.config, &loaded.merged, target.as_ref());
+    let lines = stages::plan(&loaded.config, target.as_ref());
     let mut out = std::io::stdout().lock();
     for l in lines {
         writeln!(out, "{l}")?;
@@ -42,8 +42,8 @@ pub fn run(g: &Global, a: &PlanArgs) -> anyhow::Result<()> {
 }
 
 /// The plan's lines for a loaded config and no `--target` (what `deployer inspect` shows).
-pub fn lines(c: &preseed::Config, merged: &yaml_serde::Value) -> Vec<String> {
-    stages::plan(c, merged, None)
+pub fn lines(c: &preseed::Config) -> Vec<String> {
+    stages::plan(c, None)
 }
 
 /// The loader's warnings, plus what an install could not do yet.
@@ -74,8 +74,11 @@ fn summary(l: &preseed::load::Loaded) -> String {
             s.config.len()
         ));
     }
-    if let Some(v) = l.merged.get("network").and_then(|n| n.get("version")) {
-        parts.push(format!("network v{}", preseed::config::show(v)));
+    match c.network.as_ref().map(|n| &n.body) {
+        Some(preseed::network::Body::V1(_)) => parts.push("network v1".into()),
+        Some(preseed::network::Body::V2) => parts.push("network v2".into()),
+        Some(preseed::network::Body::Disabled) => parts.push("network disabled".into()),
+        None => {}
     }
     if !c.reporting.is_empty() {
         parts.push(format!("{} reporting handler(s)", c.reporting.len()));

@@ -11,6 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use preseed::load::Loaded;
 
 /// The environment variable names, as curtin spells them.
 pub mod var {
@@ -58,7 +59,7 @@ impl WorkingDir {
     pub fn create(
         parent: &Path,
         target: Option<&Path>,
-        config: &yaml_serde::Value,
+        config: &Loaded,
     ) -> Result<WorkingDir> {
         let top = tempfile::Builder::new()
             .prefix("deployer-")
@@ -72,7 +73,7 @@ impl WorkingDir {
     pub fn create_at(
         top: &Path,
         target: Option<&Path>,
-        config: &yaml_serde::Value,
+        config: &Loaded,
     ) -> Result<WorkingDir> {
         let state = top.join("state");
         let scratch = top.join("scratch");
@@ -98,8 +99,8 @@ impl WorkingDir {
             interfaces: state.join("interfaces"),
             report_stack: String::new(),
             verbosity: 0,
-            proxy: Proxy::from_config(config).unwrap_or_default(),
-            python_curtin: Some(python_curtin_for_hooks(config, top)?),
+            proxy: config.config.proxy.clone(),
+            python_curtin: Some(python_curtin_for_hooks(&config.config, top)?),
             bin: top.join("bin"),
             ephemeral: false,
         };
@@ -109,7 +110,7 @@ impl WorkingDir {
                 fs::write(f, b"").with_context(|| format!("creating {}", f.display()))?;
             }
         }
-        wd.write_config(config)?;
+        wd.write_config(&config.merged)?;
         wd.ensure_curtin_entry()?;
         Ok(wd)
     }
@@ -289,13 +290,9 @@ fn curtin_package_at(c: &Path) -> Option<PathBuf> {
 /// logged): the one in MAAS's installer archive, `deployer: {python_curtin: DIR}`, `/curtin`
 /// in the ephemeral root (where curtin's archive extracts itself), else deployer's own
 /// ([`crate::curtin_py`]), unpacked into `<top>/python`.
-pub fn python_curtin_for_hooks(config: &yaml_serde::Value, top: &Path) -> Result<PathBuf> {
+pub fn python_curtin_for_hooks(config: &preseed::Config, top: &Path) -> Result<PathBuf> {
     let installer = std::env::var_os(crate::maas::INSTALLER_PYTHONPATH_ENV).map(PathBuf::from);
-    let configured = config
-        .get("deployer")
-        .and_then(|d| d.get("python_curtin"))
-        .and_then(|v| v.as_str())
-        .map(PathBuf::from);
+    let configured = config.deployer.python_curtin.as_ref().map(PathBuf::from);
     let candidates = [
         (installer, "the MAAS installer's"),
         (configured, "deployer.python_curtin"),
@@ -326,7 +323,7 @@ pub fn python_curtin_for_hooks(config: &yaml_serde::Value, top: &Path) -> Result
 
 /// The working dir for a stage command: from the environment when run as a child of an
 /// install, otherwise a fresh one for this run (with `target` and the merged config).
-pub fn for_stage(target: Option<&Path>, config: &yaml_serde::Value) -> Result<WorkingDir> {
+pub fn for_stage(target: Option<&Path>, config: &Loaded) -> Result<WorkingDir> {
     if std::env::var_os(var::FSTAB).is_some() && std::env::var_os(var::CONFIG).is_some() {
         let mut wd = WorkingDir::from_env()?;
         if let Some(t) = target {
@@ -343,15 +340,15 @@ pub fn for_stage(target: Option<&Path>, config: &yaml_serde::Value) -> Result<Wo
     Ok(wd)
 }
 
-/// The merged config for a stage command: `-c`/`--set` or $CONFIG through
-/// [`crate::config::load`]; an empty mapping when there is neither (a stage run alone on a
+/// The config for a stage command: `-c`/`--set` or $CONFIG through
+/// [`crate::config::load`]; an empty one when there is neither (a stage run alone on a
 /// target, with everything from its flags).
-pub fn stage_config(global: &crate::cli::Global) -> Result<yaml_serde::Value> {
+pub fn stage_config(global: &crate::cli::Global) -> Result<Loaded> {
     let no_env = std::env::var_os(var::CONFIG).is_none_or(|c| c.is_empty());
     if global.config.is_empty() && global.set.is_empty() && no_env {
-        return Ok(yaml_serde::Value::Mapping(Default::default()));
+        return Ok(preseed::load::empty());
     }
-    Ok(crate::config::load(global)?.merged)
+    crate::config::load(global)
 }
 
 #[cfg(test)]
@@ -361,8 +358,10 @@ mod tests {
     #[test]
     fn layout_and_env() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg: yaml_serde::Value =
-            yaml_serde::from_str("{proxy: {http_proxy: 'http://p:3128'}, a: [1]}").unwrap();
+        let cfg = preseed::load::from_merged(
+            yaml_serde::from_str("{proxy: {http_proxy: 'http://p:3128'}, a: [1]}").unwrap(),
+        )
+        .unwrap();
         let wd = WorkingDir::create_at(dir.path(), None, &cfg).unwrap();
         for f in [
             "state/config",

@@ -3,7 +3,6 @@
 //! runs under `sh -c`, and a falsy value (`null`, `[]`, `""`) disables the entry — that is how a
 //! builtin is turned off (`network_commands: {builtin: null}`).
 
-use std::collections::BTreeMap;
 use yaml_serde::Value;
 
 use crate::issue::{show, Issue};
@@ -43,8 +42,9 @@ pub fn curtin_order(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
     }
 }
 
-/// A stage's commands by key; `None` is a disabled entry. `BTreeMap` iterates in sorted order.
-pub type CommandSet = BTreeMap<String, Option<Command>>;
+/// A stage's commands by key, in the order curtin runs them ([`curtin_order`]: `5` before `10`);
+/// `None` is a disabled entry.
+pub type CommandSet = indexmap::IndexMap<String, Option<Command>>;
 
 /// Read one `*_commands` value.
 pub fn from_value(v: &Value) -> Result<CommandSet, Issue> {
@@ -74,7 +74,11 @@ pub fn from_value(v: &Value) -> Result<CommandSet, Issue> {
             ),
         ));
     }
-    for (k, v) in m {
+    let mut keys: Vec<&Value> = m.keys().collect();
+    // Comparable: mixed numbers and strings were refused above.
+    keys.sort_by(|a, b| curtin_order(a, b).unwrap_or(std::cmp::Ordering::Equal));
+    for k in keys {
+        let v = &m[k];
         let name = crate::issue::key_string(k);
         let cmd = match v {
             // curtin: `if not cmd: continue`.
@@ -83,7 +87,12 @@ pub fn from_value(v: &Value) -> Result<CommandSet, Issue> {
             Value::Sequence(items) => {
                 let mut words = Vec::with_capacity(items.len());
                 for (i, w) in items.iter().enumerate() {
-                    words.push(scalar_string(w).ok_or_else(|| {
+                    // curtin passes Python's str() of each word: True / False.
+                    let word = match w {
+                        Value::Bool(b) => Some(if *b { "True" } else { "False" }.to_string()),
+                        w => scalar_string(w),
+                    };
+                    words.push(word.ok_or_else(|| {
                         Issue::new(format!("{name}[{i}]"), "command words must be strings")
                     })?);
                 }

@@ -10,6 +10,7 @@ pub use crate::issue::{key_string, show, typed, Issue};
 use crate::network::Network;
 pub use crate::path::{parse_path, path_string, scalar_string, Seg};
 use crate::reporting::Handler;
+use crate::settings::{section, BlockMeta, Boot, Deployer, Image, Kernel, Swap};
 use crate::sources::Source;
 use crate::storage::Storage;
 pub use crate::truth::falsy;
@@ -21,6 +22,7 @@ pub struct Config {
     pub sources: BTreeMap<String, Source>,
     pub storage: Option<Storage>,
     pub network: Option<Network>,
+    /// The handlers in effect (curtin's default `logging` included unless disabled).
     pub reporting: BTreeMap<String, Handler>,
     /// `<stage>_commands` by stage name (`early`, `late`, `partitioning`, ...).
     pub commands: BTreeMap<String, CommandSet>,
@@ -34,9 +36,13 @@ pub struct Config {
     pub curthooks: Curthooks,
     /// Written to `etc/cloud/cloud.cfg.d/95-cloudconfig-<name>.cfg` in the target.
     pub cloudconfig: BTreeMap<String, WriteFile>,
-    pub grub: Option<Value>,
-    pub kernel: Option<Value>,
-    pub swap: Option<Value>,
+    /// `boot:` or its older name `grub:` (not both).
+    pub boot: Option<Boot>,
+    pub block_meta: BlockMeta,
+    pub deployer: Deployer,
+    pub image: Option<Image>,
+    pub kernel: Option<Kernel>,
+    pub swap: Option<Swap>,
     pub verbosity: Option<u8>,
     pub showtrace: Option<bool>,
     /// Every other top-level key, as given: curtin keys deployer carries (`apt`,
@@ -68,9 +74,7 @@ pub const CARRIED_KEYS: &[&str] = &[
     "kernel-crash-dumps",
     "disable_overlayroot",
     "restore_dist_interfaces",
-    "block-meta",
     "reporter",
-    "boot",
     "http_proxy",
     "snap",
     "zfs",
@@ -78,10 +82,6 @@ pub const CARRIED_KEYS: &[&str] = &[
     "bootloader",
     "resize_rootfs",
     "package_update",
-    // deployer's own: `image: {name, base_image, type}`, carried on every report event.
-    "image",
-    // deployer's own settings (`deployer: {image_check, python_curtin, raw_data}`).
-    "deployer",
 ];
 
 impl Config {
@@ -162,9 +162,34 @@ impl Config {
                 "power_state" => c.power_state = Some(typed(v).map_err(at)?),
                 "curthooks" if v.is_null() => {}
                 "curthooks" => c.curthooks = typed(v).map_err(at)?,
-                "grub" => c.grub = Some(v.clone()),
-                "kernel" => c.kernel = Some(v.clone()),
-                "swap" => c.swap = Some(v.clone()),
+                "grub" | "boot" => {
+                    if c.boot.is_some() {
+                        return Err(Issue::new(
+                            key.clone(),
+                            "the config has both `grub` and `boot`: `grub` is the older name of `boot`, give one",
+                        ));
+                    }
+                    let mut w = Vec::new();
+                    c.boot = Some(Boot::from_value(v, &mut w).map_err(at)?);
+                    warnings.extend(w.into_iter().map(at));
+                }
+                "block-meta" if v.is_null() => {}
+                "block-meta" => c.block_meta = typed(v).map_err(at)?,
+                "deployer" => {
+                    let mut w = Vec::new();
+                    c.deployer = section(v, &mut w).map_err(at)?;
+                    warnings.extend(w.into_iter().map(at));
+                }
+                "image" | "kernel" | "swap" if v.is_null() => {}
+                "image" | "kernel" | "swap" => {
+                    let mut w = Vec::new();
+                    match key.as_str() {
+                        "image" => c.image = Some(section(v, &mut w).map_err(at)?),
+                        "kernel" => c.kernel = Some(section(v, &mut w).map_err(at)?),
+                        _ => c.swap = Some(section(v, &mut w).map_err(at)?),
+                    }
+                    warnings.extend(w.into_iter().map(at));
+                }
                 "verbosity" => c.verbosity = typed(v).map_err(at)?,
                 "showtrace" => c.showtrace = Some(crate::truth::showtrace(v)),
                 k if k.ends_with("_commands") && k.len() > "_commands".len() => {
@@ -218,6 +243,7 @@ impl Config {
     fn with_defaults() -> Config {
         Config {
             stages: DEFAULT_STAGES.iter().map(|s| s.to_string()).collect(),
+            reporting: crate::reporting::defaults(),
             ..Config::default()
         }
     }

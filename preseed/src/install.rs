@@ -11,7 +11,7 @@ pub struct Install {
     pub log_file: Option<String>,
     pub log_file_append: bool,
     pub error_tarfile: Option<String>,
-    /// Files posted with the final `cmd-install` event.
+    /// Files posted with the final `cmd-install` event; curtin's default is `[log_file]`.
     pub post_files: Vec<String>,
     pub save_install_config: Option<String>,
     pub save_install_log: Option<String>,
@@ -79,7 +79,7 @@ impl Default for Install {
             log_file: Some("/var/log/curtin/install.log".into()),
             log_file_append: false,
             error_tarfile: Some("/var/log/curtin/curtin-error-logs.tar".into()),
-            post_files: vec![],
+            post_files: vec!["/var/log/curtin/install.log".into()],
             save_install_config: Some("/root/curtin-install-cfg.yaml".into()),
             save_install_log: Some("/root/curtin-install.log".into()),
             unmount: None,
@@ -120,8 +120,11 @@ pub fn install_from_value(v: &Value) -> Result<Install, Issue> {
         Value::Mapping(m) => m,
         _ => return Err(Issue::new("", "must be a mapping")),
     };
+    let log_file = path_key(m, "log_file", d.log_file)?;
     let post_files = match m.get("post_files") {
-        None | Some(Value::Null) => vec![],
+        // curtin: `instcfg.get('post_files', [logfile])`.
+        None => log_file.iter().cloned().collect(),
+        Some(Value::Null) => vec![],
         Some(v) => crate::issue::typed::<Vec<String>>(v).map_err(|e| e.under("post_files"))?,
     };
     let log_file_append = match m.get("log_file_append") {
@@ -129,7 +132,7 @@ pub fn install_from_value(v: &Value) -> Result<Install, Issue> {
         Some(v) => !crate::truth::falsy(v),
     };
     Ok(Install {
-        log_file: path_key(m, "log_file", d.log_file)?,
+        log_file,
         log_file_append,
         error_tarfile: path_key(m, "error_tarfile", d.error_tarfile)?,
         post_files,
@@ -221,8 +224,20 @@ pub struct WriteFile {
     pub permissions: u32,
     /// `user:group`.
     pub owner: Option<String>,
-    /// Carried as given; curtin supports none (cloud-init's b64/gzip are not applied by curtin).
+    /// `b64`, `gzip`, `gz+b64` (cloud-init's), applied when the file is written.
     pub encoding: Option<String>,
+}
+
+impl Default for WriteFile {
+    fn default() -> Self {
+        WriteFile {
+            path: String::new(),
+            content: vec![],
+            permissions: 0o644,
+            owner: None,
+            encoding: None,
+        }
+    }
 }
 
 #[derive(Deserialize)]

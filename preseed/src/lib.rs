@@ -24,6 +24,7 @@ pub mod nesting;
 pub mod network;
 pub mod path;
 pub mod reporting;
+pub mod settings;
 pub mod size;
 pub mod sources;
 pub mod storage;

@@ -84,6 +84,22 @@ pub fn load_documents(docs: Vec<(String, String)>) -> Result<Loaded> {
     })
 }
 
+/// Type a config that is already merged (the install's, once it has added the command-line
+/// sources and the target disk): errors and warnings name the key path, without a line.
+pub fn from_merged(merged: Value) -> Result<Loaded> {
+    let (config, issues) = Config::from_value(&merged).map_err(|i| place(&[], i))?;
+    Ok(Loaded {
+        config,
+        merged,
+        warnings: issues.into_iter().map(|i| place(&[], i).to_string()).collect(),
+    })
+}
+
+/// An empty config (a stage run alone, everything from its flags): curtin's defaults.
+pub fn empty() -> Loaded {
+    from_merged(Value::Mapping(Default::default())).expect("an empty config is valid")
+}
+
 /// curtin's `merge_config`: `over` wins; mappings merge recursively, all else is replaced.
 pub fn merge(base: &mut Value, over: Value) {
     match (base, over) {

@@ -47,8 +47,27 @@ impl Handler {
     }
 }
 
+/// curtin's `DEFAULT_CONFIG`: `logging: {type: log}`, which a config may override or disable.
+pub fn defaults() -> BTreeMap<String, Handler> {
+    let log = Handler {
+        kind: HandlerType::Log,
+        endpoint: None,
+        consumer_key: None,
+        consumer_secret: None,
+        token_key: None,
+        token_secret: None,
+        level: None,
+        timeout: None,
+        retries: None,
+        identifier: None,
+    };
+    BTreeMap::from([("logging".to_string(), log)])
+}
+
+/// The handlers in effect: curtin's defaults updated by `reporting:` (a falsy value removes
+/// a handler, as curtin's `update_configuration` unregisters it).
 pub fn from_value(v: &Value) -> Result<BTreeMap<String, Handler>, Issue> {
-    let mut out = BTreeMap::new();
+    let mut out = defaults();
     let m = match v {
         Value::Null => return Ok(out),
         Value::Mapping(m) => m,
@@ -57,6 +76,7 @@ pub fn from_value(v: &Value) -> Result<BTreeMap<String, Handler>, Issue> {
     for (k, v) in m {
         let name = crate::issue::key_string(k);
         if crate::truth::falsy(v) {
+            out.remove(&name);
             continue;
         }
         let h: Handler = typed(v).map_err(|e| e.under(&name))?;

@@ -52,7 +52,7 @@ fn maas_numbered_parts_load_in_order() {
     assert!(c.reporting["maas"].oauth().is_some());
     assert_eq!(c.install.post_files.len(), 2);
     assert_eq!(c.verbosity, Some(3)); // from inside the config archive
-    assert_eq!(c.swap.as_ref().unwrap()["size"], "0B");
+    assert_eq!(c.swap.as_ref().unwrap().size.as_deref(), Some("0B"));
     assert!(matches!(
         c.network.as_ref().map(|n| &n.body),
         Some(preseed::network::Body::V2)
@@ -499,7 +499,11 @@ fn install_proxy_power_curthooks_write_files() {
 #[test]
 fn reporting_handlers() {
     let l = load("reporting: {maas: {type: webhook, endpoint: 'http://x/', consumer_key: c, token_key: t, token_secret: s}, off: null}").unwrap();
-    assert_eq!(l.config.reporting.len(), 1);
+    // curtin's default `logging` handler stays unless disabled; `off: null` removes nothing.
+    let names: Vec<_> = l.config.reporting.keys().map(String::as_str).collect();
+    assert_eq!(names, ["logging", "maas"]);
+    let quiet = load("reporting: {logging: null}").unwrap();
+    assert!(quiet.config.reporting.is_empty());
     assert_eq!(
         l.config.reporting["maas"].oauth(),
         Some(("c", "", "t", "s"))

@@ -581,7 +581,8 @@ fn stage_env(
 ) -> (deployer::workdir::WorkingDir, Vec<(String, String)>) {
     let cfg: yaml_serde::Value = yaml_serde::from_str(cfg).unwrap();
     let top = root._dir.path().join("work");
-    let wd = deployer::workdir::WorkingDir::create_at(&top, Some(&root.mnt), &cfg).unwrap();
+    let loaded = preseed::load::from_merged(cfg.clone()).unwrap();
+    let wd = deployer::workdir::WorkingDir::create_at(&top, Some(&root.mnt), &loaded).unwrap();
     fs::write(&wd.fstab, fstab).unwrap();
     let net = cfg.get("network").cloned().unwrap_or_default();
     let mut m = yaml_serde::Mapping::new();

@@ -8,31 +8,12 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use preseed::sources::Source;
-use yaml_serde::Value;
 
 use super::config::Storage;
 use super::mount::Mounts;
 use crate::error::{Kind, KindExt};
 use crate::report::Progress;
 use crate::write_image::{self, Request};
-
-/// `block-meta: {grow_root: BOOL}`; true when absent (curtin never grows; see compatibility.md).
-pub fn grow_root(cfg: &Value) -> Result<bool> {
-    match cfg.get("block-meta").and_then(|b| b.get("grow_root")) {
-        None | Some(Value::Null) => Ok(true),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(other) => anyhow::bail!("block-meta.grow_root must be true or false, not {other:?}"),
-    }
-}
-
-/// `deployer: {raw_data: BOOL}`: write a dd source that is not a disk image (false when absent).
-pub fn raw_data(cfg: &Value) -> Result<bool> {
-    match cfg.get("deployer").and_then(|b| b.get("raw_data")) {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(other) => anyhow::bail!("deployer.raw_data must be true or false, not {other:?}"),
-    }
-}
 
 /// Write `src` to the chosen disk and mount its root at `target`; returns the disk.
 pub fn apply(
@@ -41,11 +22,12 @@ pub fn apply(
     devices: &[PathBuf],
     target: &Path,
 ) -> Result<PathBuf> {
-    let cfg = &loaded.merged;
-    let grow = grow_root(cfg).kind(Kind::Config)?;
-    let raw_data = raw_data(cfg).kind(Kind::Config)?;
-    let storage: Option<&Storage> = loaded.config.storage.as_ref();
-    let disk = super::simple::choose_disk(cfg, storage, devices).kind(Kind::Storage)?;
+    let cfg = &loaded.config;
+    // `block-meta: {grow_root}` (true when absent; curtin never grows, see compatibility.md)
+    // and `deployer: {raw_data}` (write a dd source that is not a disk image).
+    let (grow, raw_data) = (cfg.block_meta.grow_root, cfg.deployer.raw_data);
+    let storage: Option<&Storage> = cfg.storage.as_ref();
+    let disk = super::simple::choose_disk(&cfg.block_meta, storage, devices).kind(Kind::Storage)?;
     // As curtin's block_meta: the disks with `wipe` are cleared first, and the image's disk.
     let mut clear = vec![("dd target".to_string(), disk.clone())];
     for d in storage.iter().flat_map(|s| s.disks()) {
@@ -116,21 +98,4 @@ pub fn apply(
         target.display()
     );
     Ok(disk)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grow_root_key() {
-        let v = |s: &str| yaml_serde::from_str::<Value>(s).unwrap();
-        assert!(grow_root(&v("{}")).unwrap());
-        assert!(grow_root(&v("block-meta: {grow_root: true}")).unwrap());
-        assert!(!grow_root(&v("block-meta: {grow_root: false}")).unwrap());
-        let e = grow_root(&v("block-meta: {grow_root: no-thanks}")).unwrap_err();
-        assert!(e
-            .to_string()
-            .contains("block-meta.grow_root must be true or false"));
-    }
 }

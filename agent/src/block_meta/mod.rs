@@ -113,7 +113,7 @@ pub fn run(g: &Global, a: &BlockMetaArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let cfg = &loaded.merged;
+    let bm = &loaded.config.block_meta;
     std::fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;
     // curtin's block_meta: a `storage` config means custom mode even when the command says
     // `simple` (its builtin partitioning command is `curtin block-meta simple`, and MAAS sends
@@ -129,8 +129,8 @@ pub fn run(g: &Global, a: &BlockMetaArgs) -> Result<()> {
             s
         }
         None => {
-            let disk = simple::choose_disk(cfg, None, &a.devices).kind(Kind::Storage)?;
-            let layout = simple::layout(cfg).kind(Kind::Config)?;
+            let disk = simple::choose_disk(bm, None, &a.devices).kind(Kind::Storage)?;
+            let layout = simple::layout(bm);
             tracing::info!("simple mode: {layout:?} layout on {}", disk.display());
             simple::storage_for(&disk, layout)
         }

@@ -5,31 +5,20 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use yaml_serde::Value;
+use anyhow::{Context, Result};
+use preseed::settings::BlockMeta;
 
 use super::config::{Disk, Flag, Format, Fstype, Item, Mount, Partition, Ptable, Storage};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
-    Uefi,
-    Gpt,
-    Mbr,
-}
+/// The config model's `block-meta.format`.
+pub use preseed::settings::SimpleLayout as Layout;
 
 /// `block-meta: {format: ...}`, else UEFI when the machine booted with it, else mbr (amd64).
-pub fn layout(cfg: &Value) -> Result<Layout> {
-    match cfg
-        .get("block-meta")
-        .and_then(|b| b.get("format"))
-        .and_then(Value::as_str)
-    {
-        Some("uefi") => Ok(Layout::Uefi),
-        Some("gpt") => Ok(Layout::Gpt),
-        Some("mbr") => Ok(Layout::Mbr),
-        Some(other) => bail!("block-meta.format {other:?} is not supported (uefi, gpt, mbr)"),
-        None if Path::new("/sys/firmware/efi").exists() => Ok(Layout::Uefi),
-        None => Ok(Layout::Mbr),
+pub fn layout(bm: &BlockMeta) -> Layout {
+    match bm.format {
+        Some(l) => l,
+        None if Path::new("/sys/firmware/efi").exists() => Layout::Uefi,
+        None => Layout::Mbr,
     }
 }
 
@@ -37,18 +26,12 @@ pub fn layout(cfg: &Value) -> Result<Layout> {
 /// disk with `grub_device` and a `serial` (curtin) or a `path` (our extension; curtin ignores
 /// `path` here). Never a guess in tests: installable-disk discovery
 /// picks curtin's `sorted(valid)[0]` among unmounted, writable, non-removable disks >= 1 GiB.
-pub fn choose_disk(cfg: &Value, storage: Option<&Storage>, devices: &[PathBuf]) -> Result<PathBuf> {
+pub fn choose_disk(bm: &BlockMeta, storage: Option<&Storage>, devices: &[PathBuf]) -> Result<PathBuf> {
     if let Some(d) = devices.first() {
         return Ok(d.clone());
     }
-    if let Some(seq) = cfg
-        .get("block-meta")
-        .and_then(|b| b.get("devices"))
-        .and_then(Value::as_sequence)
-    {
-        if let Some(d) = seq.iter().filter_map(Value::as_str).next() {
-            return Ok(PathBuf::from(d));
-        }
+    if let Some(d) = bm.devices.first() {
+        return Ok(PathBuf::from(d));
     }
     if let Some(st) = storage {
         for i in &st.config {

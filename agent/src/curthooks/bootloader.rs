@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use yaml_serde::Value;
+use preseed::settings::{Boot, InstallDevices};
+use preseed::storage::{Disk, Item, Storage};
+use preseed::Config;
 
 use crate::error::{Kind, KindExt};
 use crate::target::{Chroot, TargetRoot};
@@ -62,15 +64,9 @@ pub(super) fn run_in(chroot: &Chroot, argv: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// The `boot:` (or legacy `grub:`) settings.
-pub(super) fn boot_cfg(cfg: &Value) -> Result<Option<&Value>> {
-    match (cfg.get("boot"), cfg.get("grub")) {
-        (Some(_), Some(_)) => {
-            Err(anyhow!("the config has both `grub` and `boot` keys")).kind(Kind::Config)
-        }
-        (Some(b), None) | (None, Some(b)) => Ok(Some(b)),
-        (None, None) => Ok(None),
-    }
+/// The `boot:` (or older `grub:`) settings, curtin's defaults when the config has neither.
+pub(super) fn boot_cfg(cfg: &Config) -> Boot {
+    cfg.boot.clone().unwrap_or_default()
 }
 
 /// What grub-install should target.
@@ -81,57 +77,41 @@ pub(super) enum Devices {
     List(Vec<PathBuf>),
 }
 
-pub(super) fn install_devices(cfg: &Value, boot: Option<&Value>) -> Devices {
-    if let Some(b) = boot {
-        match b.get("install_devices") {
-            Some(Value::Null) => return Devices::None,
-            Some(Value::String(s)) => return Devices::List(vec![PathBuf::from(s)]),
-            Some(Value::Sequence(seq)) if !has_grub_devices(cfg) => {
-                return Devices::List(
-                    seq.iter()
-                        .filter_map(Value::as_str)
-                        .map(PathBuf::from)
-                        .collect(),
-                )
-            }
-            _ => {}
-        }
+pub(super) fn install_devices(cfg: &Config, boot: &Boot) -> Devices {
+    let flagged = || grub_devices(cfg.storage.as_ref());
+    match &boot.install_devices {
+        InstallDevices::Nothing => Devices::None,
+        InstallDevices::One(s) => Devices::List(vec![PathBuf::from(s)]),
+        InstallDevices::Given(list) => match flagged() {
+            // Storage items with `grub_device` win over a given list.
+            f if !f.is_empty() => Devices::List(f),
+            _ => Devices::List(list.iter().map(PathBuf::from).collect()),
+        },
+        InstallDevices::FromStorage => Devices::List(flagged()),
     }
-    Devices::List(grub_devices(cfg))
-}
-
-fn has_grub_devices(cfg: &Value) -> bool {
-    !grub_devices(cfg).is_empty()
 }
 
 /// The disks of storage entries with `grub_device: true` (a partition's disk for partitions).
-fn grub_devices(cfg: &Value) -> Vec<PathBuf> {
-    let Some(Value::Sequence(items)) = cfg.get("storage").and_then(|s| s.get("config")) else {
+fn grub_devices(storage: Option<&Storage>) -> Vec<PathBuf> {
+    let Some(st) = storage else {
         return vec![];
     };
-    let by_id = |id: &str| {
-        items
-            .iter()
-            .find(|i| i.get("id").and_then(Value::as_str) == Some(id))
-    };
     let mut out = vec![];
-    for it in items {
-        // curtin: `if item.get('grub_device')`.
-        let flagged = it
-            .get("grub_device")
-            .is_some_and(|v| !preseed::truth::falsy(v));
-        if !flagged {
-            continue;
-        }
-        let disk = match it.get("type").and_then(Value::as_str) {
-            Some("disk") => Some(it),
-            Some("partition") => it.get("device").and_then(Value::as_str).and_then(by_id),
+    for it in &st.config {
+        let disk = match it {
+            Item::Disk(d) if d.grub_device => Some(d),
+            Item::Partition(p) if p.grub_device => match st.get(&p.device) {
+                Some(Item::Disk(d)) => Some(d),
+                _ => {
+                    tracing::warn!("grub_device {}: cannot find its disk", p.id);
+                    None
+                }
+            },
             _ => None,
         };
         match disk.and_then(disk_path) {
             Some(p) if !out.contains(&p) => out.push(p),
-            Some(_) => {}
-            None => tracing::warn!("grub_device {:?}: cannot find its disk", it.get("id")),
+            _ => {}
         }
     }
     out
@@ -139,38 +119,32 @@ fn grub_devices(cfg: &Value) -> Vec<PathBuf> {
 
 /// A disk entry's device: its `path`, else found as the partitioning stage found it (wwn or
 /// serial through sysfs or by-id): the ephemeral OS may have no udev, so no /dev/disk/by-id.
-fn disk_path(disk: &Value) -> Option<PathBuf> {
-    if let Some(p) = disk.get("path").and_then(Value::as_str) {
+fn disk_path(disk: &Disk) -> Option<PathBuf> {
+    if let Some(p) = &disk.path {
         return Some(PathBuf::from(p));
     }
-    let d: preseed::storage::Disk = yaml_serde::from_value(disk.clone()).ok()?;
-    crate::block_meta::disk::find(&d)
-        .map_err(|e| tracing::warn!("{e:#}"))
+    crate::block_meta::disk::find(disk)
+        .map_err(|e| tracing::warn!("grub_device {}: {e:#}", disk.id))
         .ok()
 }
 
 /// False (logged) when `boot.bootloaders` lists no grub.
-pub(super) fn grub_wanted(boot: Option<&Value>) -> bool {
-    if let Some(Value::Sequence(bl)) = boot.and_then(|b| b.get("bootloaders")) {
-        if !bl.iter().any(|b| b.as_str() == Some("grub")) {
-            tracing::info!("boot.bootloaders has no grub: skipping the bootloader");
-            return false;
-        }
+pub(super) fn grub_wanted(boot: &Boot) -> bool {
+    if !boot.wants_grub() {
+        tracing::info!("boot.bootloaders has no grub: skipping the bootloader");
+        return false;
     }
     true
 }
 
 /// `update_nvram` (default true), and only where efivars can be written.
-pub(super) fn update_nvram(boot: Option<&Value>) -> bool {
-    boot.and_then(|b| b.get("update_nvram"))
-        .map(preseed::truth::value_as_boolean)
-        .unwrap_or(true)
-        && Path::new("/sys/firmware/efi/efivars").is_dir()
+pub(super) fn update_nvram(boot: &Boot) -> bool {
+    boot.update_nvram && Path::new("/sys/firmware/efi/efivars").is_dir()
 }
 
 /// The bootloader step.
-pub fn setup(chroot: &Chroot, cfg: &Value) -> Result<()> {
-    let boot = boot_cfg(cfg)?;
+pub fn setup(chroot: &Chroot, cfg: &Config) -> Result<()> {
+    let boot = &boot_cfg(cfg);
     if !grub_wanted(boot) {
         return Ok(());
     }
@@ -221,24 +195,16 @@ pub fn setup(chroot: &Chroot, cfg: &Value) -> Result<()> {
 }
 
 /// `etc/default/grub.d/50-curtin-settings.cfg` as curtin writes it.
-fn write_grub_settings(root: &TargetRoot, boot: Option<&Value>) -> Result<()> {
-    let get = |k: &str| boot.and_then(|b| b.get(k));
+fn write_grub_settings(root: &TargetRoot, boot: &Boot) -> Result<()> {
     let mut text = String::from("# Written by deployer (curtin's settings)\n");
-    // curtin's BootCfg reads these with value_as_boolean.
-    let probe = get("probe_additional_os")
-        .map(preseed::truth::value_as_boolean)
-        .unwrap_or(false);
-    if !probe {
+    if !boot.probe_additional_os {
         text.push_str("GRUB_DISABLE_OS_PROBER=\"true\"\n");
     }
-    let terminal = get("terminal").and_then(Value::as_str).unwrap_or("console");
+    let terminal = &boot.terminal;
     if terminal != "unmodified" {
         text.push_str(&format!("GRUB_TERMINAL=\"{terminal}\"\n"));
     }
-    let replace_default = get("replace_linux_default")
-        .map(preseed::truth::value_as_boolean)
-        .unwrap_or(true);
-    if replace_default {
+    if boot.replace_linux_default {
         let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
         let carry = carryover_params(&cmdline);
         text.push_str(&format!("GRUB_CMDLINE_LINUX_DEFAULT=\"{carry}\"\n"));
@@ -289,25 +255,35 @@ mod tests {
 
     use super::*;
 
+    fn cfg(y: &str) -> Config {
+        preseed::load::from_merged(yaml_serde::from_str(y).unwrap())
+            .map(|l| l.config)
+            .unwrap()
+    }
+
     #[test]
     fn devices_from_storage_and_install_devices() {
-        let cfg: Value = yaml_serde::from_str(
-            "{storage: {version: 1, config: [
+        let c = cfg("{storage: {version: 1, config: [
                {id: d1, type: disk, path: /dev/vda, grub_device: true},
                {id: d2, type: disk, path: /dev/vdb},
-               {id: p1, type: partition, device: d2, grub_device: 1}]}}",
-        )
-        .unwrap();
+               {id: p1, type: partition, device: d2, size: 1G, grub_device: 1}]}}");
+        let both = Devices::List(vec!["/dev/vda".into(), "/dev/vdb".into()]);
+        assert_eq!(install_devices(&c, &boot_cfg(&c)), both);
+        // A given list yields to the storage items' grub_device, as in curtin.
+        let mut given = c.clone();
+        given.boot = Some(Boot {
+            install_devices: InstallDevices::Given(vec!["/dev/sdz".into()]),
+            ..Boot::default()
+        });
+        assert_eq!(install_devices(&given, &boot_cfg(&given)), both);
+        let none = cfg("{grub: {install_devices: null}}");
+        assert_eq!(install_devices(&none, &boot_cfg(&none)), Devices::None);
+        let listed = cfg("{boot: {install_devices: [/dev/sdq]}}");
         assert_eq!(
-            install_devices(&cfg, None),
-            Devices::List(vec!["/dev/vda".into(), "/dev/vdb".into()])
+            install_devices(&listed, &boot_cfg(&listed)),
+            Devices::List(vec!["/dev/sdq".into()])
         );
-        let cfg2: Value = yaml_serde::from_str("{grub: {install_devices: null}}").unwrap();
-        assert_eq!(
-            install_devices(&cfg2, boot_cfg(&cfg2).unwrap()),
-            Devices::None
-        );
-        let both: Value = yaml_serde::from_str("{grub: {}, boot: {}}").unwrap();
-        assert!(boot_cfg(&both).is_err());
+        let e = preseed::load::from_merged(yaml_serde::from_str("{grub: {}, boot: {}}").unwrap());
+        assert!(e.is_err());
     }
 }

@@ -11,7 +11,8 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
-use yaml_serde::Value;
+use preseed::install::CurthooksMode;
+use preseed::Config;
 
 use crate::error::{Kind, KindExt};
 use crate::image_check;
@@ -31,48 +32,25 @@ pub const FSTAB_HEADER: &str = "\
 
 /// `deployer curthooks` (`--step NAME`: one builtin step, see [`steps`]).
 pub fn run(g: &crate::cli::Global, a: &crate::cli::CurthooksArgs) -> Result<()> {
-    let cfg = workdir::stage_config(g)?;
-    let wd =
-        workdir::for_stage(a.target.target_mount.as_deref(), &cfg)?.for_subcommand("curthooks");
+    let l = workdir::stage_config(g)?;
+    let wd = workdir::for_stage(a.target.target_mount.as_deref(), &l)?.for_subcommand("curthooks");
     let r = match &a.step {
-        Some(step) => steps::run(&wd, &cfg, step),
-        None => run_stage(&wd, &cfg),
+        Some(step) => steps::run(&wd, &l.config, step),
+        None => run_stage(&wd, &l.config),
     };
     wd.finish();
     r
 }
 
-/// `curthooks.mode`: auto (default), target or builtin.
-fn mode(cfg: &Value) -> String {
-    cfg.get("curthooks")
-        .and_then(|c| c.get("mode"))
-        .and_then(Value::as_str)
-        .unwrap_or("auto")
-        .to_string()
-}
-
-/// The image check runs unless `deployer: {image_check: false}`.
-fn image_check_enabled(cfg: &Value) -> bool {
-    cfg.get("deployer")
-        .and_then(|d| d.get("image_check"))
-        .and_then(preseed::network::value_bool)
-        .unwrap_or(true)
-}
-
-/// The curthooks stage on a mounted target.
-pub fn run_stage(wd: &WorkingDir, cfg: &Value) -> Result<()> {
+/// The curthooks stage on a mounted target: the image's hook unless `curthooks.mode` is
+/// builtin, then the image check unless `deployer: {image_check: false}`.
+pub fn run_stage(wd: &WorkingDir, cfg: &Config) -> Result<()> {
     let target = &wd.target;
     if !target.is_dir() {
         return Err(anyhow!("target {} is not a directory", target.display())).kind(Kind::Storage);
     }
-    let check = image_check_enabled(cfg);
-    let mode = mode(cfg);
-    if !matches!(mode.as_str(), "auto" | "target" | "builtin") {
-        return Err(anyhow!(
-            "curthooks.mode {mode:?}: expected auto, target or builtin"
-        ))
-        .kind(Kind::Config);
-    }
+    let check = cfg.deployer.image_check;
+    let builtin_only = cfg.curthooks.mode == CurthooksMode::Builtin;
     let root = TargetRoot::open(target).kind(Kind::Storage)?;
     if let Some(rel) = ubuntu_core_data(&root) {
         // Resolved inside the target first: a linked `system-data` cannot lead out of it.
@@ -80,7 +58,7 @@ pub fn run_stage(wd: &WorkingDir, cfg: &Value) -> Result<()> {
         return ubuntu_core(cfg, &base);
     }
     const HOOK: &str = "curtin/curtin-hooks";
-    if mode != "builtin" && root.is_file(HOOK) {
+    if !builtin_only && root.is_file(HOOK) {
         let hook = root.exec_path(HOOK)?;
         tracing::info!("running the image's {}", hook.display());
         crate::hook::run_target_hook(wd, &hook)?;
@@ -113,12 +91,12 @@ fn ubuntu_core_data(root: &TargetRoot) -> Option<&'static str> {
 
 /// curtin's `ubuntu_core_curthooks`: only cloudconfig and the network (passed through);
 /// neither image hooks nor builtin hooks run.
-fn ubuntu_core(cfg: &Value, base: &Path) -> Result<()> {
+fn ubuntu_core(cfg: &Config, base: &Path) -> Result<()> {
     write_cloudconfig(base, cfg).context("cloudconfig (Ubuntu Core)")?;
-    if let Some(net) = crate::network::from_config(cfg)? {
+    if let Some(net) = &cfg.network {
         TargetRoot::open(base)?.write_file(
             crate::network::PASSTHROUGH_PATH,
-            crate::network::passthrough_text(&net)?.as_bytes(),
+            crate::network::passthrough_text(net)?.as_bytes(),
             0o644,
             None,
         )?;
@@ -147,7 +125,7 @@ pub fn is_redhat(target: &Path) -> bool {
 }
 
 /// The builtin hooks (the Debian family here; the RHEL family in [`redhat`]).
-pub fn builtin(wd: &WorkingDir, cfg: &Value) -> Result<()> {
+pub fn builtin(wd: &WorkingDir, cfg: &Config) -> Result<()> {
     use crate::report::within;
     let target = &wd.target;
     let ids = distro(target);
@@ -202,31 +180,14 @@ pub fn builtin(wd: &WorkingDir, cfg: &Value) -> Result<()> {
 
 /// `cloudconfig: {<key>: {content}}` -> `etc/cloud/cloud.cfg.d/95-cloudconfig-<key>.cfg`; a
 /// `path` is ignored, as curtin ignores it (with a warning).
-pub fn write_cloudconfig(target: &Path, cfg: &Value) -> Result<()> {
-    let Some(Value::Mapping(m)) = cfg.get("cloudconfig") else {
-        return Ok(());
-    };
-    let mut items: Vec<(String, &Value)> = m
-        .iter()
-        .map(|(k, v)| (crate::network::state::scalar_text(k), v))
-        .collect();
-    items.sort_by(|a, b| a.0.cmp(&b.0));
-    for (key, item) in items {
-        let content = match item.get("content") {
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => preseed::yaml::to_string(other)?,
-            None => preseed::yaml::to_string(item)?,
-        };
-        if item.get("path").is_some() {
-            tracing::warn!("cloudconfig.{key}: `path` ignored, as curtin ignores it");
-        }
-        let rel = format!("etc/cloud/cloud.cfg.d/95-cloudconfig-{key}.cfg");
-        let wf = crate::commands::WriteFile {
-            path: rel,
-            content,
+pub fn write_cloudconfig(target: &Path, cfg: &Config) -> Result<()> {
+    // The config model has warned about a `path`, and sorted the entries by name.
+    for (key, item) in &cfg.cloudconfig {
+        let wf = preseed::install::WriteFile {
+            path: format!("etc/cloud/cloud.cfg.d/95-cloudconfig-{key}.cfg"),
             // These carry the datasource's OAuth credentials: readable by root only.
-            permissions: Some("0600".into()),
-            ..Default::default()
+            permissions: 0o600,
+            ..item.clone()
         };
         crate::commands::write_file(target, &wf).with_context(|| format!("cloudconfig.{key}"))?;
     }

@@ -10,7 +10,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use yaml_serde::Value;
+use preseed::settings::Boot;
+use preseed::storage::Item;
+use preseed::Config;
 
 use super::bootloader::{self, Devices, TargetTool};
 use crate::error::{Kind, KindExt};
@@ -58,7 +60,7 @@ const EFIBOOTMGR: TargetTool = TargetTool {
 };
 
 /// The whole builtin sequence on a RHEL-family target (the chroot is entered).
-pub fn builtin(wd: &WorkingDir, cfg: &Value, chroot: &Chroot) -> Result<()> {
+pub fn builtin(wd: &WorkingDir, cfg: &Config, chroot: &Chroot) -> Result<()> {
     let target = &wd.target;
     super::write_cloudconfig(target, cfg).context("cloudconfig")?;
     let applied =
@@ -79,7 +81,7 @@ pub fn builtin(wd: &WorkingDir, cfg: &Value, chroot: &Chroot) -> Result<()> {
 
 /// curtin's `redhat_update_initramfs`: only when the storage config has RAID or LVM, a dracut
 /// config adding their modules, then `dracut -f` for the installed kernels.
-fn update_initramfs(chroot: &Chroot, cfg: &Value) -> Result<()> {
+fn update_initramfs(chroot: &Chroot, cfg: &Config) -> Result<()> {
     let Some(text) = dracut_storage_conf(cfg) else {
         tracing::info!("no RAID or LVM in the storage config: the image's initramfs is kept");
         return Ok(());
@@ -114,15 +116,13 @@ fn update_initramfs(chroot: &Chroot, cfg: &Value) -> Result<()> {
 
 /// `etc/dracut.conf.d/50-curtin-storage.conf` as curtin writes it, or None when the storage
 /// config has neither RAID nor LVM.
-pub fn dracut_storage_conf(cfg: &Value) -> Option<String> {
-    let Some(Value::Sequence(items)) = cfg.get("storage").and_then(|s| s.get("config")) else {
-        return None;
-    };
+pub fn dracut_storage_conf(cfg: &Config) -> Option<String> {
+    let items = &cfg.storage.as_ref()?.config;
     let (mut modules, mut confs) = (vec![], vec![]);
     for it in items {
-        let (m, c) = match it.get("type").and_then(Value::as_str) {
-            Some("raid") => ("mdraid", "mdadmconf"),
-            Some("lvm_volgroup" | "lvm_partition") => ("lvm", "lvmconf"),
+        let (m, c) = match it {
+            Item::Raid(_) => ("mdraid", "mdadmconf"),
+            Item::LvmVolgroup(_) | Item::LvmPartition(_) => ("lvm", "lvmconf"),
             _ => continue,
         };
         if !modules.contains(&m) {
@@ -144,8 +144,8 @@ pub fn dracut_storage_conf(cfg: &Value) -> Option<String> {
 }
 
 /// curtin's install_grub for the redhat family.
-pub fn setup_grub(chroot: &Chroot, cfg: &Value) -> Result<()> {
-    let boot = bootloader::boot_cfg(cfg)?;
+pub fn setup_grub(chroot: &Chroot, cfg: &Config) -> Result<()> {
+    let boot = &bootloader::boot_cfg(cfg);
     if !bootloader::grub_wanted(boot) {
         return Ok(());
     }
@@ -266,14 +266,10 @@ fn esp_partition(mountpoint: &Path) -> Result<(PathBuf, u32)> {
 /// curtin's `write_grub_config` for non-Debian targets: `etc/default/grub` itself, its
 /// GRUB_CMDLINE_LINUX_DEFAULT replaced by the carried-over arguments plus `rd.auto=1`, the
 /// os-prober and terminal settings appended.
-fn write_grub_defaults(root: &TargetRoot, boot: Option<&Value>) -> Result<()> {
-    let get = |k: &str| boot.and_then(|b| b.get(k));
+fn write_grub_defaults(root: &TargetRoot, boot: &Boot) -> Result<()> {
     let path = "etc/default/grub";
     let mut text = root.read_to_string_opt(path).unwrap_or_default();
-    let replace_default = get("replace_linux_default")
-        .map(preseed::truth::value_as_boolean)
-        .unwrap_or(true);
-    if replace_default {
+    if boot.replace_linux_default {
         let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
         let mut carry = bootloader::carryover_params(&cmdline);
         if !carry.split_whitespace().any(|w| w == "rd.auto=1") {
@@ -282,17 +278,14 @@ fn write_grub_defaults(root: &TargetRoot, boot: Option<&Value>) -> Result<()> {
         let line = format!("GRUB_CMDLINE_LINUX_DEFAULT=\"{carry}\"");
         text = replace_or_append(&text, "GRUB_CMDLINE_LINUX_DEFAULT=", &line);
     }
-    let probe = get("probe_additional_os")
-        .map(preseed::truth::value_as_boolean)
-        .unwrap_or(false);
-    if !probe {
+    if !boot.probe_additional_os {
         text = replace_or_append(
             &text,
             "GRUB_DISABLE_OS_PROBER=",
             "GRUB_DISABLE_OS_PROBER=\"true\"",
         );
     }
-    let terminal = get("terminal").and_then(Value::as_str).unwrap_or("console");
+    let terminal = &boot.terminal;
     if terminal != "unmodified" {
         text = replace_or_append(
             &text,
@@ -329,17 +322,28 @@ mod tests {
 
     #[test]
     fn dracut_conf_as_curtin_writes_it() {
-        let cfg: Value = yaml_serde::from_str(
-            "{storage: {version: 1, config: [{id: d, type: disk}, {id: md0, type: raid},
-              {id: vg, type: lvm_volgroup}, {id: lv, type: lvm_partition}]}}",
-        )
-        .unwrap();
+        let cfg = |y: &str| {
+            preseed::load::from_merged(yaml_serde::from_str(y).unwrap())
+                .unwrap()
+                .config
+        };
+        let cfg = cfg(
+            "{storage: {version: 1, config: [{id: d1, type: disk, path: /dev/vda},
+              {id: d2, type: disk, path: /dev/vdb},
+              {id: md0, type: raid, name: md0, raidlevel: 1, devices: [d1, d2]},
+              {id: vg, type: lvm_volgroup, name: vg0, devices: [md0]},
+              {id: lv, type: lvm_partition, volgroup: vg, name: root}]}}",
+        );
         assert_eq!(
             dracut_storage_conf(&cfg).unwrap(),
             "# Written by curtin for custom storage config\nadd_dracutmodules+=\" mdraid lvm\"\nmdadmconf=\"yes\"\nlvmconf=\"yes\"\n"
         );
-        let flat: Value =
-            yaml_serde::from_str("{storage: {version: 1, config: [{id: d, type: disk}]}}").unwrap();
+        let flat = preseed::load::from_merged(
+            yaml_serde::from_str("{storage: {version: 1, config: [{id: d, type: disk, path: /dev/vda}]}}")
+                .unwrap(),
+        )
+        .unwrap()
+        .config;
         assert_eq!(dracut_storage_conf(&flat), None);
     }
 

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
-use yaml_serde::Value;
+use preseed::Config;
 
 use crate::error::{Kind, KindExt};
 use crate::target::{is_executable_in, Chroot};
@@ -21,7 +21,7 @@ pub const STEPS: [&str; 5] = [
     "configuring-bootloader",
 ];
 
-pub fn run(wd: &WorkingDir, cfg: &Value, step: &str) -> Result<()> {
+pub fn run(wd: &WorkingDir, cfg: &Config, step: &str) -> Result<()> {
     let target = &wd.target;
     if !target.is_dir() {
         return Err(anyhow!("target {} is not a directory", target.display())).kind(Kind::Storage);

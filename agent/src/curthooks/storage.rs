@@ -8,7 +8,8 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use yaml_serde::Value;
+use preseed::storage::{Item, Keyfile};
+use preseed::Config;
 
 use crate::block_meta::{STATE_CRYPTTAB, STATE_MDADM_CONF};
 use crate::workdir::WorkingDir;
@@ -16,7 +17,7 @@ use crate::workdir::WorkingDir;
 /// Copy `state/mdadm.conf` and `state/crypttab` into the target, and install given key files.
 /// `mdadm_conf`: where the target's distro keeps it (`etc/mdadm/mdadm.conf` on Debian,
 /// `etc/mdadm.conf` on RHEL).
-pub fn install(wd: &WorkingDir, cfg: &Value, target: &Path, mdadm_conf_path: &str) -> Result<()> {
+pub fn install(wd: &WorkingDir, cfg: &Config, target: &Path, mdadm_conf_path: &str) -> Result<()> {
     let state = wd.state_dir();
     for (name, dest) in [
         (STATE_MDADM_CONF, mdadm_conf_path),
@@ -71,19 +72,15 @@ fn mdadm_conf(image: &str, arrays: &str) -> String {
 }
 
 /// `(path, content)` of every dm_crypt `keyfile: {path, content}` in the storage config.
-fn given_keyfiles(cfg: &Value) -> Vec<(String, String)> {
-    let Some(Value::Sequence(items)) = cfg.get("storage").and_then(|s| s.get("config")) else {
-        return vec![];
-    };
+fn given_keyfiles(cfg: &Config) -> Vec<(String, String)> {
+    let items = cfg.storage.iter().flat_map(|s| &s.config);
     items
-        .iter()
-        .filter(|i| i.get("type").and_then(Value::as_str) == Some("dm_crypt"))
-        .filter_map(|i| {
-            let k = i.get("keyfile")?;
-            Some((
-                k.get("path")?.as_str()?.to_string(),
-                k.get("content")?.as_str()?.to_string(),
-            ))
+        .filter_map(|i| match i {
+            Item::DmCrypt(c) => match &c.keyfile {
+                Some(Keyfile::Given { path, content }) => Some((path.clone(), content.clone())),
+                _ => None,
+            },
+            _ => None,
         })
         .collect()
 }
@@ -105,10 +102,14 @@ mod tests {
 
     #[test]
     fn key_files_from_the_config() {
-        let cfg: Value = yaml_serde::from_str(
-            "storage:\n  config:\n    - {id: a, type: dm_crypt, volume: p, key: x}\n    - {id: b, type: dm_crypt, volume: q, keyfile: /root/k}\n    - {id: c, type: dm_crypt, volume: r, keyfile: {path: /etc/keys/c.key, content: s3cret}}\n",
+        let cfg = preseed::load::from_merged(
+            yaml_serde::from_str(
+                "storage:\n  version: 1\n  config:\n    - {id: d, type: disk, path: /dev/vda}\n    - {id: p, type: partition, device: d, size: 1G}\n    - {id: q, type: partition, device: d, size: 1G}\n    - {id: r, type: partition, device: d, size: 1G}\n    - {id: a, type: dm_crypt, volume: p, key: x}\n    - {id: b, type: dm_crypt, volume: q, keyfile: /root/k}\n    - {id: c, type: dm_crypt, volume: r, keyfile: {path: /etc/keys/c.key, content: s3cret}}\n",
+            )
+            .unwrap(),
         )
-        .unwrap();
+        .unwrap()
+        .config;
         assert_eq!(
             given_keyfiles(&cfg),
             [("/etc/keys/c.key".to_string(), "s3cret".to_string())]

@@ -177,7 +177,7 @@ pub fn run(g: &crate::cli::Global, a: &crate::cli::TargetArgs) -> Result<()> {
     }
     // curtin writes `write_files` into the target after all sources (dd installs too).
     if !loaded.config.write_files.is_empty() {
-        crate::commands::write_model_files(&target, &loaded.config.write_files)?;
+        crate::commands::write_files(&target, &loaded.config.write_files)?;
         tracing::info!(
             "wrote {} write_files entries into {}",
             loaded.config.write_files.len(),

@@ -185,7 +185,7 @@ fn plan(
     cfg.insert("late_commands".into(), late.into());
     let text = preseed::yaml::to_string(&cfg).expect("yaml");
     let mut lines = match preseed::load::load_documents(vec![("inspect".into(), text)]) {
-        Ok(l) => crate::plan::lines(&l.config, &l.merged)
+        Ok(l) => crate::plan::lines(&l.config)
             .into_iter()
             .filter(|l| !l.starts_with("plan (") && !l.starts_with("target disk:"))
             // MAAS sends the machine's network; this config has none.

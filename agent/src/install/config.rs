@@ -7,13 +7,15 @@
 
 use std::path::Path;
 
-use anyhow::Context;
+use preseed::load::Loaded;
+use preseed::Config;
 use yaml_serde::{Mapping, Value};
 
 use crate::error::{Kind, KindExt};
 
-/// curtin's CONFIG_BUILTIN merged under the user's config, plus the command-line sources.
-pub fn effective(user: Value, cli_sources: &[String]) -> anyhow::Result<Value> {
+/// curtin's CONFIG_BUILTIN merged under the user's config, plus the command-line sources;
+/// typed, and refused when it would only fail halfway.
+pub fn effective(user: Value, cli_sources: &[String]) -> anyhow::Result<Loaded> {
     let mut cfg = preseed::load::builtin();
     preseed::load::merge(&mut cfg, user);
     let sources = cfg
@@ -42,125 +44,46 @@ pub fn effective(user: Value, cli_sources: &[String]) -> anyhow::Result<Value> {
         entry.insert("uri".into(), src.uri.into());
         m.insert(key.into(), Value::Mapping(entry));
     }
-    check(&cfg)?;
-    Ok(cfg)
+    let loaded = preseed::load::from_merged(cfg)?;
+    check(&loaded.config)?;
+    Ok(loaded)
 }
 
-/// What would otherwise fail halfway: stage command sets that are not mappings, more than one
-/// disk image.
-fn check(cfg: &Value) -> anyhow::Result<()> {
-    for stage in stages(cfg)? {
-        let key = format!("{stage}_commands");
-        match cfg.get(&key) {
-            None | Some(Value::Null) | Some(Value::Mapping(_)) => {}
-            Some(v) => anyhow::bail!(
-                "{key}: must be a mapping of name to command (a list or a string), got {}",
-                kind_name(v)
-            ),
-        }
-    }
-    let dd: Vec<String> = cfg
-        .get("sources")
-        .and_then(|s| s.as_mapping())
-        .map(|m| {
-            m.iter()
-                .filter(|(_, s)| source_type(s).starts_with("dd-"))
-                .map(|(k, _)| k.as_str().unwrap_or("?").to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    let no_sources = cfg
-        .get("sources")
-        .and_then(|s| s.as_mapping())
-        .is_none_or(|m| m.is_empty());
-    let extracts = stages(cfg)?.iter().any(|s| s == "extract")
-        && cfg
-            .get("extract_commands")
-            .and_then(|c| c.get("builtin"))
-            .is_some_and(|b| !matches!(b, Value::Null));
-    if no_sources && extracts {
+/// What would otherwise fail halfway and the model cannot see alone: an install with nothing
+/// to install.
+fn check(c: &Config) -> anyhow::Result<()> {
+    let extracts = c.stages.iter().any(|s| s == "extract")
+        && c.stage_commands("extract")
+            .get("builtin")
+            .is_some_and(Option::is_some);
+    if c.sources.is_empty() && extracts {
         anyhow::bail!(
             "sources: nothing to install (no `sources` in the config and no source on the command line); curtin would only notice in its extract stage, after partitioning"
-        );
-    }
-    if dd.len() > 1 {
-        anyhow::bail!(
-            "sources: you may not use more than one disk image (dd sources: {})",
-            dd.join(", ")
         );
     }
     Ok(())
 }
 
-pub fn stages(cfg: &Value) -> anyhow::Result<Vec<String>> {
-    match cfg.get("stages") {
-        Some(Value::Sequence(s)) => s
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(String::from)
-                    .with_context(|| format!("stages: every entry must be a stage name, got {v:?}"))
-            })
-            .collect(),
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(v) => anyhow::bail!(
-            "stages: must be a list of stage names, got {}",
-            kind_name(v)
-        ),
-    }
-}
-
-fn kind_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Sequence(_) => "a list",
-        Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
-    }
-}
-
-/// A source's type: a dict's `type`, or the prefix curtin's sanitize_source recognises.
-pub fn source_type(s: &Value) -> String {
-    match s {
-        Value::Mapping(_) => s
-            .get("type")
-            .and_then(|t| t.as_str())
-            .unwrap_or("tgz")
-            .to_string(),
-        Value::String(uri) => {
-            const PREFIXES: [&str; 13] = [
-                "tgz",
-                "dd-tgz",
-                "tbz",
-                "dd-tbz",
-                "txz",
-                "dd-txz",
-                "dd-tar",
-                "dd-bz2",
-                "dd-gz",
-                "dd-xz",
-                "dd-raw",
-                "fsimage",
-                "fsimage-layered",
-            ];
-            match uri.split_once(':') {
-                Some((p, _)) if PREFIXES.contains(&p) || p == "dd-zst" || p == "tzst" => {
-                    p.to_string()
-                }
-                _ => "tgz".to_string(),
-            }
-        }
-        _ => "tgz".to_string(),
-    }
-}
-
 /// Make `dev` the disk the install writes: simple mode's `block-meta.devices`, and the path of
 /// the storage config's only disk (its serial/wwn dropped so that curtin's lookup, which
-/// prefers them, finds this device). Several disks cannot map to one --target.
-pub fn set_target_disk(cfg: &mut Value, dev: &Path) -> anyhow::Result<()> {
+/// prefers them, finds this device). Several disks cannot map to one --target. The typed
+/// config decides; the merged value (what `state/config` holds) is edited, then typed again.
+pub fn set_target_disk(loaded: Loaded, dev: &Path) -> anyhow::Result<Loaded> {
+    let disks: Vec<String> = loaded
+        .config
+        .storage
+        .iter()
+        .flat_map(|s| s.disks())
+        .map(|d| d.id.clone())
+        .collect();
+    if disks.len() > 1 {
+        anyhow::bail!(
+            "--target names one disk, but the storage config has {} disks ({}): deploy to a machine, or use a config with one disk",
+            disks.len(),
+            disks.join(", ")
+        )
+    }
+    let mut cfg = loaded.merged;
     let dev_s = Value::String(dev.display().to_string());
     let root = cfg.as_mapping_mut().expect("mapping");
     let bm = root
@@ -172,49 +95,26 @@ pub fn set_target_disk(cfg: &mut Value, dev: &Path) -> anyhow::Result<()> {
     bm.as_mapping_mut()
         .expect("mapping")
         .insert("devices".into(), Value::Sequence(vec![dev_s.clone()]));
-    let Some(items) = root
-        .get_mut("storage")
-        .and_then(|s| s.get_mut("config"))
-        .and_then(|c| c.as_sequence_mut())
-    else {
-        return Ok(());
-    };
-    let disks: Vec<usize> = items
-        .iter()
-        .enumerate()
-        .filter(|(_, i)| i.get("type").and_then(|t| t.as_str()) == Some("disk"))
-        .map(|(n, _)| n)
-        .collect();
-    match disks.as_slice() {
-        [] => Ok(()),
-        [one] => {
-            let d = items[*one]
-                .as_mapping_mut()
-                .expect("disk item is a mapping");
+    if let [id] = disks.as_slice() {
+        let items = root
+            .get_mut("storage")
+            .and_then(|s| s.get_mut("config"))
+            .and_then(|c| c.as_sequence_mut());
+        let id = Value::String(id.clone());
+        for item in items.into_iter().flatten() {
+            let Some(d) = item.as_mapping_mut() else {
+                continue;
+            };
+            if d.get("id") != Some(&id) {
+                continue;
+            }
             for k in ["serial", "wwn", "name", "device_id"] {
                 d.remove(k);
             }
-            d.insert("path".into(), dev_s);
-            Ok(())
-        }
-        many => {
-            let ids: Vec<String> = many
-                .iter()
-                .map(|n| {
-                    items[*n]
-                        .get("id")
-                        .and_then(|i| i.as_str())
-                        .unwrap_or("?")
-                        .to_string()
-                })
-                .collect();
-            anyhow::bail!(
-                "--target names one disk, but the storage config has {} disks ({}): deploy to a machine, or use a config with one disk",
-                ids.len(),
-                ids.join(", ")
-            )
+            d.insert("path".into(), dev_s.clone());
         }
     }
+    Ok(preseed::load::from_merged(cfg)?)
 }
 
 /// Errors of this module are config errors.
@@ -237,6 +137,9 @@ mod tests {
             &["dd-gz:http://b/i.gz".into()],
         )
         .unwrap();
+        assert_eq!(cfg.config.stages.len(), 7);
+        assert_eq!(cfg.config.block_meta.devices.len(), 0);
+        let cfg = cfg.merged;
         assert_eq!(
             cfg["sources"]["01_cmdline"],
             y("{type: dd-gz, uri: 'http://b/i.gz'}")
@@ -244,7 +147,6 @@ mod tests {
         assert_eq!(cfg["late_commands"]["builtin"], y("[]"));
         assert_eq!(cfg["network_commands"]["builtin"], Value::Null);
         assert_eq!(cfg["extract_commands"]["builtin"], y("[curtin, extract]"));
-        assert_eq!(stages(&cfg).unwrap().len(), 7);
     }
 
     #[test]
@@ -269,16 +171,19 @@ mod tests {
 
     #[test]
     fn target_disk_rewrites_the_only_disk() {
-        let mut cfg = y("storage: {version: 1, config: [{id: d, type: disk, serial: S, ptable: gpt}, {id: p, type: partition, device: d}]}");
-        set_target_disk(&mut cfg, Path::new("/dev/loop7")).unwrap();
+        let l = |t: &str| preseed::load::from_merged(y(t)).unwrap();
+        let cfg = l("storage: {version: 1, config: [{id: d, type: disk, serial: S, ptable: gpt}, {id: p, type: partition, device: d}]}");
+        let done = set_target_disk(cfg, Path::new("/dev/loop7")).unwrap();
+        assert_eq!(done.config.block_meta.devices, ["/dev/loop7"]);
+        let cfg = done.merged;
         assert_eq!(cfg["block-meta"]["devices"], y("[/dev/loop7]"));
         assert_eq!(
             cfg["storage"]["config"][0]["path"],
             Value::from("/dev/loop7")
         );
         assert!(cfg["storage"]["config"][0].get("serial").is_none());
-        let mut two = y("storage: {config: [{id: a, type: disk}, {id: b, type: disk}]}");
-        let e = set_target_disk(&mut two, Path::new("/dev/loop7")).unwrap_err();
+        let two = l("storage: {version: 1, config: [{id: a, type: disk, path: /dev/a}, {id: b, type: disk, path: /dev/b}]}");
+        let e = set_target_disk(two, Path::new("/dev/loop7")).unwrap_err();
         assert!(e.to_string().contains("2 disks (a, b)"), "{e}");
     }
 }

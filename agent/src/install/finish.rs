@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use yaml_serde::Value;
+use preseed::install::{PowerMode, PowerState};
 
 /// `install.error_tarfile`: a tar of `curtin-logs-<date>/` with what a person debugging the
 /// failure needs: version, the merged config (credentials redacted), the kernel command line,
@@ -190,27 +191,22 @@ pub fn unmount_all(dir: &Path) -> anyhow::Result<()> {
 
 /// `power_state: {mode: reboot|poweroff|halt, delay, message}`: curtin's forked
 /// `shutdown`, skipped when /run/block-curtin-poweroff exists.
-pub fn apply_power_state(ps: Option<&Value>) -> anyhow::Result<()> {
-    let Some(ps) = ps.filter(|v| !v.is_null()) else {
+pub fn apply_power_state(ps: Option<&PowerState>) -> anyhow::Result<()> {
+    let Some(ps) = ps else {
         return Ok(());
     };
-    let mode = ps.get("mode").and_then(|m| m.as_str()).unwrap_or("");
-    let flag = match mode {
-        "halt" => "-H",
-        "poweroff" => "-P",
-        "reboot" => "-r",
-        "" | "none" => return Ok(()),
-        other => anyhow::bail!("power_state.mode: '{other}' is not halt, poweroff, reboot or none"),
+    let flag = match ps.mode {
+        PowerMode::Halt => "-H",
+        PowerMode::Poweroff => "-P",
+        PowerMode::Reboot => "-r",
     };
-    let delay = match ps.get("delay") {
+    let delay = match ps.delay.as_deref() {
         None => "5".to_string(),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::String(s)) if s == "now" => "0".to_string(),
-        Some(Value::String(s)) => match s.strip_prefix('+') {
+        Some("now") => "0".to_string(),
+        Some(s) => match s.strip_prefix('+') {
             Some(m) => format!("{m}m"),
-            None => s.clone(),
+            None => s.to_string(),
         },
-        Some(v) => anyhow::bail!("power_state.delay: {v:?} is not a number, 'now' or '+MINUTES'"),
     };
     let mut args = vec![
         "-c".to_string(),
@@ -221,8 +217,8 @@ pub fn apply_power_state(ps: Option<&Value>) -> anyhow::Result<()> {
         flag.into(),
         "now".into(),
     ];
-    if let Some(m) = ps.get("message").and_then(|m| m.as_str()) {
-        args.push(m.to_string());
+    if let Some(m) = &ps.message {
+        args.push(m.clone());
     }
     std::process::Command::new("sh")
         .args(&args)
@@ -258,11 +254,10 @@ mod tests {
 
     #[test]
     fn bad_power_state_is_named() {
-        let v: Value = yaml_serde::from_str("{mode: explode}").unwrap();
-        assert!(apply_power_state(Some(&v))
-            .unwrap_err()
-            .to_string()
-            .contains("explode"));
+        // Refused when the config is read, before any stage.
+        let v: Value = yaml_serde::from_str("power_state: {mode: explode}").unwrap();
+        let e = preseed::load::from_merged(v).unwrap_err().to_string();
+        assert!(e.contains("power_state.mode") && e.contains("explode"), "{e}");
         assert!(apply_power_state(None).is_ok());
     }
 }

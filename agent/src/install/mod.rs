@@ -21,6 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use preseed::install::{Install, PowerState};
+use preseed::load::Loaded;
 use yaml_serde::Value;
 
 use crate::cli::{Global, InstallArgs};
@@ -71,47 +73,36 @@ pub fn run(g: &Global, a: &InstallArgs) -> anyhow::Result<()> {
 
 /// The install; `fallback_power`: what to do with the power when the config says nothing
 /// (MAAS's preseed's `power_state`, which cloud-init would have applied).
-fn run_with(g: &Global, a: &InstallArgs, fallback_power: Option<Value>) -> anyhow::Result<()> {
+fn run_with(
+    g: &Global,
+    a: &InstallArgs,
+    fallback_power: Option<PowerState>,
+) -> anyhow::Result<()> {
     let loaded = crate::config::load(g)?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let user = loaded.merged;
-    let mut cfg = match config::effective(user.clone(), &a.sources) {
+    let mut cfg = match config::effective(loaded.merged, &a.sources) {
         Ok(c) => c,
         Err(e) => {
             // Refused before any stage; the endpoint still hears why (MAAS marks it failed).
             let e = config::tag(Err::<(), _>(e)).unwrap_err();
-            report_refusal(&user, &e);
+            report_refusal(&loaded.config, &e);
             return Err(e);
         }
     };
-    report::init(&cfg)?;
+    report::init(&cfg.config)?;
 
-    let install = cfg.get("install").cloned().unwrap_or(Value::Null);
-    let istr = |k: &str| {
-        install
-            .get(k)
-            .and_then(|v| v.as_str())
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-    };
-    let log_file = istr("log_file").map(PathBuf::from);
-    let error_tarfile = istr("error_tarfile").map(PathBuf::from);
-    let post_files: Vec<PathBuf> = match install.get("post_files") {
-        Some(Value::Sequence(s)) => s
-            .iter()
-            .filter_map(|v| v.as_str())
-            .map(PathBuf::from)
-            .collect(),
-        _ => log_file.iter().cloned().collect(),
-    };
+    let install = cfg.config.install.clone();
+    let log_file = install.log_file.as_ref().map(PathBuf::from);
+    let error_tarfile = install.error_tarfile.as_ref().map(PathBuf::from);
+    let post_files: Vec<PathBuf> = install.post_files.iter().map(PathBuf::from).collect();
 
     let mut top = Stack::root("cmd-install", "curtin command install", Level::Debug);
     top.set_post_files(post_files.clone());
     std::env::set_var(report::REPORTSTACK_ENV, top.name());
 
-    let log = open_log(log_file.as_deref(), &install);
+    let log = open_log(log_file.as_deref(), install.log_file_append);
     commands::write_log(
         &log,
         format!(
@@ -134,12 +125,12 @@ fn run_with(g: &Global, a: &InstallArgs, fallback_power: Option<Value>) -> anyho
                 None => None,
             };
             let d = loopback::TargetDisk::open(t, size).kind(Kind::Storage)?;
-            config::tag(config::set_target_disk(&mut cfg, &d.device))?;
+            cfg = config::tag(config::set_target_disk(cfg.clone(), &d.device))?;
             disk = Some(d);
         }
-        add_save_install_config(&mut cfg);
+        cfg = config::tag(add_save_install_config(cfg.clone()))?;
         let w = wd.insert(make_workdir(&cfg)?);
-        run_stages(g, &cfg, w, &top, &log)
+        run_stages(g, &cfg.config, w, &top, &log)
     })();
     match &result {
         Err(e) => {
@@ -153,7 +144,7 @@ fn run_with(g: &Global, a: &InstallArgs, fallback_power: Option<Value>) -> anyho
                 let mut logs: Vec<PathBuf> = log_file.iter().cloned().collect();
                 logs.extend(post_files.iter().cloned());
                 logs.dedup();
-                if let Err(te) = finish::error_tarfile(t, &cfg, &logs) {
+                if let Err(te) = finish::error_tarfile(t, &cfg.merged, &logs) {
                     tracing::warn!("writing the error tarfile: {}", crate::error::render(&te));
                 }
             }
@@ -177,16 +168,16 @@ fn run_with(g: &Global, a: &InstallArgs, fallback_power: Option<Value>) -> anyho
     }
     // Printed above as curtin prints it ("Installation failed with exception"): once.
     result.map_err(crate::error::reported)?;
-    let power = cfg.get("power_state").or(fallback_power
+    let power = cfg.config.power_state.as_ref().or(fallback_power
         .as_ref()
         .filter(|p| crate::maas::power_condition_holds(p)));
     finish::apply_power_state(power).kind(Kind::Config)
 }
 
 /// An install refused before it started: `cmd-install` start and FAIL with the reason to the
-/// handlers of `cfg`'s `reporting` (when it has one that works).
-pub fn report_refusal(cfg: &Value, e: &anyhow::Error) {
-    if cfg.get("reporting").is_none() {
+/// handlers of `cfg`'s `reporting` (when it has any).
+pub fn report_refusal(cfg: &preseed::Config, e: &anyhow::Error) {
+    if cfg.reporting.is_empty() {
         return;
     }
     if let Err(re) = report::init(cfg) {
@@ -203,51 +194,34 @@ pub fn report_refusal(cfg: &Value, e: &anyhow::Error) {
 
 fn run_stages(
     g: &Global,
-    cfg: &Value,
+    cfg: &preseed::Config,
     wd: &WorkingDir,
     top: &Stack,
     log: &commands::LogSink,
 ) -> anyhow::Result<()> {
     let mut wd = wd.clone();
-    wd.verbosity = cfg
-        .get("verbosity")
-        .and_then(|v| v.as_u64())
-        .unwrap_or(0)
-        .max(u64::from(g.verbose))
-        .min(255) as u8;
+    wd.verbosity = cfg.verbosity.unwrap_or(0).max(g.verbose);
     // CURTIN_REPORTSTACK is set per command by the stage runner.
     let mut env: Vec<(String, OsString)> = wd
         .env()
         .into_iter()
         .filter(|(k, _)| k != report::REPORTSTACK_ENV)
         .collect();
-    if cfg
-        .get("showtrace")
-        .map(preseed::truth::showtrace)
-        .unwrap_or(g.showtrace)
-    {
+    if cfg.showtrace.unwrap_or(g.showtrace) {
         env.push(("CURTIN_STACKTRACE".into(), "1".into()));
     }
-    let stages = config::tag(config::stages(cfg))?;
-    // Every stage's commands are checked before the first one runs.
-    let plan: Vec<(String, Vec<(String, commands::Cmd)>)> = stages
-        .iter()
-        .map(|s| Ok((s.clone(), stage::commands(cfg, s)?)))
-        .collect::<anyhow::Result<_>>()
-        .kind(Kind::Config)?;
-    let timeouts = preseed::install::install_from_value(cfg.get("install").unwrap_or(&Value::Null))
-        .map_err(|i| anyhow::anyhow!("install.{}: {}", i.path_string(), i.message))
-        .kind(Kind::Config)?
-        .command_timeout;
-    for (name, cmds) in &plan {
+    // Every stage's commands were checked when the config was typed.
+    let timeouts = &cfg.install.command_timeout;
+    for name in &cfg.stages {
         crate::signals::check()?;
+        let cmds = stage::commands(cfg, name);
         let st = top.child(
             &format!("stage-{name}"),
             &stage_description(name),
             Level::Info,
         );
         eprintln!("curtin: stage {name}: {}", st.description());
-        let r = stage::run(&st, name, cmds, &env, log, timeouts.for_stage(name));
+        let r = stage::run(&st, name, &cmds, &env, log, timeouts.for_stage(name));
         st.finish_result(&r);
         r.with_context(|| format!("stage {name}"))?;
     }
@@ -256,12 +230,8 @@ fn run_stages(
 
 /// The working dir (state files, `bin/curtin`), its target from `install.target` (which must
 /// be empty, as in curtin) or `<top>/target`.
-fn make_workdir(cfg: &Value) -> anyhow::Result<WorkingDir> {
-    let target = cfg
-        .get("install")
-        .and_then(|i| i.get("target"))
-        .and_then(|t| t.as_str())
-        .map(PathBuf::from);
+fn make_workdir(cfg: &Loaded) -> anyhow::Result<WorkingDir> {
+    let target = cfg.config.install.target.as_ref().map(PathBuf::from);
     if let Some(t) = &target {
         if std::fs::read_dir(t).is_ok_and(|mut d| d.next().is_some()) {
             return Err(anyhow::anyhow!(
@@ -276,38 +246,31 @@ fn make_workdir(cfg: &Value) -> anyhow::Result<WorkingDir> {
 
 /// `install.save_install_config` (default /root/curtin-install-cfg.yaml): the merged config
 /// written into the target by the extract stage's write_files, mode 0400.
-fn add_save_install_config(cfg: &mut Value) {
-    let path = match cfg
-        .get("install")
-        .and_then(|i| i.get("save_install_config"))
-    {
-        None => Some("/root/curtin-install-cfg.yaml".to_string()),
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        _ => None,
+fn add_save_install_config(cfg: Loaded) -> anyhow::Result<Loaded> {
+    let Some(path) = cfg.config.install.save_install_config.clone() else {
+        return Ok(cfg);
     };
-    let Some(path) = path else { return };
-    let content = preseed::yaml::to_string(cfg).unwrap_or_default();
+    let mut merged = cfg.merged;
+    let content = preseed::yaml::to_string(&merged).unwrap_or_default();
     let entry: Value = yaml_serde::to_value(serde_json::json!({
         "path": path, "permissions": "0400", "owner": "root:root", "content": content
     }))
     .expect("yaml value");
-    let root = cfg.as_mapping_mut().expect("mapping");
+    let root = merged.as_mapping_mut().expect("mapping");
     let wf = root
         .entry("write_files".into())
         .or_insert(Value::Mapping(Default::default()));
     if let Value::Mapping(m) = wf {
         m.insert("curtin_install_cfg".into(), entry);
     }
+    Ok(preseed::load::from_merged(merged)?)
 }
 
-fn open_log(path: Option<&std::path::Path>, install: &Value) -> commands::LogSink {
+fn open_log(path: Option<&std::path::Path>, append: bool) -> commands::LogSink {
     let Some(p) = path else {
         return Arc::new(Mutex::new(None));
     };
-    // curtin: `if not log_file_append: clear the log` (Python truthiness).
-    let append = install
-        .get("log_file_append")
-        .is_some_and(|v| !preseed::truth::falsy(v));
+    // curtin: `if not log_file_append: clear the log` (Python truthiness, in the model).
     let r = (|| -> std::io::Result<std::fs::File> {
         if let Some(d) = p.parent() {
             std::fs::create_dir_all(d)?;
@@ -333,17 +296,11 @@ fn open_log(path: Option<&std::path::Path>, install: &Value) -> commands::LogSin
 
 /// curtin's `finally`: the log into the target, the target unmounted (unless
 /// `install.unmount: disabled`), the working directory removed when nothing is mounted in it.
-fn cleanup(install: &Value, wd: &WorkingDir, log_file: Option<&std::path::Path>) {
-    let save_log = match install.get("save_install_log") {
-        None => Some("/root/curtin-install.log".to_string()),
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        _ => None,
-    };
-    if let (Some(rel), Some(log)) = (save_log, log_file) {
-        finish::save_log_in_target(&wd.target, &rel, log);
+fn cleanup(install: &Install, wd: &WorkingDir, log_file: Option<&std::path::Path>) {
+    if let (Some(rel), Some(log)) = (&install.save_install_log, log_file) {
+        finish::save_log_in_target(&wd.target, rel, log);
     }
-    let unmount = install.get("unmount").and_then(|v| v.as_str()) != Some("disabled");
-    if unmount {
+    if !install.unmount_disabled() {
         if let Err(e) = finish::unmount_all(&wd.target) {
             tracing::warn!("{}", crate::error::render(&e));
         }
@@ -386,14 +343,13 @@ mod tests {
 
     #[test]
     fn save_install_config_entry() {
-        let mut cfg: Value = yaml_serde::from_str("install: {}").unwrap();
-        add_save_install_config(&mut cfg);
+        let l = |y: &str| preseed::load::from_merged(yaml_serde::from_str(y).unwrap()).unwrap();
+        let cfg = add_save_install_config(l("install: {}")).unwrap();
         assert_eq!(
-            cfg["write_files"]["curtin_install_cfg"]["path"],
-            Value::from("/root/curtin-install-cfg.yaml")
+            cfg.config.write_files["curtin_install_cfg"].path,
+            "/root/curtin-install-cfg.yaml"
         );
-        let mut off: Value = yaml_serde::from_str("install: {save_install_config: false}").unwrap();
-        add_save_install_config(&mut off);
-        assert!(off.get("write_files").is_none());
+        let off = add_save_install_config(l("install: {save_install_config: false}")).unwrap();
+        assert!(off.config.write_files.is_empty());
     }
 }

@@ -4,21 +4,15 @@
 
 use std::ffi::OsString;
 
-use yaml_serde::Value;
-
 use crate::commands::{self, Cmd, LogSink, RunOpts};
 use crate::report::{self, Level, Stack};
 
-/// The commands of a stage in run order (sorted keys); falsy entries dropped.
-pub fn commands(cfg: &Value, stage: &str) -> anyhow::Result<Vec<(String, Cmd)>> {
-    let v = cfg
-        .get(format!("{stage}_commands"))
-        .cloned()
-        .unwrap_or(Value::Null);
-    Ok(commands::commands_from_value(stage, &v)?
+/// The commands of a stage in run order (curtin's sorted keys); falsy entries dropped.
+pub fn commands(cfg: &preseed::Config, stage: &str) -> Vec<(String, Cmd)> {
+    commands::from_set(&cfg.stage_commands(stage))
         .into_iter()
         .filter_map(|(k, c)| c.map(|c| (k, c)))
-        .collect())
+        .collect()
 }
 
 /// Run every command of a stage under `stack`; the first failure ends the stage.

@@ -17,6 +17,10 @@ pub struct Preseed {
     /// `datasource.MAAS.metadata_url`.
     pub metadata_url: Option<String>,
     pub creds: Option<OauthCreds>,
+    /// Its `reporting` (curtin's keys), typed, for a failure before any config is read.
+    pub reporting: preseed::Config,
+    /// Its `power_state` (cloud-init's; curtin's keys), applied after a deployment.
+    pub power_state: Option<preseed::install::PowerState>,
 }
 
 impl Preseed {
@@ -33,11 +37,30 @@ impl Preseed {
                 .with_context(|| format!("datasource.MAAS in the cloud-config from {url}"))?,
             None => None,
         };
+        let section = |key: &str| {
+            let mut m = yaml_serde::Mapping::new();
+            if let Some(v) = value.get(key) {
+                m.insert(key.into(), v.clone());
+            }
+            preseed::Config::from_value(&Value::Mapping(m))
+                .map(|(c, _)| c)
+                .map_err(|i| {
+                    anyhow::anyhow!(
+                        "{} in the cloud-config from {url}: {}",
+                        i.path_string(),
+                        i.message
+                    )
+                })
+        };
+        let reporting = section("reporting")?;
+        let power_state = section("power_state")?.power_state;
         Ok(Preseed {
             url: url.to_string(),
             value,
             metadata_url,
             creds,
+            reporting,
+            power_state,
         })
     }
 

@@ -50,7 +50,7 @@ pub enum Start {
     Deploy {
         global: Global,
         args: InstallArgs,
-        power_state: Option<yaml_serde::Value>,
+        power_state: Option<preseed::install::PowerState>,
     },
 }
 
@@ -180,14 +180,14 @@ fn installer_start(g: &Global, a: &InstallArgs, p: &metadata::Preseed) -> Result
             size: a.size.clone(),
             sources,
         },
-        power_state: p.value.get("power_state").cloned(),
+        power_state: p.power_state.clone(),
     })
 }
 
 /// cloud-init's `power_state.condition`: absent or true, or a shell command that exits 0
 /// (MAAS sends `test ! -e /tmp/block-reboot`).
-pub fn power_condition_holds(ps: &yaml_serde::Value) -> bool {
-    match ps.get("condition") {
+pub fn power_condition_holds(ps: &preseed::install::PowerState) -> bool {
+    match &ps.condition {
         None | Some(yaml_serde::Value::Bool(true)) => true,
         Some(yaml_serde::Value::String(cmd)) => std::process::Command::new("sh")
             .args(["-c", cmd])
@@ -201,7 +201,7 @@ pub fn power_condition_holds(ps: &yaml_serde::Value) -> bool {
 /// The installer could not be used: `cmd-install` start and FAIL to the preseed's reporting
 /// (the configs that would carry it are in the installer), so MAAS sees the failure.
 fn report_failure(p: &metadata::Preseed, e: &anyhow::Error) {
-    crate::install::report_refusal(&p.value, e);
+    crate::install::report_refusal(&p.reporting, e);
 }
 
 #[cfg(test)]
@@ -210,12 +210,14 @@ mod tests {
 
     #[test]
     fn power_conditions() {
-        let v = |s: &str| -> yaml_serde::Value { yaml_serde::from_str(s).unwrap() };
+        let v = |s: &str| -> preseed::install::PowerState {
+            preseed::config::typed(&yaml_serde::from_str(s).unwrap()).unwrap()
+        };
         assert!(power_condition_holds(&v("{mode: reboot}")));
-        assert!(power_condition_holds(&v("{condition: 'test -d /'}")));
+        assert!(power_condition_holds(&v("{mode: reboot, condition: 'test -d /'}")));
         assert!(!power_condition_holds(&v(
-            "{condition: 'test -e /nonexistent/x'}"
+            "{mode: reboot, condition: 'test -e /nonexistent/x'}"
         )));
-        assert!(!power_condition_holds(&v("{condition: false}")));
+        assert!(!power_condition_holds(&v("{mode: reboot, condition: false}")));
     }
 }

@@ -25,17 +25,6 @@ pub const PASSTHROUGH_PATH: &str = "etc/cloud/cloud.cfg.d/50-curtin-networking.c
 pub const DISABLE_PATH: &str = "etc/cloud/cloud.cfg.d/curtin-disable-cloudinit-networking.cfg";
 pub const DISABLE_CONTENT: &str = "network: {config: disabled}\n";
 
-/// The network config of a merged config (None when absent or null).
-pub fn from_config(cfg: &Value) -> Result<Option<Network>> {
-    match cfg.get("network") {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => Network::from_value(v)
-            .map(Some)
-            .map_err(|e| anyhow!(e))
-            .kind(Kind::Config),
-    }
-}
-
 /// The YAML of `{network: <as given>}` (OUTPUT_NETWORK_CONFIG and the passthrough file).
 pub fn passthrough_text(net: &Network) -> Result<String> {
     let mut m = yaml_serde::Mapping::new();
@@ -63,10 +52,11 @@ pub fn render(net: &Network, format: NetworkFormat) -> Result<String> {
 /// `deployer render-network -c FILE --format F`. The file may hold a whole config (with
 /// `network:`) or a bare network document.
 pub fn render_cmd(g: &crate::cli::Global, a: &crate::cli::RenderNetworkArgs) -> Result<()> {
-    let cfg = workdir::stage_config(g)?;
-    let net = match from_config(&cfg)? {
+    let l = workdir::stage_config(g)?;
+    let net = match l.config.network {
         Some(n) => n,
-        None if cfg.get("version").is_some() => Network::from_value(&cfg)
+        // A bare network document: not a curtin config, read as a whole.
+        None if l.config.extra.contains_key("version") => Network::from_value(&l.merged)
             .map_err(|e| anyhow!(e))
             .kind(Kind::Config)?,
         None => return Err(anyhow!("the config has no `network:`")).kind(Kind::Config),
@@ -80,12 +70,12 @@ pub fn net_meta(g: &crate::cli::Global, a: &crate::cli::NetMetaArgs) -> Result<(
     let cfg = workdir::stage_config(g)?;
     let target = a.target.target_mount.clone();
     let wd = workdir::for_stage(target.as_deref(), &cfg)?.for_subcommand("net-meta");
-    let r = net_meta_in(&wd, &cfg, a.mode.as_deref());
+    let r = net_meta_in(&wd, &cfg.config, a.mode.as_deref());
     wd.finish();
     r
 }
 
-fn net_meta_in(wd: &WorkingDir, cfg: &Value, mode: Option<&str>) -> Result<()> {
+fn net_meta_in(wd: &WorkingDir, cfg: &preseed::Config, mode: Option<&str>) -> Result<()> {
     // An image's own network hook replaces the stage (reachable for dd images only).
     let root = TargetRoot::open(&wd.target).kind(Kind::Storage)?;
     const HOOK: &str = "curtin/network-config";
@@ -93,8 +83,7 @@ fn net_meta_in(wd: &WorkingDir, cfg: &Value, mode: Option<&str>) -> Result<()> {
         return crate::hook::run_target_hook(wd, &root.real_path(HOOK)?);
     }
     let mode = mode.unwrap_or("auto");
-    let net = from_config(cfg)?;
-    match (mode, net) {
+    match (mode, cfg.network.clone()) {
         ("disabled", _) => Ok(()),
         ("custom" | "auto", Some(net)) => {
             let text = passthrough_text(&net)?;

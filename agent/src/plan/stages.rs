@@ -1,6 +1,7 @@
 //! The plan text: each stage in the config's order, and what it would do.
 
 use preseed::commands::Command;
+use preseed::network::{Body, Entry, Network};
 use preseed::storage::{Item, Ptable, Storage};
 use preseed::Config;
 use yaml_serde::Value;
@@ -10,7 +11,7 @@ use crate::block_meta::custom::describe_layer;
 use crate::block_meta::disk::FoundDisk;
 use crate::block_meta::partition::{self, DoesNotFit, Kind};
 
-pub fn plan(c: &Config, merged: &Value, target: Option<&Target>) -> Vec<String> {
+pub fn plan(c: &Config, target: Option<&Target>) -> Vec<String> {
     let mut out = vec!["plan (a dry run: nothing is written, partitioned or mounted)".to_string()];
     match target {
         Some(t) => out.push(format!("target disk: {}", t.describe())),
@@ -38,7 +39,7 @@ pub fn plan(c: &Config, merged: &Value, target: Option<&Target>) -> Vec<String> 
                 {
                     let sub = words.get(1).map(String::as_str).unwrap_or("");
                     out.push(format!("  builtin: curtin {}", words[1..].join(" ")));
-                    builtin(sub, c, merged, target, &mut out);
+                    builtin(sub, c, target, &mut out);
                     any = true;
                 }
                 Some(cmd) => {
@@ -86,12 +87,12 @@ pub fn plan(c: &Config, merged: &Value, target: Option<&Target>) -> Vec<String> 
     out
 }
 
-fn builtin(sub: &str, c: &Config, merged: &Value, t: Option<&Target>, out: &mut Vec<String>) {
+fn builtin(sub: &str, c: &Config, t: Option<&Target>, out: &mut Vec<String>) {
     match sub {
-        "block-meta" => partitioning(c, merged, t, out),
-        "net-meta" => network(merged, out),
+        "block-meta" => partitioning(c, t, out),
+        "net-meta" => network(c.network.as_ref(), out),
         "extract" => extract(c, out),
-        "curthooks" => curthooks(c, merged, out),
+        "curthooks" => curthooks(c, out),
         "hook" => {
             out.push("    run the image's /curtin/finalize in the target, if it has one".into())
         }
@@ -99,19 +100,19 @@ fn builtin(sub: &str, c: &Config, merged: &Value, t: Option<&Target>, out: &mut 
     }
 }
 
-fn partitioning(c: &Config, merged: &Value, t: Option<&Target>, out: &mut Vec<String>) {
+fn partitioning(c: &Config, t: Option<&Target>, out: &mut Vec<String>) {
     if let Some(dd) = c.dd_source() {
         let disk = match t {
             Some(t) => format!("--target {}", t.path.display()),
-            None => simple_disk(merged, c.storage.as_ref()),
+            None => simple_disk(c),
         };
         out.push(format!(
             "    simple mode (dd image): stream {} {} onto {disk}, then mount its root partition",
             dd.kind, dd.uri
         ));
         checks(dd, out);
-        match crate::block_meta::dd::grow_root(merged) {
-            Ok(false) => out.push(
+        match c.block_meta.grow_root {
+            false => out.push(
                 "    the root is not grown (block-meta.grow_root: false): the image's layout is kept"
                     .into(),
             ),
@@ -414,16 +415,11 @@ fn ptable_name(p: Ptable) -> &'static str {
 
 /// simple mode's disk choice ([`crate::block_meta::simple::choose_disk`]): `block-meta.devices`,
 /// else the grub_device disk (by serial or path), else the first installable.
-fn simple_disk(merged: &Value, s: Option<&Storage>) -> String {
-    if let Some(d) = merged
-        .get("block-meta")
-        .and_then(|b| b.get("devices"))
-        .and_then(Value::as_sequence)
-        .and_then(|v| v.iter().find_map(Value::as_str))
-    {
+fn simple_disk(c: &Config) -> String {
+    if let Some(d) = c.block_meta.devices.first() {
         return d.to_string();
     }
-    let d = s.and_then(|s| {
+    let d = c.storage.as_ref().and_then(|s| {
         s.disks()
             .find(|d| d.grub_device && (d.serial.is_some() || d.path.is_some()))
     });
@@ -449,30 +445,19 @@ fn checks(s: &preseed::sources::Source, out: &mut Vec<String>) {
     }
 }
 
-fn network(merged: &Value, out: &mut Vec<String>) {
-    let n = &merged["network"];
-    match n.get("version").and_then(Value::as_u64) {
-        Some(1) => {
-            let items = n["config"].as_sequence().map(|s| s.as_slice()).unwrap_or(&[]);
-            let names: Vec<String> = items
-                .iter()
-                .map(|i| {
-                    format!(
-                        "{} {}",
-                        i["type"].as_str().unwrap_or("?"),
-                        i["name"].as_str().or(i["id"].as_str()).unwrap_or("")
-                    )
-                    .trim_end()
-                    .to_string()
-                })
-                .collect();
+fn network(n: Option<&Network>, out: &mut Vec<String>) {
+    match n.map(|n| (&n.body, n)) {
+        Some((Body::V1(entries), _)) => {
+            let names: Vec<String> = entries.iter().map(entry_name).collect();
             out.push(format!(
                 "    network config version 1 from the config: {}",
                 names.join(", ")
             ));
         }
-        Some(2) => {
+        Some((Body::V2, n)) => {
+            // Version 2 is passed through unparsed: its sections are what there is to show.
             let kinds: Vec<String> = n
+                .raw
                 .as_mapping()
                 .into_iter()
                 .flatten()
@@ -490,9 +475,32 @@ fn network(merged: &Value, out: &mut Vec<String>) {
                 kinds.join("; ")
             ));
         }
-        _ => out.push("    no network config: mode auto falls back to the running system's (curtin: copy or dhcp)".into()),
+        Some((Body::Disabled, _)) => {
+            out.push("    network config disabled (`config: disabled`): cloud-init leaves it alone".into())
+        }
+        None => out.push("    no network config: mode auto falls back to the running system's (curtin: copy or dhcp)".into()),
     }
     out.push("    written for curthooks to render into the target".into());
+}
+
+/// `type name` of a v1 entry, as the config names it.
+fn entry_name(e: &Entry) -> String {
+    let (kind, i) = match e {
+        Entry::Physical(i) => ("physical", i),
+        Entry::Loopback(i) => ("loopback", i),
+        Entry::Infiniband(i) => ("infiniband", i),
+        Entry::Bond(i) => ("bond", i),
+        Entry::Bridge(i) => ("bridge", i),
+        Entry::Vlan(i) => ("vlan", i),
+        Entry::Nameserver(_) => return "nameserver".into(),
+        Entry::Route(_) => return "route".into(),
+    };
+    let name = if i.name.is_empty() {
+        i.id.as_deref().unwrap_or("")
+    } else {
+        &i.name
+    };
+    format!("{kind} {name}").trim_end().to_string()
 }
 
 fn extract(c: &Config, out: &mut Vec<String>) {
@@ -537,7 +545,7 @@ fn extract(c: &Config, out: &mut Vec<String>) {
     }
 }
 
-fn curthooks(c: &Config, merged: &Value, out: &mut Vec<String>) {
+fn curthooks(c: &Config, out: &mut Vec<String>) {
     use preseed::install::CurthooksMode;
     out.push(match c.curthooks.mode {
         CurthooksMode::Auto => {
@@ -554,7 +562,7 @@ fn curthooks(c: &Config, merged: &Value, out: &mut Vec<String>) {
     if c.storage.is_some() && c.dd_source().is_none() {
         out.push("    write /etc/fstab from the mounts".into());
     }
-    if merged.get("network").is_some() {
+    if c.network.is_some() {
         out.push("    network config into etc/cloud/cloud.cfg.d/50-curtin-networking.cfg".into());
     }
     for name in c.cloudconfig.keys() {
@@ -577,12 +585,19 @@ fn curthooks(c: &Config, merged: &Value, out: &mut Vec<String>) {
         }
     }
     if let Some(sw) = &c.swap {
+        let parts: Vec<String> = [
+            ("filename", &sw.filename),
+            ("size", &sw.size),
+            ("maxsize", &sw.maxsize),
+            ("fstype", &sw.fstype),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}: {v}")))
+        .chain(sw.force.then(|| "force: true".to_string()))
+        .collect();
         out.push(format!(
-            "    swap: {}",
-            preseed::yaml::to_string(sw)
-                .unwrap_or_default()
-                .trim()
-                .replace('\n', ", ")
+            "    swap: {} (left to the image's hooks: the builtin hooks make no swap file)",
+            parts.join(", ")
         ));
     }
 }

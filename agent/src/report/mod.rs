@@ -13,6 +13,7 @@ mod handlers;
 pub mod line;
 mod webhook;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -20,7 +21,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use base64::Engine;
 use serde_json::{Map, Value as Json};
-use yaml_serde::Value;
 
 pub use crate::net::OauthCreds;
 pub use event::{Event, EventType, Level, Outcome, PostedFile};
@@ -59,97 +59,66 @@ fn reporter() -> Arc<Reporter> {
     })
 }
 
-/// Register the handlers of a merged config (its `reporting` key, and `image`/`sources` for
-/// the image identity). Replaces any earlier registration of this process.
-pub fn init(cfg: &Value) -> anyhow::Result<()> {
-    let proxy = preseed::install::Proxy::from_config(cfg).unwrap_or_default();
-    let handlers = parse_handlers(cfg.get("reporting"), &proxy).kind(Kind::Config)?;
+/// Register the handlers of a config (its `reporting`, and `image`/`sources` for the image
+/// identity). Replaces any earlier registration of this process.
+pub fn init(cfg: &preseed::Config) -> anyhow::Result<()> {
+    let handlers = start_handlers(&cfg.reporting, &cfg.proxy).kind(Kind::Config)?;
     let image = image_identity(cfg);
     *REPORTER.write().unwrap_or_else(|e| e.into_inner()) =
         Some(Arc::new(Reporter { handlers, image }));
     Ok(())
 }
 
-fn parse_handlers(
-    reporting: Option<&Value>,
+fn start_handlers(
+    reporting: &BTreeMap<String, preseed::reporting::Handler>,
     proxy: &preseed::install::Proxy,
 ) -> anyhow::Result<Vec<Handler>> {
-    // curtin's default `logging: {type: log}`, which the config may override or disable.
-    let mut cfg = yaml_serde::Mapping::new();
-    let mut logging = yaml_serde::Mapping::new();
-    logging.insert("type".into(), "log".into());
-    cfg.insert("logging".into(), Value::Mapping(logging));
-    match reporting {
-        None | Some(Value::Null) => {}
-        Some(Value::Mapping(m)) => {
-            for (k, v) in m {
-                cfg.insert(k.clone(), v.clone());
-            }
-        }
-        Some(_) => anyhow::bail!("reporting: must be a mapping of handler name to settings"),
-    }
+    use preseed::reporting::HandlerType;
     let mut out = Vec::new();
-    for (name, h) in &cfg {
-        let name = name.as_str().unwrap_or("?");
-        // curtin: `if not handler_config:` unregisters it.
-        if preseed::truth::falsy(h) {
-            continue;
-        }
-        let ty = h.get("type").and_then(|t| t.as_str()).with_context(|| {
-            format!("reporting.{name}: missing 'type' (log, print, webhook or journald)")
-        })?;
-        out.push(match ty {
-            "log" => Handler::Log,
-            "print" => Handler::Print,
-            "journald" => match handlers::Journald::open(
-                h.get("identifier").and_then(|v| v.as_str()).map(String::from),
-            ) {
+    for (name, h) in reporting {
+        out.push(match h.kind {
+            HandlerType::Log => Handler::Log,
+            HandlerType::Print => Handler::Print,
+            HandlerType::Journald => match handlers::Journald::open(h.identifier.clone()) {
                 Some(j) => Handler::Journald(j),
                 None => {
                     tracing::debug!("reporting.{name}: no journald on this system; handler skipped");
                     continue;
                 }
             },
-            "webhook" => Handler::Webhook(webhook::Webhook::start(WebhookConfig {
+            HandlerType::Webhook => Handler::Webhook(webhook::Webhook::start(WebhookConfig {
                 proxy: proxy.clone(),
                 ..webhook_config(name, h)?
             })?),
-            other => anyhow::bail!(
-                "reporting.{name}: unknown type '{other}' (expected log, print, webhook or journald)"
-            ),
         });
     }
     Ok(out)
 }
 
-fn webhook_config(name: &str, h: &Value) -> anyhow::Result<WebhookConfig> {
-    let endpoint = h
-        .get("endpoint")
-        .and_then(|v| v.as_str())
-        .with_context(|| format!("reporting.{name}: a webhook needs an 'endpoint' URL"))?;
+fn webhook_config(name: &str, h: &preseed::reporting::Handler) -> anyhow::Result<WebhookConfig> {
+    let endpoint = h.endpoint.as_deref().unwrap_or_default();
     url::Url::parse(endpoint)
         .with_context(|| format!("reporting.{name}: endpoint '{endpoint}' is not a URL"))?;
-    let oauth = OauthCreds::from_value(h).with_context(|| format!("reporting.{name}"))?;
-    let secs = |v: &Value| {
-        v.as_f64()
-            .filter(|s| *s >= 0.0)
-            .map(Duration::from_secs_f64)
+    let oauth = h.oauth().map(|(ck, cs, tk, ts)| OauthCreds {
+        consumer_key: ck.into(),
+        consumer_secret: cs.into(),
+        token_key: tk.into(),
+        token_secret: ts.into(),
+    });
+    let secs = |s: f64, what: &str| {
+        anyhow::ensure!(
+            s >= 0.0 && s.is_finite(),
+            "reporting.{name}.{what}: {s} is not a number of seconds"
+        );
+        Ok(Duration::from_secs_f64(s))
     };
-    let timeout = h
-        .get("timeout")
-        .and_then(secs)
-        .unwrap_or(Duration::from_secs(10));
-    let retries = match h.get("retries") {
-        None | Some(Value::Null) => vec![Duration::from_secs(1)],
-        Some(Value::Sequence(s)) => s
+    let timeout = secs(h.timeout.unwrap_or(10.0), "timeout")?;
+    let retries = match &h.retries {
+        None => vec![Duration::from_secs(1)],
+        Some(r) => r
             .iter()
-            .map(|v| {
-                secs(v).with_context(|| {
-                    format!("reporting.{name}.retries: not a number of seconds: {v:?}")
-                })
-            })
+            .map(|s| secs(*s, "retries"))
             .collect::<anyhow::Result<_>>()?,
-        Some(v) => anyhow::bail!("reporting.{name}.retries: expected a list of seconds, got {v:?}"),
     };
     Ok(WebhookConfig {
         endpoint: endpoint.to_string(),
@@ -161,40 +130,26 @@ fn webhook_config(name: &str, h: &Value) -> anyhow::Result<WebhookConfig> {
 }
 
 /// The image a deployment installs, for servers that count static-image deployments:
-/// `image: {name, base_image, type}` from the config, `type` defaulting to the source's type.
-fn image_identity(cfg: &Value) -> Option<Json> {
+/// `image: {name, base_image, type}` from the config, `type` defaulting to the first source's.
+fn image_identity(cfg: &preseed::Config) -> Option<Json> {
     let mut m = Map::new();
-    if let Some(Value::Mapping(img)) = cfg.get("image") {
-        for key in ["name", "base_image", "type"] {
-            if let Some(s) = img.get(key).and_then(|v| v.as_str()) {
-                m.insert(key.into(), s.into());
+    if let Some(img) = &cfg.image {
+        for (key, v) in [
+            ("name", &img.name),
+            ("base_image", &img.base_image),
+            ("type", &img.kind),
+        ] {
+            if let Some(s) = v {
+                m.insert(key.into(), s.as_str().into());
             }
         }
     }
     if !m.contains_key("type") {
-        if let Some(Value::Mapping(srcs)) = cfg.get("sources") {
-            let mut keys: Vec<_> = srcs.iter().collect();
-            keys.sort_by(|a, b| a.0.as_str().cmp(&b.0.as_str()));
-            if let Some(t) = keys.iter().find_map(|(_, s)| source_type(s)) {
-                m.insert("type".into(), t.into());
-            }
+        if let Some(s) = cfg.sources_sorted().next() {
+            m.insert("type".into(), s.kind.prefix().into());
         }
     }
     (!m.is_empty()).then_some(Json::Object(m))
-}
-
-fn source_type(s: &Value) -> Option<String> {
-    match s {
-        Value::Mapping(_) => s.get("type").and_then(|t| t.as_str()).map(String::from),
-        Value::String(uri) => Some(
-            uri.split_once(':')
-                .map(|(p, _)| p)
-                .filter(|p| p.starts_with("dd-") || ["tgz", "tbz", "txz", "fsimage"].contains(p))
-                .unwrap_or("tgz")
-                .to_string(),
-        ),
-        _ => None,
-    }
 }
 
 /// Send one event to every handler (the webhook queues it).
@@ -416,8 +371,9 @@ pub fn command_scope<T>(sub: &str, f: impl FnOnce() -> anyhow::Result<T>) -> any
         if let Some(cfg) = std::env::var_os("CONFIG")
             .and_then(|p| std::fs::read(p).ok())
             .and_then(|b| preseed::yaml::from_str(&String::from_utf8_lossy(&b)).ok())
+            .and_then(|v| preseed::load::from_merged(v).ok())
         {
-            if let Err(e) = init(&cfg) {
+            if let Err(e) = init(&cfg.config) {
                 tracing::warn!("reporting disabled: {}", crate::error::render(&e));
             }
         }
@@ -585,30 +541,31 @@ fn human(n: u64) -> String {
 mod tests {
     use super::*;
 
+    fn load(y: &str) -> Result<preseed::Config, String> {
+        preseed::load::from_merged(yaml_serde::from_str(y).unwrap())
+            .map(|l| l.config)
+            .map_err(|e| e.to_string())
+    }
+
     #[test]
     fn handler_config_errors_name_the_key() {
-        let cfg: Value = yaml_serde::from_str("maas: {type: webhook}").unwrap();
-        let e = parse_handlers(Some(&cfg), &Default::default())
-            .err()
-            .unwrap();
-        assert!(format!("{e:#}").contains("reporting.maas: a webhook needs an 'endpoint'"));
-        let cfg: Value = yaml_serde::from_str("x: {type: carrier-pigeon}").unwrap();
-        let e = parse_handlers(Some(&cfg), &Default::default())
-            .err()
-            .unwrap();
-        assert!(format!("{e:#}").contains("unknown type 'carrier-pigeon'"));
-        let cfg: Value = yaml_serde::from_str("logging: null\np: {type: print}").unwrap();
-        assert_eq!(
-            parse_handlers(Some(&cfg), &Default::default())
-                .unwrap()
-                .len(),
-            1
-        );
+        let e = load("reporting: {maas: {type: webhook}}").unwrap_err();
+        assert!(e.contains("reporting.maas.endpoint"), "{e}");
+        let e = load("reporting: {x: {type: carrier-pigeon}}").unwrap_err();
+        assert!(e.contains("carrier-pigeon"), "{e}");
+        let c = load("reporting: {logging: null, p: {type: print}}").unwrap();
+        assert_eq!(start_handlers(&c.reporting, &c.proxy).unwrap().len(), 1);
+        // curtin's default `logging` handler when the config names none.
+        let c = load("{}").unwrap();
+        assert_eq!(start_handlers(&c.reporting, &c.proxy).unwrap().len(), 1);
+        let c = load("reporting: {m: {type: webhook, endpoint: 'not a url'}}").unwrap();
+        let e = start_handlers(&c.reporting, &c.proxy).err().unwrap();
+        assert!(format!("{e:#}").contains("reporting.m: endpoint 'not a url' is not a URL"));
     }
 
     #[test]
     fn image_identity_from_config_and_sources() {
-        let cfg: Value = yaml_serde::from_str(
+        let cfg = load(
             "image: {name: custom/x, base_image: ubuntu/jammy}\nsources: {00_cmdline: 'dd-gz:http://h/i'}",
         )
         .unwrap();
@@ -616,7 +573,7 @@ mod tests {
         assert_eq!(img["name"], "custom/x");
         assert_eq!(img["base_image"], "ubuntu/jammy");
         assert_eq!(img["type"], "dd-gz");
-        let cfg: Value = yaml_serde::from_str("sources: {a: 'http://h/r.tgz'}").unwrap();
+        let cfg = load("sources: {a: 'http://h/r.tgz'}").unwrap();
         assert_eq!(image_identity(&cfg).unwrap()["type"], "tgz");
     }
 
