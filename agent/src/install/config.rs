@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn target_disk_rewrites_the_only_disk() {
         let l = |t: &str| preseed::load::from_merged(y(t)).unwrap();
-        let cfg = l("storage: {version: 1, config: [{id: d, type: disk, serial: S, ptable: gpt}, {id: p, type: partition, device: d}]}");
+        let cfg = l("storage: {version: 1, config: [{id: d, type: disk, serial: S, ptable: gpt}, {id: p, type: partition, device: d, size: 1G}]}");
         let done = set_target_disk(cfg, Path::new("/dev/loop7")).unwrap();
         assert_eq!(done.config.block_meta.devices, ["/dev/loop7"]);
         let cfg = done.merged;
