@@ -465,7 +465,11 @@ fn safe_relative(path: &str) -> Result<PathBuf> {
 fn decode(content: &[u8], encoding: Option<&str>) -> Result<Vec<u8>> {
     use base64::Engine;
     let b64 = |s: &[u8]| {
-        let clean: Vec<u8> = s.iter().copied().filter(|c| !c.is_ascii_whitespace()).collect();
+        let clean: Vec<u8> = s
+            .iter()
+            .copied()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
         base64::engine::general_purpose::STANDARD
             .decode(clean)
             .context("content is not valid base64")

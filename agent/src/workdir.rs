@@ -56,11 +56,7 @@ impl WorkingDir {
     /// Create a fresh working dir under `parent` (a new temp dir in it). `target`: the target
     /// mount point, or None for `<top>/target` (which is created). `config` is the merged
     /// config, written to `state/config` as JSON.
-    pub fn create(
-        parent: &Path,
-        target: Option<&Path>,
-        config: &Loaded,
-    ) -> Result<WorkingDir> {
+    pub fn create(parent: &Path, target: Option<&Path>, config: &Loaded) -> Result<WorkingDir> {
         let top = tempfile::Builder::new()
             .prefix("deployer-")
             .tempdir_in(parent)
@@ -70,11 +66,7 @@ impl WorkingDir {
     }
 
     /// Like [`WorkingDir::create`] in an existing (empty or new) dir.
-    pub fn create_at(
-        top: &Path,
-        target: Option<&Path>,
-        config: &Loaded,
-    ) -> Result<WorkingDir> {
+    pub fn create_at(top: &Path, target: Option<&Path>, config: &Loaded) -> Result<WorkingDir> {
         let state = top.join("state");
         let scratch = top.join("scratch");
         for d in [&state, &scratch] {

@@ -91,7 +91,10 @@ pub fn from_merged(merged: Value) -> Result<Loaded> {
     Ok(Loaded {
         config,
         merged,
-        warnings: issues.into_iter().map(|i| place(&[], i).to_string()).collect(),
+        warnings: issues
+            .into_iter()
+            .map(|i| place(&[], i).to_string())
+            .collect(),
     })
 }
 

@@ -302,13 +302,20 @@ mod tests {
     #[test]
     fn boot_as_curtin_reads_it() {
         let mut w = vec![];
-        let b = Boot::from_value(&y("{install_devices: null, update_nvram: 'no'}"), &mut w).unwrap();
+        let b =
+            Boot::from_value(&y("{install_devices: null, update_nvram: 'no'}"), &mut w).unwrap();
         assert_eq!(b.install_devices, InstallDevices::Nothing);
         // value_as_boolean: the string 'no' is true, as in curtin.
         assert!(b.update_nvram);
-        let b = Boot::from_value(&y("{install_devices: [/dev/sda], bootloaders: [uefi]}"), &mut w)
-            .unwrap();
-        assert_eq!(b.install_devices, InstallDevices::Given(vec!["/dev/sda".into()]));
+        let b = Boot::from_value(
+            &y("{install_devices: [/dev/sda], bootloaders: [uefi]}"),
+            &mut w,
+        )
+        .unwrap();
+        assert_eq!(
+            b.install_devices,
+            InstallDevices::Given(vec!["/dev/sda".into()])
+        );
         assert!(!b.wants_grub());
         assert!(Boot::default().wants_grub());
         assert!(w.is_empty());

@@ -26,7 +26,11 @@ pub fn layout(bm: &BlockMeta) -> Layout {
 /// disk with `grub_device` and a `serial` (curtin) or a `path` (our extension; curtin ignores
 /// `path` here). Never a guess in tests: installable-disk discovery
 /// picks curtin's `sorted(valid)[0]` among unmounted, writable, non-removable disks >= 1 GiB.
-pub fn choose_disk(bm: &BlockMeta, storage: Option<&Storage>, devices: &[PathBuf]) -> Result<PathBuf> {
+pub fn choose_disk(
+    bm: &BlockMeta,
+    storage: Option<&Storage>,
+    devices: &[PathBuf],
+) -> Result<PathBuf> {
     if let Some(d) = devices.first() {
         return Ok(d.clone());
     }

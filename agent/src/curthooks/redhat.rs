@@ -339,8 +339,10 @@ mod tests {
             "# Written by curtin for custom storage config\nadd_dracutmodules+=\" mdraid lvm\"\nmdadmconf=\"yes\"\nlvmconf=\"yes\"\n"
         );
         let flat = preseed::load::from_merged(
-            yaml_serde::from_str("{storage: {version: 1, config: [{id: d, type: disk, path: /dev/vda}]}}")
-                .unwrap(),
+            yaml_serde::from_str(
+                "{storage: {version: 1, config: [{id: d, type: disk, path: /dev/vda}]}}",
+            )
+            .unwrap(),
         )
         .unwrap()
         .config;

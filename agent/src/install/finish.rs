@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use yaml_serde::Value;
 use preseed::install::{PowerMode, PowerState};
+use yaml_serde::Value;
 
 /// `install.error_tarfile`: a tar of `curtin-logs-<date>/` with what a person debugging the
 /// failure needs: version, the merged config (credentials redacted), the kernel command line,
@@ -257,7 +257,10 @@ mod tests {
         // Refused when the config is read, before any stage.
         let v: Value = yaml_serde::from_str("power_state: {mode: explode}").unwrap();
         let e = preseed::load::from_merged(v).unwrap_err().to_string();
-        assert!(e.contains("power_state.mode") && e.contains("explode"), "{e}");
+        assert!(
+            e.contains("power_state.mode") && e.contains("explode"),
+            "{e}"
+        );
         assert!(apply_power_state(None).is_ok());
     }
 }

@@ -67,17 +67,13 @@ pub fn run(g: &Global, a: &InstallArgs) -> anyhow::Result<()> {
             global,
             args,
             power_state,
-        } => run_with(&global, &args, power_state),
+        } => run_with(&global, &args, power_state.map(|p| *p)),
     }
 }
 
 /// The install; `fallback_power`: what to do with the power when the config says nothing
 /// (MAAS's preseed's `power_state`, which cloud-init would have applied).
-fn run_with(
-    g: &Global,
-    a: &InstallArgs,
-    fallback_power: Option<PowerState>,
-) -> anyhow::Result<()> {
+fn run_with(g: &Global, a: &InstallArgs, fallback_power: Option<PowerState>) -> anyhow::Result<()> {
     let loaded = crate::config::load(g)?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");

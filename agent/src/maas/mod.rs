@@ -50,7 +50,7 @@ pub enum Start {
     Deploy {
         global: Global,
         args: InstallArgs,
-        power_state: Option<preseed::install::PowerState>,
+        power_state: Option<Box<preseed::install::PowerState>>,
     },
 }
 
@@ -180,7 +180,7 @@ fn installer_start(g: &Global, a: &InstallArgs, p: &metadata::Preseed) -> Result
             size: a.size.clone(),
             sources,
         },
-        power_state: p.power_state.clone(),
+        power_state: p.power_state.clone().map(Box::new),
     })
 }
 
@@ -214,10 +214,14 @@ mod tests {
             preseed::config::typed(&yaml_serde::from_str(s).unwrap()).unwrap()
         };
         assert!(power_condition_holds(&v("{mode: reboot}")));
-        assert!(power_condition_holds(&v("{mode: reboot, condition: 'test -d /'}")));
+        assert!(power_condition_holds(&v(
+            "{mode: reboot, condition: 'test -d /'}"
+        )));
         assert!(!power_condition_holds(&v(
             "{mode: reboot, condition: 'test -e /nonexistent/x'}"
         )));
-        assert!(!power_condition_holds(&v("{mode: reboot, condition: false}")));
+        assert!(!power_condition_holds(&v(
+            "{mode: reboot, condition: false}"
+        )));
     }
 }

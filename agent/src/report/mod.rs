@@ -82,7 +82,9 @@ fn start_handlers(
             HandlerType::Journald => match handlers::Journald::open(h.identifier.clone()) {
                 Some(j) => Handler::Journald(j),
                 None => {
-                    tracing::debug!("reporting.{name}: no journald on this system; handler skipped");
+                    tracing::debug!(
+                        "reporting.{name}: no journald on this system; handler skipped"
+                    );
                     continue;
                 }
             },
