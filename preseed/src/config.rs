@@ -180,7 +180,9 @@ impl Config {
                     c.deployer = section(v, &mut w).map_err(at)?;
                     warnings.extend(w.into_iter().map(at));
                 }
-                "image" | "kernel" | "swap" if v.is_null() => {}
+                // curtin: `'swap' in cfg and not cfg.get('swap')` turns the swap file off.
+                "swap" if crate::truth::falsy(v) => c.swap = Some(Swap::off()),
+                "image" | "kernel" if v.is_null() => {}
                 "image" | "kernel" | "swap" => {
                     let mut w = Vec::new();
                     match key.as_str() {

@@ -58,7 +58,8 @@ pub struct Deployer {
     #[serde(default, deserialize_with = "boolean")]
     pub raw_data: bool,
     #[serde(flatten)]
-    unknown: BTreeMap<String, Value>,
+    /// Keys deployer does not know (each a warning).
+    pub unknown: BTreeMap<String, Value>,
 }
 
 impl Default for Deployer {
@@ -178,19 +179,36 @@ impl Boot {
     }
 }
 
-/// `swap:` (curtin's setup_swapfile settings); carried for hooks, checked here.
+/// `swap:` (curtin's add_swap): the swap file the builtin curthooks make in the target.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct Swap {
+    /// A falsy `swap:` (null, `{}`): no swap file, as curtin's `'swap' in cfg and not cfg['swap']`.
+    #[serde(skip)]
+    pub off: bool,
+    /// In the target's root; `/swap.img` when absent.
     pub filename: Option<String>,
-    #[serde(default, deserialize_with = "scalar")]
-    pub size: Option<String>,
-    #[serde(default, deserialize_with = "scalar")]
-    pub maxsize: Option<String>,
+    /// Bytes (curtin's human2bytes); 0 makes none; absent: curtin's suggested size.
+    #[serde(default, deserialize_with = "bytes")]
+    pub size: Option<u64>,
+    #[serde(default, deserialize_with = "bytes")]
+    pub maxsize: Option<u64>,
+    /// Read but unused, as curtin's add_swap does not pass it on.
     #[serde(default, deserialize_with = "boolean")]
     pub force: bool,
     pub fstype: Option<String>,
     #[serde(flatten)]
-    unknown: BTreeMap<String, Value>,
+    /// Keys deployer does not know (each a warning).
+    pub unknown: BTreeMap<String, Value>,
+}
+
+impl Swap {
+    /// A falsy `swap:` value.
+    pub fn off() -> Swap {
+        Swap {
+            off: true,
+            ..Swap::default()
+        }
+    }
 }
 
 /// `kernel:` (curtin's install_kernel settings); carried for hooks, checked here.
@@ -203,7 +221,8 @@ pub struct Kernel {
     #[serde(default, deserialize_with = "maybe_boolean")]
     pub install: Option<bool>,
     #[serde(flatten)]
-    unknown: BTreeMap<String, Value>,
+    /// Keys deployer does not know (each a warning).
+    pub unknown: BTreeMap<String, Value>,
 }
 
 /// `image: {name, base_image, type}` (deployer's): carried on every report event.
@@ -214,7 +233,8 @@ pub struct Image {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     #[serde(flatten)]
-    unknown: BTreeMap<String, Value>,
+    /// Keys deployer does not know (each a warning).
+    pub unknown: BTreeMap<String, Value>,
 }
 
 /// A section with unknown keys: they become warnings (one per key).
@@ -268,8 +288,21 @@ fn maybe_boolean<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Err
     }
 }
 
-fn scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(crate::path::scalar_string(&Value::deserialize(d)?))
+/// A size as curtin reads it: Python truthiness first (`0`, `''` and null are "not given"
+/// and then 0), else `human2bytes(str(value))`.
+fn bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let v = Value::deserialize(d)?;
+    if v.is_null() {
+        return Ok(None);
+    }
+    if crate::truth::falsy(&v) {
+        return Ok(Some(0));
+    }
+    let text = crate::path::scalar_string(&v)
+        .ok_or_else(|| serde::de::Error::custom(format!("not a size: {}", show(&v))))?;
+    crate::size::human2bytes(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 #[cfg(test)]
@@ -321,5 +354,16 @@ mod tests {
         assert!(w.is_empty());
         Boot::from_value(&y("{reorder_uefi: true, colour: 1}"), &mut w).unwrap();
         assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn swap_sizes_as_curtin_reads_them() {
+        let sw = |t: &str| typed::<Swap>(&y(t));
+        assert_eq!(sw("{size: 0B}").unwrap().size, Some(0));
+        assert_eq!(sw("{size: 0}").unwrap().size, Some(0));
+        assert_eq!(sw("{size: 2G, maxsize: 512M}").unwrap().size, Some(2 << 30));
+        assert_eq!(sw("{maxsize: 512M}").unwrap().maxsize, Some(512 << 20));
+        assert_eq!(sw("{filename: swap.img}").unwrap().size, None);
+        assert!(sw("{size: auto}").is_err());
     }
 }

@@ -291,11 +291,30 @@ class Curthooks(unittest.TestCase):
         curthooks.disable_overlayroot({}, TARGET)
         self.assertTrue(os.path.exists(tpath("etc/overlayroot.local.conf.old")))
 
-    def test_install_missing_packages_and_add_swap_do_nothing(self):
+    def test_install_missing_packages_does_nothing(self):
         self.assertIsNone(curthooks.install_missing_packages({}, TARGET, osfamily="debian"))
-        self.assertIsNone(curthooks.add_swap({"swap": {"size": "1G"}}, TARGET, state()["fstab"]))
-        self.assertIsNone(curthooks.add_swap({"swap": None}, TARGET, state()["fstab"]))
-        self.assertFalse(os.path.exists(tpath("swap.img")))
+
+    def test_add_swap_makes_the_swap_file_in_the_fstab(self):
+        fstab = state()["fstab"]
+        before = util.load_file(fstab) if os.path.exists(fstab) else None
+        with open(fstab, "w") as f:
+            f.write("LABEL=root / ext4 defaults 0 1\n")
+        try:
+            curthooks.add_swap({"swap": None}, TARGET, fstab)
+            curthooks.add_swap({"swap": {"size": "0B"}}, TARGET, fstab)
+            self.assertFalse(os.path.exists(tpath("swap.img")))
+            curthooks.add_swap({"swap": {"size": "8M"}}, TARGET, fstab)
+            self.assertEqual(os.path.getsize(tpath("swap.img")), 8 << 20)
+            with open(tpath("swap.img"), "rb") as f:
+                self.assertEqual(f.read(4096)[-10:], b"SWAPSPACE2")
+            self.assertIn("/swap.img\tnone\tswap\tsw\t0\t0", util.load_file(fstab))
+        finally:
+            if os.path.exists(tpath("swap.img")):
+                os.unlink(tpath("swap.img"))
+            if before is None:
+                os.unlink(fstab)
+            else:
+                util.write_file(fstab, before)
 
     def test_configure_iscsi_and_mdadm(self):
         etcd = tempfile.mkdtemp()

@@ -662,6 +662,87 @@ fn builtin_curthooks_passthrough_cloudconfig_fstab_bootloader() {
     assert_eq!(root.extra_mounts(), Vec::<String>::new());
 }
 
+/// The builtin hooks report curtin's steps, by curtin's names and descriptions and in its
+/// order, to the install's webhook; `swap.size` makes the swap file curtin makes (0600,
+/// mkswap'd, in etc/fstab).
+#[test]
+fn builtin_curthooks_report_curtins_steps_and_make_the_swap_file() {
+    let root = Root::new("ubuntu", Some(true), true);
+    let srv = testkit::http::Server::start();
+    let cfg = format!(
+        "{BUILTIN_CFG}swap: {{size: 16M}}\nreporting: {{maas: {{type: webhook, endpoint: '{}'}}}}\n",
+        srv.url("/status")
+    );
+    let (wd, env) = stage_env(&root, &cfg, "LABEL=cloudimg-rootfs / ext4 defaults 0 1\n");
+    fs::create_dir_all(wd.scratch.join("rules.d")).unwrap();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.push(("CURTIN_REPORTSTACK", "cmd-install/stage-curthooks/builtin"));
+    let c = env.iter().find(|(k, _)| *k == "CONFIG").unwrap().1;
+    let out = deployer(&["curthooks", "-c", c], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    let events = srv.posted_json("/status");
+    let starts: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["event_type"] == "start")
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
+            (s("name"), s("description"))
+        })
+        .collect();
+    let top = "cmd-install/stage-curthooks/builtin/cmd-curthooks";
+    let steps = [
+        ("installing-kernel", "installing kernel"),
+        ("setting-up-swap", "setting up swap"),
+        ("apply-networking-config", "apply networking config"),
+        ("writing-etc-fstab", "writing etc/fstab"),
+        (
+            "configuring-bootloader",
+            "configuring target system bootloader",
+        ),
+    ];
+    let mut at = vec![];
+    for (name, desc) in steps {
+        let full = format!("{top}/{name}");
+        let i = starts
+            .iter()
+            .position(|(n, d)| *n == full && d == desc)
+            .unwrap_or_else(|| panic!("no start of {full} ({desc}) in {starts:#?}"));
+        let finished = events.iter().any(|e| {
+            e["event_type"] == "finish" && e["name"] == full.as_str() && e["result"] == "SUCCESS"
+        });
+        assert!(finished, "{full} did not finish with SUCCESS");
+        at.push(i);
+    }
+    assert!(
+        at.windows(2).all(|w| w[0] < w[1]),
+        "curtin's order: {starts:#?}"
+    );
+    // The swap file: 16 MiB, root's only, with the swap signature, and in etc/fstab.
+    let md = fs::metadata(root.path("swap.img")).unwrap();
+    assert_eq!(md.len(), 16 << 20);
+    assert_eq!(md.permissions().mode() & 0o777, 0o600);
+    let head = fs::read(root.path("swap.img")).unwrap();
+    let page = 4096;
+    assert_eq!(&head[page - 10..page], b"SWAPSPACE2");
+    let fstab = root.read("etc/fstab");
+    assert!(
+        fstab.contains("/swap.img\tnone\tswap\tsw\t0\t0\n"),
+        "{fstab}"
+    );
+}
+
+/// `swap: {size: 0}` (what MAAS sends to turn it off) and a falsy `swap:` make no swap file.
+#[test]
+fn no_swap_file_when_the_config_turns_it_off() {
+    for swap in ["swap: {size: 0B}\n", "swap: null\n"] {
+        let root = Root::new("ubuntu", Some(true), true);
+        let out = run_builtin(&root, &format!("{BUILTIN_CFG}{swap}"));
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(!root.path("swap.img").exists(), "{swap}");
+        assert!(!root.read("etc/fstab").contains("swap"), "{swap}");
+    }
+}
+
 #[test]
 fn builtin_curthooks_render_netplan_or_eni_without_passthrough() {
     // cloud-init without NETWORK_CONFIG_V2, netplan present: netplan rendered here.

@@ -6,6 +6,7 @@ pub mod bootloader;
 mod redhat;
 pub mod steps;
 pub mod storage;
+pub mod swap;
 
 use std::fs;
 use std::path::Path;
@@ -151,8 +152,16 @@ pub fn builtin(wd: &WorkingDir, cfg: &Config) -> Result<()> {
         return r.and(left);
     }
     let r = (|| -> Result<()> {
-        write_cloudconfig(target, cfg).context("cloudconfig")?;
         // Sub-events with curtin's names and descriptions (curthooks.builtin_curthooks).
+        within("installing-kernel", "installing kernel", || {
+            check_kernel(target, cfg);
+            Ok(())
+        })?;
+        within("setting-up-swap", "setting up swap", || {
+            swap::step(wd, cfg.swap.as_ref())
+        })
+        .context("setting-up-swap")?;
+        write_cloudconfig(target, cfg).context("cloudconfig")?;
         let applied = within("apply-networking-config", "apply networking config", || {
             crate::network::apply(&chroot, wd)
         })
@@ -176,6 +185,25 @@ pub fn builtin(wd: &WorkingDir, cfg: &Config) -> Result<()> {
     })();
     let left = chroot.leave();
     r.and(left)
+}
+
+/// curtin's `install_kernel`, without installing: deployer installs no packages, so it says
+/// which kernel the image brings, and warns when it brings none.
+pub fn check_kernel(target: &Path, cfg: &Config) {
+    if cfg.kernel.as_ref().and_then(|k| k.install) == Some(false) {
+        tracing::info!("kernel.install is false: the kernel is left as the image has it");
+        return;
+    }
+    match steps::kernel_versions(&target.join("boot")).first() {
+        Some(v) => tracing::info!("the image's kernel: {v}"),
+        None => {
+            let pkg = cfg.kernel.as_ref().and_then(|k| k.package.as_deref());
+            tracing::warn!(
+                "the target has no kernel in /boot, and deployer installs no packages{}: the image must bring its kernel",
+                pkg.map(|p| format!(" (kernel.package {p})")).unwrap_or_default()
+            );
+        }
+    }
 }
 
 /// `cloudconfig: {<key>: {content}}` -> `etc/cloud/cloud.cfg.d/95-cloudconfig-<key>.cfg`; a

@@ -61,7 +61,16 @@ const EFIBOOTMGR: TargetTool = TargetTool {
 
 /// The whole builtin sequence on a RHEL-family target (the chroot is entered).
 pub fn builtin(wd: &WorkingDir, cfg: &Config, chroot: &Chroot) -> Result<()> {
+    use crate::report::within;
     let target = &wd.target;
+    within("installing-kernel", "installing kernel", || {
+        super::check_kernel(target, cfg);
+        Ok(())
+    })?;
+    within("setting-up-swap", "setting up swap", || {
+        super::swap::step(wd, cfg.swap.as_ref())
+    })
+    .context("setting-up-swap")?;
     super::write_cloudconfig(target, cfg).context("cloudconfig")?;
     let applied =
         crate::network::apply_with(chroot, wd, true).context("apply-networking-config")?;

@@ -13,8 +13,9 @@ use crate::target::{is_executable_in, Chroot};
 use crate::workdir::WorkingDir;
 
 /// The steps, by name.
-pub const STEPS: [&str; 5] = [
+pub const STEPS: [&str; 6] = [
     "builtin",
+    "setting-up-swap",
     "apply-networking-config",
     "writing-etc-fstab",
     "update-initramfs",
@@ -31,6 +32,8 @@ pub fn run(wd: &WorkingDir, cfg: &Config, step: &str) -> Result<()> {
         // The hook asked for the builtin hooks: never the image's hook again.
         "builtin" => super::builtin(wd, cfg),
         "writing-etc-fstab" => super::copy_fstab(wd, target),
+        // Into the state fstab, as curtin's add_swap: the hook copies it to etc/fstab next.
+        "setting-up-swap" => super::swap::step(wd, cfg.swap.as_ref()),
         "apply-networking-config" => in_chroot(target, |c| {
             let applied = crate::network::apply_with(c, wd, super::is_redhat(target))?;
             tracing::info!("network: {applied:?}");

@@ -584,20 +584,8 @@ fn curthooks(c: &Config, out: &mut Vec<String>) {
             out.push(format!("    bootloader on {}", grub.join(", ")));
         }
     }
-    if let Some(sw) = &c.swap {
-        let parts: Vec<String> = [
-            ("filename", &sw.filename),
-            ("size", &sw.size),
-            ("maxsize", &sw.maxsize),
-            ("fstype", &sw.fstype),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}: {v}")))
-        .chain(sw.force.then(|| "force: true".to_string()))
-        .collect();
-        out.push(format!(
-            "    swap: {} (left to the image's hooks: the builtin hooks make no swap file)",
-            parts.join(", ")
-        ));
-    }
+    out.push(format!(
+        "    {}",
+        crate::curthooks::swap::describe(c.swap.as_ref())
+    ));
 }

@@ -186,11 +186,15 @@ def copy_dname_rules(rules_d, target):
 
 
 def add_swap(cfg, target, fstab):
-    """deployer creates no swap file (MAAS sends no swap for custom images); logged."""
+    """The swap file and its line in `fstab` (deployer's setting-up-swap step, curtin's sizes)."""
     if 'swap' in cfg and not cfg.get('swap'):
         LOG.debug("disabling 'add_swap' due to config")
         return
-    LOG.info("add_swap: deployer does not create a swap file")
+    if not fstab:
+        LOG.warning("fstab variable not in state, no swap file")
+        return
+    run_step('setting-up-swap', target, state={'fstab': fstab},
+             cfg={'swap': cfg.get('swap')} if 'swap' in cfg else {})
 
 
 def setup_kernel_img_conf(target):
