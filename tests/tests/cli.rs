@@ -251,6 +251,28 @@ fn plan_checks_the_layout_fits_a_file_target_and_leaves_it_alone() {
     );
     assert_eq!(std::fs::read(&img).unwrap(), vec![0xabu8; 1 << 20]);
 
+    // Room for the ESP, not for the root: the plan shows where the room went.
+    let mid = dir.path().join("mid.img");
+    std::fs::File::create(&mid)
+        .unwrap()
+        .set_len(512 << 20)
+        .unwrap();
+    let o = deployer(&[
+        "plan",
+        "-c",
+        &ex("demo.yaml"),
+        "--target",
+        mid.to_str().unwrap(),
+    ]);
+    let out = text(&o.stdout);
+    let esp = out
+        .find("partition 1 esp: start 1048576")
+        .unwrap_or_else(|| panic!("{out}"));
+    let dnf = out
+        .find("DOES NOT FIT: partition 'rootpart' does not fit")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(esp < dnf, "{out}");
+
     let f = std::fs::File::create(dir.path().join("big.img")).unwrap();
     f.set_len(2 << 30).unwrap();
     let o = deployer(&[

@@ -57,10 +57,14 @@ pub fn usable(disk: &FoundDisk, ptable: Ptable) -> (u64, u64) {
     }
 }
 
-/// A partition that does not fit the disk (the plan says so instead of failing).
+/// A partition that does not fit the disk (the plan says so instead of failing), and the
+/// partitions placed before it (the plan shows where the room went).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct DoesNotFit(pub String);
+#[error("{message}")]
+pub struct DoesNotFit {
+    pub message: String,
+    pub placed: Vec<Placed>,
+}
 
 /// Place every partition of one disk, in config order, or say exactly what does not fit.
 pub fn place(
@@ -153,16 +157,19 @@ pub fn place(
             p.size / lbs
         };
         if len == 0 || start < first_usable || start + len - 1 > limit {
-            return Err(DoesNotFit(format!(
-                "partition '{}' does not fit on disk '{disk_id}' ({}): it would span bytes {}..{} but the usable area is {}..{} ({} bytes in {lbs}-byte sectors)",
-                p.id,
-                disk.path.display(),
-                start * lbs,
-                (start + len) * lbs,
-                first_usable * lbs,
-                (limit + 1) * lbs,
-                disk.size
-            ))
+            return Err(DoesNotFit {
+                message: format!(
+                    "partition '{}' does not fit on disk '{disk_id}' ({}): it would span bytes {}..{} but the usable area is {}..{} ({} bytes in {lbs}-byte sectors)",
+                    p.id,
+                    disk.path.display(),
+                    start * lbs,
+                    (start + len) * lbs,
+                    first_usable * lbs,
+                    (limit + 1) * lbs,
+                    disk.size
+                ),
+                placed: out,
+            }
             .into());
         }
         if let Some(q) = out.iter().find(|q| q.number == number) {
@@ -454,6 +461,12 @@ mod tests {
         let e = place(&disk(512, 64 << 20), "d", Ptable::Gpt, &parts, 1).unwrap_err();
         assert!(e.downcast_ref::<DoesNotFit>().is_some(), "{e}");
         assert!(e.to_string().contains("partition 'a' does not fit"), "{e}");
+        let s = storage("storage: {version: 1, config: [{id: d, type: disk, path: /x, ptable: gpt}, {id: a, type: partition, device: d, size: 16M}, {id: b, type: partition, device: d, size: 64M}]}");
+        let parts: Vec<&Partition> = s.partitions_of("d").collect();
+        let e = place(&disk(512, 64 << 20), "d", Ptable::Gpt, &parts, 1).unwrap_err();
+        let dnf = e.downcast_ref::<DoesNotFit>().unwrap();
+        assert_eq!(dnf.placed.len(), 1);
+        assert_eq!(dnf.placed[0].id, "a");
     }
 
     #[test]

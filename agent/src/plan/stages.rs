@@ -332,19 +332,60 @@ fn partitions(s: &Storage, d: &preseed::storage::Disk, t: Option<&Target>, out: 
     let placed = crate::block_meta::custom::table_kind(&d.id, d.ptable)
         .and_then(|pt| partition::place(&found, &d.id, pt, &mine, s.version));
     let ptable = d.ptable.unwrap_or(Ptable::Gpt);
+    let gpt = ptable == Ptable::Gpt;
     let placed = match placed {
         Ok(p) => p,
-        Err(e) if e.downcast_ref::<DoesNotFit>().is_some() => {
-            out.push(format!("      DOES NOT FIT: {e}"));
-            return;
-        }
         Err(e) => {
-            out.push(format!("      an install would stop here: {e}"));
+            match e.downcast_ref::<DoesNotFit>() {
+                // Where the room went: the partitions placed before the one that does not fit.
+                Some(dnf) => {
+                    placed_lines(&dnf.placed, &mine, gpt, sized, lbs, out);
+                    out.push(format!("      DOES NOT FIT: {e}"));
+                }
+                None => out.push(format!("      an install would stop here: {e}")),
+            }
             return;
         }
     };
-    let gpt = ptable == Ptable::Gpt;
-    for (p, asked) in placed.iter().zip(&mine) {
+    placed_lines(&placed, &mine, gpt, sized, lbs, out);
+    let end = placed
+        .iter()
+        .filter(|p| {
+            !(p.kind == Kind::Logical
+                || (!sized && mine.iter().any(|m| m.id == p.id && m.size == 0)))
+        })
+        .map(|p| p.end())
+        .max()
+        .unwrap_or(0);
+    // GPT keeps its backup table and header at the end.
+    let need = (end + if gpt { 16384u64.div_ceil(lbs) + 1 } else { 0 }) * lbs;
+    match t {
+        Some(t) if t.kind == TargetKind::Missing => out.push(format!(
+            "      the image file would be created; it needs at least {} ({need} bytes)",
+            human(need)
+        )),
+        _ if sized => out.push(format!(
+            "      fits: the layout uses {} of {}",
+            human(need),
+            human(found.size)
+        )),
+        _ => out.push(format!(
+            "      the layout needs {} ({need} bytes)",
+            human(need)
+        )),
+    }
+}
+
+/// One line per placed partition: number, id, start, size, type.
+fn placed_lines(
+    placed: &[partition::Placed],
+    mine: &[&preseed::storage::Partition],
+    gpt: bool,
+    sized: bool,
+    lbs: u64,
+    out: &mut Vec<String>,
+) {
+    for (p, asked) in placed.iter().zip(mine) {
         let ty = if gpt {
             format!("type {}", partition::gpt_type(p.flag).0)
         } else {
@@ -375,32 +416,6 @@ fn partitions(s: &Storage, d: &preseed::storage::Disk, t: Option<&Target>, out: 
             p.start * lbs,
             p.start,
         ));
-    }
-    let end = placed
-        .iter()
-        .filter(|p| {
-            !(p.kind == Kind::Logical
-                || (!sized && mine.iter().any(|m| m.id == p.id && m.size == 0)))
-        })
-        .map(|p| p.end())
-        .max()
-        .unwrap_or(0);
-    // GPT keeps its backup table and header at the end.
-    let need = (end + if gpt { 16384u64.div_ceil(lbs) + 1 } else { 0 }) * lbs;
-    match t {
-        Some(t) if t.kind == TargetKind::Missing => out.push(format!(
-            "      the image file would be created; it needs at least {} ({need} bytes)",
-            human(need)
-        )),
-        _ if sized => out.push(format!(
-            "      fits: the layout uses {} of {}",
-            human(need),
-            human(found.size)
-        )),
-        _ => out.push(format!(
-            "      the layout needs {} ({need} bytes)",
-            human(need)
-        )),
     }
 }
 
