@@ -911,6 +911,15 @@ fn check_mount_paths(s: &Storage) -> Result<(), Issue> {
 
 /// The keys of a raid, LVM, bcache or dm_crypt item that curtin's handlers insist on, as
 /// `(".key", message)`.
+/// `8-4-4-4-12` hex digits.
+fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
 fn check_layer(item: &Item) -> Result<(), (&'static str, String)> {
     match item {
         Item::Raid(r) => {
@@ -960,6 +969,25 @@ fn check_layer(item: &Item) -> Result<(), (&'static str, String)> {
         }
         Item::LvmPartition(l) if l.name.is_empty() => {
             return Err((".name", "a logical volume needs a name".into()));
+        }
+        Item::Partition(p) => {
+            if let Some(u) = p.uuid.as_deref().filter(|u| !is_guid(u)) {
+                return Err((".uuid", format!("{u:?} is not a GUID")));
+            }
+            let byte = |t: &str| {
+                let h = t.strip_prefix("0x").unwrap_or(t);
+                (1..=2).contains(&h.len()) && u8::from_str_radix(h, 16).is_ok()
+            };
+            if let Some(t) = p
+                .partition_type
+                .as_deref()
+                .filter(|t| !is_guid(t) && !byte(t))
+            {
+                return Err((
+                    ".partition_type",
+                    format!("{t:?} is neither a GPT type GUID nor an msdos type byte (83, 0x83)"),
+                ));
+            }
         }
         Item::DmCrypt(c) => match (&c.key, &c.keyfile) {
             (Some(_), Some(_)) => return Err(("", "cannot specify both key and keyfile".into())),

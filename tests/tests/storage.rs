@@ -885,3 +885,61 @@ storage:
     let info = sh(&format!("sgdisk -i 1 {}", d.dev.display()));
     assert!(info.contains("Partition name: ''"), "{info}");
 }
+
+/// Storage v2's `partition_type` and `uuid` (curtin's sfdisk `type=` and `uuid=`): written to
+/// the table; v1 ignores them, as curtin v1 does; a type that is no GUID nor byte is refused.
+#[test]
+fn v2_partition_type_and_uuid_are_written() {
+    require_root();
+    let home = "933AC7E1-2EB4-4F13-B844-0E14E2AEF915";
+    let mine = "0b2c3d4e-5f60-4718-8a9b-acbdcedf0011";
+    for (version, ptable) in [(2, "gpt"), (2, "msdos"), (1, "gpt")] {
+        let d = LoopDisk::new(128 * MIB);
+        let t = Target::new();
+        let ty = if ptable == "gpt" { home } else { "0x8e" };
+        let cfg = format!(
+            "storage:\n  version: {version}\n  config:\n    - {{id: d, type: disk, path: {dev}, ptable: {ptable}}}\n    - {{id: p1, type: partition, device: d, size: 32M, number: 1, partition_type: '{ty}', uuid: {mine}}}\n",
+            dev = d.dev.display()
+        );
+        let out = block_meta_env(&cfg, &t.path(), &t.fstab(), &[], &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&sh(&format!("sfdisk --json {}", d.dev.display()))).unwrap();
+        let p = &json["partitiontable"]["partitions"][0];
+        let (want_ty, want_uuid) = match (version, ptable) {
+            (2, "gpt") => (home.to_string(), Some(mine.to_uppercase())),
+            (2, _) => ("8e".to_string(), None),
+            _ => ("0FC63DAF-8483-4772-8E79-3D69D8477DE4".to_string(), None),
+        };
+        assert_eq!(
+            p["type"].as_str().unwrap().to_uppercase(),
+            want_ty.to_uppercase(),
+            "{json}"
+        );
+        match want_uuid {
+            Some(u) => assert_eq!(p["uuid"].as_str().unwrap().to_uppercase(), u, "{json}"),
+            None => assert_ne!(
+                p["uuid"].as_str().map(str::to_uppercase),
+                Some(mine.to_uppercase()),
+                "{json}"
+            ),
+        }
+    }
+    let bad = "storage:\n  version: 2\n  config:\n    - {id: d, type: disk, path: /dev/null, ptable: gpt}\n    - {id: p1, type: partition, device: d, size: 32M, partition_type: linux}\n";
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), bad).unwrap();
+    let o = testkit::deployer()
+        .args(["validate", "-c", f.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("storage.config[1].partition_type") && err.contains("neither a GPT type GUID"),
+        "{err}"
+    );
+}

@@ -155,7 +155,7 @@ pub fn plan(storage: &Storage) -> Result<Plan<'_>> {
         }
         let ptable = table_kind(t.id, t.ptable)?;
         t.parts = partition::place(&t.found, t.id, ptable, &mine, storage.version)?;
-        gpt_names(storage, &mut t.parts, &mine);
+        v2_attributes(storage, &mut t.parts, &mine);
         for p in &t.parts {
             if p.preserve && !t.preserve {
                 bail!(
@@ -438,7 +438,7 @@ fn layer_table(
     };
     let found = FoundDisk::open(dev).with_context(|| format!("'{id}'"))?;
     let mut parts = partition::place(&found, id, ptable, &mine, storage.version)?;
-    gpt_names(storage, &mut parts, &mine);
+    v2_attributes(storage, &mut parts, &mine);
     for p in &parts {
         ctx.devices
             .insert(p.id.clone(), blockdev::partition_path(dev, p.number));
@@ -554,12 +554,14 @@ fn mount_all(
     Ok((entries, mounts))
 }
 
-/// GPT names as curtin writes them: v1 (sgdisk --new) none, v2 (sfdisk) `partition_name`.
-fn gpt_names(storage: &Storage, placed: &mut [Placed], parts: &[&Partition]) {
+/// What curtin's v2 (sfdisk) writes and v1 (sgdisk --new) does not: the GPT name
+/// (`partition_name`), the type (`partition_type`) and the partition's GUID (`uuid`).
+pub fn v2_attributes(storage: &Storage, placed: &mut [Placed], parts: &[&Partition]) {
+    let v2 = storage.version >= 2;
     for (pl, p) in placed.iter_mut().zip(parts) {
-        pl.name = (storage.version >= 2)
-            .then(|| p.partition_name.clone())
-            .flatten();
+        pl.name = v2.then(|| p.partition_name.clone()).flatten();
+        pl.type_code = v2.then(|| p.partition_type.clone()).flatten();
+        pl.uuid = v2.then(|| p.uuid.clone()).flatten();
     }
 }
 

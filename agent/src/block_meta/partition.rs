@@ -37,6 +37,10 @@ pub struct Placed {
     pub kind: Kind,
     pub preserve: bool,
     pub name: Option<String>,
+    /// Storage v2's `partition_type`: a GPT type GUID or an msdos type byte (`83`, `0x83`).
+    pub type_code: Option<String>,
+    /// Storage v2's `uuid`: the GPT partition's own GUID.
+    pub uuid: Option<String>,
 }
 
 impl Placed {
@@ -201,6 +205,8 @@ pub fn place(
             kind,
             preserve: p.preserve,
             name: p.name.clone(),
+            type_code: None,
+            uuid: None,
         });
     }
     Ok(out)
@@ -236,15 +242,48 @@ fn guid_le(s: &str) -> [u8; 16] {
     uuid::Uuid::parse_str(s).expect("static GUID").to_bytes_le()
 }
 
+/// A partition's GPT type GUID (upper case): its v2 `partition_type`, else from its flag.
+pub fn gpt_type_of(p: &Placed) -> Result<String> {
+    match &p.type_code {
+        None => Ok(gpt_type(p.flag).1.to_string()),
+        Some(t) => uuid::Uuid::parse_str(t)
+            .map(|u| u.to_string().to_uppercase())
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "partition '{}': partition_type {t:?} is not a GPT type GUID (the disk's table is gpt)",
+                    p.id
+                )
+            }),
+    }
+}
+
+/// A partition's msdos type byte: its v2 `partition_type` (`83`, `0x83`), else from its flag.
+pub fn mbr_sys_of(p: &Placed) -> Result<u8> {
+    match &p.type_code {
+        None => Ok(mbr_type(p.flag).0),
+        Some(t) => u8::from_str_radix(t.trim_start_matches("0x"), 16).map_err(|_| {
+            anyhow::anyhow!(
+                "partition '{}': partition_type {t:?} is not an msdos type byte like 83 (the disk's table is msdos)",
+                p.id
+            )
+        }),
+    }
+}
+
 /// Write a new GPT with exactly `parts` (and a protective MBR).
 pub fn write_gpt(f: &mut File, disk: &FoundDisk, parts: &[Placed]) -> Result<()> {
     let mut gpt = gptman::GPT::new_from(f, disk.sector, *uuid::Uuid::new_v4().as_bytes())
         .context("creating the GPT")?;
     for p in parts {
-        let (_, ty) = gpt_type(p.flag);
+        let unique = match &p.uuid {
+            Some(u) => uuid::Uuid::parse_str(u)
+                .with_context(|| format!("partition '{}': uuid {u:?} is not a GUID", p.id))?
+                .to_bytes_le(),
+            None => *uuid::Uuid::new_v4().as_bytes(),
+        };
         gpt[p.number] = gptman::GPTPartitionEntry {
-            partition_type_guid: guid_le(ty),
-            unique_partition_guid: *uuid::Uuid::new_v4().as_bytes(),
+            partition_type_guid: guid_le(&gpt_type_of(p)?),
+            unique_partition_guid: unique,
             starting_lba: p.start,
             ending_lba: p.end() - 1,
             attribute_bits: 0,
@@ -264,7 +303,7 @@ pub fn write_msdos(f: &mut File, disk: &FoundDisk, parts: &[Placed]) -> Result<(
     let align = ((1u64 << 20) / disk.sector) as u32;
     mbr.align = align;
     for p in parts.iter().filter(|p| p.kind != Kind::Logical) {
-        let (sys, boot) = mbr_type(p.flag);
+        let (sys, boot) = (mbr_sys_of(p)?, mbr_type(p.flag).1);
         mbr[p.number as usize] = mbrman::MBRPartitionEntry {
             boot: if boot {
                 mbrman::BOOT_ACTIVE
@@ -279,7 +318,7 @@ pub fn write_msdos(f: &mut File, disk: &FoundDisk, parts: &[Placed]) -> Result<(
         };
     }
     for p in parts.iter().filter(|p| p.kind == Kind::Logical) {
-        let (sys, boot) = mbr_type(p.flag);
+        let (sys, boot) = (mbr_sys_of(p)?, mbr_type(p.flag).1);
         let l = mbr
             .push(
                 sys,
@@ -362,8 +401,8 @@ pub fn verify_preserved(
         );
     }
     let want = match ptable {
-        Ptable::Gpt => gpt_type(p.flag).1.to_string(),
-        _ => format!("{:02x}", mbr_type(p.flag).0),
+        Ptable::Gpt => gpt_type_of(p)?,
+        _ => format!("{:02x}", mbr_sys_of(p)?),
     };
     if *ty != want {
         bail!(

@@ -330,7 +330,11 @@ fn partitions(s: &Storage, d: &preseed::storage::Disk, t: Option<&Target>, out: 
     let (found, sized) = plan_disk(d, t);
     let lbs = found.sector;
     let placed = crate::block_meta::custom::table_kind(&d.id, d.ptable)
-        .and_then(|pt| partition::place(&found, &d.id, pt, &mine, s.version));
+        .and_then(|pt| partition::place(&found, &d.id, pt, &mine, s.version))
+        .map(|mut p| {
+            crate::block_meta::custom::v2_attributes(s, &mut p, &mine);
+            p
+        });
     let ptable = d.ptable.unwrap_or(Ptable::Gpt);
     let gpt = ptable == Ptable::Gpt;
     let placed = match placed {
@@ -386,7 +390,9 @@ fn placed_lines(
     out: &mut Vec<String>,
 ) {
     for (p, asked) in placed.iter().zip(mine) {
-        let ty = if gpt {
+        let ty = if let Some(t) = &p.type_code {
+            format!("type {t} (partition_type)")
+        } else if gpt {
             format!("type {}", partition::gpt_type(p.flag).0)
         } else {
             let (sys, boot) = partition::mbr_type(p.flag);
