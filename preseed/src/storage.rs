@@ -350,6 +350,9 @@ pub struct Partition {
     pub uuid: Option<String>,
     pub partition_type: Option<String>,
     pub partition_name: Option<String>,
+    /// v2: GPT attribute bits in sfdisk's words (`RequiredPartition`, `GUID:63`, ...).
+    #[serde(default)]
+    pub attrs: Vec<String>,
     #[serde(default, deserialize_with = "crate::truth::de::truthy")]
     pub resize: bool,
 }
@@ -911,6 +914,40 @@ fn check_mount_paths(s: &Storage) -> Result<(), Issue> {
 
 /// The keys of a raid, LVM, bcache or dm_crypt item that curtin's handlers insist on, as
 /// `(".key", message)`.
+/// A partition's `attrs` as GPT attribute bits: sfdisk's `RequiredPartition` (bit 0),
+/// `NoBlockIOProtocol` (1), `LegacyBIOSBootable` (2) and `GUID:N[,M...]` (bits 48-63), each
+/// entry one or more of these separated by spaces or commas.
+pub fn gpt_attribute_bits(attrs: &[String]) -> Result<u64, String> {
+    let mut bits = 0u64;
+    for a in attrs {
+        let mut guid = false;
+        for w in a.split([' ', ',']).filter(|w| !w.is_empty()) {
+            let bit = match w {
+                "RequiredPartition" => 0,
+                "NoBlockIOProtocol" => 1,
+                "LegacyBIOSBootable" => 2,
+                w => {
+                    let n = match w.strip_prefix("GUID:") {
+                        Some(n) => {
+                            guid = true;
+                            n
+                        }
+                        // `GUID:52,53`: the numbers after the first belong to it.
+                        None if guid => w,
+                        None => return Err(format!("{w:?} is not a GPT attribute (RequiredPartition, NoBlockIOProtocol, LegacyBIOSBootable, GUID:48-63)")),
+                    };
+                    match n.parse::<u32>() {
+                        Ok(b @ 48..=63) => b,
+                        _ => return Err(format!("GUID:{n} is not a bit of 48-63")),
+                    }
+                }
+            };
+            bits |= 1 << bit;
+        }
+    }
+    Ok(bits)
+}
+
 /// `8-4-4-4-12` hex digits.
 fn is_guid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
@@ -1158,4 +1195,23 @@ fn check(s: &Storage, warnings: &mut Vec<Issue>) -> Result<(), Issue> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpt_attributes_in_sfdisks_words() {
+        let a =
+            |v: &[&str]| gpt_attribute_bits(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(a(&[]), Ok(0));
+        assert_eq!(a(&["RequiredPartition", "LegacyBIOSBootable"]), Ok(0b101));
+        assert_eq!(
+            a(&["GUID:52,53 NoBlockIOProtocol"]),
+            Ok((1 << 52) | (1 << 53) | 2)
+        );
+        assert!(a(&["GUID:3"]).unwrap_err().contains("48-63"));
+        assert!(a(&["Hidden"]).unwrap_err().contains("not a GPT attribute"));
+    }
 }

@@ -898,7 +898,7 @@ fn v2_partition_type_and_uuid_are_written() {
         let t = Target::new();
         let ty = if ptable == "gpt" { home } else { "0x8e" };
         let cfg = format!(
-            "storage:\n  version: {version}\n  config:\n    - {{id: d, type: disk, path: {dev}, ptable: {ptable}}}\n    - {{id: p1, type: partition, device: d, size: 32M, number: 1, partition_type: '{ty}', uuid: {mine}}}\n",
+            "storage:\n  version: {version}\n  config:\n    - {{id: d, type: disk, path: {dev}, ptable: {ptable}}}\n    - {{id: p1, type: partition, device: d, size: 32M, number: 1, partition_type: '{ty}', uuid: {mine}, attrs: [RequiredPartition, 'GUID:63']}}\n",
             dev = d.dev.display()
         );
         let out = block_meta_env(&cfg, &t.path(), &t.fstab(), &[], &[]);
@@ -920,6 +920,11 @@ fn v2_partition_type_and_uuid_are_written() {
             want_ty.to_uppercase(),
             "{json}"
         );
+        if (version, ptable) == (2, "gpt") {
+            assert_eq!(p["attrs"], "RequiredPartition GUID:63", "{json}");
+        } else {
+            assert!(p.get("attrs").is_none(), "{json}");
+        }
         match want_uuid {
             Some(u) => assert_eq!(p["uuid"].as_str().unwrap().to_uppercase(), u, "{json}"),
             None => assert_ne!(

@@ -555,13 +555,19 @@ fn mount_all(
 }
 
 /// What curtin's v2 (sfdisk) writes and v1 (sgdisk --new) does not: the GPT name
-/// (`partition_name`), the type (`partition_type`) and the partition's GUID (`uuid`).
+/// (`partition_name`), the type (`partition_type`), the partition's GUID (`uuid`) and its
+/// attribute bits (`attrs`).
 pub fn v2_attributes(storage: &Storage, placed: &mut [Placed], parts: &[&Partition]) {
     let v2 = storage.version >= 2;
     for (pl, p) in placed.iter_mut().zip(parts) {
         pl.name = v2.then(|| p.partition_name.clone()).flatten();
         pl.type_code = v2.then(|| p.partition_type.clone()).flatten();
         pl.uuid = v2.then(|| p.uuid.clone()).flatten();
+        // Checked when the config was read.
+        pl.attrs = match v2 {
+            true => preseed::storage::gpt_attribute_bits(&p.attrs).unwrap_or(0),
+            false => 0,
+        };
     }
 }
 

@@ -41,6 +41,8 @@ pub struct Placed {
     pub type_code: Option<String>,
     /// Storage v2's `uuid`: the GPT partition's own GUID.
     pub uuid: Option<String>,
+    /// Storage v2's `attrs` as GPT attribute bits.
+    pub attrs: u64,
 }
 
 impl Placed {
@@ -207,6 +209,7 @@ pub fn place(
             name: p.name.clone(),
             type_code: None,
             uuid: None,
+            attrs: 0,
         });
     }
     Ok(out)
@@ -286,7 +289,7 @@ pub fn write_gpt(f: &mut File, disk: &FoundDisk, parts: &[Placed]) -> Result<()>
             unique_partition_guid: unique,
             starting_lba: p.start,
             ending_lba: p.end() - 1,
-            attribute_bits: 0,
+            attribute_bits: p.attrs,
             partition_name: p.name.as_deref().unwrap_or("").into(),
         };
     }

@@ -126,6 +126,7 @@ pub fn storage_for(disk: &Path, layout: Layout) -> Storage {
             uuid: None,
             partition_type: None,
             partition_name: None,
+            attrs: vec![],
             resize: false,
         })
     };

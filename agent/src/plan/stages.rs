@@ -406,10 +406,13 @@ fn placed_lines(
                 if boot { ", boot flag" } else { "" }
             )
         };
-        let flag = p
+        let mut flag = p
             .flag
             .map(|f| format!(" (flag {})", f.name()))
             .unwrap_or_default();
+        if p.attrs != 0 {
+            flag.push_str(&format!(", GPT attributes 0x{:016x}", p.attrs));
+        }
         let size = if asked.size == 0 && !sized {
             "the rest of the disk".to_string()
         } else {

@@ -22,6 +22,7 @@ fn keys(kind: &str) -> &'static [&'static str] {
             "wwn",
         ],
         "partition" => &[
+            "attrs",
             "device",
             "flag",
             "grub_device",
