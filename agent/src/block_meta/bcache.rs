@@ -44,6 +44,28 @@ fn wait<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> Result<T> {
     }
 }
 
+/// curtin's make_dname for a named bcache device: the rule by its backing device's bcache
+/// UUID (bcache minors change across boots), and the name as the backing device's label.
+fn dname(sys: &crate::sysblock::Sysfs, backing: &Path, bk: &str, name: &str) -> Result<()> {
+    let sup = bcache::super_show(backing)?;
+    let Some((_, uuid)) = sup.iter().find(|(k, _)| k == "dev.uuid") else {
+        tracing::warn!(
+            "{}: no dev.uuid in its bcache superblock: no by-dname rule",
+            backing.display()
+        );
+        return Ok(());
+    };
+    super::dname::write_layer(
+        name,
+        &super::dname::Volume::Bcache {
+            cached_uuid: uuid.clone(),
+        },
+    )?;
+    let label = sys.root().join("class/block").join(bk).join("bcache/label");
+    std::fs::write(&label, super::dname::sanitize(name))
+        .with_context(|| format!("writing {}", label.display()))
+}
+
 /// Make (or verify) the bcache device; returns `/dev/bcacheN`.
 pub fn apply(ctx: &mut Ctx, b: &Bcache) -> Result<PathBuf> {
     let backing = ctx
@@ -118,5 +140,8 @@ pub fn apply(ctx: &mut Ctx, b: &Bcache) -> Result<PathBuf> {
     wait(&node.display().to_string(), || {
         Path::new(&node).exists().then_some(())
     })?;
+    if let Some(name) = &b.name {
+        dname(&sys, &backing, &bk, name)?;
+    }
     Ok(node)
 }

@@ -1,7 +1,8 @@
 //! `/dev/disk/by-dname/<name>` udev rules, as curtin's `make_dname` writes them: for a disk
 //! with a `name`, rules matching its partition table UUID and its serial/WWN ids (and
 //! `<name>-part%n` for its partitions); for a named partition on a named disk, one matching
-//! its partition UUID. They go to `$WORKING_DIR/rules.d/<name>.rules`; curthooks copies them
+//! its partition UUID; for an array, a logical volume and a named bcache device, one matching
+//! its MD_UUID, DM_NAME or backing device's bcache UUID. They go to `$WORKING_DIR/rules.d/<name>.rules`; curthooks copies them
 //! into the target's `etc/udev/rules.d` ([`copy_into`]).
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,12 @@ pub enum Volume<'a> {
     },
     /// A partition: its `PARTUUID`.
     Partition { partuuid: Option<String> },
+    /// An md array: its `MD_UUID` (mdadm's).
+    Md { md_uuid: String },
+    /// A logical volume: its device-mapper name (`vg-lv`, dashes doubled).
+    Lv { dm_name: String },
+    /// A bcache device: its backing device's `dev.uuid` (bcache minors change across boots).
+    Bcache { cached_uuid: String },
 }
 
 /// curtin's `sanitize_dname`: letters, digits, `-` and `_`; anything else becomes `-`.
@@ -103,6 +110,9 @@ pub fn rules(name: &str, vol: &Volume) -> Option<String> {
                 eq("ENV{ID_PART_ENTRY_UUID}", u),
             ]);
         }
+        Volume::Md { md_uuid } => matches.push(vec![eq("ENV{MD_UUID}", md_uuid)]),
+        Volume::Lv { dm_name } => matches.push(vec![eq("ENV{DM_NAME}", dm_name)]),
+        Volume::Bcache { cached_uuid } => matches.push(vec![eq("ENV{CACHED_UUID}", cached_uuid)]),
     }
     let mut lines = vec!["# Written by curtin".to_string()];
     for m in matches {
@@ -145,15 +155,34 @@ pub fn write(name: &str, dev: &Path, disk: bool) -> Result<()> {
             partuuid: get("PARTUUID"),
         }
     };
-    let Some(text) = rules(name, &vol) else {
-        tracing::warn!("can't find a uuid for {}: no by-dname rule", dev.display());
+    match rules(name, &vol) {
+        Some(text) => save(&dir, name, &text),
+        None => {
+            tracing::warn!("can't find a uuid for {}: no by-dname rule", dev.display());
+            Ok(())
+        }
+    }
+}
+
+/// Write the rule of an array, a logical volume or a bcache device (curtin's make_dname for
+/// raid, lvm_partition and bcache).
+pub fn write_layer(name: &str, vol: &Volume) -> Result<()> {
+    let Some(dir) = rules_dir() else {
+        tracing::info!("no $WORKING_DIR: no by-dname rule for {name} (written by an install)");
         return Ok(());
     };
+    match rules(name, vol) {
+        Some(text) => save(&dir, name, &text),
+        None => Ok(()),
+    }
+}
+
+fn save(dir: &Path, name: &str, text: &str) -> Result<()> {
     let dname = sanitize(name);
     if dname != name {
         tracing::warn!("dname modified to remove invalid chars: {name:?} -> {dname:?}");
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let file = dir.join(format!("{dname}.rules"));
     std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))
 }
@@ -197,6 +226,25 @@ mod tests {
              SUBSYSTEM==\"block\", ACTION==\"add|change\", ENV{DEVTYPE}==\"disk\", ENV{ID_SERIAL}==\"QEMU_HARDDISK_disk-a\", ENV{ID_SERIAL_SHORT}==\"disk-a\", SYMLINK+=\"disk/by-dname/main-disk\"\n\n\
              SUBSYSTEM==\"block\", ACTION==\"add|change\", ENV{DEVTYPE}==\"partition\", ENV{ID_SERIAL}==\"QEMU_HARDDISK_disk-a\", ENV{ID_SERIAL_SHORT}==\"disk-a\", SYMLINK+=\"disk/by-dname/main-disk-part%n\"\n"
         );
+        let md = Volume::Md {
+            md_uuid: "3a1b:2c3d:4e5f:6071".into(),
+        };
+        assert_eq!(
+            rules("md0", &md).unwrap(),
+            "# Written by curtin\nSUBSYSTEM==\"block\", ACTION==\"add|change\", ENV{MD_UUID}==\"3a1b:2c3d:4e5f:6071\", SYMLINK+=\"disk/by-dname/md0\"\n"
+        );
+        let lv = Volume::Lv {
+            dm_name: "vg--a-root".into(),
+        };
+        assert!(rules("vg--a-root", &lv)
+            .unwrap()
+            .contains("ENV{DM_NAME}==\"vg--a-root\", SYMLINK+=\"disk/by-dname/vg--a-root\""));
+        let bc = Volume::Bcache {
+            cached_uuid: "5e1f".into(),
+        };
+        assert!(rules("srv cache", &bc)
+            .unwrap()
+            .contains("ENV{CACHED_UUID}==\"5e1f\", SYMLINK+=\"disk/by-dname/srv-cache\""));
         let p = Volume::Partition {
             partuuid: Some("ab-01".into()),
         };

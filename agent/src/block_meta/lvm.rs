@@ -117,6 +117,9 @@ pub fn apply_lv(ctx: &mut Ctx, s: &Storage, l: &LvmPartition) -> Result<PathBuf>
     } else {
         lvm::lvcreate(vg, &l.name, l.size)?;
     }
+    // curtin's make_dname: /dev/disk/by-dname/<vg-lv> by its device-mapper name.
+    let dm_name = lvm_dm_name(vg, &l.name);
+    super::dname::write_layer(&dm_name.clone(), &super::dname::Volume::Lv { dm_name })?;
     lv_device(ctx, vg, &l.name)
 }
 

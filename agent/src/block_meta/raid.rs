@@ -118,6 +118,11 @@ impl Plan<'_> {
         let kname = wait_usable(ctx, &self.md)?;
         // As curtin: the whole scan, rewritten after every array.
         ctx.mdadm_conf = Some(mdadm::detail_scan()?);
+        // curtin's make_dname: /dev/disk/by-dname/<name> by the array's MD_UUID.
+        let detail = mdadm::detail_export(&self.md)?;
+        if let Some((_, u)) = detail.iter().find(|(k, _)| k == "MD_UUID") {
+            super::dname::write_layer(&c.name, &super::dname::Volume::Md { md_uuid: u.clone() })?;
+        }
         Ok(PathBuf::from("/dev").join(kname))
     }
 
