@@ -3,8 +3,9 @@
 //! Multi-block streams (`xz -T`, pixz) carry each block's sizes in its header, so liblzma can
 //! hand blocks to worker threads; each block in flight costs its dictionary plus its whole
 //! compressed and uncompressed size (liblzma's `mem_next_block`). A block that does not fit
-//! `memlimit_threading` is decoded in the calling thread ("direct mode", the same code as the
-//! single-threaded decoder), as is every block of a single-block stream (`xz -T1`, no sizes).
+//! `memlimit_threading` is decoded in the calling thread ("direct mode", the same block decoder
+//! as the single-threaded one). A stream whose first block header carries no sizes (`xz -T1`,
+//! one block) gets liblzma's single-threaded decoder itself, as before.
 //!
 //! The agent runs from RAM with a 64 MiB peak RSS bound, and the rest of the dd pipeline
 //! (fetch queue, write buffers, HTTP client) takes about 41 MiB (`scripts/bench-dd`, raw
@@ -24,9 +25,22 @@ const THREADING_MEMLIMIT: u64 = 16 << 20;
 /// Override of [`THREADING_MEMLIMIT`] in MiB, for benchmarks that show the trade-off.
 const THREADING_ENV: &str = "DEPLOYER_XZ_THREADING_MIB";
 
-/// One xz stream over `src`, decoded on up to as many threads as there are CPUs (at most 4)
-/// while the blocks in flight fit the memory limit.
-pub fn decoder<R: BufRead>(src: R) -> io::Result<XzDecoder<R>> {
+/// Whether an xz stream starting with `head` (its first 14 bytes or more) has its first
+/// block's compressed and uncompressed sizes in the block header: what `xz -T`/pixz write, and
+/// what liblzma's threaded decoder needs to hand a block to a worker.
+pub fn first_block_sized(head: &[u8]) -> bool {
+    // 12 bytes of stream header, then the block header: its size byte (0 = the index, no
+    // block), then its flags (0x40: compressed size present, 0x80: uncompressed size present).
+    head.len() >= 14 && head[12] != 0 && head[13] & 0xC0 == 0xC0
+}
+
+/// One xz stream over `src`. `threaded` (see [`first_block_sized`]): decoded on up to as many
+/// threads as there are CPUs (at most 4) while the blocks in flight fit the memory limit;
+/// otherwise by liblzma's single-threaded decoder.
+pub fn decoder<R: BufRead>(src: R, threaded: bool) -> io::Result<XzDecoder<R>> {
+    if !threaded {
+        return Ok(XzDecoder::new(src));
+    }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let limit = std::env::var(THREADING_ENV)
         .ok()
@@ -79,7 +93,7 @@ mod tests {
 
     fn decode(x: &[u8]) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
-        decoder(io::BufReader::new(x))?.read_to_end(&mut out)?;
+        decoder(io::BufReader::new(x), first_block_sized(x))?.read_to_end(&mut out)?;
         Ok(out)
     }
 
@@ -89,6 +103,15 @@ mod tests {
         let m = multi_block(&d);
         let s = single_block(&d);
         assert_ne!(m, s, "the two encodings differ");
+        assert!(first_block_sized(&m));
+        assert!(!first_block_sized(&s));
+        // Either decoder reads either stream.
+        let mut out = Vec::new();
+        decoder(&s[..], true)
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, d);
         assert_eq!(decode(&m).unwrap(), d);
         assert_eq!(decode(&s).unwrap(), d);
         // The reference decoder agrees.
