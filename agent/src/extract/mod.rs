@@ -32,7 +32,13 @@ pub fn extract_tar<R: Read + Send + 'static>(reader: R, target: &Path) -> Result
         inner: piped,
         failed: false,
     };
-    let stats = match unpack::unpack(&mut input, target) {
+    // The final sync would otherwise write back every file at the end; this starts early.
+    let fs =
+        std::fs::File::open(target).with_context(|| format!("opening {}", target.display()))?;
+    let mut flush = crate::io::EarlyFlush::new(move || syncfs(&fs))
+        .context("starting the flush thread")
+        .kind(Kind::Storage)?;
+    let stats = match unpack::unpack(&mut input, target, &mut flush) {
         Ok(s) => s,
         // A read error is the source's (fetch, decode, checksum), not the target's.
         Err(e) if input.failed => return Err(e).kind(Kind::Source),
@@ -42,6 +48,10 @@ pub fn extract_tar<R: Read + Send + 'static>(reader: R, target: &Path) -> Result
     std::io::copy(&mut input, &mut std::io::sink())
         .context("reading the end of the archive")
         .kind(Kind::Source)?;
+    flush
+        .finish()
+        .context("syncing the target file system")
+        .kind(Kind::Storage)?;
     sync_fs(target)?;
     Ok(stats)
 }
@@ -90,9 +100,14 @@ pub fn extract_source(src: &Source, fetch: &FetchOptions, target: &Path) -> Resu
 /// curtin runs `sync` after tar: flush the target's file system before saying it is done.
 fn sync_fs(target: &Path) -> Result<()> {
     let f = std::fs::File::open(target).with_context(|| format!("opening {}", target.display()))?;
+    syncfs(&f).context("syncing the target file system")
+}
+
+fn syncfs(f: &std::fs::File) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
+    // SAFETY: plain syscall on a valid fd.
     if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("syncing the target file system");
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }

@@ -22,6 +22,7 @@ use tar::EntryType;
 
 use super::tree::{Meta, Tree};
 use crate::error::{Kind, KindExt};
+use crate::io::EarlyFlush;
 
 /// What was unpacked, for the log.
 #[derive(Debug, Default, Clone, Copy)]
@@ -30,9 +31,10 @@ pub struct Stats {
     pub bytes: u64,
 }
 
-/// Unpack every entry of the tar stream `reader` into `target` (an existing directory).
-/// Errors name the entry; a hostile archive is [`Kind::Source`].
-pub fn unpack<R: Read>(reader: R, target: &Path) -> Result<Stats> {
+/// Unpack every entry of the tar stream `reader` into `target` (an existing directory),
+/// telling `flush` how many bytes of file data were written. Errors name the entry; a hostile
+/// archive is [`Kind::Source`].
+pub fn unpack<R: Read>(reader: R, target: &Path, flush: &mut EarlyFlush) -> Result<Stats> {
     let mut u = Unpacker {
         tree: Tree::open(target)?,
         buf: vec![0u8; 256 * 1024],
@@ -77,8 +79,10 @@ pub fn unpack<R: Read>(reader: R, target: &Path) -> Result<Stats> {
         }
         let p = std::mem::take(&mut pending);
         let name = p.path(&entry);
+        let before = u.stats.bytes;
         u.entry(&mut entry, p)
             .with_context(|| format!("extracting {:?}", String::from_utf8_lossy(&name)))?;
+        flush.wrote(u.stats.bytes - before);
         last = Some(name);
     }
     u.tree.finish()?;

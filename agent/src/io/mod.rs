@@ -2,6 +2,7 @@
 
 pub mod aligned;
 pub mod channel;
+pub mod flush;
 pub mod hash;
 pub mod limit;
 pub mod peek;
@@ -10,6 +11,7 @@ pub mod zero_skip;
 
 pub use aligned::AlignedBuf;
 pub use channel::{pipelined, ChannelReader};
+pub use flush::EarlyFlush;
 pub use hash::{Digests, HashReader};
 pub use limit::{LimitReader, TooLarge};
 pub use peek::PeekReader;

@@ -27,7 +27,11 @@ impl<I: Read> Dec<I> {
     fn new(c: Compression, src: Src<I>) -> io::Result<Self> {
         Ok(match c {
             Compression::Gzip => Dec::Gz(GzipMember::new(src)),
-            Compression::Xz => Dec::Xz(liblzma::bufread::XzDecoder::new(src)),
+            Compression::Xz => {
+                let mut src = src;
+                let threaded = super::xz::first_block_sized(src.peek(14)?);
+                Dec::Xz(super::xz::decoder(src, threaded)?)
+            }
             Compression::Bzip2 => Dec::Bz(bzip2::bufread::BzDecoder::new(src)),
             Compression::Zstd => {
                 Dec::Zst(zstd::stream::read::Decoder::with_buffer(src)?.single_frame())

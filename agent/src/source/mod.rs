@@ -10,6 +10,7 @@ pub mod igzip;
 pub mod kind;
 pub mod magic;
 pub mod verify;
+pub mod xz;
 
 pub use compression::Compression;
 pub use detect::Found;
