@@ -124,7 +124,7 @@ fn run_with(g: &Global, a: &InstallArgs, fallback_power: Option<PowerState>) -> 
             cfg = config::tag(config::set_target_disk(cfg.clone(), &d.device))?;
             disk = Some(d);
         }
-        cfg = config::tag(add_save_install_config(cfg.clone()))?;
+        add_save_install_config(&mut cfg);
         let w = wd.insert(make_workdir(&cfg)?);
         run_stages(g, &cfg.config, w, &top, &log)
     })();
@@ -173,7 +173,10 @@ fn run_with(g: &Global, a: &InstallArgs, fallback_power: Option<PowerState>) -> 
 /// An install refused before it started: `cmd-install` start and FAIL with the reason to the
 /// handlers of `cfg`'s `reporting` (when it has any).
 pub fn report_refusal(cfg: &preseed::Config, e: &anyhow::Error) {
-    if cfg.reporting.is_empty() {
+    // The model always holds curtin's default `logging` handler: only a handler that reaches
+    // somewhere else (a webhook, journald, the console) has anyone to tell.
+    use preseed::reporting::HandlerType;
+    if cfg.reporting.values().all(|h| h.kind == HandlerType::Log) {
         return;
     }
     if let Err(re) = report::init(cfg) {
@@ -242,24 +245,34 @@ fn make_workdir(cfg: &Loaded) -> anyhow::Result<WorkingDir> {
 
 /// `install.save_install_config` (default /root/curtin-install-cfg.yaml): the merged config
 /// written into the target by the extract stage's write_files, mode 0400.
-fn add_save_install_config(cfg: Loaded) -> anyhow::Result<Loaded> {
+fn add_save_install_config(cfg: &mut Loaded) {
     let Some(path) = cfg.config.install.save_install_config.clone() else {
-        return Ok(cfg);
+        return;
     };
-    let mut merged = cfg.merged;
-    let content = preseed::yaml::to_string(&merged).unwrap_or_default();
+    let content = preseed::yaml::to_string(&cfg.merged).unwrap_or_default();
+    // The same entry in both: the merged value (state/config, what hooks read) and the model
+    // (what extract writes), so the config need not be read again.
     let entry: Value = yaml_serde::to_value(serde_json::json!({
         "path": path, "permissions": "0400", "owner": "root:root", "content": content
     }))
     .expect("yaml value");
-    let root = merged.as_mapping_mut().expect("mapping");
+    let root = cfg.merged.as_mapping_mut().expect("mapping");
     let wf = root
         .entry("write_files".into())
         .or_insert(Value::Mapping(Default::default()));
     if let Value::Mapping(m) = wf {
         m.insert("curtin_install_cfg".into(), entry);
     }
-    Ok(preseed::load::from_merged(merged)?)
+    cfg.config.write_files.insert(
+        "curtin_install_cfg".into(),
+        preseed::install::WriteFile {
+            path,
+            content: content.into_bytes(),
+            permissions: 0o400,
+            owner: Some("root:root".into()),
+            encoding: None,
+        },
+    );
 }
 
 fn open_log(path: Option<&std::path::Path>, append: bool) -> commands::LogSink {
@@ -340,12 +353,14 @@ mod tests {
     #[test]
     fn save_install_config_entry() {
         let l = |y: &str| preseed::load::from_merged(yaml_serde::from_str(y).unwrap()).unwrap();
-        let cfg = add_save_install_config(l("install: {}")).unwrap();
+        let mut cfg = l("install: {}");
+        add_save_install_config(&mut cfg);
         assert_eq!(
             cfg.config.write_files["curtin_install_cfg"].path,
             "/root/curtin-install-cfg.yaml"
         );
-        let off = add_save_install_config(l("install: {save_install_config: false}")).unwrap();
+        let mut off = l("install: {save_install_config: false}");
+        add_save_install_config(&mut off);
         assert!(off.config.write_files.is_empty());
     }
 }

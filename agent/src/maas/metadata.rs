@@ -37,23 +37,26 @@ impl Preseed {
                 .with_context(|| format!("datasource.MAAS in the cloud-config from {url}"))?,
             None => None,
         };
-        let section = |key: &str| {
-            let mut m = yaml_serde::Mapping::new();
-            if let Some(v) = value.get(key) {
-                m.insert(key.into(), v.clone());
-            }
-            preseed::Config::from_value(&Value::Mapping(m))
-                .map(|(c, _)| c)
-                .map_err(|i| {
-                    anyhow::anyhow!(
-                        "{} in the cloud-config from {url}: {}",
-                        i.path_string(),
-                        i.message
-                    )
-                })
+        // Only these two keys have curtin's meaning in a cloud-config: typed on their own.
+        let at = |key: &str, i: preseed::config::Issue| {
+            let sub = i.path_string();
+            let sep = if sub.is_empty() { "" } else { "." };
+            anyhow::anyhow!(
+                "{key}{sep}{sub} in the cloud-config from {url}: {}",
+                i.message
+            )
         };
-        let reporting = section("reporting")?;
-        let power_state = section("power_state")?.power_state;
+        let reporting = preseed::Config {
+            reporting: preseed::reporting::from_value(
+                value.get("reporting").unwrap_or(&Value::Null),
+            )
+            .map_err(|i| at("reporting", i))?,
+            ..preseed::Config::default()
+        };
+        let power_state = match value.get("power_state") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(preseed::config::typed(v).map_err(|i| at("power_state", i))?),
+        };
         Ok(Preseed {
             url: url.to_string(),
             value,
