@@ -25,9 +25,10 @@ use crate::blockdev::{self, RootFound, Target};
 use crate::error::{Kind, KindExt};
 use crate::grow::{self, GrowOutcome};
 use crate::io::{
-    AlignedBuf, ChannelReader, Digests, HashReader, LimitReader, Progress, Snapshot, TooLarge,
-    ZeroMode, ZeroSkipWriter,
+    AlignedBuf, ChannelReader, Digests, HashReader, LimitReader, Piece, Progress, Snapshot,
+    TooLarge, ZeroMode, ZeroSkipWriter,
 };
+use crate::source::xz::{self, parallel::Probe};
 use crate::source::{self, decode, kind::split_dd, magic, FetchOptions, Found, SourceType};
 
 const MIB: usize = 1 << 20;
@@ -320,7 +321,7 @@ fn stream(
     phases: &mut Phases,
 ) -> Result<(Found, Digests, u64)> {
     let (chunk_tx, chunk_rx) = bounded::<io::Result<Vec<u8>>>(FETCH_QUEUE);
-    let (buf_tx, buf_rx) = bounded::<AlignedBuf>(WRITE_QUEUE);
+    let (buf_tx, buf_rx) = bounded::<Piece>(WRITE_QUEUE);
     let (free_tx, free_rx) = bounded::<AlignedBuf>(WRITE_QUEUE + 2);
     for _ in 0..WRITE_QUEUE + 2 {
         free_tx.send(AlignedBuf::new(WRITE_BUF)).expect("pool");
@@ -362,27 +363,48 @@ fn stream(
             .name("decode".into())
             .spawn(move || -> Result<Found> {
                 let input = ChannelReader::new(chunk_rx);
+                let limit = limit.map(|l| (l, format!("{target_name} ({l} bytes)")));
+                // A multi-block xz stream is decoded block by block on several threads, each
+                // block written at its own offset; anything else by the sequential decoders.
+                let input = if matches!(declared, None | Some(SourceType::DdXz)) {
+                    match xz::parallel::probe(input).context("reading the start of the source")? {
+                        Probe::Blocks(b) => {
+                            let sink = xz::parallel::Sink {
+                                free: &free_rx,
+                                out: &buf_tx,
+                                progress: &p,
+                                limit,
+                            };
+                            return match b.run(&sink) {
+                                Ok(_) => Ok(Found {
+                                    compression: source::Compression::Xz,
+                                    tar: false,
+                                }),
+                                Err(e) if TooLarge::is(&e) => Err(e).kind(Kind::Storage),
+                                Err(e) => Err(e).context("decoding the image"),
+                            };
+                        }
+                        Probe::Other(i) => i,
+                    }
+                } else {
+                    io::Cursor::new(Vec::new()).chain(input)
+                };
                 decode::with_image(input, declared, |image, found| {
-                    // An uncompressed image's length is the source's: refuse it before
-                    // writing anything. (Any other image that runs past the end of the disk
-                    // fails while streaming; either way it is a storage error.)
+                    // An uncompressed image's length is the source's: refuse it before writing
+                    // anything. (Any other image that runs past the end of the disk fails while
+                    // streaming; either way it is a storage error.)
                     let raw = found.compression == source::Compression::None && !found.tar;
-                    if let (true, Some(disk), Some(len)) = (raw, limit, source_len) {
-                        if len > disk {
-                            return Err(anyhow!(
-                            "the image ({len} bytes) is larger than {target_name} ({disk} bytes)"
-                        ))
-                            .kind(Kind::Storage);
+                    if let (true, Some((disk, what)), Some(len)) = (raw, &limit, source_len) {
+                        if len > *disk {
+                            return Err(anyhow!("the image ({len} bytes) is larger than {what}"))
+                                .kind(Kind::Storage);
                         }
                     }
-                    let mut image: Box<dyn Read> = match limit {
-                        Some(l) => Box::new(LimitReader::new(
-                            image,
-                            l,
-                            format!("{target_name} ({l} bytes)"),
-                        )),
+                    let mut image: Box<dyn Read> = match &limit {
+                        Some((l, what)) => Box::new(LimitReader::new(image, *l, what.clone())),
                         None => Box::new(image),
                     };
+                    let mut at = 0u64;
                     loop {
                         let Ok(mut b) = free_rx.recv() else {
                             return Ok(());
@@ -397,9 +419,10 @@ fn stream(
                         }
                         b.len = n;
                         Progress::add(&p.decoded, n as u64);
-                        if buf_tx.send(b).is_err() {
+                        if buf_tx.send(Piece { at, buf: b }).is_err() {
                             return Ok(()); // the writer failed; it reports why
                         }
+                        at += n as u64;
                     }
                 })
             })?;
@@ -474,7 +497,7 @@ fn verify(req: &Request, d: &Digests) -> Result<()> {
 fn write_loop(
     req: &mut Request,
     target: &Target,
-    rx: &Receiver<AlignedBuf>,
+    rx: &Receiver<Piece>,
     free: &Sender<AlignedBuf>,
     progress: &Progress,
     state: &mut WriteState,
@@ -486,20 +509,25 @@ fn write_loop(
     };
     let mut w = ZeroSkipWriter::new(&target.direct, &target.file, mode, progress);
 
+    // The first MiB as it will go down at the end; pieces may come out of order (xz blocks
+    // decoded in parallel), but the one at offset 0 always comes first.
     let mut first = Vec::new();
-    let mut off: u64 = 0;
+    let mut seen_first = false;
+    let mut end: u64 = 0;
     let mut last_cb = Instant::now();
     let name = req.target.display().to_string();
     loop {
         // A signal stops the write between buffers; the caller wipes the ends as on failure.
         crate::signals::check()?;
-        let b = match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(b) => b,
+        let Piece { at, buf: b } = match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(p) => p,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         };
         let data = b.data();
-        if off == 0 {
+        if !seen_first {
+            assert_eq!(at, 0, "the image's start comes first");
+            seen_first = true;
             state.identified = magic::identify(data);
             if !req.raw_data {
                 // A short buffer is the whole image (the decoder fills each one).
@@ -514,18 +542,22 @@ fn write_loop(
             state.wiped = true;
         }
         let mut rest = data;
-        if off < MIB as u64 {
-            let take = (MIB - off as usize).min(data.len());
-            first.extend_from_slice(&data[..take]);
+        if at < MIB as u64 {
+            let take = (MIB - at as usize).min(data.len());
+            let from = at as usize;
+            if first.len() < from + take {
+                first.resize(from + take, 0);
+            }
+            first[from..from + take].copy_from_slice(&data[..take]);
             // The held-back range still counts as written (it is, at the end).
             Progress::add(&progress.written, take as u64);
             rest = &data[take..];
         }
-        let at = off + (data.len() - rest.len()) as u64;
-        w.write_at(at, rest)
-            .with_context(|| format!("writing {name} at byte {at}"))
+        let off = at + (data.len() - rest.len()) as u64;
+        w.write_at(off, rest)
+            .with_context(|| format!("writing {name} at byte {off}"))
             .kind(Kind::Storage)?;
-        off += data.len() as u64;
+        end = end.max(at + data.len() as u64);
         let _ = free.send(b);
 
         if let Some(cb) = &mut req.on_progress {
@@ -538,7 +570,7 @@ fn write_loop(
     w.finish()
         .with_context(|| format!("writing {name}"))
         .kind(Kind::Storage)?;
-    Ok((first, off, w.mode()))
+    Ok((first, end, w.mode()))
 }
 
 /// The image's first MiB must hold a partition table or a filesystem signature: an HTML error

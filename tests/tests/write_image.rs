@@ -24,6 +24,8 @@ const TYPES: &[(&str, &str)] = &[
     ("dd-raw", "disk.img"),
     ("dd-gz", "disk.img.gz"),
     ("dd-xz", "disk.img.xz"),
+    // Multi-block (xz -T): decoded block by block on several threads, out of order.
+    ("dd-xz", "disk.img.mxz"),
     ("dd-bz2", "disk.img.bz2"),
     ("dd-zst", "disk.img.zst"),
     ("dd-tar", "disk.tar"),
@@ -35,7 +37,7 @@ const TYPES: &[(&str, &str)] = &[
 fn fixtures() -> &'static Fixtures {
     static F: OnceLock<Fixtures> = OnceLock::new();
     F.get_or_init(|| {
-        let dir = testkit::target_dir().join("dd-fixtures-v1");
+        let dir = testkit::target_dir().join("dd-fixtures-v2");
         if !dir.join("done").exists() {
             let tmp = testkit::target_dir().join(format!("dd-fixtures-tmp-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&tmp);
@@ -44,7 +46,8 @@ fn fixtures() -> &'static Fixtures {
             sh(&format!(
                 "cd {} && gzip -k disk.img && xz -k -T1 disk.img && bzip2 -k disk.img && zstd -q -k disk.img \
                  && tar -cf disk.tar disk.img && gzip -c disk.tar > disk.tgz && bzip2 -c disk.tar > disk.tbz \
-                 && xz -T1 -c disk.tar > disk.txz && touch done",
+                 && xz -T1 -c disk.tar > disk.txz && xz -T2 -6 --block-size=4MiB -c disk.img > disk.img.mxz \
+                 && touch done",
                 tmp.display()
             ));
             let _ = std::fs::rename(&tmp, &dir);
@@ -392,6 +395,54 @@ fn trailing_garbage_wipes_the_tables() {
     drop(f);
     let r = write_image(&[&format!("dd-zst:{}", p.display()), dev(&d)], &[]);
     fails(&r, 4, "trailing garbage");
+    assert_not_bootable(&d);
+}
+
+/// The block-by-block xz decoder keeps every check of the sequential one: a corrupt block, a
+/// cut stream, trailing garbage and an image larger than the disk each fail with their own
+/// message, and the disk is left with no partition table.
+#[test]
+fn multi_block_xz_failures_wipe_the_tables() {
+    require_root();
+    let fx = fixtures();
+    let mxz = std::fs::read(fx.dir.join("disk.img.mxz")).unwrap();
+    let blocks = sh(&format!(
+        "xz -lv {} | grep -m1 'Blocks:'",
+        fx.dir.join("disk.img.mxz").display()
+    ));
+    let n: u32 = blocks.split_whitespace().last().unwrap().parse().unwrap();
+    assert!(n > 4, "the fixture is multi-block: {blocks}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut corrupt = mxz.clone();
+    let mid = corrupt.len() / 2;
+    corrupt[mid] ^= 0x55;
+    let mut garbage = mxz.clone();
+    garbage.extend_from_slice(b"<html>oops</html>");
+    for (name, bytes, code, needle) in [
+        (
+            "corrupt.xz",
+            &corrupt[..],
+            4,
+            "corrupt xz stream in the block at image byte",
+        ),
+        ("cut.xz", &mxz[..mxz.len() * 2 / 3], 4, "truncated"),
+        ("garbage.xz", &garbage[..], 4, "trailing garbage"),
+    ] {
+        let (d, _, _) = disk_with_image();
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let r = write_image(&[&format!("dd-xz:{}", p.display()), dev(&d)], &[]);
+        fails(&r, code, needle);
+        assert_not_bootable(&d);
+    }
+    let d = LoopDisk::new(32 * MIB);
+    fill_junk(&d);
+    let src = format!("dd-xz:{}", fx.dir.join("disk.img.mxz").display());
+    fails(
+        &write_image(&[&src, dev(&d)], &[]),
+        5,
+        "larger than the target",
+    );
     assert_not_bootable(&d);
 }
 

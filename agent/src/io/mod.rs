@@ -9,7 +9,7 @@ pub mod peek;
 pub mod progress;
 pub mod zero_skip;
 
-pub use aligned::AlignedBuf;
+pub use aligned::{AlignedBuf, Piece};
 pub use channel::{pipelined, ChannelReader};
 pub use flush::EarlyFlush;
 pub use hash::{Digests, HashReader};

@@ -66,7 +66,8 @@ impl<'a> ZeroSkipWriter<'a> {
         self.mode
     }
 
-    /// Write `data` at `offset`. Calls must come in increasing, contiguous order.
+    /// Write `data` at `offset`. Zero runs are joined across calls only when contiguous, so
+    /// pieces may come in any order (parallel xz blocks), costing a split run at worst.
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         if self.mode == ZeroMode::WriteAll {
             return self.write_data(offset, data);
@@ -149,11 +150,13 @@ impl<'a> ZeroSkipWriter<'a> {
     fn write_zeros(&mut self, mut off: u64, mut len: u64) -> io::Result<()> {
         while len > 0 {
             let n = len.min(MIN_SKIP) as usize;
-            // Borrow the zero buffer without holding &self across the write.
-            let zeros = std::mem::replace(&mut self.zeros, AlignedBuf::new(0));
-            let r = self.write_data(off, &zeros.data()[..n]);
-            self.zeros = zeros;
-            r?;
+            write_aligned(
+                self.direct,
+                self.buffered,
+                self.progress,
+                off,
+                &self.zeros.data()[..n],
+            )?;
             off += n as u64;
             len -= n as u64;
         }
@@ -161,6 +164,18 @@ impl<'a> ZeroSkipWriter<'a> {
     }
 
     fn write_data(&mut self, off: u64, data: &[u8]) -> io::Result<()> {
+        write_aligned(self.direct, self.buffered, self.progress, off, data)
+    }
+}
+
+fn write_aligned(
+    direct: &File,
+    buffered: &File,
+    progress: &Progress,
+    off: u64,
+    data: &[u8],
+) -> io::Result<()> {
+    {
         // O_DIRECT needs sector-aligned offset, length and memory: the aligned prefix goes
         // direct, an odd tail (only ever the image's end) goes through the page cache.
         let aligned = data.len() / 4096 * 4096;
@@ -171,12 +186,12 @@ impl<'a> ZeroSkipWriter<'a> {
             (&data[..0], data)
         };
         if !head.is_empty() {
-            self.direct.write_all_at(head, off)?;
+            direct.write_all_at(head, off)?;
         }
         if !tail.is_empty() {
-            self.buffered.write_all_at(tail, off + head.len() as u64)?;
+            buffered.write_all_at(tail, off + head.len() as u64)?;
         }
-        Progress::add(&self.progress.written, data.len() as u64);
+        Progress::add(&progress.written, data.len() as u64);
         Ok(())
     }
 }

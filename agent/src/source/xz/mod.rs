@@ -1,4 +1,10 @@
-//! The xz decoder: liblzma's threaded decoder, held to the agent's memory bound.
+//! The xz decoders. A dd-xz disk image in a multi-block stream is decoded block by block on
+//! several threads, each block written at its own offset ([`parallel`], on liblzma's block
+//! decoder: [`block`], and the container around it: [`format`]); it needs no block's output
+//! buffered whole, so `xz -T0 -6` streams decode in parallel within the memory bound.
+//!
+//! Everything else (tarballs, dd-txz, single-block streams) reads one ordered stream through
+//! [`decoder`]: liblzma's threaded decoder, held to the agent's memory bound.
 //!
 //! Multi-block streams (`xz -T`, pixz) carry each block's sizes in its header, so liblzma can
 //! hand blocks to worker threads; each block in flight costs its dictionary plus its whole
@@ -13,6 +19,10 @@
 //! blocks of a low preset (`xz -T0 -1`: 1 MiB dictionary, 3 MiB blocks, ~5 MiB each) but not
 //! for one of `xz -T0 -6` (8 MiB dictionary, 24 MiB blocks, ~40 MiB each), which therefore
 //! decodes single-threaded as before. docs/bench-dd.md has the numbers for both.
+
+pub mod block;
+pub mod format;
+pub mod parallel;
 
 use std::io::{self, BufRead};
 
