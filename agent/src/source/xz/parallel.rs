@@ -34,9 +34,15 @@ const BUDGET_ENV: &str = "DEPLOYER_XZ_BUDGET_MIB";
 const MAX_THREADS: usize = 4;
 const THREADS_ENV: &str = "DEPLOYER_XZ_THREADS";
 const READ_BUF: usize = 256 << 10;
-/// Bytes of each pool buffer a worker fills: half of the writer's 4 MiB, so that the pool's
-/// touched memory is halved for the dictionaries' sake (the pages beyond are never touched).
-const PIECE: usize = 2 << 20;
+/// Bytes of each pool buffer a worker fills: a quarter of the writer's 4 MiB, so that the pool
+/// costs 5 MiB instead of 20 and the dictionaries fit (the pages beyond are never touched).
+const PIECE: usize = 1 << 20;
+const PIECE_ENV: &str = "DEPLOYER_XZ_PIECE_KIB";
+
+fn piece() -> usize {
+    static P: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *P.get_or_init(|| (env_or(PIECE_ENV, (PIECE >> 10) as u64) as usize) << 10)
+}
 
 fn env_or(key: &str, default: u64) -> u64 {
     std::env::var(key)
@@ -140,6 +146,14 @@ pub fn probe_with<R: Read>(mut input: R, budget: u64) -> io::Result<Probe<R>> {
     }))
 }
 
+/// A copy of `bytes` in a mapped buffer.
+fn mapped(bytes: &[u8]) -> AlignedBuf {
+    let mut b = AlignedBuf::new(bytes.len());
+    b.full_mut()[..bytes.len()].copy_from_slice(bytes);
+    b.len = bytes.len();
+    b
+}
+
 /// Where decoded pieces go: buffers come from `free` and go to `out` with their offset.
 pub struct Sink<'a> {
     pub free: &'a Receiver<AlignedBuf>,
@@ -161,7 +175,9 @@ enum Job<R> {
     /// A block read whole (header first), decoded into pieces at `at`.
     Whole {
         at: u64,
-        data: Vec<u8>,
+        /// Mapped, not from the allocator: unmapped when done, so blocks of every size never
+        /// leave the heap fragmented above the budget.
+        data: AlignedBuf,
         header: Header,
         /// The check type of the block's stream (concatenated streams may differ).
         check: u32,
@@ -304,7 +320,7 @@ impl<R: Read + Send> Blocks<R> {
         let (gate_tx, gate_rx) = bounded::<()>(0);
         let job = Job::Whole {
             at,
-            data: self.first,
+            data: mapped(&self.first),
             header: self.header,
             check: flags.check,
             first: Some(gate_tx),
@@ -343,9 +359,10 @@ impl<R: Read + Send> Blocks<R> {
                         if !shared.take(total) {
                             return Ok(at);
                         }
-                        let mut data = hbytes;
-                        data.resize(total as usize, 0);
-                        format::read_exact(r, &mut data[header.len..])?;
+                        let mut data = AlignedBuf::new(total as usize);
+                        data.len = total as usize;
+                        data.full_mut()[..header.len].copy_from_slice(&hbytes);
+                        format::read_exact(r, &mut data.full_mut()[header.len..total as usize])?;
                         let job = Job::Whole {
                             at,
                             data,
@@ -415,9 +432,9 @@ fn worker<R: BufRead>(jobs: &Receiver<Job<R>>, sink: &Sink, shared: &Shared) {
                 check,
                 first,
             } => {
-                let n = data.len() as u64;
+                let n = data.len as u64;
                 if !shared.stop.load(Ordering::SeqCst) {
-                    let r = whole(&mut dec, at, &data, &header, check, sink, first);
+                    let r = whole(&mut dec, at, data.data(), &header, check, sink, first);
                     if let Err(e) = r {
                         shared.fail(e.map(|e| corrupt(at, e)));
                     }
@@ -466,14 +483,14 @@ impl Out<'_, '_> {
             self.buf = Some(b);
         }
         let b = self.buf.as_mut().expect("buffer");
-        let (len, end) = (b.len, PIECE.min(b.capacity()));
+        let (len, end) = (b.len, piece().min(b.capacity()));
         Ok(&mut b.full_mut()[len..end])
     }
 
     fn made(&mut self, n: usize) -> Step<()> {
         let b = self.buf.as_mut().expect("buffer");
         b.len += n;
-        if b.len == PIECE.min(b.capacity()) {
+        if b.len == piece().min(b.capacity()) {
             self.send()?;
         }
         Ok(())
