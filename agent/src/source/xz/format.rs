@@ -14,7 +14,8 @@ fn bad(what: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.into())
 }
 
-fn truncated() -> io::Error {
+/// The error of an xz stream that ends before its footer, worded as the sequential path words it.
+pub fn truncated() -> io::Error {
     io::Error::new(
         io::ErrorKind::UnexpectedEof,
         "the xz stream ends early: the image is truncated",
@@ -173,13 +174,7 @@ pub fn next_stream<R: BufRead>(
         };
         let mut buf = [0u8; HEADER_LEN];
         let want = if first == 0 { 4 } else { HEADER_LEN };
-        let mut n = 0;
-        while n < want {
-            match r.read(&mut buf[n..want])? {
-                0 => break,
-                k => n += k,
-            }
-        }
+        let n = crate::io::read_full(r, &mut buf[..want])?;
         if first == 0 {
             if n < 4 || buf[..4] != [0; 4] {
                 return Err(bad(

@@ -23,6 +23,8 @@
 pub mod block;
 pub mod format;
 pub mod parallel;
+#[cfg(test)]
+mod testdata;
 
 use std::io::{self, BufRead};
 
@@ -69,36 +71,18 @@ pub fn decoder<R: BufRead>(src: R, threaded: bool) -> io::Result<XzDecoder<R>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
+    use std::io::Read;
 
     fn data() -> Vec<u8> {
-        // Text-like data with zero runs, like a disk image.
-        let mut v = Vec::new();
-        for i in 0..400_000u32 {
-            v.extend_from_slice(format!("{} ", i.wrapping_mul(2654435761) % 9973).as_bytes());
-            if i % 50_000 == 0 {
-                v.extend(std::iter::repeat_n(0u8, 300_000));
-            }
-        }
-        v
+        testdata::data(400_000)
     }
 
     fn multi_block(d: &[u8]) -> Vec<u8> {
-        let stream = MtStreamBuilder::new()
-            .threads(2)
-            .block_size(256 << 10)
-            .preset(1)
-            .encoder()
-            .unwrap();
-        let mut e = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
-        e.write_all(d).unwrap();
-        e.finish().unwrap()
+        testdata::multi_block(d, 256 << 10)
     }
 
     fn single_block(d: &[u8]) -> Vec<u8> {
-        let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
-        e.write_all(d).unwrap();
-        e.finish().unwrap()
+        testdata::single_block(d, 6)
     }
 
     fn decode(x: &[u8]) -> io::Result<Vec<u8>> {

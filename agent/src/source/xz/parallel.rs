@@ -24,7 +24,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::block::{self, Decoder, Header};
 use super::format::{self, Record, HEADER_LEN, MAGIC};
-use crate::io::{AlignedBuf, Piece, Progress, TooLarge};
+use crate::io::{read_full, AlignedBuf, Piece, Progress, TooLarge};
 
 /// Compressed bytes held at once (read ahead, queued, being decoded). `xz -T0 -6` blocks of a
 /// disk image compress to 1-8 MiB; two of them in flight keep two workers busy.
@@ -75,20 +75,6 @@ pub struct Blocks<R> {
     budget: u64,
 }
 
-/// Read up to `buf.len()` bytes; fewer only at the end of the input.
-fn fill<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 /// Look at the start of `input`: an xz stream whose first block header carries both sizes,
 /// whose first block fits the budget, and whose image is not a tar archive, is decoded block by
 /// block; anything else goes back whole (read bytes first) to the sequential path, which also
@@ -100,7 +86,7 @@ pub fn probe<R: Read>(input: R) -> io::Result<Probe<R>> {
 /// [`probe`] with a given budget of compressed bytes in flight.
 pub fn probe_with<R: Read>(mut input: R, budget: u64) -> io::Result<Probe<R>> {
     let mut read = vec![0u8; HEADER_LEN + 1];
-    let n = fill(&mut input, &mut read)?;
+    let n = read_full(&mut input, &mut read)?;
     read.truncate(n);
     let other = |read: Vec<u8>, input: R| Ok(Probe::Other(Cursor::new(read).chain(input)));
     if n < HEADER_LEN + 1 || read[..MAGIC.len()] != MAGIC || read[HEADER_LEN] == 0 {
@@ -112,7 +98,7 @@ pub fn probe_with<R: Read>(mut input: R, budget: u64) -> io::Result<Probe<R>> {
     };
     let hlen = block::header_len(read[HEADER_LEN]);
     read.resize(HEADER_LEN + hlen, 0);
-    let n = fill(&mut input, &mut read[HEADER_LEN + 1..])?;
+    let n = read_full(&mut input, &mut read[HEADER_LEN + 1..])?;
     if n < hlen - 1 {
         read.truncate(HEADER_LEN + 1 + n);
         return other(read, input);
@@ -126,7 +112,7 @@ pub fn probe_with<R: Read>(mut input: R, budget: u64) -> io::Result<Probe<R>> {
         _ => return other(read, input),
     };
     read.resize(HEADER_LEN + total, 0);
-    let n = fill(&mut input, &mut read[HEADER_LEN + hlen..])?;
+    let n = read_full(&mut input, &mut read[HEADER_LEN + hlen..])?;
     if n < total - hlen {
         read.truncate(HEADER_LEN + hlen + n);
         return other(read, input);
@@ -193,7 +179,9 @@ enum Job<R> {
         header: Vec<u8>,
         check: u32,
         input: R,
-        back: Sender<(R, io::Result<(u64, u64)>)>,
+        /// The input, and the block's (compressed, uncompressed) sizes unless it failed (the
+        /// worker has recorded why).
+        back: Sender<(R, Option<(u64, u64)>)>,
     },
 }
 
@@ -399,7 +387,7 @@ impl<R: Read + Send> Blocks<R> {
                             return Ok(at);
                         };
                         input = Some(r);
-                        let Ok((comp, unc)) = sizes else {
+                        let Some((comp, unc)) = sizes else {
                             return Ok(at); // the worker recorded the error
                         };
                         records.push(Record {
@@ -453,13 +441,7 @@ fn worker<R: BufRead>(jobs: &Receiver<Job<R>>, sink: &Sink, shared: &Shared) {
                 back,
             } => {
                 let r = streamed(&mut dec, at, &header, &mut input, check, sink);
-                let sizes = match r {
-                    Ok(s) => Ok(s),
-                    Err(e) => {
-                        shared.fail(e.map(|e| corrupt(at, e)));
-                        Err(io::Error::other("stopped"))
-                    }
-                };
+                let sizes = r.map_err(|e| shared.fail(e.map(|e| corrupt(at, e)))).ok();
                 let _ = back.send((input, sizes));
             }
         }
@@ -592,10 +574,7 @@ fn streamed<R: BufRead>(
     while !d.finished() {
         let avail = input.fill_buf().map_err(Some)?;
         if avail.is_empty() {
-            return Err(Some(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the xz stream ends early: the image is truncated",
-            )));
+            return Err(Some(format::truncated()));
         }
         let room = out.room()?;
         let (used, made) = d.decode(avail, room).map_err(Some)?;
@@ -608,38 +587,11 @@ fn streamed<R: BufRead>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::testdata::{data, multi_block};
     use super::*;
-    use liblzma::stream::MtStreamBuilder;
-    use std::io::Write;
-
-    /// Text-like data with zero runs, like a disk image (and not a tar archive).
-    fn data(n: u32) -> Vec<u8> {
-        let mut v = Vec::new();
-        for i in 0..n {
-            v.extend_from_slice(format!("{} ", i.wrapping_mul(2654435761) % 9973).as_bytes());
-            if i % 40_000 == 0 {
-                v.extend(std::iter::repeat_n(0u8, 700_000));
-            }
-        }
-        v
-    }
-
-    fn multi_block(d: &[u8], block: u64) -> Vec<u8> {
-        let stream = MtStreamBuilder::new()
-            .threads(2)
-            .block_size(block)
-            .preset(1)
-            .encoder()
-            .unwrap();
-        let mut e = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
-        e.write_all(d).unwrap();
-        e.finish().unwrap()
-    }
 
     fn single_block(d: &[u8]) -> Vec<u8> {
-        let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
-        e.write_all(d).unwrap();
-        e.finish().unwrap()
+        super::super::testdata::single_block(d, 1)
     }
 
     /// Decode through `Blocks::run`, the pieces put back together by offset.
