@@ -8,6 +8,7 @@
 //! - [`sync_partitions`]: make the kernel's partitions exactly the ones just written.
 //! - [`wipe_ends`], [`zero_range`]: zero the ends of a disk, or any range (BLKZEROOUT).
 
+mod backing;
 mod busy;
 
 pub use busy::check_not_busy;
@@ -64,6 +65,9 @@ pub struct Target {
     pub fresh: bool,
     /// The file did not exist: a failed write removes it rather than leave a stub behind.
     pub created: bool,
+    /// The file whose page cache the writes land in (this file, or a loop device's backing
+    /// file), for starting its writeback early; none for a disk written O_DIRECT.
+    pub page_cache: Option<File>,
 }
 
 /// Size in bytes of a block device or file.
@@ -115,6 +119,7 @@ pub fn open_target(path: &Path) -> Result<Target> {
             size_of(&file).with_context(|| format!("reading the size of {}", path.display()))?;
         let sector = logical_sector_size(&file)
             .with_context(|| format!("reading the sector size of {}", path.display()))?;
+        let page_cache = backing::page_cache_file(&file);
         return Ok(Target {
             path: path.into(),
             file,
@@ -124,6 +129,7 @@ pub fn open_target(path: &Path) -> Result<Target> {
             is_block,
             fresh: false,
             created: false,
+            page_cache,
         });
     }
     if let Ok(m) = &meta {
@@ -145,6 +151,7 @@ pub fn open_target(path: &Path) -> Result<Target> {
         .with_context(|| format!("opening {}", path.display()))?;
     let direct = file.try_clone()?;
     let size = (!fresh).then(|| meta.map(|m| m.len()).unwrap_or(0));
+    let page_cache = backing::page_cache_file(&file);
     Ok(Target {
         path: path.into(),
         file,
@@ -154,6 +161,7 @@ pub fn open_target(path: &Path) -> Result<Target> {
         is_block: false,
         fresh,
         created,
+        page_cache,
     })
 }
 

@@ -16,8 +16,10 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use crossbeam_channel::{bounded, Receiver, Sender};
+use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,8 +27,8 @@ use crate::blockdev::{self, RootFound, Target};
 use crate::error::{Kind, KindExt};
 use crate::grow::{self, GrowOutcome};
 use crate::io::{
-    AlignedBuf, ChannelReader, Digests, HashReader, LimitReader, Piece, Progress, Snapshot,
-    TooLarge, ZeroMode, ZeroSkipWriter,
+    flush, AlignedBuf, ChannelReader, Digests, EarlyFlush, HashReader, LimitReader, Piece,
+    Progress, Snapshot, TooLarge, ZeroMode, ZeroSkipWriter,
 };
 use crate::source::xz::{self, parallel::Probe};
 use crate::source::{self, decode, kind::split_dd, magic, FetchOptions, Found, SourceType};
@@ -508,6 +510,13 @@ fn write_loop(
         ZeroMode::Punch
     };
     let mut w = ZeroSkipWriter::new(&target.direct, &target.file, mode, progress);
+    // Data that lands in a page cache (a loop device's backing file, an image file) is sent
+    // on to the disk as it comes, so that the final sync has little left to write.
+    let mut writeback = match target.page_cache.as_ref().map(File::try_clone) {
+        Some(Ok(f)) => Some(writeback_thread(f).context("starting the writeback thread")?),
+        _ => None,
+    };
+    let mut counted = 0;
 
     // The first MiB as it will go down at the end; pieces may come out of order (xz blocks
     // decoded in parallel), but the one at offset 0 always comes first.
@@ -559,6 +568,11 @@ fn write_loop(
             .kind(Kind::Storage)?;
         end = end.max(at + data.len() as u64);
         let _ = free.send(b);
+        if let Some(wb) = &mut writeback {
+            let now = progress.written.load(Ordering::Relaxed);
+            wb.wrote(now - counted);
+            counted = now;
+        }
 
         if let Some(cb) = &mut req.on_progress {
             if last_cb.elapsed() >= Duration::from_millis(250) {
@@ -570,7 +584,27 @@ fn write_loop(
     w.finish()
         .with_context(|| format!("writing {name}"))
         .kind(Kind::Storage)?;
+    if let Some(wb) = writeback {
+        // Its failures are only logged; it never fails: the final sync is what counts.
+        let _ = wb.finish();
+    }
     Ok((first, end, w.mode()))
+}
+
+/// Starts writeback of `f` every [`flush::WRITEBACK_EVERY`] bytes written. A failure (a file
+/// system that cannot) is logged once and leaves the work to the final sync.
+fn writeback_thread(f: File) -> io::Result<EarlyFlush> {
+    let mut failed = false;
+    let kick = move || {
+        if !failed {
+            if let Err(e) = flush::start_writeback(&f) {
+                tracing::debug!("early writeback is not possible here ({e}); the final sync does it");
+                failed = true;
+            }
+        }
+        Ok(())
+    };
+    EarlyFlush::new(kick, flush::WRITEBACK_EVERY)
 }
 
 /// The image's first MiB must hold a partition table or a filesystem signature: an HTML error

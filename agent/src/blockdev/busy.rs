@@ -152,9 +152,7 @@ fn disk_and_parts(dev: &Path) -> Result<Vec<(String, String, PathBuf)>> {
 
 /// (device, inode) of the file behind loop device `name`, from sysfs (no device is opened).
 fn backing_id(name: &str) -> Option<(u64, u64)> {
-    let s = std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file")).ok()?;
-    let p = s.trim_end_matches('\n');
-    let m = std::fs::metadata(p.strip_suffix(" (deleted)").unwrap_or(p)).ok()?;
+    let m = std::fs::metadata(super::backing::loop_backing_path(name)?).ok()?;
     Some((m.dev(), m.ino()))
 }
 

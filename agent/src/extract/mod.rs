@@ -35,7 +35,7 @@ pub fn extract_tar<R: Read + Send + 'static>(reader: R, target: &Path) -> Result
     // The final sync would otherwise write back every file at the end; this starts early.
     let fs =
         std::fs::File::open(target).with_context(|| format!("opening {}", target.display()))?;
-    let mut flush = crate::io::EarlyFlush::new(move || syncfs(&fs))
+    let mut flush = crate::io::EarlyFlush::new(move || syncfs(&fs), crate::io::flush::FLUSH_EVERY)
         .context("starting the flush thread")
         .kind(Kind::Storage)?;
     let stats = match unpack::unpack(&mut input, target, &mut flush) {

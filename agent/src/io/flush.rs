@@ -1,20 +1,39 @@
-//! Early writeback: a flush (here the target file system's `syncfs`) run on a thread of its
-//! own every so many bytes written, while the work goes on, so that the final sync is not a
-//! long phase of its own.
+//! Early writeback: a flush run on a thread of its own every so many bytes written, while the
+//! work goes on, so that the final sync is not a long phase of its own.
 //!
-//! Extracting a tarball leaves every file's data dirty in the page cache until the final sync
-//! (curtin runs `sync` after tar, and so does deployer); flushing every [`FLUSH_EVERY`] bytes
-//! from a second thread overlaps that writeback with decoding and file creation
-//! (docs/bench-extract.md: 8.6-8.8 s without, 7.7-8.0 s with). write-image does not use it:
-//! an fdatasync every 64-256 MiB measured no better or worse there (docs/bench-dd.md), as
-//! O_DIRECT already keeps its data out of the device's page cache.
+//! - extract: the target file system's `syncfs` every [`FLUSH_EVERY`] bytes of file data.
+//!   Extracting leaves every file's data dirty in the page cache until the final sync (curtin
+//!   runs `sync` after tar, and so does deployer); flushing from a second thread overlaps that
+//!   writeback with decoding and file creation (docs/bench-extract.md: 8.6-8.8 s without,
+//!   7.7-8.0 s with).
+//! - write-image: [`start_writeback`] of the file under the target (a loop device's backing
+//!   file, an image file) every [`WRITEBACK_EVERY`] bytes. Not an fdatasync of the device: a
+//!   loop device runs a flush in the worker that does its writes, so each one stalled the
+//!   writer and nothing overlapped (docs/bench-dd.md); this only queues the pages for the disk
+//!   and returns.
 
 use crossbeam_channel::{bounded, Sender, TrySendError};
+use std::fs::File;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::thread::JoinHandle;
 
-/// Bytes written between flushes.
+/// Bytes of file data written between syncfs calls (extract).
 pub const FLUSH_EVERY: u64 = 64 << 20;
+/// Bytes of image data written between writeback starts (write-image).
+pub const WRITEBACK_EVERY: u64 = 32 << 20;
+
+/// Start writeback of every dirty page of `f` without waiting for it
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`); the final fsync still makes it durable.
+pub fn start_writeback(f: &File) -> io::Result<()> {
+    // SAFETY: plain syscall on a valid fd; offset 0 and length 0 mean the whole file.
+    let r = unsafe { libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
 
 pub struct EarlyFlush {
     tx: Option<Sender<()>>,
@@ -24,13 +43,8 @@ pub struct EarlyFlush {
 }
 
 impl EarlyFlush {
-    /// Run `flush` (a syncfs of the target file system) in the background every
-    /// [`FLUSH_EVERY`] bytes.
-    pub fn new(flush: impl FnMut() -> io::Result<()> + Send + 'static) -> io::Result<Self> {
-        Self::with_every(flush, FLUSH_EVERY)
-    }
-
-    fn with_every(
+    /// Run `flush` in the background every `every` bytes counted by [`EarlyFlush::wrote`].
+    pub fn new(
         mut flush: impl FnMut() -> io::Result<()> + Send + 'static,
         every: u64,
     ) -> io::Result<Self> {
@@ -88,7 +102,6 @@ impl Drop for EarlyFlush {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs::File;
     use std::os::unix::fs::FileExt;
 
     #[test]
@@ -96,7 +109,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = File::create(dir.path().join("t")).unwrap();
         let g = f.try_clone().unwrap();
-        let mut fl = EarlyFlush::with_every(move || g.sync_data(), 1 << 20).unwrap();
+        let mut fl = EarlyFlush::new(move || g.sync_data(), 1 << 20).unwrap();
         let chunk = vec![7u8; 1 << 20];
         for i in 0..3 {
             f.write_all_at(&chunk, i << 20).unwrap();
@@ -104,7 +117,7 @@ mod tests {
         }
         let n = fl.finish().unwrap();
         assert!((1..=3).contains(&n), "{n} flushes");
-        let mut failing = EarlyFlush::with_every(|| Err(io::Error::other("EIO")), 1).unwrap();
+        let mut failing = EarlyFlush::new(|| Err(io::Error::other("EIO")), 1).unwrap();
         failing.wrote(1);
         assert_eq!(failing.finish().unwrap_err().to_string(), "EIO");
     }
