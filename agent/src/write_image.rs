@@ -598,13 +598,20 @@ fn writeback_thread(f: File) -> io::Result<EarlyFlush> {
     let kick = move || {
         if !failed {
             if let Err(e) = flush::start_writeback(&f) {
-                tracing::debug!("early writeback is not possible here ({e}); the final sync does it");
+                tracing::debug!(
+                    "early writeback is not possible here ({e}); the final sync does it"
+                );
                 failed = true;
             }
         }
         Ok(())
     };
-    EarlyFlush::new(kick, flush::WRITEBACK_EVERY)
+    // A knob for the trade-off measured in docs/bench-dd.md.
+    let every = std::env::var("DEPLOYER_WRITEBACK_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(flush::WRITEBACK_EVERY, |m| m.max(1) << 20);
+    EarlyFlush::new(kick, every)
 }
 
 /// The image's first MiB must hold a partition table or a filesystem signature: an HTML error

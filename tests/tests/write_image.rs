@@ -736,3 +736,26 @@ fn root_that_cannot_grow_is_left_as_made() {
     assert_eq!(part_size(&d, 1), 32 * MIB);
     sgdisk_clean(&d);
 }
+
+#[test]
+fn the_page_cache_under_the_target_is_found_only_where_there_is_one() {
+    // Early writeback goes to the file whose page cache holds the writes: a buffered loop
+    // device's backing file (the very inode, not a namesake), an image file itself; a loop
+    // device doing direct I/O has none.
+    use std::os::unix::fs::MetadataExt;
+    require_root();
+    let ino = |f: &std::fs::File| f.metadata().unwrap().ino();
+    let d = LoopDisk::new(8 * MIB);
+    let backing = std::fs::metadata(&d.file).unwrap().ino();
+    let t = deployer::blockdev::open_target(&d.dev).unwrap();
+    assert_eq!(t.page_cache.as_ref().map(ino), Some(backing));
+    drop(t);
+    sh(&format!("losetup --direct-io=on {}", d.dev.display()));
+    let t = deployer::blockdev::open_target(&d.dev).unwrap();
+    assert!(t.page_cache.is_none(), "a direct-I/O loop device");
+    drop(t);
+    let dir = tempfile::tempdir_in(testkit::loopdev::scratch_root()).unwrap();
+    let img = dir.path().join("new.img");
+    let t = deployer::blockdev::open_target(&img).unwrap();
+    assert_eq!(t.page_cache.as_ref().map(ino), Some(ino(&t.file)));
+}
