@@ -46,7 +46,9 @@ pub fn loop_backing_path(name: &str) -> Option<PathBuf> {
 /// a regular file, the backing file of a loop device that does buffered I/O, else none. The
 /// backing file is opened read-only (enough to start its writeback) and only when it is the
 /// very file the loop device holds (same device and inode), so a path that names another
-/// file here (another mount namespace, a file renamed since) is never touched.
+/// file here (another mount namespace, a file renamed since) is never touched. Where the two
+/// device numbers differ for the same file (btrfs subvolumes report their own), there is no
+/// early writeback and the final sync does it all, as before.
 pub fn page_cache_file(target: &File) -> Option<File> {
     let meta = target.metadata().ok()?;
     if meta.is_file() {
