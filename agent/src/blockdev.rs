@@ -11,6 +11,7 @@
 mod backing;
 mod busy;
 
+pub(crate) use backing::LoopInfo64;
 pub use busy::check_not_busy;
 
 use anyhow::{bail, Context, Result};

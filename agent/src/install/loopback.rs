@@ -8,30 +8,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use crate::blockdev::LoopInfo64;
+
 const LOOP_SET_FD: libc::c_ulong = 0x4C00;
 const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
 const LOOP_SET_STATUS64: libc::c_ulong = 0x4C04;
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
 const LO_FLAGS_PARTSCAN: u32 = 8;
 const LO_FLAGS_AUTOCLEAR: u32 = 4;
-
-/// `struct loop_info64` (linux/loop.h).
-#[repr(C)]
-struct LoopInfo64 {
-    lo_device: u64,
-    lo_inode: u64,
-    lo_rdevice: u64,
-    lo_offset: u64,
-    lo_sizelimit: u64,
-    lo_number: u32,
-    lo_encrypt_type: u32,
-    lo_encrypt_key_size: u32,
-    lo_flags: u32,
-    lo_file_name: [u8; 64],
-    lo_crypt_name: [u8; 64],
-    lo_encrypt_key: [u8; 32],
-    lo_init: [u64; 2],
-}
 
 /// The disk an install writes: a block device as given, or a loop device over an image file.
 pub struct TargetDisk {
